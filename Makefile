@@ -1,0 +1,84 @@
+# Signet: `make run` serves the embedded default; `make test` checks everything.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export UV_PYTHON ?= python3.11
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+# Debian packages: what the service needs, and what the tests need on top.
+RUN_DEBS := softhsm2 opensc openssl
+TEST_DEBS := $(RUN_DEBS) postgresql postgresql-client xmlsec1 poppler-utils libnss3-tools
+
+.PHONY: help run test lint unit bench deps deps-test venv ddl check-ddl clean
+
+help:
+	@echo "make run    serve the embedded default on http://127.0.0.1:8080 (SQLite, SoftHSM, local CA)"
+	@echo "make test   install what tests need, start their servers, run lint and every test"
+	@echo "make bench  signing throughput and latency against the raw HSM"
+	@echo "make lint   ruff, mypy, import-linter, DDL freshness"
+
+# -- set-up -------------------------------------------------------------------------------
+define apt_install
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/tmp/signet-apt.log 2>&1 \
+	  || { tail -20 /tmp/signet-apt.log; exit 1; }; fi
+endef
+
+deps:
+	$(call apt_install,$(RUN_DEBS))
+
+deps-test:
+	$(call apt_install,$(TEST_DEBS))
+
+venv: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null || python3 -m pip install -q --root-user-action=ignore uv
+	uv sync --frozen -q
+	@touch $@
+
+# -- the service --------------------------------------------------------------------------
+run: deps venv
+	@VENV=$(VENV) scripts/embedded-init
+	@echo
+	@echo "Signet serves on http://127.0.0.1:8080  (health: /health, API docs: /docs)"
+	@echo "Demo users: alice / signet-alice, bob / signet-bob; OTP mail lands in var/mail/new/"
+	@echo "Try:  curl -s -u alice:signet-alice -X POST http://127.0.0.1:8080/csc/v2/auth/login"
+	@echo
+	SIGNET_CONFIG=$(CURDIR)/var/signet.toml $(VENV)/bin/signet serve
+
+# -- checks -------------------------------------------------------------------------------
+lint: venv
+	ruff check app tests
+	mypy
+	lint-imports
+	$(MAKE) --no-print-directory check-ddl
+
+DDL_ENGINES := postgresql oracle mssql sqlite
+ddl: venv
+	@for e in $(DDL_ENGINES); do $(PY) -m signet.store.ddl $$e > db/$$e/schema.sql; done
+
+check-ddl: venv
+	@for e in $(DDL_ENGINES); do $(PY) -m signet.store.ddl $$e | diff -q - db/$$e/schema.sql >/dev/null \
+	  || { echo "db/$$e/schema.sql is stale: run 'make ddl'"; exit 1; }; done; echo "db/*/schema.sql current"
+
+unit: venv
+	$(PY) -m pytest -q tests/unit
+
+test: deps-test venv
+	@$(MAKE) --no-print-directory lint
+	tests/services/postgres start
+	@set -o pipefail; SIGNET_TEST_PG_URL=$$(tests/services/postgres url) \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration $(wildcard tests/formats) $(wildcard tests/e2e); \
+	  rc=$$?; tests/services/postgres stop; exit $$rc
+	@if [ -f mk/ansible.mk ]; then $(MAKE) --no-print-directory test-ansible; fi
+
+bench: deps-test venv
+	$(PY) tests/bench/bench_sign.py
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache
+
+-include mk/*.mk

@@ -1,0 +1,264 @@
+"""`signet`: the administration command (init, db, users, credentials, audit, serve)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from signet.config import ConfigError, load_settings
+from signet.errors import SignetError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _actor() -> str:
+    return f"cli:{os.environ.get('SUDO_USER') or getpass.getuser()}"
+
+
+def _fail(message: str) -> None:
+    click.echo(f"signet: error: {message}", err=True)
+    sys.exit(1)
+
+
+def friendly(func: F) -> F:
+    """Turn every known failure into one line on stderr and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from signet.hsm import HsmError
+        from signet.pki import CAError
+        from signet.store import StoreError
+
+        try:
+            return func(*args, **kwargs)
+        except SignetError as exc:
+            _fail(exc.description)
+        except (ConfigError, HsmError, CAError, StoreError) as exc:
+            _fail(str(exc))
+        except Exception as exc:  # the promise: never a traceback for the operator
+            if os.environ.get("SIGNET_DEBUG"):
+                raise
+            _fail(f"unexpected {exc.__class__.__name__}: {exc} (set SIGNET_DEBUG=1 for details)")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _services() -> Any:
+    from signet.signing import Services
+
+    return Services(load_settings())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="signet")
+def main() -> None:
+    """Signet remote signing engine: administration.
+
+    Settings come from the TOML file in SIGNET_CONFIG (default /etc/signet/signet.toml) and
+    SIGNET_<SECTION>__<KEY> environment variables."""
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Also create the demo users alice and bob.")
+@friendly
+def init(demo: bool) -> None:
+    """Migrate the database and make the CA ready (idempotent)."""
+    from signet.signing.admin import initialise
+    from signet.signing.demo import ensure_demo_users
+
+    services = _services()
+    revision = initialise(services)
+    click.echo(f"database at revision {revision}; CA {services.ca.name!r} ready")
+    if demo:
+        for line in ensure_demo_users(services):
+            click.echo(f"created {line}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@friendly
+def db_upgrade(revision: str) -> None:
+    """Apply the migrations up to REVISION."""
+    from signet.store import upgrade
+
+    settings = load_settings()
+    click.echo(f"database at revision {upgrade(settings.database, revision)}")
+
+
+@main.group()
+def users() -> None:
+    """Signing users."""
+
+
+def _read_secret(prompt: str, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise SignetError(f"{prompt}: no terminal to ask on; use --password-stdin")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--name", "display_name", help="Full name, used in certificates.")
+@click.option("--email", help="Address that receives one-time passwords.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@friendly
+def users_add(username: str, display_name: str | None, email: str | None,
+              password_stdin: bool) -> None:
+    """Add a user (asks for the password)."""
+    from signet.signing.admin import add_user
+
+    password = _read_secret(f"password for {username}", password_stdin)
+    add_user(_services(), username, password=password, display_name=display_name, email=email,
+             actor=_actor())
+    click.echo(f"user {username} added")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def users_list(as_json: bool) -> None:
+    """List users."""
+    from signet.signing.admin import list_users
+
+    rows = list_users(_services())
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    click.echo(f"{'USER':<20} {'STATUS':<9} {'CREDS':>5}  NAME <EMAIL>")
+    for r in rows:
+        click.echo(f"{r.username:<20} {r.status:<9} {r.credentials:>5}  {r.display_name}"
+                   f"{' <' + r.email + '>' if r.email else ''}")
+
+
+@users.command("disable")
+@click.argument("username")
+@friendly
+def users_disable(username: str) -> None:
+    """Disable a user: she can no longer log in or sign."""
+    from signet.signing.admin import set_user_status
+
+    set_user_status(_services(), username, "disabled", actor=_actor())
+    click.echo(f"user {username} disabled")
+
+
+@users.command("enable")
+@click.argument("username")
+@friendly
+def users_enable(username: str) -> None:
+    """Enable a disabled user."""
+    from signet.signing.admin import set_user_status
+
+    set_user_status(_services(), username, "active", actor=_actor())
+    click.echo(f"user {username} enabled")
+
+
+@main.group()
+def credentials() -> None:
+    """Signing credentials (a key in the HSM and its certificate)."""
+
+
+@credentials.command("create")
+@click.argument("username")
+@click.option("--key", default="rsa-3072", show_default=True,
+              help="rsa-2048, rsa-3072, rsa-4096, ec-p256 or ec-p384.")
+@click.option("--activation", type=click.Choice(["otp", "pin"]), default="otp",
+              show_default=True, help="Second factor that activates the key.")
+@click.option("--pin-stdin", is_flag=True, help="Read the PIN from standard input.")
+@click.option("--description", help="Free text shown to the user.")
+@friendly
+def credentials_create(username: str, key: str, activation: str, pin_stdin: bool,
+                       description: str | None) -> None:
+    """Generate a key in the HSM for USERNAME and have the CA certify it."""
+    from signet.signing.admin import create_credential
+
+    pin = _read_secret(f"PIN for the new {key} credential", pin_stdin) \
+        if activation == "pin" else None
+    view = create_credential(_services(), username, key=key, activation=activation, pin=pin,
+                             description=description, actor=_actor())
+    click.echo(f"credential {view.credential_id} created for {username}: {view.key}, "
+               f"{view.subject}, valid until {view.not_after:%Y-%m-%d}")
+
+
+@credentials.command("list")
+@click.option("--user", "username", help="Only this user's credentials.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def credentials_list(username: str | None, as_json: bool) -> None:
+    """List credentials."""
+    from signet.signing.admin import list_credentials
+
+    rows = list_credentials(_services(), username)
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in rows], indent=2, default=str))
+        return
+    click.echo(f"{'CREDENTIAL':<38} {'USER':<12} {'KEY':<9} {'STATUS':<9} ACTIVATION")
+    for r in rows:
+        click.echo(f"{r.credential_id:<38} {r.username:<12} {r.key:<9} "
+                   f"{r.status + (' locked' if r.locked else ''):<9} {r.activation}")
+
+
+def _status_command(name: str, status: str, help_text: str) -> None:
+    @credentials.command(name, help=help_text)
+    @click.argument("credential_id")
+    @click.option("--reason", default="unspecified", show_default=True)
+    @friendly
+    def command(credential_id: str, reason: str) -> None:
+        from signet.signing.admin import set_credential_status
+
+        set_credential_status(_services(), credential_id, status, actor=_actor(), reason=reason)
+        click.echo(f"credential {credential_id}: {name} done")
+
+
+_status_command("revoke", "revoked", "Revoke a credential and its certificate (final).")
+_status_command("disable", "disabled", "Disable a credential (reversible).")
+_status_command("enable", "active", "Enable a disabled credential.")
+_status_command("unlock", "unlock", "Unlock a credential locked by failed OTP/PIN tries.")
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit trail."""
+
+
+@audit.command("verify")
+@friendly
+def audit_verify() -> None:
+    """Check the hash chain; name every edited, deleted or reordered record."""
+    from signet.signing.admin import verify_audit
+
+    checked, findings = verify_audit(_services())
+    if findings:
+        for finding in findings:
+            click.echo(f"TAMPERED {finding}")
+        _fail(f"audit trail broken: {len(findings)} problem(s) in {checked} records")
+    click.echo(f"audit trail intact: {checked} records")
+
+
+@main.command()
+@click.option("--listen", help="HOST:PORT (default: web.listen).")
+@click.option("--workers", type=int, help="Worker processes (default: web.workers).")
+@friendly
+def serve(listen: str | None, workers: int | None) -> None:
+    """Serve the API with gunicorn."""
+    from signet.web.server import run_gunicorn
+
+    settings = load_settings()
+    run_gunicorn(settings, listen=listen, workers=workers)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,189 @@
+"""Settings: one schema, read from a TOML file and SIGNET_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = "/etc/signet/signet.toml"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the setting."""
+
+
+class _Section(BaseModel):
+    # A misspelt key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/signet.db"
+    # Connection pool size per worker process (ignored for SQLite).
+    pool_size: int = Field(default=5, ge=1, le=100)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_engine(cls, url: str) -> str:
+        engines = ("sqlite", "postgresql", "oracle", "mssql")
+        if url.split(":", 1)[0].split("+", 1)[0] not in engines:
+            raise ValueError(f"unsupported database URL scheme; use one of {', '.join(engines)}")
+        return url
+
+
+class HsmSettings(_Section):
+    module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label: str = "signet"
+    # The user PIN comes from a file or an environment variable, never from the database.
+    pin_file: str | None = None
+    pin_env: str | None = None
+    # Environment to set before the PKCS#11 library loads (e.g. SOFTHSM2_CONF, CKNFAST_*).
+    library_env: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_pin_source(self) -> HsmSettings:
+        if bool(self.pin_file) == bool(self.pin_env):
+            raise ValueError("set exactly one of hsm.pin_file or hsm.pin_env")
+        return self
+
+    def read_pin(self) -> str:
+        if self.pin_file:
+            try:
+                pin = Path(self.pin_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"hsm.pin_file: cannot read {self.pin_file}: {exc.strerror}")
+        else:
+            assert self.pin_env
+            pin = os.environ.get(self.pin_env, "")
+        if not pin:
+            source = self.pin_file or "$" + str(self.pin_env)
+            raise ConfigError(f"hsm: the PIN source ({source}) is empty")
+        return pin
+
+
+class CaSettings(_Section):
+    # Name of an entry point in the group signet.ca_connectors.
+    connector: str = "local"
+    # Options passed to the connector (the local CA reads subject, validity and key label).
+    options: dict[str, Any] = Field(default_factory=dict)
+    # Add the ETSI QC statements (QcCompliance, QcSSCD) to end-entity certificates.
+    qc_statements: bool = False
+    end_entity_validity_days: int = Field(default=730, ge=1, le=3650)
+
+
+class SmtpSettings(_Section):
+    host: str = "localhost"
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password_file: str | None = None
+    sender: str = "signet@localhost"
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # CA bundle to verify the SMTP server; None means the system store.
+    ca_file: str | None = None
+
+
+class NotifySettings(_Section):
+    # "smtp" sends mail; "maildir" writes it into a Maildir (the embedded default).
+    email_backend: Literal["smtp", "maildir"] = "maildir"
+    maildir: str = "var/mail"
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+
+
+class SamSettings(_Section):
+    sad_lifetime_seconds: int = Field(default=300, ge=10, le=3600)
+    max_signatures_per_sad: int = Field(default=1000, ge=1)
+    otp_digits: int = Field(default=6, ge=6, le=8)
+    otp_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
+    otp_max_attempts: int = Field(default=5, ge=1, le=20)
+
+
+class WebSettings(_Section):
+    listen: str = "127.0.0.1:8080"
+    workers: int = Field(default=2, ge=1, le=64)
+    access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
+    # Public base URL, used in info and OpenAPI; None derives it from the request.
+    base_url: str | None = None
+    name: str = "Signet"
+    region: str = "EU"
+    lang: str = "en-US"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str) -> str:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
+        return listen
+
+
+class Settings(BaseSettings):
+    """Signet's settings. Environment: SIGNET_<SECTION>__<KEY>, e.g. SIGNET_DATABASE__URL."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SIGNET_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    hsm: HsmSettings = Field(default_factory=lambda: HsmSettings(pin_env="SIGNET_HSM_PIN"))
+    ca: CaSettings = Field(default_factory=CaSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    sam: SamSettings = Field(default_factory=SamSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+
+    _config_file: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def _config_path() -> Path | None:
+    explicit = os.environ.get("SIGNET_CONFIG")
+    if explicit:
+        return Path(explicit)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.exists() else None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings; raise ConfigError naming each bad setting."""
+    path = _config_path()
+    if path is not None and not path.exists():
+        raise ConfigError(f"SIGNET_CONFIG: file not found: {path}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration ({path or 'environment'}): {_describe(exc)}")
+    except (OSError, ValueError) as exc:  # TOML syntax errors
+        raise ConfigError(f"cannot read configuration {path}: {exc}")

@@ -1,0 +1,121 @@
+"""The audit trail: each record appended in the caller's transaction, hash-chained to the last.
+
+A record's hash covers its sequence number, time, fields and the previous record's hash; the
+single audit_head row names the newest record, so a deleted tail is found too."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from signet.store import AuditHead, AuditRecord
+
+GENESIS = "0" * 64
+
+
+def _canonical(details: dict[str, Any]) -> str:
+    return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+
+
+def record_hash(seq: int, at: str, event: str, actor: str, subject: str | None, outcome: str,
+                details: str, prev_hash: str) -> str:
+    material = json.dumps(
+        [seq, at, event, actor, subject, outcome, details, prev_hash],
+        separators=(",", ":"), ensure_ascii=False,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def append_event(
+    session: Session,
+    event: str,
+    *,
+    actor: str,
+    subject: str | None = None,
+    outcome: str = "success",
+    **details: Any,
+) -> AuditRecord:
+    """Append one record in `session`'s transaction. The head row is locked until commit, so
+    concurrent appenders on any number of nodes queue rather than fork the chain."""
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditHead(id=1, last_seq=0, last_hash=GENESIS)
+        session.add(head)
+    seq = head.last_seq + 1
+    at = datetime.now(UTC).isoformat(timespec="microseconds")
+    body = _canonical(details)
+    digest = record_hash(seq, at, event, actor, subject, outcome, body, head.last_hash)
+    record = AuditRecord(seq=seq, at=at, event=event, actor=actor, subject=subject,
+                         outcome=outcome, details=body, prev_hash=head.last_hash,
+                         record_hash=digest)
+    session.add(record)
+    head.last_seq = seq
+    head.last_hash = digest
+    session.flush()
+    return record
+
+
+@dataclass(frozen=True)
+class AuditFinding:
+    seq: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"record {self.seq}: {self.problem}"
+
+
+def verify_chain(session: Session, batch: int = 5000) -> tuple[int, list[AuditFinding]]:
+    """Walk the chain in order; return (records checked, findings). No finding means intact."""
+    findings: list[AuditFinding] = []
+    expected_prev = GENESIS
+    expected_seq = 1
+    checked = 0
+    last_seq = 0
+    while True:
+        rows = session.execute(
+            select(AuditRecord).where(AuditRecord.seq > last_seq)
+            .order_by(AuditRecord.seq).limit(batch)
+        ).scalars().all()
+        if not rows:
+            break
+        for rec in rows:
+            checked += 1
+            if rec.seq != expected_seq:
+                missing = (f"{expected_seq}" if rec.seq == expected_seq + 1
+                           else f"{expected_seq}..{rec.seq - 1}")
+                findings.append(AuditFinding(rec.seq, f"record(s) {missing} deleted before it"))
+            recomputed = record_hash(rec.seq, rec.at, rec.event, rec.actor, rec.subject,
+                                     rec.outcome, rec.details, rec.prev_hash)
+            if recomputed != rec.record_hash:
+                findings.append(AuditFinding(rec.seq, f"content edited ({rec.event}): its hash "
+                                                      "does not match its fields"))
+            elif rec.prev_hash != expected_prev and rec.seq == expected_seq:
+                findings.append(AuditFinding(rec.seq, "not linked to the record before it "
+                                                      "(reordered, replaced or re-chained)"))
+            expected_prev = rec.record_hash
+            expected_seq = rec.seq + 1
+            last_seq = rec.seq
+        session.expunge_all()
+    head = session.get(AuditHead, 1)
+    if head is not None:
+        if head.last_seq != last_seq:
+            if head.last_seq > last_seq:
+                findings.append(AuditFinding(
+                    last_seq + 1, f"record(s) {last_seq + 1}..{head.last_seq} deleted at the end"))
+            else:
+                findings.append(AuditFinding(last_seq, "records appended outside Signet "
+                                                       f"(head says {head.last_seq})"))
+        elif head.last_hash != expected_prev:
+            findings.append(AuditFinding(last_seq, "newest record does not match the chain head"))
+    elif checked:
+        findings.append(AuditFinding(0, "chain head missing"))
+    return checked, findings

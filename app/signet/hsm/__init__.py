@@ -1,0 +1,291 @@
+"""The HSM over PKCS#11: key generation inside the token and raw signing of hashes.
+
+One logged-in session per process, opened lazily after a fork, and every call serialised by a
+lock: SoftHSM (and python-pkcs11's C_Initialize(NULL)) is not safe for concurrent threads."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pkcs11
+from asn1crypto import algos, core
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, exceptions
+from pkcs11.util.ec import encode_named_curve_parameters
+
+from signet.config import HsmSettings
+from signet.errors import BackendError
+
+T = TypeVar("T")
+
+HASHES: dict[str, tuple[int, str, Any, Any]] = {
+    # name: (digest length, asn1crypto digest name, PKCS#11 hash mechanism, MGF)
+    "sha256": (32, "sha256", Mechanism.SHA256, pkcs11.MGF.SHA256),
+    "sha384": (48, "sha384", Mechanism.SHA384, pkcs11.MGF.SHA384),
+    "sha512": (64, "sha512", Mechanism.SHA512, pkcs11.MGF.SHA512),
+}
+
+CURVES = {"P-256": ("secp256r1", 256), "P-384": ("secp384r1", 384)}
+RSA_SIZES = (2048, 3072, 4096)
+
+# Errors after which the session (or the whole library) is worth reopening.
+_RECONNECT = (
+    exceptions.SessionClosed,
+    exceptions.SessionHandleInvalid,
+    exceptions.DeviceRemoved,
+    exceptions.DeviceError,
+    exceptions.TokenNotPresent,
+    exceptions.TokenNotRecognised,
+    exceptions.UserNotLoggedIn,
+    exceptions.CryptokiNotInitialised if hasattr(exceptions, "CryptokiNotInitialised") else
+    exceptions.DeviceError,
+)
+
+
+class HsmError(BackendError):
+    """The HSM refused or failed; the message says what to check."""
+
+
+class KeyNotFound(HsmError):
+    pass
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    key_type: str  # rsa | ec
+    size: int
+    curve: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> KeySpec:
+        """'rsa-3072', 'ec-p256', 'ec-p384' → KeySpec."""
+        kind, _, param = text.lower().partition("-")
+        if kind == "rsa" and param.isdigit() and int(param) in RSA_SIZES:
+            return cls("rsa", int(param))
+        if kind == "ec" and param in ("p256", "p384"):
+            curve = "P-" + param[1:]
+            return cls("ec", CURVES[curve][1], curve)
+        raise ValueError(
+            f"unknown key type {text!r}; use rsa-2048, rsa-3072, rsa-4096, ec-p256 or ec-p384"
+        )
+
+    def __str__(self) -> str:
+        return f"rsa-{self.size}" if self.key_type == "rsa" else f"ec-p{self.size}"
+
+
+def digest_info(digest: bytes, hash_name: str) -> bytes:
+    """The DER DigestInfo that CKM_RSA_PKCS expects the caller to prepend (PKCS#1 v1.5)."""
+    length, asn1_name, _, _ = HASHES[hash_name]
+    if len(digest) != length:
+        raise HsmError(f"a {hash_name} digest has {length} bytes, got {len(digest)}")
+    return algos.DigestInfo(
+        {"digest_algorithm": {"algorithm": asn1_name, "parameters": core.Null()}, "digest": digest}
+    ).dump()
+
+
+def ecdsa_raw_to_der(raw: bytes) -> bytes:
+    half = len(raw) // 2
+    return algos.DSASignature(
+        {"r": int.from_bytes(raw[:half], "big"), "s": int.from_bytes(raw[half:], "big")}
+    ).dump()
+
+
+class Hsm:
+    """A token in a PKCS#11 module. Thread-safe and fork-safe within a process."""
+
+    def __init__(self, settings: HsmSettings) -> None:
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._pid: int | None = None
+        self._session: Any = None
+        self._keys: dict[str, Any] = {}
+
+    # -- connection -------------------------------------------------------------------------
+    def _open(self) -> Any:
+        for name, value in self.settings.library_env.items():
+            os.environ[name] = value
+        try:
+            lib = pkcs11.lib(self.settings.module)
+        except (RuntimeError, OSError) as exc:
+            raise HsmError(f"cannot load PKCS#11 module {self.settings.module}: {exc}")
+        try:
+            token = lib.get_token(token_label=self.settings.token_label)
+        except (exceptions.NoSuchToken, exceptions.PKCS11Error) as exc:
+            raise HsmError(
+                f"token {self.settings.token_label!r} not found in {self.settings.module} "
+                f"({exc.__class__.__name__}); is it initialised?"
+            )
+        pin = self.settings.read_pin()
+        try:
+            return token.open(rw=True, user_pin=pin)
+        except exceptions.UserAlreadyLoggedIn:
+            return token.open(rw=True)
+        except exceptions.PinIncorrect:
+            raise HsmError(f"token {self.settings.token_label!r} refused the user PIN")
+
+    def _current_session(self) -> Any:
+        pid = os.getpid()
+        if self._session is None or self._pid != pid:
+            self._session = None
+            self._keys.clear()
+            self._session = self._open()
+            self._pid = pid
+        return self._session
+
+    def _reset(self) -> None:
+        try:
+            if self._session is not None:
+                self._session.close()
+        except Exception:  # noqa: S110 - the session is already broken; drop it
+            pass
+        self._session = None
+        self._keys.clear()
+
+    def _call(self, operation: Callable[[Any], T]) -> T:
+        """Run operation(session) under the lock; reconnect once on a session/device error."""
+        with self._lock:
+            try:
+                return operation(self._current_session())
+            except _RECONNECT:
+                self._reset()
+                try:
+                    return operation(self._current_session())
+                except _RECONNECT as exc:
+                    self._reset()
+                    raise HsmError(f"HSM unavailable after reconnect: {exc.__class__.__name__}")
+            except exceptions.PKCS11Error as exc:
+                raise HsmError(f"HSM error: {exc.__class__.__name__} {exc}".strip())
+
+    def check(self) -> dict[str, Any]:
+        """Health probe: the token answers and we are logged in."""
+
+        def probe(session: Any) -> dict[str, Any]:
+            token = session.token
+            return {"token": token.label, "manufacturer": token.manufacturer_id.strip()}
+
+        return self._call(probe)
+
+    # -- keys -------------------------------------------------------------------------------
+    def generate_key(self, label: str, spec: KeySpec) -> None:
+        """Generate a sensitive, non-extractable signing key pair inside the token."""
+        private = {
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: True,
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.SIGN: True,
+            Attribute.DECRYPT: False,
+            Attribute.UNWRAP: False,
+            Attribute.DERIVE: False,
+        }
+        public = {Attribute.TOKEN: True, Attribute.VERIFY: True, Attribute.ENCRYPT: False,
+                  Attribute.WRAP: False}
+
+        def generate(session: Any) -> None:
+            if spec.key_type == "rsa":
+                session.generate_keypair(
+                    KeyType.RSA, spec.size, label=label, id=label.encode(), store=True,
+                    public_template=public, private_template=private,
+                )
+            else:
+                assert spec.curve
+                params = session.create_domain_parameters(
+                    KeyType.EC,
+                    {Attribute.EC_PARAMS: encode_named_curve_parameters(CURVES[spec.curve][0])},
+                    local=True,
+                )
+                params.generate_keypair(
+                    label=label, id=label.encode(), store=True,
+                    public_template=public, private_template=private,
+                )
+
+        self._call(generate)
+
+    def _private_key(self, session: Any, label: str) -> Any:
+        key = self._keys.get(label)
+        if key is None:
+            try:
+                key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+            except exceptions.NoSuchKey:
+                raise KeyNotFound(f"no private key labelled {label!r} in the token")
+            except exceptions.MultipleObjectsReturned:
+                raise HsmError(f"several private keys labelled {label!r}; fix the token")
+            self._keys[label] = key
+        return key
+
+    def public_key(self, label: str) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+        def read(session: Any) -> Any:
+            try:
+                key = session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+            except exceptions.NoSuchKey:
+                raise KeyNotFound(f"no public key labelled {label!r} in the token")
+            if key.key_type == KeyType.RSA:
+                return rsa.RSAPublicNumbers(
+                    int.from_bytes(key[Attribute.PUBLIC_EXPONENT], "big"),
+                    int.from_bytes(key[Attribute.MODULUS], "big"),
+                ).public_key()
+            from pkcs11.util.ec import encode_ec_public_key
+
+            return serialization.load_der_public_key(encode_ec_public_key(key))
+
+        return self._call(read)
+
+    def key_exists(self, label: str) -> bool:
+        def find(session: Any) -> bool:
+            return any(True for _ in session.get_objects(
+                {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label}))
+
+        return self._call(find)
+
+    def destroy_key(self, label: str) -> None:
+        def destroy(session: Any) -> None:
+            for obj in list(session.get_objects({Attribute.LABEL: label})):
+                obj.destroy()
+            self._keys.pop(label, None)
+
+        self._call(destroy)
+
+    def read_private_attribute(self, label: str, attribute: Any) -> Any:
+        """Read an attribute of a private key (the token refuses sensitive ones)."""
+        return self._call(lambda session: self._private_key(session, label)[attribute])
+
+    # -- signing ----------------------------------------------------------------------------
+    def sign_digest(
+        self,
+        label: str,
+        digest: bytes,
+        hash_name: str,
+        scheme: str,
+        salt_length: int | None = None,
+    ) -> bytes:
+        """Sign an already computed digest. scheme: pkcs1v15 | pss | ecdsa.
+
+        ECDSA comes back DER-encoded; PSS uses MGF1 with the same hash and, by default,
+        a salt as long as the hash."""
+        if hash_name not in HASHES:
+            raise HsmError(f"unsupported hash {hash_name!r}; use sha256, sha384 or sha512")
+        length, _, hash_mech, mgf = HASHES[hash_name]
+        if len(digest) != length:
+            raise HsmError(f"a {hash_name} digest has {length} bytes, got {len(digest)}")
+
+        if scheme == "pkcs1v15":
+            data, mechanism, param = digest_info(digest, hash_name), Mechanism.RSA_PKCS, None
+        elif scheme == "pss":
+            salt = length if salt_length is None else salt_length
+            data, mechanism, param = digest, Mechanism.RSA_PKCS_PSS, (hash_mech, mgf, salt)
+        elif scheme == "ecdsa":
+            data, mechanism, param = digest, Mechanism.ECDSA, None
+        else:
+            raise HsmError(f"unknown signature scheme {scheme!r}")
+
+        def sign(session: Any) -> bytes:
+            key = self._private_key(session, label)
+            return bytes(key.sign(data, mechanism=mechanism, mechanism_param=param))
+
+        signature = self._call(sign)
+        return ecdsa_raw_to_der(signature) if scheme == "ecdsa" else signature

@@ -1,0 +1,242 @@
+"""Administration use cases: initialisation, users, credentials, the audit check."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from asn1crypto import x509 as asn1_x509
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from signet.auth.passwords import check_password_policy, hash_secret
+from signet.errors import Conflict, InvalidRequest, NotFound
+from signet.events import AuditFinding, append_event, verify_chain
+from signet.hsm import KeySpec
+from signet.pki import CAError, certificate_row, enrol_key
+from signet.signing.context import Services
+from signet.store import Authenticator, Credential, User, upgrade
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,127}$")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class UserView:
+    username: str
+    display_name: str
+    email: str | None
+    status: str
+    credentials: int
+
+
+@dataclass(frozen=True)
+class CredentialView:
+    credential_id: str
+    username: str
+    key: str
+    status: str
+    activation: str
+    locked: bool
+    subject: str
+    not_after: datetime | None
+
+
+def initialise(services: Services) -> str:
+    """Migrate the database and make the CA ready; idempotent. Returns the schema revision."""
+    revision = upgrade(services.settings.database)
+    services.ca.ensure_ready()
+    return revision
+
+
+def add_user(services: Services, username: str, *, password: str, display_name: str | None,
+             email: str | None, actor: str) -> UserView:
+    if not USERNAME.match(username):
+        raise InvalidRequest(f"invalid user name {username!r}: use lower-case letters, digits "
+                             "and . _ @ -, starting with a letter or digit")
+    try:
+        check_password_policy(password)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc))
+    if email is not None and not re.match(r"^[^@\s]+@[^@\s]+$", email):
+        raise InvalidRequest(f"invalid email address {email!r}")
+    stamp = now()
+    try:
+        with services.database.transaction() as session:
+            if session.execute(select(User.id).where(User.username == username)).first():
+                raise Conflict(f"user {username!r} already exists")
+            user = User(username=username, display_name=display_name or username, email=email,
+                        status="active", created_at=stamp, updated_at=stamp)
+            session.add(user)
+            session.flush()
+            session.add(Authenticator(user_id=user.id, kind="password",
+                                      secret=hash_secret(password), status="active",
+                                      failed_attempts=0, created_at=stamp))
+            if email:
+                session.add(Authenticator(user_id=user.id, kind="email_otp", address=email,
+                                          status="active", failed_attempts=0,
+                                          created_at=stamp))
+            append_event(session, "user.created", actor=actor, subject=username,
+                         email=email, display_name=user.display_name)
+    except IntegrityError:
+        raise Conflict(f"user {username!r} already exists")
+    return UserView(username, display_name or username, email, "active", 0)
+
+
+def list_users(services: Services) -> list[UserView]:
+    with services.database.transaction() as session:
+        counts = dict(session.execute(
+            select(Credential.user_id, func.count()).group_by(Credential.user_id)).all())
+        users = session.execute(select(User).order_by(User.username)).scalars().all()
+        return [UserView(u.username, u.display_name, u.email, u.status, counts.get(u.id, 0))
+                for u in users]
+
+
+def set_user_status(services: Services, username: str, status: str, *, actor: str) -> None:
+    if status not in ("active", "disabled"):
+        raise InvalidRequest(f"unknown user status {status!r}")
+    with services.database.transaction() as session:
+        user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        if user is None:
+            raise NotFound(f"no user named {username!r}")
+        if user.status == status:
+            return
+        user.status = status
+        user.updated_at = now()
+        append_event(session, f"user.{'disabled' if status == 'disabled' else 'enabled'}",
+                     actor=actor, subject=username)
+
+
+def create_credential(
+    services: Services,
+    username: str,
+    *,
+    key: str,
+    actor: str,
+    activation: str = "otp",
+    pin: str | None = None,
+    description: str | None = None,
+    credential_id: str | None = None,
+) -> CredentialView:
+    """Enrol a new credential: key generated in the HSM, certified by the CA connector."""
+    try:
+        spec = KeySpec.parse(key)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc))
+    if activation not in ("otp", "pin"):
+        raise InvalidRequest(f"unknown activation {activation!r}; use otp or pin")
+    if activation == "pin" and (not pin or not pin.isdigit() or not 4 <= len(pin) <= 16):
+        raise InvalidRequest("a PIN credential needs a PIN of 4 to 16 digits")
+    with services.database.transaction() as session:
+        user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        if user is None:
+            raise NotFound(f"no user named {username!r}")
+        if user.status != "active":
+            raise Conflict(f"user {username!r} is {user.status}")
+        if activation == "otp" and not user.email:
+            raise InvalidRequest(f"user {username!r} has no email address for OTP; "
+                                 "add one or use --activation pin")
+        common_name, email = user.display_name, user.email
+    credential_id = credential_id or str(uuid.uuid4())
+    if not re.match(r"^[A-Za-z0-9._-]{1,64}$", credential_id):
+        raise InvalidRequest(f"invalid credential id {credential_id!r}")
+    try:
+        chain = enrol_key(services.hsm, services.ca, key_label=credential_id, spec=spec,
+                          common_name=common_name, email=email,
+                          validity_days=services.settings.ca.end_entity_validity_days,
+                          qc_statements=services.settings.ca.qc_statements)
+    except CAError as exc:
+        raise InvalidRequest(f"enrolment failed: {exc}", status=502,
+                             error="temporarily_unavailable")
+    stamp = now()
+    try:
+        with services.database.transaction() as session:
+            user = session.execute(select(User).where(User.username == username)).scalar_one()
+            credential = Credential(
+                id=credential_id, user_id=user.id, description=description,
+                key_label=credential_id, key_type=spec.key_type, key_size=spec.size,
+                curve=spec.curve, status="active", activation=activation,
+                pin_hash=hash_secret(pin) if pin else None, scal="2", multisign=100,
+                locked=False, failed_attempts=0, created_at=stamp, updated_at=stamp,
+            )
+            session.add(credential)
+            for position, cert in enumerate(chain):
+                session.add(certificate_row(
+                    cert, role="end-entity" if position == 0 else "chain",
+                    ca_name=services.ca.name, position=position, credential_id=credential_id))
+            append_event(session, "key.generated", actor=actor, subject=credential_id,
+                         key=str(spec), user=username)
+            append_event(session, "credential.enrolled", actor=actor, subject=credential_id,
+                         user=username, serial=format(chain[0].serial_number, "x"),
+                         ca=services.ca.name, activation=activation)
+    except Exception:
+        services.hsm.destroy_key(credential_id)
+        raise
+    return _credential_view(credential, username, chain[0])
+
+
+def _credential_view(c: Credential, username: str, cert: asn1_x509.Certificate | None
+                     ) -> CredentialView:
+    return CredentialView(
+        credential_id=c.id, username=username,
+        key=f"rsa-{c.key_size}" if c.key_type == "rsa" else f"ec-p{c.key_size}",
+        status=c.status, activation=c.activation, locked=c.locked,
+        subject=cert.subject.human_friendly if cert else "",
+        not_after=cert.not_valid_after if cert else None,
+    )
+
+
+def list_credentials(services: Services, username: str | None = None) -> list[CredentialView]:
+    with services.database.transaction() as session:
+        query = select(Credential, User.username).join(User).order_by(User.username,
+                                                                      Credential.created_at)
+        if username:
+            if not session.execute(select(User.id).where(User.username == username)).first():
+                raise NotFound(f"no user named {username!r}")
+            query = query.where(User.username == username)
+        views = []
+        for credential, name in session.execute(query).all():
+            ee = next((c for c in credential.certificates if c.position == 0), None)
+            cert = asn1_x509.Certificate.load(ee.der) if ee else None
+            views.append(_credential_view(credential, name, cert))
+        return views
+
+
+def set_credential_status(services: Services, credential_id: str, status: str, *, actor: str,
+                          reason: str = "unspecified") -> None:
+    """disable, enable, revoke (final: the certificate is revoked too) or unlock."""
+    with services.database.transaction() as session:
+        credential = session.get(Credential, credential_id)
+        if credential is None:
+            raise NotFound(f"no credential {credential_id!r}")
+        if credential.status == "revoked" and status != "revoked":
+            raise Conflict(f"credential {credential_id!r} is revoked; it cannot change again")
+        if status == "unlock":
+            if not credential.locked:
+                return
+            credential.locked = False
+            credential.failed_attempts = 0
+            event = "credential.unlocked"
+        elif status in ("active", "disabled", "revoked"):
+            if credential.status == status:
+                return
+            credential.status = status
+            event = {"active": "credential.enabled", "disabled": "credential.disabled",
+                     "revoked": "credential.revoked"}[status]
+        else:
+            raise InvalidRequest(f"unknown credential status {status!r}")
+        credential.updated_at = now()
+        serial = next((c.serial for c in credential.certificates if c.position == 0), None)
+        append_event(session, event, actor=actor, subject=credential_id, reason=reason)
+    if status == "revoked" and serial is not None:
+        services.ca.revoke(int(serial, 16), reason)
+
+
+def verify_audit(services: Services) -> tuple[int, list[AuditFinding]]:
+    with services.database.transaction() as session:
+        return verify_chain(session)

@@ -1,0 +1,30 @@
+"""The services one process shares: settings, database, HSM and CA connector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from signet.config import Settings, load_settings
+from signet.hsm import Hsm
+from signet.pki import CAConnector, load_connector
+from signet.store import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database = field(init=False)
+    hsm: Hsm = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.database = Database(self.settings.database)
+        self.hsm = Hsm(self.settings.hsm)
+
+    @cached_property
+    def ca(self) -> CAConnector:
+        return load_connector(self.settings, self.hsm, self.database)
+
+    @classmethod
+    def from_environment(cls) -> Services:
+        return cls(load_settings())

@@ -1,0 +1,24 @@
+"""Health of the node's dependencies: database and HSM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from signet.hsm import HsmError
+from signet.signing.context import Services
+from signet.store import StoreError
+
+
+def check_health(services: Services) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    try:
+        services.database.ping()
+        checks["database"] = {"status": "ok", "engine": services.database.engine.dialect.name}
+    except StoreError as exc:
+        checks["database"] = {"status": "down", "reason": str(exc)}
+    try:
+        checks["hsm"] = {"status": "ok", **services.hsm.check()}
+    except HsmError as exc:
+        checks["hsm"] = {"status": "down", "reason": str(exc)}
+    down = [name for name, check in checks.items() if check["status"] != "ok"]
+    return {"status": "down" if down else "ok", "down": down, "checks": checks}

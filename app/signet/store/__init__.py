@@ -1,0 +1,31 @@
+"""Persistent state: models, sessions, migrations; the only code that writes SQL."""
+
+from signet.store.db import Database, StoreError, upgrade
+from signet.store.models import (
+    AccessToken,
+    AuditHead,
+    AuditRecord,
+    Authenticator,
+    Base,
+    Certificate,
+    Credential,
+    OtpChallenge,
+    SignatureActivation,
+    User,
+)
+
+__all__ = [
+    "AccessToken",
+    "AuditHead",
+    "AuditRecord",
+    "Authenticator",
+    "Base",
+    "Certificate",
+    "Credential",
+    "Database",
+    "OtpChallenge",
+    "SignatureActivation",
+    "StoreError",
+    "User",
+    "upgrade",
+]

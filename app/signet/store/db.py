@@ -1,0 +1,133 @@
+"""Engines, sessions and migrations for every supported database."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from signet.config import DatabaseSettings
+from signet.errors import BackendError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class StoreError(BackendError):
+    """The database cannot be reached or used; the message says which and why."""
+
+
+def _sqlite_path(url: str) -> str | None:
+    prefix = "sqlite:///"
+    return url[len(prefix) :] if url.startswith(prefix) else None
+
+
+def make_engine(settings: DatabaseSettings) -> Engine:
+    url = settings.url
+    kwargs: dict[str, Any] = {"echo": settings.echo, "future": True}
+    sqlite_path = _sqlite_path(url)
+    if url.startswith("sqlite"):
+        if sqlite_path and sqlite_path != ":memory:":
+            Path(sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    else:
+        kwargs.update(pool_size=settings.pool_size, pool_pre_ping=True, max_overflow=10)
+        if url.startswith("postgresql:"):
+            url = "postgresql+psycopg:" + url[len("postgresql:") :]
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _serialise_sqlite_writers(engine)
+    return engine
+
+
+def _serialise_sqlite_writers(engine: Engine) -> None:
+    """SQLite: WAL so readers never block, and BEGIN IMMEDIATE so two workers' transactions
+    queue for the write lock instead of deadlocking on an upgrade from read to write."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """One per process: an engine and a session factory."""
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._pid = os.getpid()
+
+    def _after_fork(self) -> None:
+        # Connections must not cross a fork (gunicorn preloads, then forks workers).
+        if os.getpid() != self._pid:
+            self.engine.dispose(close=False)
+            self._pid = os.getpid()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits on success and rolls back on any exception."""
+        self._after_fork()
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+
+    def ping(self) -> None:
+        self._after_fork()
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1" if self.engine.dialect.name != "oracle" else
+                                  "SELECT 1 FROM DUAL"))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database unreachable: {exc.__class__.__name__}: "
+                             f"{str(exc).splitlines()[0]}")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(settings: DatabaseSettings, revision: str = "head") -> str:
+    """Migrate the database to `revision`; return the revision reached."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    db = Database(settings)
+    try:
+        with db.engine.begin() as conn:
+            cfg = alembic_config(settings.url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+        with db.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"migration failed: {str(exc).splitlines()[0]}")
+    finally:
+        db.dispose()
+    return current or "base"

@@ -1,0 +1,205 @@
+"""SQLAlchemy models: the whole persistent state of a Signet node (nodes hold none of their own)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations read the same on every engine.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# Timestamps are stored as UTC-aware values; SQLite keeps them as text.
+UtcDateTime = DateTime(timezone=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    email: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    authenticators: Mapped[list[Authenticator]] = relationship(back_populates="user")
+    credentials: Mapped[list[Credential]] = relationship(back_populates="user")
+
+
+class Authenticator(Base):
+    """A way for a user to prove who she is: password, email OTP, ..."""
+
+    __tablename__ = "authenticators"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # password | email_otp | ...
+    # Verifier (argon2id hash) or public parameters; never a clear secret.
+    secret: Mapped[str | None] = mapped_column(Text)
+    # Where the challenge goes (an email address, a phone number), if any.
+    address: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    user: Mapped[User] = relationship(back_populates="authenticators")
+
+
+class Credential(Base):
+    """A signing key in the HSM with its certificate, owned by one user."""
+
+    __tablename__ = "credentials"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    description: Mapped[str | None] = mapped_column(String(256))
+    key_label: Mapped[str] = mapped_column(String(128), unique=True)
+    key_type: Mapped[str] = mapped_column(String(8))  # rsa | ec
+    key_size: Mapped[int] = mapped_column(Integer)
+    curve: Mapped[str | None] = mapped_column(String(32))
+    # active | disabled | revoked
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    # Second factor that activates the key: otp (email) | pin
+    activation: Mapped[str] = mapped_column(String(16), default="otp")
+    pin_hash: Mapped[str | None] = mapped_column(Text)
+    scal: Mapped[str] = mapped_column(String(4), default="2")
+    multisign: Mapped[int] = mapped_column(Integer, default=100)
+    # Locked after too many failed second-factor tries, until an administrator unlocks it.
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    user: Mapped[User] = relationship(back_populates="credentials")
+    certificates: Mapped[list[Certificate]] = relationship(
+        back_populates="credential", order_by="Certificate.position"
+    )
+
+
+class Certificate(Base):
+    """A certificate: position 0 is the credential's own, then its chain up to the root.
+
+    Rows without a credential hold CA certificates (role "ca")."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    credential_id: Mapped[str | None] = mapped_column(ForeignKey("credentials.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # end-entity | chain | ca
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    serial: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(512))
+    issuer: Mapped[str] = mapped_column(String(512))
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime)
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    # Connector that issued it and its own name for the CA.
+    ca_name: Mapped[str | None] = mapped_column(String(128))
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    credential: Mapped[Credential | None] = relationship(back_populates="certificates")
+
+
+class AccessToken(Base):
+    """A bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "access_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    scope: Mapped[str] = mapped_column(String(64), default="service")
+    # How the user authenticated: methods and the assurance reached.
+    auth_methods: Mapped[str] = mapped_column(String(128), default="pwd")
+    loa: Mapped[str] = mapped_column(String(16), default="low")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SignatureActivation(Base):
+    """Signature Activation Data: stored only as a hash, bound to what it may sign."""
+
+    __tablename__ = "sads"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    sad_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), index=True)
+    hash_algorithm: Mapped[str | None] = mapped_column(String(64))
+    # Newline-separated base64 hashes the SAD is bound to; empty means "any, up to the count"
+    # (never issued at SCAL2).
+    hashes: Mapped[str] = mapped_column(Text, default="")
+    num_signatures: Mapped[int] = mapped_column(Integer)
+    remaining: Mapped[int] = mapped_column(Integer)
+    scal: Mapped[str] = mapped_column(String(4), default="2")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OtpChallenge(Base):
+    """A one-time password sent to a user for one credential; the code is stored hashed."""
+
+    __tablename__ = "otp_challenges"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditRecord(Base):
+    """One security event; each record's hash covers the hash of the one before."""
+
+    __tablename__ = "audit_records"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))  # ISO 8601 UTC, as hashed
+    event: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str | None] = mapped_column(String(256))
+    outcome: Mapped[str] = mapped_column(String(16))  # success | failure
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON, as hashed
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_records_event", "event"),)
+
+
+class AuditHead(Base):
+    """The single row naming the newest audit record; appends lock it to keep the chain linear."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    last_hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,41 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from signet.config import Settings, load_settings
+from signet.signing import Services
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    app = Flask("signet.web")
+    app.config["JSON_SORT_KEYS"] = False
+    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024 * 1024
+    services = services or Services(settings or load_settings())
+    app.extensions["signet"] = services
+
+    from signet.web import errors, health, openapi
+
+    errors.init_app(app)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(openapi.blueprint)
+    _register_optional(app)
+    return app
+
+
+def _register_optional(app: Flask) -> None:
+    """Blueprints of later issues register themselves here when present."""
+    import importlib
+
+    try:
+        csc = importlib.import_module("signet.web.csc")
+    except ModuleNotFoundError:
+        return
+    csc.init_app(app)
+
+
+def services_of(app: Any) -> Services:
+    return app.extensions["signet"]  # type: ignore[no-any-return]

@@ -1,0 +1,53 @@
+"""One error handler: every exception becomes CSC error JSON; never an HTML page or a trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from signet.errors import BackendError, SignetError
+
+log = logging.getLogger("signet.web")
+
+_HTTP_ERRORS = {
+    400: "invalid_request",
+    401: "invalid_token",
+    403: "access_denied",
+    404: "invalid_request",
+    405: "invalid_request",
+    413: "invalid_request",
+    415: "invalid_request",
+    429: "temporarily_unavailable",
+    503: "temporarily_unavailable",
+}
+
+
+def error_response(status: int, error: str, description: str) -> Response:
+    response = jsonify({"error": error, "error_description": description})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = f'Bearer error="{error}"'
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(SignetError)
+    def _signet(exc: SignetError) -> Response:
+        return error_response(exc.status, exc.error, exc.description)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        return error_response(status, _HTTP_ERRORS.get(status, "server_error"),
+                              exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        if isinstance(exc, BackendError):
+            log.error("backend unavailable: %s", exc)
+            return error_response(503, "temporarily_unavailable", str(exc))
+        log.exception("unexpected error")
+        return error_response(500, "server_error",
+                              "internal error; the event was logged on the server")

@@ -1,0 +1,42 @@
+"""Running the app under gunicorn, configured from Signet's settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from signet.config import Settings
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        # Called in each worker after the fork: the PKCS#11 library opens there, lazily.
+        from signet.web.app import create_app
+
+        return create_app(self.settings)
+
+
+def run_gunicorn(settings: Settings, *, listen: str | None = None,
+                 workers: int | None = None) -> None:
+    options = {
+        "bind": listen or settings.web.listen,
+        "workers": workers or settings.web.workers,
+        "worker_class": "sync",
+        "timeout": 120,
+        "graceful_timeout": 20,
+        "accesslog": "-",
+        "errorlog": "-",
+        "preload_app": False,
+        "proc_name": "signet",
+    }
+    _Gunicorn(settings, options).run()

@@ -1,0 +1,153 @@
+-- Signet schema for sqlite, generated from the Alembic migrations by
+-- `make ddl` (python -m signet.store.ddl sqlite). Do not edit by hand.
+
+CREATE TABLE alembic_version (
+    version_num VARCHAR(32) NOT NULL, 
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+
+
+CREATE TABLE audit_head (
+    id INTEGER NOT NULL, 
+    last_seq INTEGER NOT NULL, 
+    last_hash VARCHAR(64) NOT NULL, 
+    CONSTRAINT pk_audit_head PRIMARY KEY (id)
+);
+
+CREATE TABLE audit_records (
+    seq INTEGER NOT NULL, 
+    at VARCHAR(40) NOT NULL, 
+    event VARCHAR(64) NOT NULL, 
+    actor VARCHAR(128) NOT NULL, 
+    subject VARCHAR(256), 
+    outcome VARCHAR(16) NOT NULL, 
+    details TEXT NOT NULL, 
+    prev_hash VARCHAR(64) NOT NULL, 
+    record_hash VARCHAR(64) NOT NULL, 
+    CONSTRAINT pk_audit_records PRIMARY KEY (seq)
+);
+
+CREATE INDEX ix_audit_records_event ON audit_records (event);
+
+CREATE TABLE users (
+    id INTEGER NOT NULL, 
+    username VARCHAR(128) NOT NULL, 
+    display_name VARCHAR(256) NOT NULL, 
+    email VARCHAR(320), 
+    status VARCHAR(16) NOT NULL, 
+    created_at DATETIME NOT NULL, 
+    updated_at DATETIME NOT NULL, 
+    CONSTRAINT pk_users PRIMARY KEY (id), 
+    CONSTRAINT uq_users_username UNIQUE (username)
+);
+
+CREATE TABLE access_tokens (
+    id INTEGER NOT NULL, 
+    token_hash VARCHAR(64) NOT NULL, 
+    user_id INTEGER NOT NULL, 
+    scope VARCHAR(64) NOT NULL, 
+    auth_methods VARCHAR(128) NOT NULL, 
+    loa VARCHAR(16) NOT NULL, 
+    created_at DATETIME NOT NULL, 
+    expires_at DATETIME NOT NULL, 
+    revoked BOOLEAN NOT NULL, 
+    CONSTRAINT pk_access_tokens PRIMARY KEY (id), 
+    CONSTRAINT fk_access_tokens_user_id_users FOREIGN KEY(user_id) REFERENCES users (id), 
+    CONSTRAINT uq_access_tokens_token_hash UNIQUE (token_hash)
+);
+
+CREATE INDEX ix_access_tokens_user_id ON access_tokens (user_id);
+
+CREATE TABLE authenticators (
+    id INTEGER NOT NULL, 
+    user_id INTEGER NOT NULL, 
+    kind VARCHAR(32) NOT NULL, 
+    secret TEXT, 
+    address VARCHAR(320), 
+    status VARCHAR(16) NOT NULL, 
+    failed_attempts INTEGER NOT NULL, 
+    created_at DATETIME NOT NULL, 
+    CONSTRAINT pk_authenticators PRIMARY KEY (id), 
+    CONSTRAINT fk_authenticators_user_id_users FOREIGN KEY(user_id) REFERENCES users (id)
+);
+
+CREATE INDEX ix_authenticators_user_id ON authenticators (user_id);
+
+CREATE TABLE credentials (
+    id VARCHAR(64) NOT NULL, 
+    user_id INTEGER NOT NULL, 
+    description VARCHAR(256), 
+    key_label VARCHAR(128) NOT NULL, 
+    key_type VARCHAR(8) NOT NULL, 
+    key_size INTEGER NOT NULL, 
+    curve VARCHAR(32), 
+    status VARCHAR(16) NOT NULL, 
+    activation VARCHAR(16) NOT NULL, 
+    pin_hash TEXT, 
+    scal VARCHAR(4) NOT NULL, 
+    multisign INTEGER NOT NULL, 
+    locked BOOLEAN NOT NULL, 
+    failed_attempts INTEGER NOT NULL, 
+    created_at DATETIME NOT NULL, 
+    updated_at DATETIME NOT NULL, 
+    CONSTRAINT pk_credentials PRIMARY KEY (id), 
+    CONSTRAINT fk_credentials_user_id_users FOREIGN KEY(user_id) REFERENCES users (id), 
+    CONSTRAINT uq_credentials_key_label UNIQUE (key_label)
+);
+
+CREATE INDEX ix_credentials_user_id ON credentials (user_id);
+
+CREATE TABLE certificates (
+    id INTEGER NOT NULL, 
+    credential_id VARCHAR(64), 
+    role VARCHAR(16) NOT NULL, 
+    position INTEGER NOT NULL, 
+    serial VARCHAR(64) NOT NULL, 
+    subject VARCHAR(512) NOT NULL, 
+    issuer VARCHAR(512) NOT NULL, 
+    not_before DATETIME NOT NULL, 
+    not_after DATETIME NOT NULL, 
+    der BLOB NOT NULL, 
+    ca_name VARCHAR(128), 
+    revoked_at DATETIME, 
+    CONSTRAINT pk_certificates PRIMARY KEY (id), 
+    CONSTRAINT fk_certificates_credential_id_credentials FOREIGN KEY(credential_id) REFERENCES credentials (id)
+);
+
+CREATE INDEX ix_certificates_credential_id ON certificates (credential_id);
+
+CREATE TABLE otp_challenges (
+    id INTEGER NOT NULL, 
+    credential_id VARCHAR(64) NOT NULL, 
+    code_hash VARCHAR(64) NOT NULL, 
+    created_at DATETIME NOT NULL, 
+    expires_at DATETIME NOT NULL, 
+    used BOOLEAN NOT NULL, 
+    CONSTRAINT pk_otp_challenges PRIMARY KEY (id), 
+    CONSTRAINT fk_otp_challenges_credential_id_credentials FOREIGN KEY(credential_id) REFERENCES credentials (id)
+);
+
+CREATE INDEX ix_otp_challenges_credential_id ON otp_challenges (credential_id);
+
+CREATE TABLE sads (
+    id INTEGER NOT NULL, 
+    sad_hash VARCHAR(64) NOT NULL, 
+    user_id INTEGER NOT NULL, 
+    credential_id VARCHAR(64) NOT NULL, 
+    hash_algorithm VARCHAR(64), 
+    hashes TEXT NOT NULL, 
+    num_signatures INTEGER NOT NULL, 
+    remaining INTEGER NOT NULL, 
+    scal VARCHAR(4) NOT NULL, 
+    created_at DATETIME NOT NULL, 
+    expires_at DATETIME NOT NULL, 
+    CONSTRAINT pk_sads PRIMARY KEY (id), 
+    CONSTRAINT fk_sads_credential_id_credentials FOREIGN KEY(credential_id) REFERENCES credentials (id), 
+    CONSTRAINT fk_sads_user_id_users FOREIGN KEY(user_id) REFERENCES users (id), 
+    CONSTRAINT uq_sads_sad_hash UNIQUE (sad_hash)
+);
+
+CREATE INDEX ix_sads_credential_id ON sads (credential_id);
+
+INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING version_num;
+
