@@ -1,1 +1,186 @@
-"""sam"""
+"""The Signature Activation Module (after CEN EN 419 241-2): Signature Activation Data bound to
+(user, credential, hashes, count, expiry), spent atomically, and the only path to HSM signing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from signet.errors import InvalidRequest
+from signet.events import append_event
+from signet.hsm import Hsm, HsmError
+from signet.store import Database, SignatureActivation, bulk_update
+
+
+def _sad_digest(sad: str) -> str:
+    return hashlib.sha256(sad.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _normal(hash_b64: str) -> str:
+    """Canonical form of a base64 hash (clients mix standard and URL-safe alphabets)."""
+    return base64.b64encode(decode_hash(hash_b64)).decode()
+
+
+def decode_hash(value: str) -> bytes:
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (ValueError, TypeError):
+        raise InvalidRequest(f"Invalid base64 hash value {value[:60]!r}")
+
+
+def issue_sad(
+    session: Session,
+    *,
+    user_id: int,
+    username: str,
+    credential_id: str,
+    hashes: Sequence[str],
+    hash_algorithm: str | None,
+    num_signatures: int,
+    lifetime_seconds: int,
+    scal: str = "2",
+) -> tuple[str, int]:
+    """Create SAD for exactly these hashes; return (SAD, seconds it is valid)."""
+    sad = secrets.token_urlsafe(32)
+    stamp = _now()
+    normal = [_normal(h) for h in hashes]
+    session.add(SignatureActivation(
+        sad_hash=_sad_digest(sad), user_id=user_id, credential_id=credential_id,
+        hash_algorithm=hash_algorithm, hashes="\n".join(normal), num_signatures=num_signatures,
+        remaining=num_signatures, scal=scal, created_at=stamp,
+        expires_at=stamp + timedelta(seconds=lifetime_seconds),
+    ))
+    append_event(session, "credential.authorized", actor=username, subject=credential_id,
+                 num_signatures=num_signatures, hash_algorithm=hash_algorithm, hashes=normal,
+                 scal=scal, expires_in=lifetime_seconds)
+    return sad, lifetime_seconds
+
+
+def _find(session: Session, sad: str, user_id: int, credential_id: str) -> SignatureActivation:
+    row = session.execute(select(SignatureActivation).where(
+        SignatureActivation.sad_hash == _sad_digest(sad))).scalar_one_or_none()
+    if row is None or row.user_id != user_id or row.credential_id != credential_id:
+        # Another user's or another credential's SAD is, to this caller, no SAD at all.
+        raise InvalidRequest("Invalid parameter SAD")
+    if _aware(row.expires_at) <= _now():
+        raise InvalidRequest("SAD expired; authorize the credential again")
+    return row
+
+
+def extend_sad(session: Session, *, sad: str, user_id: int, username: str, credential_id: str,
+               lifetime_seconds: int) -> tuple[str, int]:
+    """Replace a still valid SAD by a new one with the same binding and remaining count."""
+    row = _find(session, sad, user_id, credential_id)
+    result = session.execute(
+        bulk_update(SignatureActivation).where(SignatureActivation.id == row.id,
+                                          SignatureActivation.remaining > 0)
+        .values(remaining=0))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidRequest("SAD already spent")
+    new = secrets.token_urlsafe(32)
+    stamp = _now()
+    session.add(SignatureActivation(
+        sad_hash=_sad_digest(new), user_id=user_id, credential_id=credential_id,
+        hash_algorithm=row.hash_algorithm, hashes=row.hashes,
+        num_signatures=row.num_signatures, remaining=row.remaining, scal=row.scal,
+        created_at=stamp, expires_at=stamp + timedelta(seconds=lifetime_seconds)))
+    append_event(session, "sad.extended", actor=username, subject=credential_id,
+                 remaining=row.remaining, expires_in=lifetime_seconds)
+    return new, lifetime_seconds
+
+
+@dataclass(frozen=True)
+class SignRequest:
+    user_id: int
+    username: str
+    credential_id: str
+    key_label: str
+    sad: str
+    hashes: Sequence[str]  # base64, as the client sent them
+    hash_name: str  # sha256 | sha384 | sha512
+    hash_oid: str
+    scheme: str  # pkcs1v15 | pss | ecdsa
+    sign_algo: str  # the OID the client asked for
+    salt_length: int | None = None
+
+
+def _spend(database: Database, request: SignRequest, digests: list[bytes]) -> int:
+    """Check the binding and take len(hashes) from the SAD's count in one conditional UPDATE,
+    so no number of concurrent workers or nodes can exceed numSignatures."""
+    count = len(digests)
+    with database.transaction() as session:
+        row = _find(session, request.sad, request.user_id, request.credential_id)
+        if row.hash_algorithm and row.hash_algorithm != request.hash_oid:
+            raise InvalidRequest("The hash algorithm differs from the one the SAD was "
+                                 "authorized for")
+        bound = set(row.hashes.split("\n")) if row.hashes else set()
+        if row.scal == "2" or bound:
+            unbound = [h for h, d in zip(request.hashes, digests, strict=True)
+                       if base64.b64encode(d).decode() not in bound]
+            if unbound:
+                raise InvalidRequest(f"Hash not authorized by the SAD: {unbound[0][:60]}")
+        result = session.execute(
+            bulk_update(SignatureActivation)
+            .where(SignatureActivation.id == row.id,
+                   SignatureActivation.remaining >= count,
+                   SignatureActivation.expires_at > _now())
+            .values(remaining=SignatureActivation.remaining - count))
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
+                                 f"{count} more signature(s)")
+        append_event(session, "sad.spent", actor=request.username,
+                     subject=request.credential_id, count=count)
+        return row.id
+
+
+def sign_hashes(database: Database, hsm: Hsm, request: SignRequest) -> list[bytes]:
+    """Spend the SAD, then sign each hash in the HSM, in request order; audit the outcome."""
+    digests = [decode_hash(h) for h in request.hashes]
+    expected = hashlib.new(request.hash_name).digest_size
+    for value, digest in zip(request.hashes, digests, strict=True):
+        if len(digest) != expected:
+            raise InvalidRequest(f"Invalid hash {value[:60]!r}: a {request.hash_name} hash has "
+                                 f"{expected} bytes, this one {len(digest)}")
+    try:
+        sad_id = _spend(database, request, digests)
+    except InvalidRequest as exc:
+        with database.transaction() as session:
+            append_event(session, "sad.rejected", actor=request.username,
+                         subject=request.credential_id, outcome="failure",
+                         reason=exc.description)
+        raise
+    try:
+        signatures = [hsm.sign_digest(request.key_label, digest, request.hash_name,
+                                      request.scheme, request.salt_length)
+                      for digest in digests]
+    except HsmError as exc:
+        with database.transaction() as session:
+            # The HSM signed nothing usable: give the count back.
+            session.execute(bulk_update(SignatureActivation)
+                            .where(SignatureActivation.id == sad_id)
+                            .values(remaining=SignatureActivation.remaining + len(digests)))
+            append_event(session, "signature.failed", actor=request.username,
+                         subject=request.credential_id, outcome="failure", reason=str(exc))
+        raise
+    with database.transaction() as session:
+        append_event(session, "signature.created", actor=request.username,
+                     subject=request.credential_id, algorithm=request.sign_algo,
+                     hash_algorithm=request.hash_oid, scheme=request.scheme,
+                     hashes=[base64.b64encode(d).decode() for d in digests])
+    return signatures

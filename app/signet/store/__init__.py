@@ -1,6 +1,6 @@
 """Persistent state: models, sessions, migrations; the only code that writes SQL."""
 
-from signet.store.db import Database, StoreError, upgrade
+from signet.store.db import Database, StoreError, bulk_update, upgrade
 from signet.store.models import (
     AccessToken,
     AuditHead,
@@ -27,5 +27,6 @@ __all__ = [
     "SignatureActivation",
     "StoreError",
     "User",
+    "bulk_update",
     "upgrade",
 ]

@@ -131,3 +131,11 @@ def upgrade(settings: DatabaseSettings, revision: str = "head") -> str:
     finally:
         db.dispose()
     return current or "base"
+
+
+def bulk_update(entity: Any) -> Any:
+    """An UPDATE statement judged by the database alone: SQLAlchemy must not re-evaluate its
+    WHERE in Python (naive SQLite datetimes against aware ones)."""
+    from sqlalchemy import update
+
+    return update(entity).execution_options(synchronize_session=False)

@@ -1,0 +1,104 @@
+"""Bearer access tokens: random, stored as SHA-256, expiring, revocable."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from signet.auth.passwords import hash_secret, verify_secret
+from signet.errors import InvalidRequest, InvalidToken
+from signet.events import append_event
+from signet.store import AccessToken, Authenticator, User, bulk_update
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Verified for unknown users, so that a login takes as long whether the user exists or not.
+    return hash_secret(secrets.token_hex(16))
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the user behind an access token, and how she authenticated."""
+
+    user_id: int
+    username: str
+    auth_methods: str
+    loa: str
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes; everything is stored in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def login_with_password(session: Session, username: str, password: str, *, lifetime: int,
+                        source: str) -> tuple[str | None, int]:
+    """Check the password; return (access token, lifetime) or (None, 0) on failure.
+    Both outcomes are audited in `session`'s transaction."""
+    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    stored = None
+    if user is not None:
+        stored = session.execute(
+            select(Authenticator.secret).where(Authenticator.user_id == user.id,
+                                               Authenticator.kind == "password",
+                                               Authenticator.status == "active")
+        ).scalar_one_or_none()
+    ok = verify_secret(stored or _dummy_hash(), password) and stored is not None
+    if user is None or not ok or user.status != "active":
+        reason = ("unknown user" if user is None else
+                  "user disabled" if ok else "wrong password")
+        append_event(session, "login.failed", actor=username[:128], subject=username[:256],
+                     outcome="failure", method="password", reason=reason, source=source)
+        return None, 0
+    token = secrets.token_urlsafe(32)
+    stamp = now()
+    session.add(AccessToken(token_hash=token_digest(token), user_id=user.id, scope="service",
+                            auth_methods="pwd", loa="low", created_at=stamp,
+                            expires_at=stamp + timedelta(seconds=lifetime), revoked=False))
+    append_event(session, "login", actor=username, subject=username, method="password",
+                 source=source)
+    return token, lifetime
+
+
+def resolve_token(session: Session, token: str) -> Principal:
+    row = session.execute(
+        select(AccessToken, User).join(User, AccessToken.user_id == User.id)
+        .where(AccessToken.token_hash == token_digest(token))
+    ).first()
+    if row is None:
+        raise InvalidToken("The access token is not valid")
+    access, user = row
+    if access.revoked:
+        raise InvalidToken("The access token has been revoked")
+    if _aware(access.expires_at) <= now():
+        raise InvalidToken("The access token has expired")
+    if user.status != "active":
+        raise InvalidToken("The user is disabled")
+    return Principal(user.id, user.username, access.auth_methods, access.loa)
+
+
+def revoke_token(session: Session, principal: Principal, token: str) -> None:
+    """Revoke one of the caller's own tokens."""
+    result = session.execute(
+        bulk_update(AccessToken).where(AccessToken.token_hash == token_digest(token),
+                                  AccessToken.user_id == principal.user_id)
+        .values(revoked=True)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise InvalidRequest("Invalid string parameter token")
+    append_event(session, "token.revoked", actor=principal.username, subject=principal.username)

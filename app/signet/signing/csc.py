@@ -1,0 +1,322 @@
+"""CSC use cases: login, credentials, authorization with a second factor, signHash."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from asn1crypto import algos
+from asn1crypto import x509 as asn1_x509
+from sqlalchemy import select
+
+from signet.auth.factors import new_otp, verify_otp, verify_pin
+from signet.auth.tokens import Principal, login_with_password, resolve_token, revoke_token
+from signet.errors import AccessDenied, InvalidRequest, ServiceUnavailable, SignetError
+from signet.events import append_event
+from signet.notify import DeliveryError, send_email
+from signet.sam import SignRequest, extend_sad, issue_sad, sign_hashes
+from signet.signing.context import Services
+from signet.store import Credential, User
+
+HASH_OIDS = {
+    "2.16.840.1.101.3.4.2.1": "sha256",
+    "2.16.840.1.101.3.4.2.2": "sha384",
+    "2.16.840.1.101.3.4.2.3": "sha512",
+}
+HASH_OID_OF = {name: oid for oid, name in HASH_OIDS.items()}
+RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
+RSA_PSS = "1.2.840.113549.1.1.10"
+EC_PUBLIC_KEY = "1.2.840.10045.2.1"
+# signAlgo -> (key type, scheme, implied hash or None)
+SIGN_ALGOS: dict[str, tuple[str, str, str | None]] = {
+    "1.2.840.113549.1.1.11": ("rsa", "pkcs1v15", "sha256"),
+    "1.2.840.113549.1.1.12": ("rsa", "pkcs1v15", "sha384"),
+    "1.2.840.113549.1.1.13": ("rsa", "pkcs1v15", "sha512"),
+    RSA_ENCRYPTION: ("rsa", "pkcs1v15", None),
+    RSA_PSS: ("rsa", "pss", None),
+    "1.2.840.10045.4.3.2": ("ec", "ecdsa", "sha256"),
+    "1.2.840.10045.4.3.3": ("ec", "ecdsa", "sha384"),
+    "1.2.840.10045.4.3.4": ("ec", "ecdsa", "sha512"),
+    EC_PUBLIC_KEY: ("ec", "ecdsa", None),
+}
+CURVE_OIDS = {"P-256": "1.2.840.10045.3.1.7", "P-384": "1.3.132.0.34"}
+
+
+def key_algorithms(credential: Credential) -> list[str]:
+    """Full signature-algorithm OIDs the key can make (what pyHanko and others expect)."""
+    return [oid for oid, (kind, _, implied) in SIGN_ALGOS.items()
+            if kind == credential.key_type and (implied or oid == RSA_PSS)]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- sessions -------------------------------------------------------------------------------
+def login(services: Services, username: str, password: str, source: str) -> tuple[str, int]:
+    with services.database.transaction() as session:
+        token, lifetime = login_with_password(
+            session, username, password,
+            lifetime=services.settings.web.access_token_lifetime_seconds, source=source)
+    if token is None:
+        raise SignetError("Invalid username or password", error="authentication_error",
+                          status=401)
+    return token, lifetime
+
+
+def authenticate(services: Services, token: str) -> Principal:
+    with services.database.transaction() as session:
+        return resolve_token(session, token)
+
+
+def logout(services: Services, principal: Principal, token: str) -> None:
+    with services.database.transaction() as session:
+        revoke_token(session, principal, token)
+
+
+# -- credentials ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CredentialInfo:
+    credential_id: str
+    description: str | None
+    key_type: str
+    key_size: int
+    curve: str | None
+    key_enabled: bool
+    algorithms: list[str]
+    cert_status: str
+    certificates: list[bytes]  # DER, end-entity first
+    subject: str
+    issuer: str
+    serial: str
+    valid_from: datetime
+    valid_to: datetime
+    activation: str
+    scal: str
+    multisign: int
+    locked: bool
+
+
+def _info(credential: Credential) -> CredentialInfo:
+    certs = sorted(credential.certificates, key=lambda c: c.position)
+    ee = asn1_x509.Certificate.load(certs[0].der)
+    if certs[0].revoked_at is not None or credential.status == "revoked":
+        status = "revoked"
+    elif ee.not_valid_after < now() or ee.not_valid_before > now():
+        status = "expired" if ee.not_valid_after < now() else "invalid"
+    elif credential.status == "disabled":
+        status = "suspended"
+    else:
+        status = "valid"
+    return CredentialInfo(
+        credential_id=credential.id, description=credential.description,
+        key_type=credential.key_type, key_size=credential.key_size, curve=credential.curve,
+        key_enabled=credential.status == "active" and not credential.locked,
+        algorithms=key_algorithms(credential), cert_status=status,
+        certificates=[c.der for c in certs], subject=ee.subject.human_friendly,
+        issuer=ee.issuer.human_friendly, serial=format(ee.serial_number, "x"),
+        valid_from=ee.not_valid_before, valid_to=ee.not_valid_after,
+        activation=credential.activation, scal=credential.scal,
+        multisign=credential.multisign, locked=credential.locked,
+    )
+
+
+def _own_credential(session: Any, principal: Principal, credential_id: Any) -> Credential:
+    if not isinstance(credential_id, str) or not credential_id:
+        raise InvalidRequest("Missing (or invalid type) string parameter credentialID")
+    credential = session.get(Credential, credential_id)
+    if credential is None or credential.user_id != principal.user_id:
+        raise InvalidRequest("Invalid parameter credentialID")
+    return credential
+
+
+def list_credentials(services: Services, principal: Principal, *, only_valid: bool = False,
+                     user_id: str | None = None) -> list[CredentialInfo]:
+    if user_id is not None and user_id != principal.username:
+        raise InvalidRequest("Invalid parameter userID")
+    with services.database.transaction() as session:
+        rows = session.execute(select(Credential).where(Credential.user_id == principal.user_id)
+                               .order_by(Credential.created_at)).scalars().all()
+        infos = [_info(c) for c in rows]
+    if only_valid:
+        infos = [i for i in infos if i.key_enabled and i.cert_status == "valid"]
+    return infos
+
+
+def credential_info(services: Services, principal: Principal, credential_id: Any
+                    ) -> CredentialInfo:
+    with services.database.transaction() as session:
+        return _info(_own_credential(session, principal, credential_id))
+
+
+def _usable(credential: Credential) -> None:
+    if credential.status == "revoked":
+        raise InvalidRequest("The credential is revoked", error="invalid_request")
+    if credential.status != "active":
+        raise InvalidRequest("The credential is disabled", error="invalid_request")
+    if credential.locked:
+        raise AccessDenied("The credential is locked after too many failed tries; "
+                           "ask an administrator to unlock it")
+
+
+def send_otp(services: Services, principal: Principal, credential_id: Any) -> None:
+    with services.database.transaction() as session:
+        credential = _own_credential(session, principal, credential_id)
+        _usable(credential)
+        if credential.activation != "otp":
+            raise InvalidRequest("This credential is activated by PIN, not OTP")
+        user = session.get(User, principal.user_id)
+        assert user is not None
+        if not user.email:
+            raise InvalidRequest("No e-mail address is registered for OTP delivery")
+        code = new_otp(session, credential, services.settings.sam)
+        email = user.email
+    minutes = services.settings.sam.otp_lifetime_seconds // 60
+    try:
+        send_email(services.settings.notify, email, f"Your signing code: {code}",
+                   f"Hello {user.display_name},\n\nyour one-time code to authorise a signature "
+                   f"with credential {credential.id} is\n\n    {code}\n\nIt is valid for "
+                   f"{minutes} minutes and can be used once. If you did not ask for it, "
+                   "do not share it and tell your administrator.\n")
+    except DeliveryError as exc:
+        with services.database.transaction() as session:
+            append_event(session, "otp.delivery_failed", actor=principal.username,
+                         subject=credential.id, outcome="failure", reason=str(exc))
+        raise ServiceUnavailable(f"The OTP could not be delivered: {exc}")
+    with services.database.transaction() as session:
+        append_event(session, "otp.sent", actor=principal.username, subject=credential.id,
+                     channel="email", to=email)
+
+
+def authorize(
+    services: Services,
+    principal: Principal,
+    *,
+    credential_id: Any,
+    num_signatures: int,
+    hashes: Sequence[str],
+    hash_oid: str | None,
+    pin: str | None,
+    otp: str | None,
+) -> tuple[str, int]:
+    """Check the second factor, then issue SAD bound to the hashes."""
+    sam = services.settings.sam
+    if not 1 <= num_signatures <= sam.max_signatures_per_sad:
+        raise InvalidRequest("Invalid parameter numSignatures")
+    if hash_oid is not None and hash_oid not in HASH_OIDS:
+        raise InvalidRequest("Invalid parameter hashAlgorithmOID")
+    failure = None
+    with services.database.transaction() as session:
+        credential = _own_credential(session, principal, credential_id)
+        _usable(credential)
+        if credential.scal == "2":
+            if not hashes:
+                raise InvalidRequest("Missing parameter hashes: this credential is SCAL2 and "
+                                     "its SAD must be bound to the hashes to sign")
+            if len(hashes) > num_signatures:
+                raise InvalidRequest("Invalid parameter numSignatures: fewer than the hashes")
+        if credential.activation == "otp":
+            if not otp:
+                raise InvalidRequest("Missing parameter OTP")
+            result = verify_otp(session, credential, otp, sam, principal.username)
+        else:
+            if not pin:
+                raise InvalidRequest("Missing parameter PIN")
+            result = verify_pin(session, credential, pin, sam, principal.username)
+        if result.ok:
+            return issue_sad(session, user_id=principal.user_id, username=principal.username,
+                             credential_id=credential.id, hashes=hashes, hash_algorithm=hash_oid,
+                             num_signatures=num_signatures,
+                             lifetime_seconds=sam.sad_lifetime_seconds, scal=credential.scal)
+        failure = result
+    # The failed try is committed (counted, audited) before the client hears of it.
+    raise SignetError(failure.description, error=failure.error,
+                      status=403 if failure.error == "access_denied" else 400)
+
+
+def extend_transaction(services: Services, principal: Principal, *, credential_id: Any,
+                       sad: Any) -> tuple[str, int]:
+    if not isinstance(sad, str) or not sad:
+        raise InvalidRequest("Missing (or invalid type) string parameter SAD")
+    with services.database.transaction() as session:
+        credential = _own_credential(session, principal, credential_id)
+        _usable(credential)
+        return extend_sad(session, sad=sad, user_id=principal.user_id,
+                          username=principal.username, credential_id=credential.id,
+                          lifetime_seconds=services.settings.sam.sad_lifetime_seconds)
+
+
+def _pss_parameters(params_b64: str | None, hash_name: str | None) -> tuple[str, int]:
+    if not params_b64:
+        raise InvalidRequest("Missing parameter signAlgoParams: RSASSA-PSS needs them")
+    try:
+        params = algos.RSASSAPSSParams.load(base64.b64decode(params_b64, validate=True))
+        params.native  # noqa: B018 - forces a full parse, so bad DER fails here
+    except (ValueError, TypeError):
+        raise InvalidRequest("Invalid parameter signAlgoParams: not DER RSASSA-PSS-params")
+    digest = params["hash_algorithm"]["algorithm"].native
+    mgf = params["mask_gen_algorithm"]
+    mgf_hash = mgf["parameters"]["algorithm"].native
+    if digest not in HASH_OID_OF:
+        raise InvalidRequest(f"Invalid parameter signAlgoParams: hash {digest} not offered")
+    if mgf["algorithm"].native != "mgf1" or mgf_hash != digest:
+        raise InvalidRequest("Invalid parameter signAlgoParams: MGF1 with the same hash only")
+    if hash_name and hash_name != digest:
+        raise InvalidRequest("Invalid parameter signAlgoParams: its hash differs from "
+                             "hashAlgorithmOID")
+    if params["trailer_field"].native not in ("trailer_field_bc", 1):
+        raise InvalidRequest("Invalid parameter signAlgoParams: trailerField must be 1")
+    return digest, int(params["salt_length"].native)
+
+
+def sign_hash(
+    services: Services,
+    principal: Principal,
+    *,
+    credential_id: Any,
+    sad: Any,
+    hashes: Sequence[str],
+    hash_oid: str | None,
+    sign_algo: str,
+    sign_algo_params: str | None,
+) -> list[bytes]:
+    if not isinstance(sad, str) or not sad:
+        raise InvalidRequest("Missing (or invalid type) string parameter SAD")
+    if sign_algo not in SIGN_ALGOS:
+        raise InvalidRequest("Invalid parameter signAlgo")
+    if hash_oid is not None and hash_oid not in HASH_OIDS:
+        raise InvalidRequest("Invalid parameter hashAlgorithmOID")
+    with services.database.transaction() as session:
+        credential = _own_credential(session, principal, credential_id)
+        _usable(credential)
+        key_type, scheme, implied = SIGN_ALGOS[sign_algo]
+        if key_type != credential.key_type:
+            raise InvalidRequest("Invalid parameter signAlgo: it does not fit the "
+                                 f"credential's {credential.key_type.upper()} key")
+        requested = HASH_OIDS[hash_oid] if hash_oid else None
+        salt = None
+        if scheme == "pss":
+            hash_name, salt = _pss_parameters(sign_algo_params, requested)
+            max_salt = (credential.key_size + 7) // 8 - {"sha256": 32, "sha384": 48,
+                                                         "sha512": 64}[hash_name] - 2
+            if not 0 <= salt <= max_salt:
+                raise InvalidRequest(f"Invalid parameter signAlgoParams: salt length {salt} "
+                                     f"outside 0..{max_salt}")
+        elif implied:
+            if requested and requested != implied:
+                raise InvalidRequest("Invalid parameter hashAlgorithmOID: it differs from the "
+                                     "hash of signAlgo")
+            hash_name = implied
+        else:
+            if not requested:
+                raise InvalidRequest("Missing parameter hashAlgorithmOID: signAlgo "
+                                     f"{sign_algo} needs it")
+            hash_name = requested
+        key_label = credential.key_label
+    return sign_hashes(services.database, services.hsm, SignRequest(
+        user_id=principal.user_id, username=principal.username, credential_id=credential_id,
+        key_label=key_label, sad=sad, hashes=hashes, hash_name=hash_name,
+        hash_oid=HASH_OID_OF[hash_name], scheme=scheme, sign_algo=sign_algo, salt_length=salt))

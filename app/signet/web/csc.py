@@ -1,0 +1,409 @@
+"""The Cloud Signature Consortium API: v2 (2.0.0.2) under /csc/v2 and v1 (1.0.4) under /csc/v1.
+
+Views parse and validate, call one use case, and shape the answer for the API version."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from signet.auth.tokens import Principal
+from signet.errors import InvalidRequest, InvalidToken
+from signet.signing import Services
+from signet.signing import csc as usecases
+from signet.web.openapi import describe
+
+V2_METHODS = ["info", "auth/login", "auth/revoke", "credentials/list", "credentials/info",
+              "credentials/authorize", "credentials/extendTransaction", "credentials/sendOTP",
+              "signatures/signHash"]
+V1_METHODS = V2_METHODS
+
+
+def services() -> Services:
+    return current_app.extensions["signet"]  # type: ignore[no-any-return]
+
+
+# -- request parsing ------------------------------------------------------------------------
+def body() -> dict[str, Any]:
+    if not request.data:
+        return {}
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object")
+    return data
+
+
+def string(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise InvalidRequest(f"Missing (or invalid type) string parameter {name}")
+    return value
+
+
+def integer(data: dict[str, Any], name: str, *, default: int | None = None) -> int:
+    value = data.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"Missing (or invalid type) integer parameter {name}")
+    return value
+
+
+def boolean(data: dict[str, Any], name: str, default: bool) -> bool:
+    value = data.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"Invalid type for boolean parameter {name}")
+    return value
+
+
+def hash_list(data: dict[str, Any], name: str, *, required: bool) -> list[str]:
+    value = data.get(name)
+    if value is None and not required:
+        return []
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, str) and v for v in value)):
+        raise InvalidRequest(f"Missing (or invalid type) array parameter {name}")
+    return value
+
+
+def choice(data: dict[str, Any], name: str, options: tuple[str, ...], default: str) -> str:
+    value = data.get(name, default)
+    if value not in options:
+        raise InvalidRequest(f"Invalid parameter {name}: use one of {', '.join(options)}")
+    return str(value)
+
+
+def bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("Missing or invalid Authorization header: a Bearer access token "
+                           "is required")
+    return token.strip()
+
+
+def authenticated(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        token = bearer()
+        g.principal = usecases.authenticate(services(), token)
+        g.token = token
+        return view(*args, **kwargs)
+
+    wrapper.__name__ = view.__name__
+    return wrapper
+
+
+def principal() -> Principal:
+    return g.principal  # type: ignore[no-any-return]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def generalized(moment: datetime) -> str:
+    return moment.strftime("%Y%m%d%H%M%SZ")
+
+
+# -- shared views ---------------------------------------------------------------------------
+def info_view(version: str) -> ResponseReturnValue:
+    body()
+    settings = services().settings.web
+    algos = sorted({oid for oid, (_, _, implied) in usecases.SIGN_ALGOS.items()
+                    if implied or oid == usecases.RSA_PSS})
+    return jsonify({
+        "specs": "2.0.0.2" if version == "v2" else "1.0.4.0",
+        "name": settings.name,
+        "logo": (settings.base_url or request.host_url.rstrip("/")) + "/docs",
+        "region": settings.region,
+        "lang": settings.lang,
+        "description": "Signet remote signing service",
+        "authType": ["basic"],
+        "methods": V2_METHODS if version == "v2" else V1_METHODS,
+        **({"signAlgorithms": {"algos": algos}} if version == "v2" else {}),
+    })
+
+
+def login_view() -> ResponseReturnValue:
+    data = body()
+    if "rememberMe" in data:
+        boolean(data, "rememberMe", False)
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or auth.username is None:
+        raise InvalidRequest("HTTP Basic authentication (user name and password) is required",
+                             error="invalid_request", status=401)
+    token, lifetime = usecases.login(services(), auth.username, auth.password or "",
+                                     request.remote_addr or "")
+    return jsonify({"access_token": token, "expires_in": lifetime})
+
+
+@authenticated
+def revoke_view() -> ResponseReturnValue:
+    data = body()
+    token = string(data, "token", required=False) or g.token
+    hint = data.get("token_type_hint", "access_token")
+    if hint not in ("access_token", "refresh_token"):
+        raise InvalidRequest("Invalid parameter token_type_hint")
+    usecases.logout(services(), principal(), token)
+    return Response(status=204)
+
+
+@authenticated
+def send_otp_view() -> ResponseReturnValue:
+    data = body()
+    usecases.send_otp(services(), principal(), string(data, "credentialID"))
+    return Response(status=204)
+
+
+def certificates_of(info: usecases.CredentialInfo, which: str) -> list[str]:
+    if which == "none":
+        return []
+    ders = info.certificates if which == "chain" else info.certificates[:1]
+    return [b64(d) for d in ders]
+
+
+def cert_block(info: usecases.CredentialInfo, which: str, cert_info: bool) -> dict[str, Any]:
+    block: dict[str, Any] = {"status": info.cert_status}
+    if which != "none":
+        block["certificates"] = certificates_of(info, which)
+    if cert_info:
+        block.update(issuerDN=info.issuer, serialNumber=info.serial, subjectDN=info.subject,
+                     validFrom=generalized(info.valid_from), validTo=generalized(info.valid_to))
+    return block
+
+
+def key_block(info: usecases.CredentialInfo) -> dict[str, Any]:
+    key: dict[str, Any] = {"status": "enabled" if info.key_enabled else "disabled",
+                           "algo": info.algorithms, "len": info.key_size}
+    if info.curve:
+        key["curve"] = usecases.CURVE_OIDS[info.curve]
+    return key
+
+
+def info_v2(info: usecases.CredentialInfo, which: str, cert_info: bool, auth_info: bool
+            ) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": info.description or "", "key": key_block(info),
+                           "cert": cert_block(info, which, cert_info)}
+    if auth_info:
+        factor = ({"type": "Password", "id": "PIN", "format": "N", "label": "PIN",
+                   "description": "The credential's PIN"} if info.activation == "pin" else
+                  {"type": "OTP", "id": "OTP", "format": "N", "label": "OTP",
+                   "generator": "email", "description": "One-time code sent by e-mail "
+                                                        "(credentials/sendOTP)"})
+        out["auth"] = {"mode": "explicit", "expression": factor["id"], "objects": [factor]}
+    out.update(scal=info.scal, multisign=info.multisign, lang=services().settings.web.lang)
+    return out
+
+
+def info_v1(info: usecases.CredentialInfo, which: str, cert_info: bool) -> dict[str, Any]:
+    pin = info.activation == "pin"
+    return {
+        "description": info.description or "",
+        "key": key_block(info),
+        "cert": cert_block(info, which, cert_info),
+        "authMode": "explicit",
+        "PIN": {"presence": "true" if pin else "false", "format": "N", "label": "PIN"},
+        "OTP": {"presence": "false" if pin else "true", "type": "online", "ID": "email",
+                "provider": "Signet", "format": "N", "label": "OTP"},
+        "SCAL": info.scal,
+        "multisign": info.multisign,
+        "lang": services().settings.web.lang,
+    }
+
+
+# -- v2 -------------------------------------------------------------------------------------
+v2 = Blueprint("csc_v2", __name__, url_prefix="/csc/v2")
+
+
+@v2.post("/info")
+def v2_info() -> ResponseReturnValue:
+    return info_view("v2")
+
+
+v2.add_url_rule("/auth/login", "login", login_view, methods=["POST"])
+v2.add_url_rule("/auth/revoke", "revoke", revoke_view, methods=["POST"])
+v2.add_url_rule("/credentials/sendOTP", "send_otp", send_otp_view, methods=["POST"])
+
+
+@v2.post("/credentials/list")
+@authenticated
+def v2_list() -> ResponseReturnValue:
+    data = body()
+    with_info = boolean(data, "credentialInfo", False)
+    which = choice(data, "certificates", ("none", "single", "chain"), "single")
+    cert_info = boolean(data, "certInfo", False)
+    auth_info = boolean(data, "authInfo", False)
+    only_valid = boolean(data, "onlyValid", False)
+    infos = usecases.list_credentials(services(), principal(), only_valid=only_valid,
+                                      user_id=string(data, "userID", required=False))
+    out: dict[str, Any] = {"credentialIDs": [i.credential_id for i in infos]}
+    if with_info:
+        out["credentialInfos"] = [{"credentialID": i.credential_id,
+                                   **info_v2(i, which, cert_info, auth_info)} for i in infos]
+    if only_valid:
+        out["onlyValid"] = True
+    return jsonify(out)
+
+
+@v2.post("/credentials/info")
+@authenticated
+def v2_credential_info() -> ResponseReturnValue:
+    data = body()
+    which = choice(data, "certificates", ("none", "single", "chain"), "single")
+    cert_info = boolean(data, "certInfo", False)
+    auth_info = boolean(data, "authInfo", False)
+    info = usecases.credential_info(services(), principal(), string(data, "credentialID"))
+    return jsonify(info_v2(info, which, cert_info, auth_info))
+
+
+def _auth_data(data: dict[str, Any]) -> dict[str, str]:
+    items = data.get("authData", [])
+    if not isinstance(items, list):
+        raise InvalidRequest("Invalid type for array parameter authData")
+    values: dict[str, str] = {}
+    for item in items:
+        if (not isinstance(item, dict) or not isinstance(item.get("id"), str)
+                or not isinstance(item.get("value"), str)):
+            raise InvalidRequest("Invalid parameter authData: items are {\"id\", \"value\"}")
+        values[item["id"]] = item["value"]
+    return values
+
+
+@v2.post("/credentials/authorize")
+@authenticated
+def v2_authorize() -> ResponseReturnValue:
+    data = body()
+    factors = _auth_data(data)
+    sad, expires = usecases.authorize(
+        services(), principal(), credential_id=string(data, "credentialID"),
+        num_signatures=integer(data, "numSignatures"),
+        hashes=hash_list(data, "hashes", required=False),
+        hash_oid=string(data, "hashAlgorithmOID", required=False),
+        pin=factors.get("PIN"), otp=factors.get("OTP"))
+    return jsonify({"SAD": sad, "expiresIn": expires})
+
+
+@v2.post("/credentials/extendTransaction")
+@authenticated
+def v2_extend() -> ResponseReturnValue:
+    data = body()
+    sad, expires = usecases.extend_transaction(services(), principal(),
+                                               credential_id=string(data, "credentialID"),
+                                               sad=string(data, "SAD"))
+    return jsonify({"SAD": sad, "expiresIn": expires})
+
+
+@v2.post("/signatures/signHash")
+@authenticated
+def v2_sign_hash() -> ResponseReturnValue:
+    data = body()
+    mode = choice(data, "operationMode", ("S", "A"), "S")
+    if mode == "A":
+        raise InvalidRequest("Invalid parameter operationMode: only synchronous (S) signing "
+                             "is offered")
+    signatures = usecases.sign_hash(
+        services(), principal(), credential_id=string(data, "credentialID"),
+        sad=string(data, "SAD"), hashes=hash_list(data, "hashes", required=True),
+        hash_oid=string(data, "hashAlgorithmOID", required=False),
+        sign_algo=string(data, "signAlgo") or "",
+        sign_algo_params=string(data, "signAlgoParams", required=False))
+    return jsonify({"signatures": [b64(s) for s in signatures]})
+
+
+# -- v1 -------------------------------------------------------------------------------------
+v1 = Blueprint("csc_v1", __name__, url_prefix="/csc/v1")
+
+
+@v1.post("/info")
+def v1_info() -> ResponseReturnValue:
+    return info_view("v1")
+
+
+v1.add_url_rule("/auth/login", "login", login_view, methods=["POST"])
+v1.add_url_rule("/auth/revoke", "revoke", revoke_view, methods=["POST"])
+v1.add_url_rule("/credentials/sendOTP", "send_otp", send_otp_view, methods=["POST"])
+
+
+@v1.post("/credentials/list")
+@authenticated
+def v1_list() -> ResponseReturnValue:
+    data = body()
+    infos = usecases.list_credentials(services(), principal(),
+                                      user_id=string(data, "userID", required=False))
+    return jsonify({"credentialIDs": [i.credential_id for i in infos]})
+
+
+@v1.post("/credentials/info")
+@authenticated
+def v1_credential_info() -> ResponseReturnValue:
+    data = body()
+    which = choice(data, "certificates", ("none", "single", "chain"), "single")
+    cert_info = boolean(data, "certInfo", False)
+    info = usecases.credential_info(services(), principal(), string(data, "credentialID"))
+    return jsonify(info_v1(info, which, cert_info))
+
+
+@v1.post("/credentials/authorize")
+@authenticated
+def v1_authorize() -> ResponseReturnValue:
+    data = body()
+    sad, expires = usecases.authorize(
+        services(), principal(), credential_id=string(data, "credentialID"),
+        num_signatures=integer(data, "numSignatures"),
+        hashes=hash_list(data, "hash", required=False), hash_oid=None,
+        pin=string(data, "PIN", required=False), otp=string(data, "OTP", required=False))
+    return jsonify({"SAD": sad, "expiresIn": expires})
+
+
+@v1.post("/credentials/extendTransaction")
+@authenticated
+def v1_extend() -> ResponseReturnValue:
+    data = body()
+    sad, expires = usecases.extend_transaction(services(), principal(),
+                                               credential_id=string(data, "credentialID"),
+                                               sad=string(data, "SAD"))
+    return jsonify({"SAD": sad, "expiresIn": expires})
+
+
+@v1.post("/signatures/signHash")
+@authenticated
+def v1_sign_hash() -> ResponseReturnValue:
+    data = body()
+    signatures = usecases.sign_hash(
+        services(), principal(), credential_id=string(data, "credentialID"),
+        sad=string(data, "SAD"), hashes=hash_list(data, "hash", required=True),
+        hash_oid=string(data, "hashAlgo", required=False),
+        sign_algo=string(data, "signAlgo") or "",
+        sign_algo_params=string(data, "signAlgoParams", required=False))
+    return jsonify({"signatures": [b64(s) for s in signatures]})
+
+
+def _describe_all() -> None:
+    for version, title in (("v2", "CSC v2.0.0.2"), ("v1", "CSC v1.0.4")):
+        base = f"/csc/{version}"
+        describe(f"{base}/info", "post", f"{title}: service information", tag=title, auth=None)
+        describe(f"{base}/auth/login", "post", f"{title}: HTTP Basic login → access token",
+                 tag=title, auth="basic", responses={"401": "wrong user name or password"})
+        describe(f"{base}/auth/revoke", "post", f"{title}: revoke an access token", tag=title)
+        describe(f"{base}/credentials/list", "post", f"{title}: the caller's credentials",
+                 tag=title)
+        describe(f"{base}/credentials/info", "post", f"{title}: one credential", tag=title)
+        describe(f"{base}/credentials/sendOTP", "post",
+                 f"{title}: send a one-time code by e-mail", tag=title)
+        describe(f"{base}/credentials/authorize", "post",
+                 f"{title}: second factor → SAD bound to the hashes", tag=title)
+        describe(f"{base}/credentials/extendTransaction", "post",
+                 f"{title}: renew a SAD", tag=title)
+        describe(f"{base}/signatures/signHash", "post", f"{title}: sign hashes with a SAD",
+                 tag=title)
+
+
+def init_app(app: Flask) -> None:
+    _describe_all()
+    app.register_blueprint(v2)
+    app.register_blueprint(v1)
