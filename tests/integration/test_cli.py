@@ -2,6 +2,7 @@
 
 import pytest
 from sqlalchemy import create_engine, text
+
 from tests.helpers import signet_cli
 
 
