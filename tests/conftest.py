@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so",
-                   "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
+SOFTHSM_MODULES = [
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+]
 PG_URL = os.environ.get("SIGNET_TEST_PG_URL")
 USER_PIN = "246810"
 
@@ -29,16 +31,34 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     base = tmp_path_factory.mktemp("softhsm")
     (base / "tokens").mkdir()
     conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n"
-                    "log.level = ERROR\n")
+    conf.write_text(
+        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
     os.environ["SOFTHSM2_CONF"] = str(conf)
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "signet-test",
-                    "--so-pin", "13579135", "--pin", USER_PIN], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "signet-test",
+            "--so-pin",
+            "13579135",
+            "--pin",
+            USER_PIN,
+        ],
+        check=True,
+        capture_output=True,
+    )
     pin_file = base / "user.pin"
     pin_file.write_text(USER_PIN)
-    return {"module": module, "conf": str(conf), "pin_file": str(pin_file),
-            "token_label": "signet-test", "dir": str(base)}
+    return {
+        "module": module,
+        "conf": str(conf),
+        "pin_file": str(pin_file),
+        "token_label": "signet-test",
+        "dir": str(base),
+    }
 
 
 def _fresh_postgres_url() -> str:
@@ -79,8 +99,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def settings_env(softhsm: dict[str, str], database_url: str, tmp_path: Path,
-                 monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def settings_env(
+    softhsm: dict[str, str], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     """Environment that points Signet (in-process or a subprocess) at the test token and DB."""
     env = {
         "SIGNET_DATABASE__URL": database_url,

@@ -45,8 +45,9 @@ class Inbox:
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
-            self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content),
-                                  session.authenticated))
+            self.messages.append(
+                (envelope.rcpt_tos, message_from_bytes(envelope.content), session.authenticated)
+            )
         return "250 OK"
 
     def code_for(self, credential_id: str, after: int, timeout: float = 10) -> str:
@@ -65,18 +66,27 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())  # throw-away TLS key for the test SMTP server
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp / "smtp.pem", tmp / "smtp.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -89,19 +99,28 @@ def smtp_server(tmp_path_factory):
     inbox = Inbox()
 
     def authenticator(server, session, envelope, mechanism, auth_data):
-        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == SMTP_USER.encode()
-              and auth_data.password == SMTP_PASSWORD.encode())
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == SMTP_USER.encode()
+            and auth_data.password == SMTP_PASSWORD.encode()
+        )
         return AuthResult(success=ok)
 
     port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
-                            require_starttls=True, authenticator=authenticator,
-                            auth_required=True, server_hostname="localhost")
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_required=True,
+        server_hostname="localhost",
+    )
     controller.start()
     password_file = tmp / "smtp.password"
     password_file.write_text(SMTP_PASSWORD)
-    yield {"port": port, "inbox": inbox, "ca_file": str(cert),
-           "password_file": str(password_file)}
+    yield {"port": port, "inbox": inbox, "ca_file": str(cert), "password_file": str(password_file)}
     controller.stop()
 
 
@@ -111,8 +130,9 @@ class Server:
 
     def login(self, user: str, version: str = "v2") -> requests.Session:
         session = requests.Session()
-        response = session.post(f"{self.url}/csc/{version}/auth/login", auth=(user, PASSWORD),
-                                timeout=30)
+        response = session.post(
+            f"{self.url}/csc/{version}/auth/login", auth=(user, PASSWORD), timeout=30
+        )
         assert response.status_code == 200, response.text
         session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
         return session
@@ -135,33 +155,53 @@ def server(request, softhsm, smtp_server, tmp_path_factory):
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         db_url = pg_admin.rsplit("/", 1)[0] + "/" + name
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
-    env.update({
-        "SIGNET_DATABASE__URL": db_url,
-        "SIGNET_HSM__MODULE": softhsm["module"],
-        "SIGNET_HSM__TOKEN_LABEL": softhsm["token_label"],
-        "SIGNET_HSM__PIN_FILE": softhsm["pin_file"],
-        "SIGNET_HSM__PIN_ENV": "",
-        "SIGNET_CA__OPTIONS": '{"key_label": "e2e-ca-' + uuid.uuid4().hex[:8] + '"}',
-        "SIGNET_NOTIFY__EMAIL_BACKEND": "smtp",
-        "SIGNET_NOTIFY__SMTP__HOST": "localhost",
-        "SIGNET_NOTIFY__SMTP__PORT": str(smtp_server["port"]),
-        "SIGNET_NOTIFY__SMTP__SECURITY": "starttls",
-        "SIGNET_NOTIFY__SMTP__USERNAME": SMTP_USER,
-        "SIGNET_NOTIFY__SMTP__PASSWORD_FILE": smtp_server["password_file"],
-        "SIGNET_NOTIFY__SMTP__CA_FILE": smtp_server["ca_file"],
-        "SIGNET_NOTIFY__SMTP__SENDER": "signet@localhost",
-        "SOFTHSM2_CONF": softhsm["conf"],
-    })
+    env.update(
+        {
+            "SIGNET_DATABASE__URL": db_url,
+            "SIGNET_HSM__MODULE": softhsm["module"],
+            "SIGNET_HSM__TOKEN_LABEL": softhsm["token_label"],
+            "SIGNET_HSM__PIN_FILE": softhsm["pin_file"],
+            "SIGNET_HSM__PIN_ENV": "",
+            "SIGNET_CA__OPTIONS": '{"key_label": "e2e-ca-' + uuid.uuid4().hex[:8] + '"}',
+            "SIGNET_NOTIFY__EMAIL_BACKEND": "smtp",
+            "SIGNET_NOTIFY__SMTP__HOST": "localhost",
+            "SIGNET_NOTIFY__SMTP__PORT": str(smtp_server["port"]),
+            "SIGNET_NOTIFY__SMTP__SECURITY": "starttls",
+            "SIGNET_NOTIFY__SMTP__USERNAME": SMTP_USER,
+            "SIGNET_NOTIFY__SMTP__PASSWORD_FILE": smtp_server["password_file"],
+            "SIGNET_NOTIFY__SMTP__CA_FILE": smtp_server["ca_file"],
+            "SIGNET_NOTIFY__SMTP__SENDER": "signet@localhost",
+            "SOFTHSM2_CONF": softhsm["conf"],
+        }
+    )
     assert signet_cli("init", env=env).returncode == 0
     for user in ("alice", "bob"):
-        made = signet_cli("users", "add", user, "--email", f"{user}@example.test",
-                          "--password-stdin", env=env, stdin=PASSWORD + "\n")
+        made = signet_cli(
+            "users",
+            "add",
+            user,
+            "--email",
+            f"{user}@example.test",
+            "--password-stdin",
+            env=env,
+            stdin=PASSWORD + "\n",
+        )
         assert made.returncode == 0, made.stderr
     port = free_port()
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "signet"), "serve", "--listen",
-         f"127.0.0.1:{port}", "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            str(Path(sys.executable).parent / "signet"),
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -182,13 +222,14 @@ def server(request, softhsm, smtp_server, tmp_path_factory):
     if request.param == "postgresql":
         admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_url.rsplit("/", 1)[1]}" '
-                              "WITH (FORCE)"))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_url.rsplit("/", 1)[1]}" WITH (FORCE)'))
 
 
-def create_credential(server: Server, user: str, key: str, *extra: str,
-                      stdin: str | None = None) -> str:
-    made = signet_cli("credentials", "create", user, "--key", key, *extra, env=server.env,
-                      stdin=stdin)
+def create_credential(
+    server: Server, user: str, key: str, *extra: str, stdin: str | None = None
+) -> str:
+    made = signet_cli(
+        "credentials", "create", user, "--key", key, *extra, env=server.env, stdin=stdin
+    )
     assert made.returncode == 0, made.stderr
     return made.stdout.split()[1]

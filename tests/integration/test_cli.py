@@ -21,19 +21,37 @@ def assert_clean_failure(result, *needles):
 
 
 def test_every_command_has_help():
-    for args in (["--help"], ["init", "--help"], ["db", "upgrade", "--help"],
-                 ["users", "add", "--help"], ["users", "list", "--help"],
-                 ["users", "disable", "--help"], ["credentials", "create", "--help"],
-                 ["credentials", "list", "--help"], ["credentials", "revoke", "--help"],
-                 ["audit", "verify", "--help"], ["serve", "--help"]):
+    for args in (
+        ["--help"],
+        ["init", "--help"],
+        ["db", "upgrade", "--help"],
+        ["users", "add", "--help"],
+        ["users", "list", "--help"],
+        ["users", "disable", "--help"],
+        ["credentials", "create", "--help"],
+        ["credentials", "list", "--help"],
+        ["credentials", "revoke", "--help"],
+        ["audit", "verify", "--help"],
+        ["serve", "--help"],
+    ):
         result = signet_cli(*args)
         assert result.returncode == 0 and "Usage:" in result.stdout, args
 
 
 def test_users_and_credentials_lifecycle(initialised):
     env = initialised
-    added = signet_cli("users", "add", "carol", "--name", "Carol C", "--email", "c@example.test",
-                       "--password-stdin", env=env, stdin="a long password\n")
+    added = signet_cli(
+        "users",
+        "add",
+        "carol",
+        "--name",
+        "Carol C",
+        "--email",
+        "c@example.test",
+        "--password-stdin",
+        env=env,
+        stdin="a long password\n",
+    )
     assert added.returncode == 0, added.stderr
     created = signet_cli("credentials", "create", "carol", "--key", "ec-p256", env=env)
     assert created.returncode == 0, created.stderr
@@ -52,20 +70,31 @@ def test_users_and_credentials_lifecycle(initialised):
 
 def test_bad_arguments_give_one_clear_line(initialised):
     env = initialised
-    assert_clean_failure(signet_cli("credentials", "create", "nobody", env=env),
-                         "no user named 'nobody'")
-    assert_clean_failure(signet_cli("users", "add", "dave", "--password-stdin", env=env,
-                                    stdin="short\n"), "password too short")
-    assert_clean_failure(signet_cli("credentials", "revoke", "no-such-id", env=env),
-                         "no credential")
+    assert_clean_failure(
+        signet_cli("credentials", "create", "nobody", env=env), "no user named 'nobody'"
+    )
+    assert_clean_failure(
+        signet_cli("users", "add", "dave", "--password-stdin", env=env, stdin="short\n"),
+        "password too short",
+    )
+    assert_clean_failure(
+        signet_cli("credentials", "revoke", "no-such-id", env=env), "no credential"
+    )
     signet_cli("users", "add", "erin", "--password-stdin", env=env, stdin="long enough pw\n")
-    assert_clean_failure(signet_cli("credentials", "create", "erin", "--key", "rsa-999",
-                                    env=env), "unknown key type")
-    assert_clean_failure(signet_cli("users", "add", "erin", "--password-stdin", env=env,
-                                    stdin="long enough pw\n"), "already exists")
+    assert_clean_failure(
+        signet_cli("credentials", "create", "erin", "--key", "rsa-999", env=env), "unknown key type"
+    )
+    assert_clean_failure(
+        signet_cli("users", "add", "erin", "--password-stdin", env=env, stdin="long enough pw\n"),
+        "already exists",
+    )
     assert_clean_failure(signet_cli("users", "add", "frank", env=env), "--password-stdin")
-    assert_clean_failure(signet_cli("credentials", "create", "erin", "--key", "rsa-2048",
-                                    "--activation", "sms", env=env), "sms")
+    assert_clean_failure(
+        signet_cli(
+            "credentials", "create", "erin", "--key", "rsa-2048", "--activation", "sms", env=env
+        ),
+        "sms",
+    )
 
 
 def test_configuration_errors_name_the_setting(settings_env):
@@ -77,16 +106,24 @@ def test_configuration_errors_name_the_setting(settings_env):
 
 def test_audit_verify_names_the_tampered_record(initialised, database_url):
     env = initialised
-    signet_cli("users", "add", "gina", "--email", "g@example.test", "--password-stdin",
-               env=env, stdin="long enough pw\n")
+    signet_cli(
+        "users",
+        "add",
+        "gina",
+        "--email",
+        "g@example.test",
+        "--password-stdin",
+        env=env,
+        stdin="long enough pw\n",
+    )
     signet_cli("users", "disable", "gina", env=env)
     # An administrator with direct database access edits a record.
     engine = create_engine(database_url)
     with engine.begin() as conn:
-        seq = conn.execute(text("SELECT seq FROM audit_records WHERE event='user.disabled'")
-                           ).scalar_one()
-        conn.execute(text("UPDATE audit_records SET actor='someone-else' WHERE seq=:s"),
-                     {"s": seq})
+        seq = conn.execute(
+            text("SELECT seq FROM audit_records WHERE event='user.disabled'")
+        ).scalar_one()
+        conn.execute(text("UPDATE audit_records SET actor='someone-else' WHERE seq=:s"), {"s": seq})
     engine.dispose()
     result = signet_cli("audit", "verify", env=env)
     assert_clean_failure(result, "audit trail broken")

@@ -18,8 +18,11 @@ from sqlalchemy import select, update
 from signet.signing import admin
 from signet.store import AuditRecord, SignatureActivation
 
-SHA = {"sha256": "2.16.840.1.101.3.4.2.1", "sha384": "2.16.840.1.101.3.4.2.2",
-       "sha512": "2.16.840.1.101.3.4.2.3"}
+SHA = {
+    "sha256": "2.16.840.1.101.3.4.2.1",
+    "sha384": "2.16.840.1.101.3.4.2.2",
+    "sha512": "2.16.840.1.101.3.4.2.3",
+}
 HASH_CLS = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 PASSWORD = "correct horse battery"
 
@@ -35,13 +38,13 @@ class Csc:
         headers = kw.pop("headers", {})
         if token or self.token:
             headers["Authorization"] = f"Bearer {token or self.token}"
-        return self.client.post(f"/csc/{self.version}/{method}", json=json, headers=headers,
-                                **kw)
+        return self.client.post(f"/csc/{self.version}/{method}", json=json, headers=headers, **kw)
 
     def login(self, user="alice", password=PASSWORD):
         basic = base64.b64encode(f"{user}:{password}".encode()).decode()
-        response = self.client.post(f"/csc/{self.version}/auth/login",
-                                    headers={"Authorization": f"Basic {basic}"})
+        response = self.client.post(
+            f"/csc/{self.version}/auth/login", headers={"Authorization": f"Basic {basic}"}
+        )
         assert response.status_code == 200, response.json
         self.token = response.json["access_token"]
         return self.token
@@ -58,9 +61,13 @@ class Csc:
         hashes_b64 = [base64.b64encode(d).decode() for d in digests]
         body = {"credentialID": credential_id, "numSignatures": num or len(digests)}
         if self.version == "v2":
-            body.update(hashes=hashes_b64, hashAlgorithmOID=SHA[hash_name],
-                        authData=[{"id": "OTP", "value": extra.pop("otp", None)
-                                   or self.otp(credential_id)}])
+            body.update(
+                hashes=hashes_b64,
+                hashAlgorithmOID=SHA[hash_name],
+                authData=[
+                    {"id": "OTP", "value": extra.pop("otp", None) or self.otp(credential_id)}
+                ],
+            )
         else:
             body.update(hash=hashes_b64, OTP=extra.pop("otp", None) or self.otp(credential_id))
         body.update(extra)
@@ -68,9 +75,13 @@ class Csc:
 
     def sign(self, credential_id, sad, digests, sign_algo, hash_name="sha256", params=None):
         key = "hashes" if self.version == "v2" else "hash"
-        body = {"credentialID": credential_id, "SAD": sad,
-                key: [base64.b64encode(d).decode() for d in digests], "signAlgo": sign_algo,
-                ("hashAlgorithmOID" if self.version == "v2" else "hashAlgo"): SHA[hash_name]}
+        body = {
+            "credentialID": credential_id,
+            "SAD": sad,
+            key: [base64.b64encode(d).decode() for d in digests],
+            "signAlgo": sign_algo,
+            ("hashAlgorithmOID" if self.version == "v2" else "hashAlgo"): SHA[hash_name],
+        }
         if params is not None:
             body["signAlgoParams"] = params
         return self.post("signatures/signHash", body)
@@ -78,8 +89,14 @@ class Csc:
 
 @pytest.fixture
 def alice(services):
-    admin.add_user(services, "alice", password=PASSWORD, display_name="Alice",
-                   email="alice@example.test", actor="test")
+    admin.add_user(
+        services,
+        "alice",
+        password=PASSWORD,
+        display_name="Alice",
+        email="alice@example.test",
+        actor="test",
+    )
     rsa = admin.create_credential(services, "alice", key="rsa-2048", actor="test").credential_id
     ecc = admin.create_credential(services, "alice", key="ec-p256", actor="test").credential_id
     return {"rsa": rsa, "ec": ecc}
@@ -91,20 +108,32 @@ def csc(client, services):
 
 
 def certificate(csc, credential_id):
-    response = csc.post("credentials/info", {"credentialID": credential_id,
-                                             "certificates": "chain", "certInfo": True,
-                                             "authInfo": True})
+    response = csc.post(
+        "credentials/info",
+        {
+            "credentialID": credential_id,
+            "certificates": "chain",
+            "certInfo": True,
+            "authInfo": True,
+        },
+    )
     assert response.status_code == 200, response.json
     return response.json, x509.load_der_x509_certificate(
-        base64.b64decode(response.json["cert"]["certificates"][0]))
+        base64.b64decode(response.json["cert"]["certificates"][0])
+    )
 
 
 def pss_params(hash_name, salt):
-    return base64.b64encode(algos.RSASSAPSSParams({
-        "hash_algorithm": {"algorithm": hash_name},
-        "mask_gen_algorithm": {"algorithm": "mgf1",
-                               "parameters": {"algorithm": hash_name}},
-        "salt_length": salt, "trailer_field": "trailer_field_bc"}).dump()).decode()
+    return base64.b64encode(
+        algos.RSASSAPSSParams(
+            {
+                "hash_algorithm": {"algorithm": hash_name},
+                "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": hash_name}},
+                "salt_length": salt,
+                "trailer_field": "trailer_field_bc",
+            }
+        ).dump()
+    ).decode()
 
 
 def verify(cert, signature, digest, hash_name, scheme, salt=None):
@@ -113,20 +142,24 @@ def verify(cert, signature, digest, hash_name, scheme, salt=None):
     if scheme == "pkcs1v15":
         public.verify(signature, digest, padding.PKCS1v15(), algorithm)
     elif scheme == "pss":
-        public.verify(signature, digest, padding.PSS(padding.MGF1(HASH_CLS[hash_name]()), salt),
-                      algorithm)
+        public.verify(
+            signature, digest, padding.PSS(padding.MGF1(HASH_CLS[hash_name]()), salt), algorithm
+        )
     else:
         public.verify(signature, digest, ec.ECDSA(algorithm))
 
 
-@pytest.mark.parametrize(("key", "sign_algo", "hash_name", "scheme"), [
-    ("rsa", "1.2.840.113549.1.1.11", "sha256", "pkcs1v15"),
-    ("rsa", "1.2.840.113549.1.1.13", "sha512", "pkcs1v15"),
-    ("rsa", "1.2.840.113549.1.1.1", "sha384", "pkcs1v15"),
-    ("rsa", "1.2.840.113549.1.1.10", "sha256", "pss"),
-    ("ec", "1.2.840.10045.4.3.2", "sha256", "ecdsa"),
-    ("ec", "1.2.840.10045.4.3.3", "sha384", "ecdsa"),
-])
+@pytest.mark.parametrize(
+    ("key", "sign_algo", "hash_name", "scheme"),
+    [
+        ("rsa", "1.2.840.113549.1.1.11", "sha256", "pkcs1v15"),
+        ("rsa", "1.2.840.113549.1.1.13", "sha512", "pkcs1v15"),
+        ("rsa", "1.2.840.113549.1.1.1", "sha384", "pkcs1v15"),
+        ("rsa", "1.2.840.113549.1.1.10", "sha256", "pss"),
+        ("ec", "1.2.840.10045.4.3.2", "sha256", "ecdsa"),
+        ("ec", "1.2.840.10045.4.3.3", "sha384", "ecdsa"),
+    ],
+)
 def test_full_flow_signatures_verify(csc, alice, key, sign_algo, hash_name, scheme):
     csc.login()
     listed = csc.post("credentials/list", {"credentialInfo": True, "certificates": "chain"})
@@ -152,16 +185,22 @@ def test_full_flow_signatures_verify(csc, alice, key, sign_algo, hash_name, sche
     with pytest.raises(InvalidSignature):
         verify(cert, signatures[0], digests[1], hash_name, scheme, salt)
     # Spent: the same SAD signs nothing more.
-    again = csc.sign(alice[key], authorized.json["SAD"], digests[:1], sign_algo, hash_name,
-                     params)
+    again = csc.sign(alice[key], authorized.json["SAD"], digests[:1], sign_algo, hash_name, params)
     assert again.status_code == 400 and "numSignatures" in again.json["error_description"]
     with csc.services.database.transaction() as session:
-        events = [e for (e,) in session.execute(select(AuditRecord.event)
-                                                .order_by(AuditRecord.seq))]
-        created = session.execute(select(AuditRecord.details).where(
-            AuditRecord.event == "signature.created")).scalar_one()
-    assert events[-5:] == ["otp.verified", "credential.authorized", "sad.spent",
-                           "signature.created", "sad.rejected"]
+        events = [
+            e for (e,) in session.execute(select(AuditRecord.event).order_by(AuditRecord.seq))
+        ]
+        created = session.execute(
+            select(AuditRecord.details).where(AuditRecord.event == "signature.created")
+        ).scalar_one()
+    assert events[-5:] == [
+        "otp.verified",
+        "credential.authorized",
+        "sad.spent",
+        "signature.created",
+        "sad.rejected",
+    ]
     assert "otp.sent" in events
     assert base64.b64encode(digests[0]).decode() in created and sign_algo in created
 
@@ -197,24 +236,34 @@ def test_sad_rejections(csc, services, alice):
     # Another hash algorithm than authorized.
     d384 = hashlib.sha384(b"one").digest()
     assert "hash algorithm" in error_of(
-        csc.sign(alice["rsa"], sad, [d384], "1.2.840.113549.1.1.12", "sha384"), 400)
+        csc.sign(alice["rsa"], sad, [d384], "1.2.840.113549.1.1.12", "sha384"), 400
+    )
     # Another credential of the same user.
     error_of(csc.sign(alice["ec"], sad, [d1], "1.2.840.10045.4.3.2"), 400)
     # A forged SAD.
-    assert error_of(csc.sign(alice["rsa"], "forged" + sad[6:], [d1], rsa256), 400) == \
-        "Invalid parameter SAD"
+    assert (
+        error_of(csc.sign(alice["rsa"], "forged" + sad[6:], [d1], rsa256), 400)
+        == "Invalid parameter SAD"
+    )
     # Count exceeded: two hashes asked under a SAD for... the bound one, twice.
     assert "numSignatures" in error_of(csc.sign(alice["rsa"], sad, [d1, d1, d1], rsa256), 400)
     # Expired.
     with services.database.transaction() as session:
-        session.execute(update(SignatureActivation).values(
-            expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        session.execute(
+            update(SignatureActivation).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
     assert "expired" in error_of(csc.sign(alice["rsa"], sad, [d1], rsa256), 400)
 
 
 def test_another_users_sad_is_refused(csc, client, services, alice):
-    admin.add_user(services, "mallory", password=PASSWORD, display_name="M",
-                   email="m@example.test", actor="test")
+    admin.add_user(
+        services,
+        "mallory",
+        password=PASSWORD,
+        display_name="M",
+        email="m@example.test",
+        actor="test",
+    )
     csc.login()
     digest = hashlib.sha256(b"alice's").digest()
     sad = csc.authorize(alice["rsa"], [digest]).json["SAD"]
@@ -233,9 +282,11 @@ def test_disabled_or_revoked_credential_cannot_sign(csc, services, alice, status
     sad = csc.authorize(alice["ec"], [digest]).json["SAD"]
     admin.set_credential_status(services, alice["ec"], status, actor="admin")
     assert status.rstrip("d") in error_of(
-        csc.sign(alice["ec"], sad, [digest], "1.2.840.10045.4.3.2"), 400)
-    error_of(csc.post("credentials/authorize", {"credentialID": alice["ec"],
-                                                "numSignatures": 1}), 400)
+        csc.sign(alice["ec"], sad, [digest], "1.2.840.10045.4.3.2"), 400
+    )
+    error_of(
+        csc.post("credentials/authorize", {"credentialID": alice["ec"], "numSignatures": 1}), 400
+    )
 
 
 def test_otp_is_single_use_and_five_failures_lock(csc, services, alice):
@@ -243,16 +294,16 @@ def test_otp_is_single_use_and_five_failures_lock(csc, services, alice):
     digest = hashlib.sha256(b"otp").digest()
     code = csc.otp(alice["rsa"])
     assert csc.authorize(alice["rsa"], [digest], otp=code).status_code == 200
-    assert "No OTP is pending" in error_of(csc.authorize(alice["rsa"], [digest], otp=code),
-                                           400, "invalid_otp")
+    assert "No OTP is pending" in error_of(
+        csc.authorize(alice["rsa"], [digest], otp=code), 400, "invalid_otp"
+    )
     csc.otp(alice["rsa"])
     for attempt in range(3):
         error_of(csc.authorize(alice["rsa"], [digest], otp="000000"), 400, "invalid_otp")
     locked = csc.authorize(alice["rsa"], [digest], otp="000000")
     assert "locked" in error_of(locked, 403, "access_denied")
     # Even the right code does not help now, nor a new one.
-    error_of(csc.post("credentials/sendOTP", {"credentialID": alice["rsa"]}), 403,
-             "access_denied")
+    error_of(csc.post("credentials/sendOTP", {"credentialID": alice["rsa"]}), 403, "access_denied")
     admin.set_credential_status(services, alice["rsa"], "unlock", actor="admin")
     assert csc.authorize(alice["rsa"], [digest]).status_code == 200
     with services.database.transaction() as session:
@@ -267,20 +318,27 @@ def test_expired_otp_is_refused(csc, services, alice):
     csc.login()
     code = csc.otp(alice["ec"])
     with services.database.transaction() as session:
-        session.execute(update(OtpChallenge).values(
-            expires_at=datetime.now(UTC) - timedelta(seconds=1)))
-    assert "expired" in error_of(csc.authorize(alice["ec"], [b"\0" * 32], otp=code), 400,
-                                 "invalid_otp")
+        session.execute(
+            update(OtpChallenge).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert "expired" in error_of(
+        csc.authorize(alice["ec"], [b"\0" * 32], otp=code), 400, "invalid_otp"
+    )
 
 
 def test_pin_credential(csc, services, alice):
-    pin_cred = admin.create_credential(services, "alice", key="ec-p384", actor="test",
-                                       activation="pin", pin="97531").credential_id
+    pin_cred = admin.create_credential(
+        services, "alice", key="ec-p384", actor="test", activation="pin", pin="97531"
+    ).credential_id
     csc.login()
     digest = hashlib.sha384(b"pin").digest()
-    body = {"credentialID": pin_cred, "numSignatures": 1,
-            "hashes": [base64.b64encode(digest).decode()],
-            "hashAlgorithmOID": SHA["sha384"], "authData": [{"id": "PIN", "value": "11111"}]}
+    body = {
+        "credentialID": pin_cred,
+        "numSignatures": 1,
+        "hashes": [base64.b64encode(digest).decode()],
+        "hashAlgorithmOID": SHA["sha384"],
+        "authData": [{"id": "PIN", "value": "11111"}],
+    }
     error_of(csc.post("credentials/authorize", body), 400, "invalid_pin")
     body["authData"] = [{"id": "PIN", "value": "97531"}]
     sad = csc.post("credentials/authorize", body).json["SAD"]
@@ -293,8 +351,7 @@ def test_extend_transaction(csc, alice):
     csc.login()
     digest = hashlib.sha256(b"extend").digest()
     sad = csc.authorize(alice["ec"], [digest]).json["SAD"]
-    extended = csc.post("credentials/extendTransaction", {"credentialID": alice["ec"],
-                                                          "SAD": sad})
+    extended = csc.post("credentials/extendTransaction", {"credentialID": alice["ec"], "SAD": sad})
     assert extended.status_code == 200
     new = extended.json["SAD"]
     error_of(csc.sign(alice["ec"], sad, [digest], "1.2.840.10045.4.3.2"), 400)
@@ -320,22 +377,39 @@ def test_tokens(csc, client, services, alice):
     assert token not in stored and hashlib.sha256(token.encode()).hexdigest() in stored
 
 
-@pytest.mark.parametrize(("method", "body", "needle"), [
-    ("credentials/info", {}, "credentialID"),
-    ("credentials/info", {"credentialID": 7}, "credentialID"),
-    ("credentials/info", {"credentialID": "x", "certificates": "all"}, "certificates"),
-    ("credentials/list", {"credentialInfo": "yes"}, "credentialInfo"),
-    ("credentials/authorize", {"credentialID": "x"}, "numSignatures"),
-    ("credentials/authorize", {"credentialID": "x", "numSignatures": "1"}, "numSignatures"),
-    ("credentials/authorize", {"credentialID": "x", "numSignatures": 1, "authData": "x"},
-     "authData"),
-    ("signatures/signHash", {"credentialID": "x", "SAD": "y", "signAlgo": "1.2.3"}, "hashes"),
-    ("signatures/signHash", {"credentialID": "x", "SAD": "y", "hashes": ["AA=="],
-                             "signAlgo": "1.2.3"}, "signAlgo"),
-    ("signatures/signHash", {"credentialID": "x", "SAD": "y", "hashes": ["AA=="],
-                             "signAlgo": "1.2.840.10045.4.3.2", "operationMode": "A"},
-     "operationMode"),
-])
+@pytest.mark.parametrize(
+    ("method", "body", "needle"),
+    [
+        ("credentials/info", {}, "credentialID"),
+        ("credentials/info", {"credentialID": 7}, "credentialID"),
+        ("credentials/info", {"credentialID": "x", "certificates": "all"}, "certificates"),
+        ("credentials/list", {"credentialInfo": "yes"}, "credentialInfo"),
+        ("credentials/authorize", {"credentialID": "x"}, "numSignatures"),
+        ("credentials/authorize", {"credentialID": "x", "numSignatures": "1"}, "numSignatures"),
+        (
+            "credentials/authorize",
+            {"credentialID": "x", "numSignatures": 1, "authData": "x"},
+            "authData",
+        ),
+        ("signatures/signHash", {"credentialID": "x", "SAD": "y", "signAlgo": "1.2.3"}, "hashes"),
+        (
+            "signatures/signHash",
+            {"credentialID": "x", "SAD": "y", "hashes": ["AA=="], "signAlgo": "1.2.3"},
+            "signAlgo",
+        ),
+        (
+            "signatures/signHash",
+            {
+                "credentialID": "x",
+                "SAD": "y",
+                "hashes": ["AA=="],
+                "signAlgo": "1.2.840.10045.4.3.2",
+                "operationMode": "A",
+            },
+            "operationMode",
+        ),
+    ],
+)
 def test_bad_requests_get_csc_errors(csc, alice, method, body, needle):
     csc.login()
     assert needle in error_of(csc.post(method, body), 400)
@@ -350,19 +424,27 @@ def test_malformed_inputs_never_500(csc, alice):
         ({"signAlgo": "1.2.840.10045.4.3.2"}, "RSA key"),
         ({"signAlgo": "1.2.840.113549.1.1.10"}, "signAlgoParams"),
         ({"signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": "AAAA"}, "signAlgoParams"),
-        ({"signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": pss_params("sha256", 999)},
-         "salt length"),
+        (
+            {"signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": pss_params("sha256", 999)},
+            "salt length",
+        ),
         ({"hashAlgorithmOID": "1.2.3.4"}, "hashAlgorithmOID"),
     ]
     for change, needle in cases:
-        body = {"credentialID": alice["rsa"], "SAD": sad,
-                "hashes": [base64.b64encode(hashlib.sha256(b"m").digest()).decode()],
-                "hashAlgorithmOID": SHA["sha256"], "signAlgo": "1.2.840.113549.1.1.11"}
+        body = {
+            "credentialID": alice["rsa"],
+            "SAD": sad,
+            "hashes": [base64.b64encode(hashlib.sha256(b"m").digest()).decode()],
+            "hashAlgorithmOID": SHA["sha256"],
+            "signAlgo": "1.2.840.113549.1.1.11",
+        }
         body.update(change)
         assert needle in error_of(csc.post("signatures/signHash", body), 400), change
-    raw = csc.client.post("/csc/v2/credentials/info", data="{not json",
-                          headers={"Authorization": f"Bearer {csc.token}",
-                                   "Content-Type": "application/json"})
+    raw = csc.client.post(
+        "/csc/v2/credentials/info",
+        data="{not json",
+        headers={"Authorization": f"Bearer {csc.token}", "Content-Type": "application/json"},
+    )
     error_of(raw, 400)
     # The SAD is still whole after all those refusals.
     ok = csc.sign(alice["rsa"], sad, [hashlib.sha256(b"m").digest()], "1.2.840.113549.1.1.11")

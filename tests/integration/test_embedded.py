@@ -20,8 +20,11 @@ def free_port() -> int:
 
 def embedded_env(var: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
-    env.update(SIGNET_VAR=str(var), VENV=str(Path(sys.executable).parent.parent),
-               SOFTHSM2_CONF=str(var / "softhsm2.conf"))
+    env.update(
+        SIGNET_VAR=str(var),
+        VENV=str(Path(sys.executable).parent.parent),
+        SOFTHSM2_CONF=str(var / "softhsm2.conf"),
+    )
     return env
 
 
@@ -30,7 +33,10 @@ def serve_and_check(var: Path, env: dict[str, str]) -> dict:
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "signet"), "serve", "--listen", f"127.0.0.1:{port}"],
         env={**env, "SIGNET_CONFIG": str(var / "signet.toml")},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -51,8 +57,9 @@ def serve_and_check(var: Path, env: dict[str, str]) -> dict:
 def test_state_survives_a_restart(tmp_path):
     var = tmp_path / "var"
     env = embedded_env(var)
-    first = subprocess.run([str(ROOT / "scripts/embedded-init")], env=env, capture_output=True,
-                           text=True, timeout=300)
+    first = subprocess.run(
+        [str(ROOT / "scripts/embedded-init")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert first.returncode == 0, first.stderr
     assert "created user alice" in first.stdout and "created user bob" in first.stdout
     assert first.stdout.count("created credential") == 4
@@ -62,8 +69,9 @@ def test_state_survives_a_restart(tmp_path):
     assert serve_and_check(var, env)["status"] == "ok"
 
     # Second start: nothing is created again, the same keys and users are served.
-    second = subprocess.run([str(ROOT / "scripts/embedded-init")], env=env,
-                            capture_output=True, text=True, timeout=300)
+    second = subprocess.run(
+        [str(ROOT / "scripts/embedded-init")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert second.returncode == 0, second.stderr
     assert "created" not in second.stdout and "initialised" not in second.stdout
     after = subprocess.run(listing, env=cfg_env, capture_output=True, text=True).stdout

@@ -16,8 +16,13 @@ HASHES = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes
 
 @pytest.fixture(scope="module")
 def hsm(softhsm):
-    return Hsm(HsmSettings(module=softhsm["module"], token_label=softhsm["token_label"],
-                           pin_file=softhsm["pin_file"]))
+    return Hsm(
+        HsmSettings(
+            module=softhsm["module"],
+            token_label=softhsm["token_label"],
+            pin_file=softhsm["pin_file"],
+        )
+    )
 
 
 @pytest.fixture(scope="module", params=["rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384"])
@@ -47,13 +52,25 @@ def test_signatures_verify_with_cryptography(hsm, key, hash_name):
     algorithm = HASHES[hash_name]
     if spec.key_type == "rsa":
         assert isinstance(public, rsa.RSAPublicKey) and public.key_size == spec.size
-        public.verify(hsm.sign_digest(label, digest, hash_name, "pkcs1v15"), message,
-                      padding.PKCS1v15(), algorithm)
-        public.verify(hsm.sign_digest(label, digest, hash_name, "pss"), message,
-                      padding.PSS(padding.MGF1(algorithm), len(digest)), algorithm)
+        public.verify(
+            hsm.sign_digest(label, digest, hash_name, "pkcs1v15"),
+            message,
+            padding.PKCS1v15(),
+            algorithm,
+        )
+        public.verify(
+            hsm.sign_digest(label, digest, hash_name, "pss"),
+            message,
+            padding.PSS(padding.MGF1(algorithm), len(digest)),
+            algorithm,
+        )
         max_salt = (spec.size + 7) // 8 - len(digest) - 2
-        public.verify(hsm.sign_digest(label, digest, hash_name, "pss", salt_length=max_salt),
-                      message, padding.PSS(padding.MGF1(algorithm), max_salt), algorithm)
+        public.verify(
+            hsm.sign_digest(label, digest, hash_name, "pss", salt_length=max_salt),
+            message,
+            padding.PSS(padding.MGF1(algorithm), max_salt),
+            algorithm,
+        )
     else:
         assert isinstance(public, ec.EllipticCurvePublicKey)
         assert public.curve.key_size == spec.size
@@ -70,11 +87,16 @@ def test_a_wrong_signature_does_not_verify(hsm, key):
 
     with pytest.raises(InvalidSignature):
         if spec.key_type == "rsa":
-            public.verify(hsm.sign_digest(label, digest, "sha256", "pkcs1v15"), b"two",
-                          padding.PKCS1v15(), hashes.SHA256())
+            public.verify(
+                hsm.sign_digest(label, digest, "sha256", "pkcs1v15"),
+                b"two",
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
         else:
-            public.verify(hsm.sign_digest(label, digest, "sha256", "ecdsa"), b"two",
-                          ec.ECDSA(hashes.SHA256()))
+            public.verify(
+                hsm.sign_digest(label, digest, "sha256", "ecdsa"), b"two", ec.ECDSA(hashes.SHA256())
+            )
 
 
 def test_bad_inputs_are_refused_clearly(hsm, key):
@@ -96,8 +118,11 @@ def test_session_loss_leads_to_reconnect(hsm, key):
 
 
 def test_missing_token_is_named(softhsm):
-    missing = Hsm(HsmSettings(module=softhsm["module"], token_label="no-such-token",
-                              pin_file=softhsm["pin_file"]))
+    missing = Hsm(
+        HsmSettings(
+            module=softhsm["module"], token_label="no-such-token", pin_file=softhsm["pin_file"]
+        )
+    )
     with pytest.raises(HsmError, match="no-such-token"):
         missing.check()
 

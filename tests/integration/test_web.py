@@ -24,8 +24,9 @@ def test_health_503_names_the_hsm(settings_env, monkeypatch):
 
 
 def test_health_503_names_the_database(settings_env, monkeypatch, tmp_path):
-    monkeypatch.setenv("SIGNET_DATABASE__URL",
-                       "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
+    monkeypatch.setenv(
+        "SIGNET_DATABASE__URL", "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2"
+    )
     client = create_app(services=Services(load_settings())).test_client()
     response = client.get("/health")
     assert response.status_code == 503

@@ -30,8 +30,7 @@ def test_intact_chain(session):
 
 
 def test_edited_detail_is_named(session):
-    session.execute(update(AuditRecord).where(AuditRecord.seq == 3)
-                    .values(details='{"n":99}'))
+    session.execute(update(AuditRecord).where(AuditRecord.seq == 3).values(details='{"n":99}'))
     _, findings = check(session)
     assert [f.seq for f in findings] == [3]
     assert "edited" in findings[0].problem
@@ -42,8 +41,9 @@ def test_edited_and_rehashed_record_breaks_the_next_link(session):
 
     rec = session.get(AuditRecord, 3)
     rec.outcome = "failure"
-    rec.record_hash = record_hash(rec.seq, rec.at, rec.event, rec.actor, rec.subject,
-                                  rec.outcome, rec.details, rec.prev_hash)
+    rec.record_hash = record_hash(
+        rec.seq, rec.at, rec.event, rec.actor, rec.subject, rec.outcome, rec.details, rec.prev_hash
+    )
     session.flush()
     _, findings = check(session)
     assert [f.seq for f in findings] == [4]

@@ -15,8 +15,9 @@ def clean_env(monkeypatch, tmp_path):
 
 
 def test_file_and_environment_are_read(clean_env, monkeypatch):
-    clean_env.write_text('[database]\nurl = "sqlite:///x.db"\n[hsm]\npin_file = "/p"\n'
-                         '[web]\nworkers = 3\n')
+    clean_env.write_text(
+        '[database]\nurl = "sqlite:///x.db"\n[hsm]\npin_file = "/p"\n[web]\nworkers = 3\n'
+    )
     monkeypatch.setenv("SIGNET_WEB__WORKERS", "5")
     settings = load_settings()
     assert settings.database.url == "sqlite:///x.db"
@@ -24,16 +25,19 @@ def test_file_and_environment_are_read(clean_env, monkeypatch):
     assert settings.web.workers == 5  # the environment wins over the file
 
 
-@pytest.mark.parametrize(("toml", "named"), [
-    ('[database]\nurl = "mysql://x"\n[hsm]\npin_file="/p"\n', "database.url"),
-    ('[hsm]\npin_file = "/p"\npin_env = "X"\n', "hsm"),
-    ('[hsm]\npin_file = "/p"\n[web]\nlisten = "8080"\n', "web.listen"),
-    ('[hsm]\npin_file = "/p"\n[web]\nworkers = 0\n', "web.workers"),
-    ('[hsm]\npin_file = "/p"\n[notify]\nemail_backend = "pigeon"\n', "notify.email_backend"),
-    ('[hsm]\npin_file = "/p"\n[sam]\notp_digits = 4\n', "sam.otp_digits"),
-    ('[hsm]\npin_file = "/p"\nbogus = 1\n', "hsm.bogus"),
-    ('[hsm]\npin_file = "/p"\n[nonsense]\na = 1\n', "nonsense"),
-])
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[database]\nurl = "mysql://x"\n[hsm]\npin_file="/p"\n', "database.url"),
+        ('[hsm]\npin_file = "/p"\npin_env = "X"\n', "hsm"),
+        ('[hsm]\npin_file = "/p"\n[web]\nlisten = "8080"\n', "web.listen"),
+        ('[hsm]\npin_file = "/p"\n[web]\nworkers = 0\n', "web.workers"),
+        ('[hsm]\npin_file = "/p"\n[notify]\nemail_backend = "pigeon"\n', "notify.email_backend"),
+        ('[hsm]\npin_file = "/p"\n[sam]\notp_digits = 4\n', "sam.otp_digits"),
+        ('[hsm]\npin_file = "/p"\nbogus = 1\n', "hsm.bogus"),
+        ('[hsm]\npin_file = "/p"\n[nonsense]\na = 1\n', "nonsense"),
+    ],
+)
 def test_bad_setting_is_named(clean_env, toml, named):
     clean_env.write_text(toml)
     with pytest.raises(ConfigError) as err:
