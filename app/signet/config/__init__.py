@@ -108,6 +108,31 @@ class SamSettings(_Section):
     otp_max_attempts: int = Field(default=5, ge=1, le=20)
 
 
+class FormatsSettings(_Section):
+    """Document signatures: the RFC 3161 TSA and how revocation data is fetched."""
+
+    # Without a TSA, only B-B is offered (info lists what really is).
+    tsa_url: str | None = None
+    tsa_username: str | None = None
+    tsa_password_file: str | None = None
+    tsa_bearer_token_file: str | None = None
+    tsa_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    tsa_retries: int = Field(default=2, ge=0, le=10)
+    ocsp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    crl_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    revocation_retries: int = Field(default=2, ge=0, le=10)
+    # Extra trust anchors (PEM or DER files), e.g. the TSA's root, for B-LT validation data.
+    trust_roots: list[str] = Field(default_factory=list)
+    max_document_mb: int = Field(default=256, ge=1, le=4096)
+
+    @field_validator("tsa_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return url or None
+
+
 class WebSettings(_Section):
     listen: str = "127.0.0.1:8080"
     workers: int = Field(default=2, ge=1, le=64)
@@ -139,6 +164,7 @@ class Settings(BaseSettings):
     ca: CaSettings = Field(default_factory=CaSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     sam: SamSettings = Field(default_factory=SamSettings)
+    formats: FormatsSettings = Field(default_factory=FormatsSettings)
     web: WebSettings = Field(default_factory=WebSettings)
 
     _config_file: str | None = None

@@ -79,10 +79,13 @@ async def async_sign_cades(
     hash_algorithm: str = "sha256",
     scheme: str | None = None,
     packaging: str = "detached",
+    document_digest: bytes | None = None,
 ) -> None:
     """Write a DER CMS SignedData (``.p7s`` detached, ``.p7m`` attached) to ``out``.
 
     Detached signing hashes the input in chunks; attached signing embeds, hence reads, it.
+    With ``document_digest`` (CSC's documentDigests) the document itself is never seen: the
+    signature is detached, over that digest, and ``source`` is ignored.
     """
     level = parse_level(level)
     if packaging not in PACKAGINGS:
@@ -94,8 +97,18 @@ async def async_sign_cades(
     if level.at_least(Level.B_LT):
         collector = ValidationDataCollector(key, services)
         await collector.add(key.certificate, key.chain)
+    if document_digest is not None:
+        expected = hashlib.new(hash_algorithm).digest_size
+        if packaging != "detached" or len(document_digest) != expected:
+            raise FormatError(f"a document digest signs detached CAdES only, with a "
+                              f"{hash_algorithm} digest of {expected} bytes")
     try:
-        if packaging == "attached":
+        if document_digest is not None:
+            content_info = await signer.async_sign(
+                document_digest, hash_algorithm, use_pades=True, is_pdf_sig=False,
+                timestamper=timestamper,
+            )
+        elif packaging == "attached":
             content_info = await signer.async_sign_general_data(
                 read_source(source),
                 hash_algorithm,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from asn1crypto import x509 as asn1_x509
 from sqlalchemy import select
@@ -13,6 +13,7 @@ from signet.pki.connector import CAError, IssueRequest
 from signet.pki.x509build import (
     DigestSigner,
     build_certificate,
+    build_crl,
     make_name,
     public_key_info,
 )
@@ -23,7 +24,8 @@ DEFAULT_KEY_LABEL = "signet-local-ca"
 
 class LocalCAConnector:
     """Options (ca.options): common_name, organization, country, key_label, key_type,
-    validity_days."""
+    validity_days, crl_url and issuer_url (published in end-entity certificates; by default
+    the node's own /pki/local.crl and /pki/local.crt), crl_validity_hours."""
 
     name = "local"
 
@@ -38,6 +40,11 @@ class LocalCAConnector:
         self.key_label = str(options.get("key_label", DEFAULT_KEY_LABEL))
         self.key_spec = KeySpec.parse(str(options.get("key_type", "rsa-3072")))
         self.validity_days = int(options.get("validity_days", 3650))
+        base = settings.web.base_url or f"http://{settings.web.listen}"
+        self.crl_url = options.get("crl_url", f"{base.rstrip('/')}/pki/{self.name}.crl") or None
+        self.issuer_url = options.get("issuer_url",
+                                      f"{base.rstrip('/')}/pki/{self.name}.crt") or None
+        self.crl_validity = timedelta(hours=float(options.get("crl_validity_hours", 24)))
         self._root: asn1_x509.Certificate | None = None
 
     def _signer(self) -> DigestSigner:
@@ -90,8 +97,25 @@ class LocalCAConnector:
             validity_days=request.validity_days,
             is_ca=False,
             qc_statements=request.qc_statements,
+            crl_url=self.crl_url,
+            issuer_url=self.issuer_url,
         )
         return [cert, root]
+
+    def crl(self) -> bytes:
+        """The current CRL (DER), signed now by the CA key in the HSM."""
+        root = self.chain()[0]
+        with self.database.transaction() as session:
+            rows = session.execute(
+                select(Certificate.serial, Certificate.revoked_at)
+                .where(Certificate.ca_name == self.name, Certificate.role == "end-entity",
+                       Certificate.revoked_at.is_not(None))
+            ).all()
+        revoked = [(int(serial, 16), _aware(when)) for serial, when in rows if when]
+        # CRL numbers must grow: the issue time in seconds does, across nodes too.
+        number = int(datetime.now(UTC).timestamp())
+        return build_crl(issuer=root, revoked=revoked, sign=self._signer(), number=number,
+                         validity=self.crl_validity).dump()
 
     def revoke(self, serial: int, reason: str = "unspecified") -> None:
         # The local CA publishes no CRL yet; revocation is recorded on the certificate row.
@@ -101,6 +125,10 @@ class LocalCAConnector:
             ).scalars().all()
             for row in rows:
                 row.revoked_at = datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _certificate_row(cert: asn1_x509.Certificate, *, role: str, ca_name: str,

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from asn1crypto import core, keys
+from asn1crypto import core, crl, keys
 from asn1crypto import csr as asn1_csr
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
@@ -94,6 +94,10 @@ def build_csr(subject: asn1_x509.Name, spki: keys.PublicKeyInfo, sign: DigestSig
     })
 
 
+def _uri(url: str) -> asn1_x509.GeneralName:
+    return asn1_x509.GeneralName(name="uniform_resource_identifier", value=url)
+
+
 def _time(moment: datetime) -> asn1_x509.Time:
     # RFC 5280: UTCTime through 2049, GeneralizedTime after.
     return asn1_x509.Time({"utc_time" if moment.year < 2050 else "general_time": moment})
@@ -114,6 +118,8 @@ def build_certificate(
     is_ca: bool,
     qc_statements: bool = False,
     not_before: datetime | None = None,
+    crl_url: str | None = None,
+    issuer_url: str | None = None,
 ) -> asn1_x509.Certificate:
     algorithm, hash_name, scheme = signature_choice(issuer_spki)
     start = (not_before or datetime.now(UTC)).replace(microsecond=0)
@@ -128,6 +134,14 @@ def build_certificate(
     if not is_ca or issuer != subject:
         extensions.append({"extn_id": "authority_key_identifier", "critical": False,
                            "extn_value": {"key_identifier": key_identifier(issuer_spki)}})
+    if crl_url and not (is_ca and issuer == subject):
+        extensions.append({"extn_id": "crl_distribution_points", "critical": False,
+                           "extn_value": [{"distribution_point": {
+                               "full_name": [_uri(crl_url)]}}]})
+    if issuer_url and not (is_ca and issuer == subject):
+        extensions.append({"extn_id": "authority_information_access", "critical": False,
+                           "extn_value": [{"access_method": "ca_issuers",
+                                           "access_location": _uri(issuer_url)}]})
     if qc_statements and not is_ca:
         extensions.append({"extn_id": QC_STATEMENTS_OID, "critical": False,
                            "extn_value": core.ParsableOctetString(qc_statements_der())})
@@ -149,4 +163,41 @@ def build_certificate(
         "tbs_certificate": tbs,
         "signature_algorithm": {"algorithm": algorithm},
         "signature_value": sign(digest, hash_name, scheme),
+    })
+
+
+def build_crl(
+    *,
+    issuer: asn1_x509.Certificate,
+    revoked: list[tuple[int, datetime]],
+    sign: DigestSigner,
+    number: int,
+    validity: timedelta,
+) -> crl.CertificateList:
+    """A v2 CRL listing (serial, revocation time) pairs, signed by the issuer's HSM key."""
+    algorithm, hash_name, scheme = signature_choice(issuer.public_key)
+    now = datetime.now(UTC).replace(microsecond=0)
+    tbs = crl.TbsCertList({
+        "version": "v2",
+        "signature": {"algorithm": algorithm},
+        "issuer": issuer.subject,
+        "this_update": _time(now),
+        "next_update": _time(now + validity),
+        "revoked_certificates": [
+            {"user_certificate": serial, "revocation_date": _time(when.replace(microsecond=0))}
+            for serial, when in revoked
+        ] or None,
+        "crl_extensions": [
+            {"extn_id": "crl_number", "critical": False, "extn_value": number},
+            {"extn_id": "authority_key_identifier", "critical": False,
+             "extn_value": {"key_identifier": key_identifier(issuer.public_key)}},
+        ],
+    })
+    if tbs["revoked_certificates"].native is None:
+        del tbs["revoked_certificates"]
+    digest = hashlib.new(hash_name, tbs.dump()).digest()
+    return crl.CertificateList({
+        "tbs_cert_list": tbs,
+        "signature_algorithm": {"algorithm": algorithm},
+        "signature": sign(digest, hash_name, scheme),
     })

@@ -184,3 +184,56 @@ def sign_hashes(database: Database, hsm: Hsm, request: SignRequest) -> list[byte
                      hash_algorithm=request.hash_oid, scheme=request.scheme,
                      hashes=[base64.b64encode(d).decode() for d in digests])
     return signatures
+
+
+def sad_hash_algorithm(database: Database, *, sad: str, user_id: int,
+                       credential_id: str) -> str | None:
+    """The hash algorithm (OID) a SAD was authorized with, to hash documents for signDoc."""
+    with database.transaction() as session:
+        return _find(session, sad, user_id, credential_id).hash_algorithm
+
+
+class DocumentPermit:
+    """Leave to make exactly `allowed` HSM signatures with one key, granted by a SAD that was
+    bound to the documents' digests and already spent for them (signDoc). Whatever is left
+    unused when the permit closes goes back to the SAD."""
+
+    def __init__(self, database: Database, hsm: Hsm, request: SignRequest, sad_id: int,
+                 allowed: int) -> None:
+        self._database, self._hsm, self._request = database, hsm, request
+        self._sad_id, self.allowed, self.used = sad_id, allowed, 0
+
+    def sign_digest(self, digest: bytes, hash_name: str, scheme: str,
+                    salt_length: int | None = None) -> bytes:
+        if self.used >= self.allowed:
+            raise InvalidRequest("numSignatures exceeded: the SAD covers no more signatures")
+        signature = self._hsm.sign_digest(self._request.key_label, digest, hash_name, scheme,
+                                          salt_length)
+        self.used += 1
+        return signature
+
+    def close(self) -> None:
+        unused = self.allowed - self.used
+        if unused > 0:
+            with self._database.transaction() as session:
+                session.execute(bulk_update(SignatureActivation)
+                                .where(SignatureActivation.id == self._sad_id)
+                                .values(remaining=SignatureActivation.remaining + unused))
+                append_event(session, "sad.refunded", actor=self._request.username,
+                             subject=self._request.credential_id, count=unused)
+        self.allowed = self.used
+
+
+def open_permit(database: Database, hsm: Hsm, request: SignRequest) -> DocumentPermit:
+    """Check the SAD against the document digests in `request.hashes` and spend one signature
+    for each, atomically; then hand out a permit for exactly that many HSM signatures."""
+    digests = [decode_hash(h) for h in request.hashes]
+    try:
+        sad_id = _spend(database, request, digests)
+    except InvalidRequest as exc:
+        with database.transaction() as session:
+            append_event(session, "sad.rejected", actor=request.username,
+                         subject=request.credential_id, outcome="failure",
+                         reason=exc.description)
+        raise
+    return DocumentPermit(database, hsm, request, sad_id, len(digests))

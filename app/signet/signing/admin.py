@@ -235,6 +235,9 @@ def set_credential_status(services: Services, credential_id: str, status: str, *
         append_event(session, event, actor=actor, subject=credential_id, reason=reason)
     if status == "revoked" and serial is not None:
         services.ca.revoke(int(serial, 16), reason)
+        from signet.signing.publication import forget_crl_cache
+
+        forget_crl_cache()
 
 
 def verify_audit(services: Services) -> tuple[int, list[AuditFinding]]:

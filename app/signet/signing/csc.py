@@ -27,6 +27,7 @@ HASH_OIDS = {
     "2.16.840.1.101.3.4.2.3": "sha512",
 }
 HASH_OID_OF = {name: oid for oid, name in HASH_OIDS.items()}
+HASH_LENGTHS = {"sha256": 32, "sha384": 48, "sha512": 64}
 RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
 RSA_PSS = "1.2.840.113549.1.1.10"
 EC_PUBLIC_KEY = "1.2.840.10045.2.1"
@@ -272,6 +273,38 @@ def _pss_parameters(params_b64: str | None, hash_name: str | None) -> tuple[str,
     return digest, int(params["salt_length"].native)
 
 
+def resolve_algorithm(credential: Credential, sign_algo: str, hash_oid: str | None,
+                      sign_algo_params: str | None) -> tuple[str, str, int | None]:
+    """(hash name, scheme, PSS salt length) for a signAlgo on this credential's key."""
+    if sign_algo not in SIGN_ALGOS:
+        raise InvalidRequest("Invalid parameter signAlgo")
+    if hash_oid is not None and hash_oid not in HASH_OIDS:
+        raise InvalidRequest("Invalid parameter hashAlgorithmOID")
+    key_type, scheme, implied = SIGN_ALGOS[sign_algo]
+    if key_type != credential.key_type:
+        raise InvalidRequest("Invalid parameter signAlgo: it does not fit the "
+                             f"credential's {credential.key_type.upper()} key")
+    requested = HASH_OIDS[hash_oid] if hash_oid else None
+    salt = None
+    if scheme == "pss":
+        hash_name, salt = _pss_parameters(sign_algo_params, requested)
+        max_salt = (credential.key_size + 7) // 8 - HASH_LENGTHS[hash_name] - 2
+        if not 0 <= salt <= max_salt:
+            raise InvalidRequest(f"Invalid parameter signAlgoParams: salt length {salt} "
+                                 f"outside 0..{max_salt}")
+    elif implied:
+        if requested and requested != implied:
+            raise InvalidRequest("Invalid parameter hashAlgorithmOID: it differs from the "
+                                 "hash of signAlgo")
+        hash_name = implied
+    else:
+        if not requested:
+            raise InvalidRequest(f"Missing parameter hashAlgorithmOID: signAlgo {sign_algo} "
+                                 "needs it")
+        hash_name = requested
+    return hash_name, scheme, salt
+
+
 def sign_hash(
     services: Services,
     principal: Principal,
@@ -292,29 +325,8 @@ def sign_hash(
     with services.database.transaction() as session:
         credential = _own_credential(session, principal, credential_id)
         _usable(credential)
-        key_type, scheme, implied = SIGN_ALGOS[sign_algo]
-        if key_type != credential.key_type:
-            raise InvalidRequest("Invalid parameter signAlgo: it does not fit the "
-                                 f"credential's {credential.key_type.upper()} key")
-        requested = HASH_OIDS[hash_oid] if hash_oid else None
-        salt = None
-        if scheme == "pss":
-            hash_name, salt = _pss_parameters(sign_algo_params, requested)
-            max_salt = (credential.key_size + 7) // 8 - {"sha256": 32, "sha384": 48,
-                                                         "sha512": 64}[hash_name] - 2
-            if not 0 <= salt <= max_salt:
-                raise InvalidRequest(f"Invalid parameter signAlgoParams: salt length {salt} "
-                                     f"outside 0..{max_salt}")
-        elif implied:
-            if requested and requested != implied:
-                raise InvalidRequest("Invalid parameter hashAlgorithmOID: it differs from the "
-                                     "hash of signAlgo")
-            hash_name = implied
-        else:
-            if not requested:
-                raise InvalidRequest("Missing parameter hashAlgorithmOID: signAlgo "
-                                     f"{sign_algo} needs it")
-            hash_name = requested
+        hash_name, scheme, salt = resolve_algorithm(credential, sign_algo, hash_oid,
+                                                    sign_algo_params)
         key_label = credential.key_label
     return sign_hashes(services.database, services.hsm, SignRequest(
         user_id=principal.user_id, username=principal.username, credential_id=credential_id,

@@ -17,10 +17,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     services = services or Services(settings or load_settings())
     app.extensions["signet"] = services
 
-    from signet.web import errors, health, openapi
+    from signet.web import errors, health, openapi, pki
 
     errors.init_app(app)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(pki.blueprint)
     app.register_blueprint(openapi.blueprint)
     _register_optional(app)
     return app

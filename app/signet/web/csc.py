@@ -14,14 +14,14 @@ from flask.typing import ResponseReturnValue
 
 from signet.auth.tokens import Principal
 from signet.errors import InvalidRequest, InvalidToken
-from signet.signing import Services
+from signet.signing import Services, sign_doc
 from signet.signing import csc as usecases
 from signet.web.openapi import describe
 
-V2_METHODS = ["info", "auth/login", "auth/revoke", "credentials/list", "credentials/info",
+V1_METHODS = ["info", "auth/login", "auth/revoke", "credentials/list", "credentials/info",
               "credentials/authorize", "credentials/extendTransaction", "credentials/sendOTP",
               "signatures/signHash"]
-V1_METHODS = V2_METHODS
+V2_METHODS = [*V1_METHODS, "signatures/signDoc", "signatures/timestamp"]
 
 
 def services() -> Services:
@@ -125,7 +125,14 @@ def info_view(version: str) -> ResponseReturnValue:
         "description": "Signet remote signing service",
         "authType": ["basic"],
         "methods": V2_METHODS if version == "v2" else V1_METHODS,
-        **({"signAlgorithms": {"algos": algos}} if version == "v2" else {}),
+        **({"signAlgorithms": {"algos": algos},
+            "signature_formats": {
+                "formats": ["C", "X", "P", "J"],
+                "envelope_properties": [["Detached", "Attached"],
+                                        ["Enveloped", "Enveloping", "Detached"],
+                                        ["Enveloped"], ["Attached", "Detached"]]},
+            "conformance_levels": sign_doc.offered_levels(services())}
+           if version == "v2" else {}),
     })
 
 
@@ -315,6 +322,75 @@ def v2_sign_hash() -> ResponseReturnValue:
     return jsonify({"signatures": [b64(s) for s in signatures]})
 
 
+def _jobs(data: dict[str, Any]) -> list[sign_doc.DocumentJob]:
+    jobs: list[sign_doc.DocumentJob] = []
+    for name in ("documents", "documentDigests"):
+        entries = data.get(name)
+        if entries is None:
+            continue
+        if not isinstance(entries, list) or not entries:
+            raise InvalidRequest(f"Invalid type for array parameter {name}")
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise InvalidRequest(f"Invalid parameter {name}: items are JSON objects")
+            common: dict[str, Any] = {
+                "format": string(entry, "signature_format") or "",
+                "level": string(entry, "conformance_level", required=False) or "Ades-B-B",
+                "packaging": string(entry, "signed_envelope_property", required=False),
+                "sign_algo": string(entry, "signAlgo") or "",
+                "sign_algo_params": string(entry, "signAlgoParams", required=False),
+            }
+            if name == "documents":
+                document = string(entry, "document") or ""
+                try:
+                    content = base64.b64decode(document, validate=True)
+                except ValueError:
+                    raise InvalidRequest("Invalid parameter document: not base64")
+                jobs.append(sign_doc.DocumentJob(**common, document=content))
+            else:
+                oid = string(entry, "hashAlgorithmOID")
+                for value in hash_list(entry, "hashes", required=True):
+                    try:
+                        digest = base64.b64decode(value, validate=True)
+                    except ValueError:
+                        raise InvalidRequest("Invalid parameter hashes: not base64")
+                    jobs.append(sign_doc.DocumentJob(**common, digest=digest, hash_oid=oid))
+    return jobs
+
+
+@v2.post("/signatures/signDoc")
+@authenticated
+def v2_sign_doc() -> ResponseReturnValue:
+    data = body()
+    mode = choice(data, "operationMode", ("S", "A"), "S")
+    if mode == "A":
+        raise InvalidRequest("Invalid parameter operationMode: only synchronous (S) signing "
+                             "is offered")
+    if data.get("returnValidationInfo") not in (None, False):
+        raise InvalidRequest("Invalid parameter returnValidationInfo: validation info is "
+                             "embedded in the signatures from B-LT on, not returned apart")
+    outputs = sign_doc.sign_documents(services(), principal(),
+                                      credential_id=string(data, "credentialID"),
+                                      sad=string(data, "SAD"), jobs=_jobs(data))
+    response: dict[str, Any] = {}
+    documents = [b64(o.data) for o in outputs if not o.detached]
+    objects = [b64(o.data) for o in outputs if o.detached]
+    if documents:
+        response["DocumentWithSignature"] = documents
+    if objects:
+        response["SignatureObject"] = objects
+    return jsonify(response)
+
+
+@v2.post("/signatures/timestamp")
+@authenticated
+def v2_timestamp() -> ResponseReturnValue:
+    data = body()
+    token = sign_doc.timestamp(services(), principal(), hash_b64=data.get("hash"),
+                               hash_oid=data.get("hashAlgorithmOID"), nonce=data.get("nonce"))
+    return jsonify({"timestamp": b64(token)})
+
+
 # -- v1 -------------------------------------------------------------------------------------
 v1 = Blueprint("csc_v1", __name__, url_prefix="/csc/v1")
 
@@ -401,6 +477,10 @@ def _describe_all() -> None:
                  f"{title}: renew a SAD", tag=title)
         describe(f"{base}/signatures/signHash", "post", f"{title}: sign hashes with a SAD",
                  tag=title)
+    describe("/csc/v2/signatures/signDoc", "post",
+             "CSC v2.0.0.2: sign whole documents (PAdES, XAdES, CAdES, JAdES)", tag="CSC v2.0.0.2")
+    describe("/csc/v2/signatures/timestamp", "post",
+             "CSC v2.0.0.2: an RFC 3161 time-stamp token over a hash", tag="CSC v2.0.0.2")
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,48 @@
+"""RFC 3161 time-stamp tokens on request (CSC signatures/timestamp), with the client's nonce."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from asn1crypto import cms, tsp
+
+from signet.formats.errors import FormatError, ServiceError
+from signet.formats.services import SignetTimeStamper, TsaConfig
+
+_HASH_LENGTHS = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+
+async def async_timestamp_token(config: TsaConfig, digest: bytes, hash_name: str,
+                                nonce: int | None = None) -> cms.ContentInfo:
+    """Ask the TSA to time-stamp `digest`; check the answer covers it (imprint and nonce)."""
+    if _HASH_LENGTHS.get(hash_name) != len(digest):
+        raise FormatError(f"a {hash_name} hash has {_HASH_LENGTHS.get(hash_name, '?')} bytes, "
+                          f"got {len(digest)}")
+    nonce = secrets.randbits(63) if nonce is None else nonce
+    request = tsp.TimeStampReq({
+        "version": 1,
+        "message_imprint": {"hash_algorithm": {"algorithm": hash_name},
+                            "hashed_message": digest},
+        "nonce": nonce,
+        "cert_req": True,
+    })
+    stamper = SignetTimeStamper(config)
+    response = await stamper.async_request_tsa_response(request)
+    status = response["status"]["status"].native
+    if status not in ("granted", "granted_with_mods"):
+        text = response["status"]["status_string"].native
+        raise ServiceError("tsa", config.url, f"the TSA refused: {status} {text or ''}".strip())
+    token = response["time_stamp_token"]
+    info = token["content"]["encap_content_info"]["content"].parsed
+    if info["message_imprint"]["hashed_message"].native != digest or \
+            info["nonce"].native != nonce:
+        raise ServiceError("tsa", config.url, "the token does not cover the request "
+                                              "(imprint or nonce differs)")
+    return token
+
+
+def timestamp_token(config: TsaConfig, digest: bytes, hash_name: str,
+                    nonce: int | None = None) -> bytes:
+    """Synchronous wrapper: the DER TimeStampToken."""
+    return asyncio.run(async_timestamp_token(config, digest, hash_name, nonce)).dump()

@@ -1,0 +1,228 @@
+"""signDoc and timestamp: whole documents signed as PAdES/XAdES/CAdES/JAdES through the SAM.
+
+The SAD was bound to the documents' digests; it is spent for them before any signing, and
+formats then gets a sign callable that can make exactly one HSM signature per document."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import x509 as asn1_x509
+
+from signet.auth.tokens import Principal
+from signet.errors import InvalidRequest, ServiceUnavailable
+from signet.events import append_event
+from signet.formats import (
+    FormatError,
+    Level,
+    RemoteKey,
+    RevocationConfig,
+    ServiceError,
+    ServicesConfig,
+    TsaConfig,
+    async_sign_cades,
+    compute_document_digest,
+    parse_level,
+    sign_document,
+    timestamp_token,
+)
+from signet.formats.dispatch import normalise_format
+from signet.sam import SignRequest, open_permit, sad_hash_algorithm
+from signet.signing.context import Services
+from signet.signing.csc import (
+    HASH_LENGTHS,
+    HASH_OID_OF,
+    HASH_OIDS,
+    _own_credential,
+    _usable,
+    resolve_algorithm,
+)
+
+# What a document's signature comes back as: the document itself, or a separate object.
+DETACHED = {("cades", "detached"), ("xades", "detached"), ("jades", "detached")}
+
+
+@dataclass(frozen=True)
+class DocumentJob:
+    """One entry of documents[] or documentDigests[]."""
+
+    format: str
+    level: str
+    packaging: str | None
+    sign_algo: str
+    sign_algo_params: str | None
+    document: bytes | None = None  # documents[]
+    digest: bytes | None = None  # documentDigests[]: CAdES detached over the digest
+    hash_oid: str | None = None
+
+
+@dataclass(frozen=True)
+class SignedOutput:
+    detached: bool
+    data: bytes
+
+
+def services_config(services: Services) -> ServicesConfig:
+    settings = services.settings.formats
+    tsa = None
+    if settings.tsa_url:
+        tsa = TsaConfig(
+            url=settings.tsa_url, username=settings.tsa_username,
+            password=_read(settings.tsa_password_file), timeout=settings.tsa_timeout_seconds,
+            bearer_token=_read(settings.tsa_bearer_token_file), retries=settings.tsa_retries)
+    roots = [Path(path).read_bytes() for path in settings.trust_roots]
+    return ServicesConfig(
+        tsa=tsa,
+        revocation=RevocationConfig(ocsp_timeout=settings.ocsp_timeout_seconds,
+                                    crl_timeout=settings.crl_timeout_seconds,
+                                    retries=settings.revocation_retries),
+        trust_roots=tuple(roots))  # type: ignore[arg-type]
+
+
+def _read(path: str | None) -> str | None:
+    return Path(path).read_text().strip() if path else None
+
+
+def offered_levels(services: Services) -> list[str]:
+    """Conformance levels really offered: B-T and up need a TSA."""
+    if services.settings.formats.tsa_url:
+        return ["Ades-B-B", "Ades-B-T", "Ades-B-LT", "Ades-B-LTA"]
+    return ["Ades-B-B"]
+
+
+def _check_job(job: DocumentJob, offered: list[str]) -> tuple[str, str, Level]:
+    try:
+        fmt, packaging = normalise_format(job.format, job.packaging)
+        level = parse_level(job.level)
+    except FormatError as exc:
+        raise InvalidRequest(f"Invalid parameter signature_format, conformance_level or "
+                             f"signed_envelope_property: {exc}")
+    if f"Ades-{level.value}" not in offered:
+        raise InvalidRequest(f"Invalid parameter conformance_level: {level.value} is not "
+                             f"offered here (offered: {', '.join(offered)})")
+    if job.digest is not None and (fmt, packaging) != ("cades", "detached"):
+        raise InvalidRequest("documentDigests can be signed as CAdES detached (signature_format "
+                             "C) only; send the documents themselves for PAdES, XAdES or JAdES")
+    return fmt, packaging, level
+
+
+def sign_documents(services: Services, principal: Principal, *, credential_id: Any, sad: Any,
+                   jobs: list[DocumentJob]) -> list[SignedOutput]:
+    if not isinstance(sad, str) or not sad:
+        raise InvalidRequest("Missing (or invalid type) string parameter SAD")
+    if not jobs:
+        raise InvalidRequest("Missing parameter documents or documentDigests")
+    limit = services.settings.formats.max_document_mb * 1024 * 1024
+    offered = offered_levels(services)
+    checked = [_check_job(job, offered) for job in jobs]
+    with services.database.transaction() as session:
+        credential = _own_credential(session, principal, credential_id)
+        _usable(credential)
+        algorithms = [resolve_algorithm(credential, job.sign_algo, job.hash_oid,
+                                        job.sign_algo_params) for job in jobs]
+        certs = [asn1_x509.Certificate.load(c.der)
+                 for c in sorted(credential.certificates, key=lambda c: c.position)]
+        key_label = credential.key_label
+    for (hash_name, scheme, salt), _ in zip(algorithms, jobs, strict=True):
+        if scheme == "pss" and salt != HASH_LENGTHS[hash_name]:
+            raise InvalidRequest("Invalid parameter signAlgoParams: signDoc makes RSASSA-PSS "
+                                 f"with a salt as long as the hash ({HASH_LENGTHS[hash_name]})")
+    # The SAD is bound to the document digests, in the hash algorithm it was authorized with.
+    sad_oid = sad_hash_algorithm(services.database, sad=sad, user_id=principal.user_id,
+                                 credential_id=credential_id) or HASH_OID_OF["sha256"]
+    doc_hash = HASH_OIDS[sad_oid]
+    digests: list[bytes] = []
+    for job in jobs:
+        if job.document is not None:
+            if len(job.document) > limit:
+                raise InvalidRequest(f"document larger than {limit // 2**20} MiB "
+                                     "(formats.max_document_mb)", status=413)
+            digests.append(compute_document_digest(job.document, doc_hash))
+        else:
+            assert job.digest is not None
+            if job.hash_oid and job.hash_oid != sad_oid:
+                raise InvalidRequest("The hash algorithm differs from the one the SAD was "
+                                     "authorized for")
+            if len(job.digest) != HASH_LENGTHS[doc_hash]:
+                raise InvalidRequest(f"Invalid documentDigests hash: {doc_hash} has "
+                                     f"{HASH_LENGTHS[doc_hash]} bytes")
+            digests.append(job.digest)
+    request = SignRequest(
+        user_id=principal.user_id, username=principal.username, credential_id=credential_id,
+        key_label=key_label, sad=sad, hashes=[base64.b64encode(d).decode() for d in digests],
+        hash_name=doc_hash, hash_oid=sad_oid, scheme="", sign_algo="signDoc")
+    permit = open_permit(services.database, services.hsm, request)
+    outputs: list[SignedOutput] = []
+    config = services_config(services)
+    try:
+        for job, (fmt, packaging, level), (hash_name, scheme, _), digest in zip(
+                jobs, checked, algorithms, digests, strict=True):
+            key = RemoteKey(certificate=certs[0], chain=tuple(certs[1:]),
+                            sign_digest=permit.sign_digest)
+            out = io.BytesIO()
+            try:
+                if job.digest is not None:
+                    asyncio.run(async_sign_cades(b"", out, level=level, key=key,
+                                                 services=config, hash_algorithm=hash_name,
+                                                 scheme=scheme, document_digest=digest))
+                else:
+                    assert job.document is not None
+                    sign_document(job.document, out, format=fmt, level=level, key=key,
+                                  packaging=packaging, services=config,
+                                  hash_algorithm=hash_name, scheme=scheme)
+            except ServiceError as exc:
+                raise ServiceUnavailable(f"{exc}")
+            except FormatError as exc:
+                raise InvalidRequest(f"The document cannot be signed as {fmt} "
+                                     f"{packaging}: {exc}")
+            outputs.append(SignedOutput((fmt, packaging) in DETACHED or job.digest is not None,
+                                        out.getvalue()))
+            with services.database.transaction() as session:
+                append_event(session, "signature.created", actor=principal.username,
+                             subject=credential_id, format=fmt, packaging=packaging,
+                             level=level.value, algorithm=job.sign_algo,
+                             document_digest=base64.b64encode(digest).decode(),
+                             hash_algorithm=sad_oid)
+    finally:
+        permit.close()
+    return outputs
+
+
+def timestamp(services: Services, principal: Principal, *, hash_b64: Any, hash_oid: Any,
+              nonce: Any) -> bytes:
+    """An RFC 3161 token from the configured TSA over the client's hash."""
+    if not isinstance(hash_b64, str) or not hash_b64:
+        raise InvalidRequest("Missing (or invalid type) string parameter hash")
+    if not isinstance(hash_oid, str) or hash_oid not in HASH_OIDS:
+        raise InvalidRequest("Missing or invalid parameter hashAlgorithmOID")
+    try:
+        digest = base64.b64decode(hash_b64, validate=True)
+    except ValueError:
+        raise InvalidRequest("Invalid parameter hash: not base64")
+    value = None
+    if nonce is not None:
+        try:
+            value = int(str(nonce), 16)
+        except ValueError:
+            raise InvalidRequest("Invalid parameter nonce: expected a hexadecimal number")
+    config = services_config(services).tsa
+    if config is None:
+        raise InvalidRequest("No time-stamping service is configured here (formats.tsa_url)",
+                             error="invalid_request", status=501)
+    try:
+        token = timestamp_token(config, digest, HASH_OIDS[hash_oid], value)
+    except ServiceError as exc:
+        raise ServiceUnavailable(str(exc))
+    except FormatError as exc:
+        raise InvalidRequest(f"Invalid parameter hash: {exc}")
+    with services.database.transaction() as session:
+        append_event(session, "timestamp.issued", actor=principal.username,
+                     subject=principal.username, hash=hash_b64, hash_algorithm=hash_oid,
+                     digest=hashlib.sha256(token).hexdigest())
+    return token

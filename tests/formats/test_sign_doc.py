@@ -1,0 +1,289 @@
+"""CSC v2 signatures/signDoc and signatures/timestamp on a live Signet (keys in SoftHSM, local
+CA publishing its CRL, the test PKI's TSA), every output checked by independent validators."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from asn1crypto import algos, cms, pem
+from asn1crypto import x509 as asn1_x509
+from formats_helpers import openssl_cms_verify, openssl_ts_verify, pdfsig, xmlsec1_verify
+from jwcrypto import jwk, jws
+from jwcrypto.common import JWSEHeaderParameter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+from werkzeug.serving import make_server
+
+from tests.helpers import free_port
+
+SHA256 = "2.16.840.1.101.3.4.2.1"
+PIN = "97531"
+ALGOS = {
+    "rsa-pkcs1": ("rsa", "1.2.840.113549.1.1.11", None),
+    "rsa-pss": ("rsa", "1.2.840.113549.1.1.10", "pss"),
+    "ec-p256": ("ec", "1.2.840.10045.4.3.2", None),
+}
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    # The format matrix runs on SQLite; the SAD's database behaviour is tested on both engines.
+    return f"sqlite:///{tmp_path / 'signet.db'}"
+
+
+@dataclass
+class Live:
+    url: str
+    session: requests.Session
+    credentials: dict[str, str]
+    roots: list[asn1_x509.Certificate]
+    root_pem: Path
+    nss_dir: Path
+    tmp: Path
+
+    def authorize(self, key: str, digests: list[bytes], num: int | None = None) -> str:
+        response = self.session.post(f"{self.url}/csc/v2/credentials/authorize", json={
+            "credentialID": self.credentials[key], "numSignatures": num or len(digests),
+            "hashes": [b64(d) for d in digests], "hashAlgorithmOID": SHA256,
+            "authData": [{"id": "PIN", "value": PIN}]}, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()["SAD"]
+
+    def sign_doc(self, variant: str, sad: str, **body) -> requests.Response:
+        key, sign_algo, _ = ALGOS[variant]
+        for entry in body.get("documents", []) + body.get("documentDigests", []):
+            entry.setdefault("signAlgo", sign_algo)
+            if variant == "rsa-pss":
+                entry.setdefault("signAlgoParams", pss_params())
+        return self.session.post(f"{self.url}/csc/v2/signatures/signDoc", json={
+            "credentialID": self.credentials[key], "SAD": sad, **body}, timeout=120)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def pss_params() -> str:
+    return b64(algos.RSASSAPSSParams({
+        "hash_algorithm": {"algorithm": "sha256"},
+        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
+        "salt_length": 32, "trailer_field": "trailer_field_bc"}).dump())
+
+
+@pytest.fixture
+def live(settings_env, pki, monkeypatch, tmp_path):
+    from signet.config import load_settings
+    from signet.signing import Services, admin
+    from signet.web import create_app
+
+    port = free_port()
+    tsa_root = tmp_path / "tsa-root.pem"
+    tsa_root.write_bytes(pem.armor("CERTIFICATE", pki.root.dump()))
+    monkeypatch.setenv("SIGNET_WEB__BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("SIGNET_FORMATS__TSA_URL", pki.tsa_url)
+    monkeypatch.setenv("SIGNET_FORMATS__TRUST_ROOTS", json.dumps([str(tsa_root)]))
+    services = Services(load_settings())
+    admin.initialise(services)
+    admin.add_user(services, "alice", password="long password", display_name="Alice Doc",
+                   email="alice@example.test", actor="test")
+    credentials = {}
+    for key in ("rsa-2048", "ec-p256"):
+        view = admin.create_credential(services, "alice", key=key, actor="test",
+                                       activation="pin", pin=PIN)
+        credentials[key.split("-")[0]] = view.credential_id
+    server = make_server("127.0.0.1", port, create_app(services=services), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    session = requests.Session()
+    token = session.post(f"http://127.0.0.1:{port}/csc/v2/auth/login",
+                         auth=("alice", "long password"), timeout=30).json()["access_token"]
+    session.headers["Authorization"] = f"Bearer {token}"
+    signet_root = services.ca.chain()[-1]
+    root_pem = tmp_path / "roots.pem"
+    root_pem.write_bytes(pem.armor("CERTIFICATE", signet_root.dump())
+                         + pem.armor("CERTIFICATE", pki.root.dump()))
+    nss = tmp_path / "nss"
+    nss.mkdir()
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True)
+    for name, cert in (("signet", signet_root), ("tsa", pki.root)):
+        (tmp_path / f"{name}.der").write_bytes(cert.dump())
+        subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", name, "-t", "CT,C,C",
+                        "-i", str(tmp_path / f"{name}.der")], check=True)
+    yield Live(f"http://127.0.0.1:{port}", session, credentials, [signet_root, pki.root],
+               root_pem, nss, tmp_path)
+    server.shutdown()
+    services.database.dispose()
+
+
+def signed_pdf(live: Live, variant: str, level: str, pdf: bytes) -> bytes:
+    key = ALGOS[variant][0]
+    sad = live.authorize(key, [hashlib.sha256(pdf).digest()])
+    response = live.sign_doc(variant, sad, documents=[{
+        "document": b64(pdf), "signature_format": "P", "conformance_level": f"Ades-{level}",
+        "signed_envelope_property": "Enveloped"}])
+    assert response.status_code == 200, response.text
+    assert "SignatureObject" not in response.json()
+    return base64.b64decode(response.json()["DocumentWithSignature"][0])
+
+
+@pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])
+@pytest.mark.parametrize("variant", list(ALGOS))
+def test_pades_levels_validate(live, sample_pdf, variant, level):
+    pdf = sample_pdf.read_bytes()
+    signed = signed_pdf(live, variant, level, pdf)
+    reader = PdfFileReader(io.BytesIO(signed))
+    context = ValidationContext(trust_roots=live.roots, allow_fetching=True)
+    status = validate_pdf_signature(reader.embedded_signatures[0], context)
+    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+    if level != "B-B":
+        assert status.timestamp_validity is not None and status.timestamp_validity.intact
+    if level in ("B-LT", "B-LTA"):
+        assert reader.root["/DSS"]["/CRLs"], "the local CA's CRL is embedded"
+    if level == "B-LTA":
+        assert len(reader.embedded_signatures) == 2  # plus the document time-stamp
+    out = live.tmp / f"{variant}-{level}.pdf"
+    out.write_bytes(signed)
+    first = pdfsig(out, live.nss_dir)[0]
+    assert first["Signature Validation"] == "Signature is Valid.", first
+    tampered = bytearray(signed)
+    at = tampered.index(b"/MediaBox")
+    tampered[at + 1] = ord("m")
+    bad = live.tmp / f"{variant}-{level}-bad.pdf"
+    bad.write_bytes(bytes(tampered))
+    assert pdfsig(bad, live.nss_dir)[0]["Signature Validation"] != "Signature is Valid."
+    assert not validate_pdf_signature(
+        PdfFileReader(io.BytesIO(bytes(tampered))).embedded_signatures[0], context).intact
+
+
+@pytest.mark.parametrize("variant", ["rsa-pkcs1", "ec-p256"])
+def test_xades_enveloped_b_lta_verifies_with_xmlsec1(live, variant):
+    xml = b"<contract><party>Alice</party><amount>100</amount></contract>"
+    sad = live.authorize(ALGOS[variant][0], [hashlib.sha256(xml).digest()])
+    response = live.sign_doc(variant, sad, documents=[{
+        "document": b64(xml), "signature_format": "X", "conformance_level": "Ades-B-LTA",
+        "signed_envelope_property": "Enveloped"}])
+    assert response.status_code == 200, response.text
+    signed = base64.b64decode(response.json()["DocumentWithSignature"][0])
+    assert b"ArchiveTimeStamp" in signed and b"RevocationValues" in signed
+    path = live.tmp / "signed.xml"
+    path.write_bytes(signed)
+    assert xmlsec1_verify(path, live.root_pem)
+    path.write_bytes(signed.replace(b"<amount>100</amount>", b"<amount>900</amount>"))
+    assert not xmlsec1_verify(path, live.root_pem)
+
+
+@pytest.mark.parametrize("variant", list(ALGOS))
+def test_cades_from_document_digests_b_t(live, variant):
+    content = b"a document the server never sees\n" * 100
+    digest = hashlib.sha256(content).digest()
+    sad = live.authorize(ALGOS[variant][0], [digest])
+    response = live.sign_doc(variant, sad, documentDigests=[{
+        "hashes": [b64(digest)], "hashAlgorithmOID": SHA256, "signature_format": "C",
+        "conformance_level": "Ades-B-T", "signed_envelope_property": "Detached"}])
+    assert response.status_code == 200, response.text
+    p7s = base64.b64decode(response.json()["SignatureObject"][0])
+    (live.tmp / "doc.bin").write_bytes(content)
+    (live.tmp / "doc.p7s").write_bytes(p7s)
+    assert openssl_cms_verify(live.tmp / "doc.p7s", live.tmp / "doc.bin", live.root_pem)
+    signer_info = cms.ContentInfo.load(p7s)["content"]["signer_infos"][0]
+    assert any(a["type"].native == "signature_time_stamp_token"
+               for a in signer_info["unsigned_attrs"])
+    (live.tmp / "doc.bin").write_bytes(content + b"x")
+    assert not openssl_cms_verify(live.tmp / "doc.p7s", live.tmp / "doc.bin", live.root_pem)
+
+
+def test_jades_attached_b_b_verifies_with_jwcrypto(live):
+    payload = b'{"order": 42}'
+    sad = live.authorize("ec", [hashlib.sha256(payload).digest()])
+    response = live.sign_doc("ec-p256", sad, documents=[{
+        "document": b64(payload), "signature_format": "J", "conformance_level": "Ades-B-B",
+        "signed_envelope_property": "Attached"}])
+    assert response.status_code == 200, response.text
+    token = base64.b64decode(response.json()["DocumentWithSignature"][0]).decode()
+    header = json.loads(base64.urlsafe_b64decode(
+        json.loads(token)["protected"] + "==") if token.startswith("{")
+        else base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    cert = asn1_x509.Certificate.load(base64.b64decode(header["x5c"][0]))
+    key = jwk.JWK.from_pem(pem.armor("PUBLIC KEY", cert.public_key.dump()))
+    verifier = jws.JWS(header_registry={
+        "sigT": JWSEHeaderParameter("Claimed signing time", True, True, None)})
+    verifier.deserialize(token)
+    verifier.verify(key)
+    assert verifier.payload == payload
+    tampered = json.loads(token)
+    tampered["payload"] = base64.urlsafe_b64encode(b'{"order": 43}').decode().rstrip("=")
+    forged = jws.JWS(header_registry={
+        "sigT": JWSEHeaderParameter("Claimed signing time", True, True, None)})
+    forged.deserialize(json.dumps(tampered))
+    with pytest.raises(jws.InvalidJWSSignature):
+        forged.verify(key)
+
+
+def test_sign_doc_refusals(live, sample_pdf, monkeypatch):
+    pdf = sample_pdf.read_bytes()
+    other = hashlib.sha256(b"another document").digest()
+    sad = live.authorize("rsa", [other])
+    unbound = live.sign_doc("rsa-pkcs1", sad, documents=[{
+        "document": b64(pdf), "signature_format": "P", "conformance_level": "Ades-B-B"}])
+    assert unbound.status_code == 400 and "not authorized" in unbound.json()["error_description"]
+    sad = live.authorize("rsa", [hashlib.sha256(pdf).digest()])
+    digests_as_pades = live.sign_doc("rsa-pkcs1", sad, documentDigests=[{
+        "hashes": [b64(hashlib.sha256(pdf).digest())], "hashAlgorithmOID": SHA256,
+        "signature_format": "P"}])
+    assert digests_as_pades.status_code == 400
+    assert "CAdES detached" in digests_as_pades.json()["error_description"]
+    two = live.sign_doc("rsa-pkcs1", sad, documents=[
+        {"document": b64(pdf), "signature_format": "P"},
+        {"document": b64(pdf), "signature_format": "P"}])
+    assert two.status_code == 400 and "numSignatures" in two.json()["error_description"]
+    not_pdf = b"this is not a PDF"
+    sad = live.authorize("rsa", [hashlib.sha256(not_pdf).digest()])
+    broken = live.sign_doc("rsa-pkcs1", sad, documents=[
+        {"document": b64(not_pdf), "signature_format": "P"}])
+    assert broken.status_code == 400, broken.text
+    # The refused document gave its signature back: the SAD still signs a valid one as CAdES.
+    cades = live.sign_doc("rsa-pkcs1", sad, documents=[
+        {"document": b64(not_pdf), "signature_format": "C",
+         "signed_envelope_property": "Attached"}])
+    assert cades.status_code == 200, cades.text
+    for bad_body, needle in (
+        ({"documents": [{"document": "!!", "signature_format": "P"}]}, "base64"),
+        ({"documents": [{"document": b64(pdf), "signature_format": "Z"}]}, "signature_format"),
+        ({"documents": [{"document": b64(pdf), "signature_format": "P",
+                         "conformance_level": "Ades-B-Q"}]}, "conformance_level"),
+        ({"documents": []}, "documents"),
+        ({}, "documents"),
+    ):
+        response = live.sign_doc("rsa-pkcs1", sad, **bad_body)
+        assert response.status_code == 400, (bad_body, response.text)
+        assert needle in response.json()["error_description"], response.json()
+
+
+def test_timestamp_endpoint_and_info(live):
+    digest = hashlib.sha256(b"stamp me").digest()
+    response = live.session.post(f"{live.url}/csc/v2/signatures/timestamp", json={
+        "hash": b64(digest), "hashAlgorithmOID": SHA256, "nonce": "1f2e3d"}, timeout=30)
+    assert response.status_code == 200, response.text
+    token = base64.b64decode(response.json()["timestamp"])
+    info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
+    assert info["nonce"].native == 0x1F2E3D
+    assert openssl_ts_verify(token, digest, live.root_pem, live.tmp)
+    assert not openssl_ts_verify(token, hashlib.sha256(b"other").digest(), live.root_pem,
+                                 live.tmp)
+    bad = live.session.post(f"{live.url}/csc/v2/signatures/timestamp",
+                            json={"hash": b64(b"short"), "hashAlgorithmOID": SHA256}, timeout=30)
+    assert bad.status_code == 400
+    offered = live.session.post(f"{live.url}/csc/v2/info", json={}, timeout=30).json()
+    assert offered["conformance_levels"] == ["Ades-B-B", "Ades-B-T", "Ades-B-LT", "Ades-B-LTA"]
+    assert "signatures/signDoc" in offered["methods"]
+    assert offered["signature_formats"]["formats"] == ["C", "X", "P", "J"]
