@@ -125,7 +125,7 @@ def _info(credential: Credential) -> CredentialInfo:
     )
 
 
-def _own_credential(session: Any, principal: Principal, credential_id: Any) -> Credential:
+def own_credential(session: Any, principal: Principal, credential_id: Any) -> Credential:
     if not isinstance(credential_id, str) or not credential_id:
         raise InvalidRequest("Missing (or invalid type) string parameter credentialID")
     credential = session.get(Credential, credential_id)
@@ -150,10 +150,10 @@ def list_credentials(services: Services, principal: Principal, *, only_valid: bo
 def credential_info(services: Services, principal: Principal, credential_id: Any
                     ) -> CredentialInfo:
     with services.database.transaction() as session:
-        return _info(_own_credential(session, principal, credential_id))
+        return _info(own_credential(session, principal, credential_id))
 
 
-def _usable(credential: Credential) -> None:
+def ensure_usable(credential: Credential) -> None:
     if credential.status == "revoked":
         raise InvalidRequest("The credential is revoked", error="invalid_request")
     if credential.status != "active":
@@ -165,8 +165,8 @@ def _usable(credential: Credential) -> None:
 
 def send_otp(services: Services, principal: Principal, credential_id: Any) -> None:
     with services.database.transaction() as session:
-        credential = _own_credential(session, principal, credential_id)
-        _usable(credential)
+        credential = own_credential(session, principal, credential_id)
+        ensure_usable(credential)
         if credential.activation != "otp":
             raise InvalidRequest("This credential is activated by PIN, not OTP")
         user = session.get(User, principal.user_id)
@@ -211,8 +211,8 @@ def authorize(
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
     failure = None
     with services.database.transaction() as session:
-        credential = _own_credential(session, principal, credential_id)
-        _usable(credential)
+        credential = own_credential(session, principal, credential_id)
+        ensure_usable(credential)
         if credential.scal == "2":
             if not hashes:
                 raise InvalidRequest("Missing parameter hashes: this credential is SCAL2 and "
@@ -243,8 +243,8 @@ def extend_transaction(services: Services, principal: Principal, *, credential_i
     if not isinstance(sad, str) or not sad:
         raise InvalidRequest("Missing (or invalid type) string parameter SAD")
     with services.database.transaction() as session:
-        credential = _own_credential(session, principal, credential_id)
-        _usable(credential)
+        credential = own_credential(session, principal, credential_id)
+        ensure_usable(credential)
         return extend_sad(session, sad=sad, user_id=principal.user_id,
                           username=principal.username, credential_id=credential.id,
                           lifetime_seconds=services.settings.sam.sad_lifetime_seconds)
@@ -323,8 +323,8 @@ def sign_hash(
     if hash_oid is not None and hash_oid not in HASH_OIDS:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
     with services.database.transaction() as session:
-        credential = _own_credential(session, principal, credential_id)
-        _usable(credential)
+        credential = own_credential(session, principal, credential_id)
+        ensure_usable(credential)
         hash_name, scheme, salt = resolve_algorithm(credential, sign_algo, hash_oid,
                                                     sign_algo_params)
         key_label = credential.key_label

@@ -39,8 +39,8 @@ from signet.signing.csc import (
     HASH_LENGTHS,
     HASH_OID_OF,
     HASH_OIDS,
-    _own_credential,
-    _usable,
+    ensure_usable,
+    own_credential,
     resolve_algorithm,
 )
 
@@ -122,8 +122,8 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
     offered = offered_levels(services)
     checked = [_check_job(job, offered) for job in jobs]
     with services.database.transaction() as session:
-        credential = _own_credential(session, principal, credential_id)
-        _usable(credential)
+        credential = own_credential(session, principal, credential_id)
+        ensure_usable(credential)
         algorithms = [resolve_algorithm(credential, job.sign_algo, job.hash_oid,
                                         job.sign_algo_params) for job in jobs]
         certs = [asn1_x509.Certificate.load(c.der)
