@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import socket
@@ -20,13 +19,9 @@ import pytest
 import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy import create_engine, text
 
-from tests.helpers import signet_cli
+from tests.helpers import self_signed_tls, signet_cli
 
 PASSWORD = "e2e password"
 SMTP_USER, SMTP_PASSWORD = "signet", "smtp-secret"
@@ -62,38 +57,10 @@ class Inbox:
         raise AssertionError(f"no OTP mail for {credential_id}")
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())  # throw-away TLS key for the test SMTP server
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "smtp.pem", tmp / "smtp.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture(scope="session")
 def smtp_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("smtp")
-    cert, key = _self_signed(tmp)
+    cert, key = self_signed_tls(tmp)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     inbox = Inbox()
