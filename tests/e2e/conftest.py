@@ -121,9 +121,12 @@ def server(request, softhsm, smtp_server, tmp_path_factory):
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         db_url = pg_admin.rsplit("/", 1)[0] + "/" + name
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
     env.update(
         {
+            # Certificates name the node's CRL: it must be this server's address.
+            "SIGNET_WEB__BASE_URL": f"http://127.0.0.1:{port}",
             "SIGNET_DATABASE__URL": db_url,
             "SIGNET_HSM__MODULE": softhsm["module"],
             "SIGNET_HSM__TOKEN_LABEL": softhsm["token_label"],
@@ -154,7 +157,6 @@ def server(request, softhsm, smtp_server, tmp_path_factory):
             stdin=PASSWORD + "\n",
         )
         assert made.returncode == 0, made.stderr
-    port = free_port()
     process = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "signet"),

@@ -260,5 +260,11 @@ def serve(listen: str | None, workers: int | None) -> None:
     run_gunicorn(settings, listen=listen, workers=workers)
 
 
+from signet.cli.desktop import sign_command, verify_command  # noqa: E402
+
+main.add_command(sign_command)
+main.add_command(verify_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

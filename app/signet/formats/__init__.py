@@ -7,7 +7,7 @@ callable), and embeds the signature together with time-stamps and validation dat
 
 from signet.formats._io import Source, compute_document_digest
 from signet.formats.cades import async_sign_cades
-from signet.formats.dispatch import async_sign_document, sign_document
+from signet.formats.dispatch import async_sign_document, normalise_format, sign_document
 from signet.formats.errors import FormatError, ServiceError
 from signet.formats.jades import async_sign_jades
 from signet.formats.keys import HASH_NAMES, PSS_SALT_LENGTH, SCHEMES, RemoteKey, SignDigest
@@ -35,6 +35,7 @@ __all__ = [
     "async_sign_pades",
     "async_sign_xades",
     "compute_document_digest",
+    "normalise_format",
     "parse_level",
     "sign_document",
 ]

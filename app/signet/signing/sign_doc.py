@@ -28,11 +28,11 @@ from signet.formats import (
     TsaConfig,
     async_sign_cades,
     compute_document_digest,
+    normalise_format,
     parse_level,
     sign_document,
     timestamp_token,
 )
-from signet.formats.dispatch import normalise_format
 from signet.sam import SignRequest, open_permit, sad_hash_algorithm
 from signet.signing.context import Services
 from signet.signing.csc import (

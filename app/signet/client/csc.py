@@ -1,0 +1,341 @@
+"""A small CSC API v2 client over requests: the calls a desktop signer needs, errors as CscError."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from asn1crypto import algos
+
+HASH_OIDS = {
+    "sha256": "2.16.840.1.101.3.4.2.1",
+    "sha384": "2.16.840.1.101.3.4.2.2",
+    "sha512": "2.16.840.1.101.3.4.2.3",
+}
+HASH_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
+RSA_PSS = "1.2.840.113549.1.1.10"
+EC_PUBLIC_KEY = "1.2.840.10045.2.1"
+# (scheme, hash) -> the full signature-algorithm OID CSC servers list in key.algo
+SIGN_ALGO_OIDS = {
+    ("pkcs1v15", "sha256"): "1.2.840.113549.1.1.11",
+    ("pkcs1v15", "sha384"): "1.2.840.113549.1.1.12",
+    ("pkcs1v15", "sha512"): "1.2.840.113549.1.1.13",
+    ("ecdsa", "sha256"): "1.2.840.10045.4.3.2",
+    ("ecdsa", "sha384"): "1.2.840.10045.4.3.3",
+    ("ecdsa", "sha512"): "1.2.840.10045.4.3.4",
+}
+SIGN_ALGO_NAMES = {
+    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
+    "1.2.840.113549.1.1.12": "sha384WithRSAEncryption",
+    "1.2.840.113549.1.1.13": "sha512WithRSAEncryption",
+    RSA_ENCRYPTION: "rsaEncryption",
+    RSA_PSS: "RSASSA-PSS",
+    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
+    "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
+    "1.2.840.10045.4.3.4": "ecdsa-with-SHA512",
+    EC_PUBLIC_KEY: "ecPublicKey",
+}
+
+
+class CscError(Exception):
+    """A CSC call failed: ``status`` is the HTTP status (0 when the server was not reached),
+    ``error`` and ``description`` the CSC error fields (or what went wrong on the wire)."""
+
+    def __init__(self, status: int, error: str, description: str, *, method: str = "") -> None:
+        self.status = status
+        self.error = error
+        self.description = description
+        self.method = method
+        where = f"{method}: " if method else ""
+        super().__init__(
+            f"{where}{description} ({error}, HTTP {status})" if status else f"{where}{description}"
+        )
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def pss_params_der(hash_name: str) -> bytes:
+    """DER RSASSA-PSS-params: the hash, MGF1 with the same hash, salt = digest length."""
+    digest = algos.DigestAlgorithm({"algorithm": hash_name})
+    return algos.RSASSAPSSParams(
+        {
+            "hash_algorithm": digest,
+            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": digest},
+            "salt_length": HASH_SIZES[hash_name],
+            "trailer_field": "trailer_field_bc",
+        }
+    ).dump()
+
+
+def service_base(url: str) -> str:
+    """The CSC v2 base URL: ``https://host`` becomes ``https://host/csc/v2``; a URL whose path
+    already ends in ``/v2`` is used as given (services mount the API where they like)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CscError(0, "invalid_url", f"{url!r} is not an http(s) URL of a CSC service")
+    base = url.strip().rstrip("/")
+    return base if parts.path.rstrip("/").endswith("/v2") else base + "/csc/v2"
+
+
+@dataclass(frozen=True)
+class AuthFactor:
+    """What credentials/authorize needs besides the hashes: ``"OTP"``, ``"PIN"`` or ``""``."""
+
+    kind: str
+    label: str = ""
+    generator: str = ""
+
+
+class CscClient:
+    """CSC v2 over HTTP(S). One client holds one access token after :meth:`login`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        session: requests.Session | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        self.base_url = service_base(url)
+        self.timeout = timeout
+        self.http = session or requests.Session()
+        self.http.verify = verify
+        self.http.headers["User-Agent"] = "signet-desktop"
+        self.access_token: str | None = None
+
+    # -- transport ---------------------------------------------------------------------------
+    def call(
+        self,
+        method: str,
+        body: dict[str, Any] | None = None,
+        *,
+        auth: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        url = f"{self.base_url}/{method}"
+        headers = {}
+        if self.access_token and auth is None:
+            headers["Authorization"] = f"Bearer {self.access_token}"
+        try:
+            response = self.http.post(
+                url,
+                json=body if body is not None else {},
+                headers=headers,
+                auth=auth,
+                timeout=self.timeout,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise CscError(
+                0, "tls_error", f"TLS with {self.base_url} failed: {exc}", method=method
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise CscError(
+                0,
+                "unreachable",
+                f"cannot reach the signing service at {self.base_url} ({_root_cause(exc)})",
+                method=method,
+            ) from exc
+        except requests.Timeout as exc:
+            raise CscError(
+                0,
+                "timeout",
+                f"the signing service at {self.base_url} did not answer within {self.timeout:g} s",
+                method=method,
+            ) from exc
+        except requests.RequestException as exc:
+            raise CscError(0, "http_error", f"{url}: {exc}", method=method) from exc
+        if response.ok and (response.status_code == 204 or not response.content):
+            return {}
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not response.ok:
+            if isinstance(data, dict) and isinstance(data.get("error"), str):
+                raise CscError(
+                    response.status_code,
+                    data["error"],
+                    str(data.get("error_description") or data["error"]),
+                    method=method,
+                )
+            hint = (
+                "; is this the URL of a CSC v2 service?"
+                if response.status_code in (404, 405)
+                else ""
+            )
+            raise CscError(
+                response.status_code,
+                "http_error",
+                f"{url} answered HTTP {response.status_code} {response.reason or ''}".rstrip()
+                + hint,
+                method=method,
+            )
+        if not isinstance(data, dict):
+            raise CscError(
+                response.status_code,
+                "invalid_response",
+                f"{url} did not answer with a JSON object; is this the URL of a CSC v2 service?",
+                method=method,
+            )
+        return data
+
+    # -- methods -----------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return self.call("info", {})
+
+    def login(self, username: str, password: str) -> str:
+        data = self.call("auth/login", {}, auth=(username, password))
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise CscError(
+                200, "invalid_response", "auth/login returned no access_token", method="auth/login"
+            )
+        self.access_token = token
+        return token
+
+    def revoke(self) -> None:
+        if self.access_token:
+            try:
+                self.call("auth/revoke", {"token": self.access_token})
+            finally:
+                self.access_token = None
+
+    def list_credentials(self, *, with_info: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if with_info:
+            body.update(credentialInfo=True, certificates="single", certInfo=True, authInfo=True)
+        return self.call("credentials/list", body)
+
+    def credential_info(self, credential_id: str) -> dict[str, Any]:
+        return self.call(
+            "credentials/info",
+            {
+                "credentialID": credential_id,
+                "certificates": "chain",
+                "certInfo": True,
+                "authInfo": True,
+            },
+        )
+
+    def send_otp(self, credential_id: str) -> None:
+        self.call("credentials/sendOTP", {"credentialID": credential_id})
+
+    def authorize(
+        self,
+        credential_id: str,
+        hashes: Sequence[bytes],
+        hash_name: str,
+        *,
+        num_signatures: int = 1,
+        factor: str = "",
+        value: str = "",
+    ) -> str:
+        body: dict[str, Any] = {
+            "credentialID": credential_id,
+            "numSignatures": num_signatures,
+            "hashes": [b64(h) for h in hashes],
+            "hashAlgorithmOID": HASH_OIDS[hash_name],
+        }
+        if factor:
+            body["authData"] = [{"id": factor, "value": value}]
+        data = self.call("credentials/authorize", body)
+        sad = data.get("SAD")
+        if not isinstance(sad, str) or not sad:
+            raise CscError(
+                200,
+                "invalid_response",
+                "credentials/authorize returned no SAD",
+                method="credentials/authorize",
+            )
+        return sad
+
+    def sign_hash(
+        self,
+        credential_id: str,
+        sad: str,
+        hashes: Sequence[bytes],
+        hash_name: str,
+        sign_algo: str,
+        sign_algo_params: bytes | None = None,
+    ) -> list[bytes]:
+        body: dict[str, Any] = {
+            "credentialID": credential_id,
+            "SAD": sad,
+            "hashes": [b64(h) for h in hashes],
+            "hashAlgorithmOID": HASH_OIDS[hash_name],
+            "signAlgo": sign_algo,
+        }
+        if sign_algo_params is not None:
+            body["signAlgoParams"] = b64(sign_algo_params)
+        data = self.call("signatures/signHash", body)
+        signatures = data.get("signatures")
+        if (
+            not isinstance(signatures, list)
+            or len(signatures) != len(hashes)
+            or not all(isinstance(s, str) for s in signatures)
+        ):
+            raise CscError(
+                200,
+                "invalid_response",
+                f"signatures/signHash returned "
+                f"{len(signatures) if isinstance(signatures, list) else 'no'} "
+                f"signatures for {len(hashes)} hash(es)",
+                method="signatures/signHash",
+            )
+        try:
+            return [base64.b64decode(s, validate=True) for s in signatures]
+        except ValueError as exc:
+            raise CscError(
+                200,
+                "invalid_response",
+                "signatures/signHash returned a signature that is not base64",
+                method="signatures/signHash",
+            ) from exc
+
+
+def auth_factor(credential_info: dict[str, Any]) -> AuthFactor:
+    """OTP or PIN from a v2 credentials/info answer (``authInfo: true``); v1-style
+    ``PIN``/``OTP`` presence flags are understood too."""
+    auth = credential_info.get("auth")
+    if isinstance(auth, dict):
+        objects = auth.get("objects") or []
+        if auth.get("mode") == "implicit":
+            return AuthFactor("")
+        for item in objects:
+            if not isinstance(item, dict):
+                continue
+            ident = str(item.get("id", ""))
+            kind = str(item.get("type", ""))
+            if ident.upper() == "OTP" or kind.upper() == "OTP":
+                return AuthFactor(
+                    "OTP", str(item.get("label") or "OTP"), str(item.get("generator") or "")
+                )
+            if ident.upper() == "PIN" or kind.lower() == "password":
+                return AuthFactor("PIN", str(item.get("label") or "PIN"))
+    otp = credential_info.get("OTP")
+    if isinstance(otp, dict) and str(otp.get("presence")).lower() == "true":
+        return AuthFactor("OTP", str(otp.get("label") or "OTP"))
+    pin = credential_info.get("PIN")
+    if isinstance(pin, dict) and str(pin.get("presence")).lower() == "true":
+        return AuthFactor("PIN", str(pin.get("label") or "PIN"))
+    return AuthFactor("")
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        nxt = exc.__cause__ or exc.__context__
+        assert nxt is not None
+        exc = nxt
+    text = str(exc)
+    if "Connection refused" in text or "ECONNREFUSED" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host name"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

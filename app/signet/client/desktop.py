@@ -1,0 +1,533 @@
+"""The desktop signing flow: a local file signed through a CSC v2 service, only hashes sent.
+
+The document never leaves the machine. ``signet.formats`` computes the one to-be-signed hash;
+:class:`RemoteSigner` has it authorised (``credentials/authorize``, SAD bound to that hash,
+with the credential's OTP or PIN) and signed (``signatures/signHash``); formats embeds the
+signature and, from B-T up, the time-stamp and validation data.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import mimetypes
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from asn1crypto import algos
+from asn1crypto import x509 as asn1_x509
+
+from signet.client.csc import (
+    EC_PUBLIC_KEY,
+    HASH_SIZES,
+    RSA_ENCRYPTION,
+    RSA_PSS,
+    SIGN_ALGO_NAMES,
+    SIGN_ALGO_OIDS,
+    AuthFactor,
+    CscClient,
+    CscError,
+    auth_factor,
+    pss_params_der,
+)
+from signet.formats import (
+    FormatError,
+    Level,
+    RemoteKey,
+    ServicesConfig,
+    TsaConfig,
+    compute_document_digest,
+    normalise_format,
+    parse_level,
+    sign_document,
+)
+from signet.formats.verify import load_certificates
+
+TSA_ENV = "SIGNET_TSA_URL"
+OUTPUT_SUFFIX = {"pades": ".pdf", "xades": ".xml", "jades": ".json"}
+_EC_HASH = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512"}
+
+
+class DesktopError(Exception):
+    """Something the user can fix; the message says what failed and what to do."""
+
+
+class Terminal(Protocol):
+    """Where the flow asks for secrets and reports progress (the CLI: getpass and stderr)."""
+
+    def secret(self, prompt: str) -> str: ...
+
+    def progress(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class DesktopSignRequest:
+    """One ``signet sign`` invocation. ``tsa_url`` falls back to ``$SIGNET_TSA_URL``."""
+
+    path: Path
+    format: str
+    level: str
+    server: str
+    user: str
+    credential_id: str | None = None
+    packaging: str | None = None
+    output: Path | None = None
+    tsa_url: str | None = None
+    trust: tuple[Path, ...] = ()
+    scheme: str | None = None
+    hash_name: str | None = None
+    timeout: float = 30.0
+
+
+def default_output(path: Path, fmt: str, packaging: str) -> Path:
+    """``contract.pdf`` → ``contract.signed.pdf`` (PAdES), ``contract.pdf.p7s`` (CAdES
+    detached; ``.p7m`` attached), ``invoice.signed.xml`` or ``blob.bin.xml`` (XAdES),
+    ``data.signed.json`` or ``blob.bin.json`` (JAdES)."""
+    if fmt == "cades":
+        suffix = ".p7m" if packaging == "attached" else ".p7s"
+    else:
+        suffix = OUTPUT_SUFFIX[fmt]
+    if path.suffix.lower() == suffix:
+        return path.with_name(f"{path.stem}.signed{suffix}")
+    return path.with_name(path.name + suffix)
+
+
+@dataclass
+class SigningPlan:
+    """What the credential offers and how this signature will be made, decided up front."""
+
+    credential_id: str
+    factor: AuthFactor
+    hash_name: str
+    scheme: str
+    sign_algo: str
+    sign_algo_params: bytes | None
+    certificates: list[asn1_x509.Certificate]
+
+
+@dataclass
+class RemoteSigner:
+    """``sign_digest`` for formats: authorise exactly this hash, then signHash it."""
+
+    client: CscClient
+    plan: SigningPlan
+    terminal: Terminal
+    level: Level
+    tsa_url: str | None
+    calls: int = 0
+    failure: BaseException | None = field(default=None, repr=False)
+
+    def __call__(self, digest: bytes, hash_name: str, scheme: str) -> bytes:
+        try:
+            return self._sign(digest, hash_name, scheme)
+        except BaseException as exc:
+            # formats may wrap what we raise; the CLI reports the original, clearer error
+            self.failure = exc
+            raise
+
+    def _sign(self, digest: bytes, hash_name: str, scheme: str) -> bytes:
+        plan = self.plan
+        if (hash_name, scheme) != (plan.hash_name, plan.scheme):
+            raise DesktopError(
+                f"internal: formats asked for {scheme}/{hash_name}, planned "
+                f"{plan.scheme}/{plan.hash_name}"
+            )
+        self.calls += 1
+        say = self.terminal.progress
+        say(f"authorize: sending only the to-be-signed {hash_name} hash {digest.hex()}")
+        value = ""
+        if plan.factor.kind == "OTP":
+            try:
+                self.client.send_otp(plan.credential_id)
+            except CscError as exc:
+                raise _explain(exc, "sending the OTP") from exc
+            via = f" by {plan.factor.generator}" if plan.factor.generator else ""
+            say(f"authorize: one-time code sent{via}")
+            value = self.terminal.secret(f"OTP for credential {plan.credential_id}: ").strip()
+        elif plan.factor.kind == "PIN":
+            value = self.terminal.secret(f"PIN for credential {plan.credential_id}: ")
+        if plan.factor.kind and not value:
+            raise DesktopError(f"no {plan.factor.kind} given; nothing was signed")
+        try:
+            sad = self.client.authorize(
+                plan.credential_id,
+                [digest],
+                hash_name,
+                num_signatures=1,
+                factor=plan.factor.kind,
+                value=value,
+            )
+        except CscError as exc:
+            raise _explain(exc, "authorizing the signature") from exc
+        say("authorize: SAD issued for this one hash")
+        try:
+            (signature,) = self.client.sign_hash(
+                plan.credential_id, sad, [digest], hash_name, plan.sign_algo, plan.sign_algo_params
+            )
+        except CscError as exc:
+            raise _explain(exc, "signing the hash") from exc
+        if scheme == "ecdsa":
+            signature = _ecdsa_der(signature)
+        say(
+            f"sign: signatures/signHash signed it "
+            f"({SIGN_ALGO_NAMES.get(plan.sign_algo, plan.sign_algo)})"
+        )
+        if self.level.at_least(Level.B_T):
+            steps = [f"time-stamp from {self.tsa_url}"]
+            if self.level.at_least(Level.B_LT):
+                steps.append("validation data (certificates, OCSP/CRL)")
+            if self.level is Level.B_LTA:
+                steps.append("archive time-stamp")
+            say("timestamp/validation data: adding " + ", ".join(steps))
+        return signature
+
+
+def _ecdsa_der(signature: bytes) -> bytes:
+    """CSC leaves the ECDSA encoding to the service: accept raw r||s and make it DER."""
+    try:
+        parsed = algos.DSASignature.load(signature, strict=True)
+        parsed.native  # noqa: B018 - a full parse: raw r||s fails here
+        return signature
+    except ValueError:
+        if len(signature) % 2:
+            raise DesktopError(
+                "the service returned an ECDSA signature that is neither DER nor r||s"
+            ) from None
+        return algos.DSASignature.from_p1363(signature).dump()
+
+
+def _explain(exc: CscError, doing: str) -> DesktopError:
+    if exc.error in ("invalid_otp", "invalid_pin"):
+        factor = "OTP" if exc.error == "invalid_otp" else "PIN"
+        return DesktopError(
+            f"the service refused the {factor}: {exc.description}; nothing "
+            "was signed, run the command again"
+        )
+    if exc.error == "access_denied":
+        return DesktopError(f"the service refused {doing}: {exc.description}")
+    if exc.error == "invalid_token":
+        return DesktopError(
+            f"the session ended while {doing} ({exc.description}); run the command again"
+        )
+    if exc.status == 0:
+        return DesktopError(exc.description)
+    return DesktopError(
+        f"{doing} failed: {exc.description} ({exc.method}: {exc.error}, HTTP {exc.status})"
+    )
+
+
+def _read_tsa_url(request: DesktopSignRequest, level: Level) -> str | None:
+    url = request.tsa_url or os.environ.get(TSA_ENV) or None
+    if level.at_least(Level.B_T) and not url:
+        raise DesktopError(
+            f"level {level.value} needs a time-stamping service: pass --tsa URL or set {TSA_ENV}"
+        )
+    if url and urlsplit(url).scheme not in ("http", "https"):
+        raise DesktopError(f"--tsa {url!r} is not an http(s) URL")
+    return url if level.at_least(Level.B_T) else None
+
+
+def _check_input(path: Path) -> None:
+    if not path.exists():
+        raise DesktopError(f"{path}: no such file")
+    if not path.is_file():
+        raise DesktopError(f"{path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise DesktopError(f"{path}: not readable")
+
+
+def _trust_roots(paths: Sequence[Path]) -> list[asn1_x509.Certificate]:
+    roots: list[asn1_x509.Certificate] = []
+    for path in paths:
+        try:
+            roots.extend(load_certificates(path))
+        except (OSError, ValueError) as exc:
+            raise DesktopError(f"--trust {path}: {exc}") from exc
+    return roots
+
+
+def choose_credential(client: CscClient, wanted: str | None, user: str) -> str:
+    """``wanted`` if given, else the user's only credential; several → a listing and an error."""
+    if wanted:
+        return wanted
+    try:
+        listing = client.list_credentials(with_info=True)
+    except CscError as exc:
+        if exc.status != 400:
+            raise _explain(exc, "listing the credentials") from exc
+        listing = client.list_credentials()  # a service without the v2 listing options
+    ids = [i for i in listing.get("credentialIDs") or [] if isinstance(i, str)]
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        raise DesktopError(
+            f"{user} has no signing credential at {client.base_url}; ask an "
+            "administrator to create one"
+        )
+    infos = {
+        i.get("credentialID"): i
+        for i in listing.get("credentialInfos") or []
+        if isinstance(i, dict)
+    }
+    lines = []
+    for credential_id in ids:
+        info = infos.get(credential_id, {})
+        key = info.get("key") or {}
+        cert = info.get("cert") or {}
+        details = ", ".join(
+            str(x)
+            for x in (
+                cert.get("subjectDN"),
+                f"{key.get('len')}-bit key" if key.get("len") else None,
+                key.get("status"),
+                info.get("description"),
+            )
+            if x
+        )
+        lines.append(f"  {credential_id}" + (f"  ({details})" if details else ""))
+    raise DesktopError(
+        f"{user} has {len(ids)} credentials; choose one with --credential ID:\n" + "\n".join(lines)
+    )
+
+
+def plan_signature(
+    client: CscClient, credential_id: str, request: DesktopSignRequest
+) -> SigningPlan:
+    """Read the credential (certificate chain, algorithms, OTP or PIN) and pick the algorithm."""
+    try:
+        info = client.credential_info(credential_id)
+    except CscError as exc:
+        if exc.status == 400 and "credentialid" in exc.description.lower():
+            raise DesktopError(
+                f"credential {credential_id} is unknown to {client.base_url} "
+                f"for {request.user}; run without --credential to list yours"
+            ) from exc
+        raise _explain(exc, "reading the credential") from exc
+    key = info.get("key") or {}
+    cert = info.get("cert") or {}
+    if key.get("status") == "disabled":
+        raise DesktopError(
+            f"credential {credential_id} cannot sign: its key is disabled "
+            "(locked after failed OTP/PIN tries, disabled or revoked); ask an "
+            "administrator"
+        )
+    if cert.get("status") not in (None, "valid"):
+        raise DesktopError(
+            f"credential {credential_id} cannot sign: its certificate is {cert.get('status')}"
+        )
+    try:
+        certificates = [
+            asn1_x509.Certificate.load(base64.b64decode(c, validate=True))
+            for c in cert.get("certificates") or []
+        ]
+        for certificate in certificates:
+            certificate.native  # noqa: B018 - parse fully now, not inside formats
+    except (ValueError, TypeError) as exc:
+        raise DesktopError(
+            f"credential {credential_id}: the service returned a certificate "
+            f"that does not parse ({exc})"
+        ) from exc
+    if not certificates:
+        raise DesktopError(f"credential {credential_id}: the service returned no certificate")
+    leaf_key = certificates[0].public_key
+    key_type = "ec" if leaf_key.algorithm == "ec" else "rsa"
+    scheme = request.scheme or ("ecdsa" if key_type == "ec" else None)
+    offered = [a for a in key.get("algo") or [] if isinstance(a, str)]
+    if scheme is None:
+        only_pss = RSA_PSS in offered and not any(
+            a in offered
+            for a in (RSA_ENCRYPTION, *(SIGN_ALGO_OIDS[("pkcs1v15", h)] for h in HASH_SIZES))
+        )
+        scheme = "pss" if only_pss else "pkcs1v15"
+    if (key_type == "ec") != (scheme == "ecdsa"):
+        raise DesktopError(
+            f"--scheme {scheme} does not fit the credential's {key_type.upper()} key"
+        )
+    hash_name = request.hash_name or (
+        _EC_HASH.get(leaf_key.curve[1], "sha256") if key_type == "ec" else "sha256"
+    )
+    sign_algo, params = _sign_algorithm(scheme, hash_name, offered, credential_id)
+    return SigningPlan(
+        credential_id=credential_id,
+        factor=auth_factor(info),
+        hash_name=hash_name,
+        scheme=scheme,
+        sign_algo=sign_algo,
+        sign_algo_params=params,
+        certificates=certificates,
+    )
+
+
+def _sign_algorithm(
+    scheme: str, hash_name: str, offered: list[str], credential_id: str
+) -> tuple[str, bytes | None]:
+    if scheme == "pss":
+        candidates = [RSA_PSS]
+        params: bytes | None = pss_params_der(hash_name)
+    else:
+        # the full signature algorithm, else the bare key algorithm plus hashAlgorithmOID
+        candidates = [
+            SIGN_ALGO_OIDS[(scheme, hash_name)],
+            EC_PUBLIC_KEY if scheme == "ecdsa" else RSA_ENCRYPTION,
+        ]
+        params = None
+    if not offered:
+        return candidates[0], params
+    for oid in candidates:
+        if oid in offered:
+            return oid, params
+    names = ", ".join(SIGN_ALGO_NAMES.get(a, a) for a in offered)
+    raise DesktopError(
+        f"credential {credential_id} does not offer {scheme} with {hash_name} (it offers: {names})"
+    )
+
+
+def _describe_key(plan: SigningPlan) -> str:
+    public_key = plan.certificates[0].public_key
+    if public_key.algorithm == "ec":
+        return f"EC {public_key.curve[1]}"
+    return f"RSA-{public_key.bit_size}"
+
+
+def sign_file(request: DesktopSignRequest, terminal: Terminal) -> Path:
+    """Sign ``request.path``; returns the path written. Raises DesktopError, CscError or
+    FormatError with a message for the user; the output appears only when complete."""
+    try:
+        fmt, packaging = normalise_format(request.format, request.packaging)
+        level = parse_level(request.level)
+    except FormatError as exc:
+        raise DesktopError(str(exc)) from exc
+    path = request.path
+    _check_input(path)
+    output = request.output or default_output(path, fmt, packaging)
+    if output.exists() and output.resolve() == path.resolve():
+        raise DesktopError(
+            f"{output}: the output would overwrite the document; choose another --output"
+        )
+    if not output.parent.is_dir():
+        raise DesktopError(f"{output.parent}: no such directory for the output")
+    tsa_url = _read_tsa_url(request, level)
+    trust_roots = _trust_roots(request.trust)
+
+    say = terminal.progress
+    client = CscClient(request.server, timeout=request.timeout)
+    try:
+        service = client.info()
+    except CscError as exc:
+        raise _explain(exc, f"contacting {client.base_url}") from exc
+    specs = service.get("specs")
+    say(
+        f"login: {service.get('name') or 'CSC service'} at {client.base_url}"
+        + (f" (CSC {specs})" if specs else "")
+    )
+    password = terminal.secret(f"Password for {request.user}: ")
+    try:
+        client.login(request.user, password)
+    except CscError as exc:
+        if exc.status in (400, 401):
+            raise DesktopError(
+                f"login as {request.user} at {client.base_url} failed: {exc.description}"
+            ) from exc
+        raise _explain(exc, "logging in") from exc
+    say(f"login: signed in as {request.user}")
+    try:
+        credential_id = choose_credential(client, request.credential_id, request.user)
+        plan = plan_signature(client, credential_id, request)
+        subject = plan.certificates[0].subject.human_friendly
+        activation = {"OTP": "one-time code", "PIN": "PIN"}.get(plan.factor.kind, "no factor")
+        say(
+            f"credential: {credential_id} ({subject}; {_describe_key(plan)}; "
+            f"{SIGN_ALGO_NAMES.get(plan.sign_algo, plan.sign_algo)}; {activation})"
+        )
+        document_digest = compute_document_digest(path, plan.hash_name)
+        say(
+            f"document hash: {path.name}, {path.stat().st_size} bytes, {plan.hash_name} "
+            f"{document_digest.hex()}"
+        )
+        signer = RemoteSigner(client, plan, terminal, level, tsa_url)
+        key = RemoteKey.from_certificates(plan.certificates[0], plan.certificates[1:], signer)
+        services = ServicesConfig(
+            tsa=TsaConfig(url=tsa_url, timeout=request.timeout) if tsa_url else None,
+            trust_roots=tuple(trust_roots),
+        )
+        mime_type = mimetypes.guess_type(path.name)[0]
+        _write_signed(
+            path,
+            output,
+            signer,
+            fmt=fmt,
+            level=level,
+            key=key,
+            packaging=packaging,
+            services=services,
+            hash_name=plan.hash_name,
+            scheme=plan.scheme,
+            mime_type=mime_type,
+        )
+    finally:
+        with contextlib.suppress(CscError):  # the token expires anyway
+            client.revoke()
+    say(f"written: {output} ({output.stat().st_size} bytes, {fmt} {packaging} {level.value})")
+    return output
+
+
+def _write_signed(
+    path: Path,
+    output: Path,
+    signer: RemoteSigner,
+    *,
+    fmt: str,
+    level: Level,
+    key: RemoteKey,
+    packaging: str,
+    services: ServicesConfig,
+    hash_name: str,
+    scheme: str,
+    mime_type: str | None,
+) -> None:
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place on success
+        dir=output.parent, prefix=f".{output.name}.", suffix=".part", delete=False
+    )
+    try:
+        with handle:
+            sign_document(
+                path,
+                handle,
+                format=fmt,
+                level=level,
+                key=key,
+                packaging=packaging,
+                services=services,
+                hash_algorithm=hash_name,
+                scheme=scheme,
+                document_name=path.name,
+                mime_type=mime_type,
+            )
+        os.replace(handle.name, output)
+    except FormatError as exc:
+        _unlink(handle.name)
+        if signer.failure is not None and signer.failure is not exc:
+            raise signer.failure from None
+        hint = ""
+        if level.at_least(Level.B_LT) and "validation data" in str(exc):
+            hint = "; B-LT paths end at a trust anchor: pass the TSA's root with --trust CERT"
+        if signer.calls:
+            raise DesktopError(
+                f"the hash was signed, but the signature could not be completed: {exc}{hint}"
+            ) from exc
+        raise DesktopError(f"{exc}{hint}") from exc
+    except BaseException as exc:
+        _unlink(handle.name)
+        if signer.failure is not None and signer.failure is not exc:
+            raise signer.failure from None
+        raise
+
+
+def _unlink(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name)

@@ -1,0 +1,159 @@
+"""signet.formats.verify on B-B signatures made by signet.formats with a throw-away CA (no
+network): every format and packaging verifies, tampering and missing anchors are reported,
+and unusable input is a VerifyError with a message, not a traceback."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.x509.oid import NameOID
+
+from signet.formats import RemoteKey, sign_document
+from signet.formats.verify import VerifyError, detect_format, load_certificates, verify_file
+from tests.pki.make_pdf import write_pdf
+
+XML_DOC = b'<?xml version="1.0"?>\n<doc xmlns="urn:signet:unit"><line>unit line</line></doc>\n'
+BLOB = b"unit line\n" * 100
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    """A root and an EC signer certificate; the keys are test-only and live in memory."""
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = (
+        x509.CertificateBuilder().subject_name(_name("Unit Root")).issuer_name(_name("Unit Root"))
+        .public_key(root_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
+                       True)
+        .sign(root_key, hashes.SHA256())
+    )  # fmt: skip
+    signer_key = ec.generate_private_key(ec.SECP256R1())
+    signer = (
+        x509.CertificateBuilder().subject_name(_name("Unit Signer")).issuer_name(root.subject)
+        .public_key(signer_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+                       True)
+        .sign(root_key, hashes.SHA256())
+    )  # fmt: skip
+    base = tmp_path_factory.mktemp("unit-ca")
+    root_pem = base / "root.pem"
+    root_pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+
+    def sign_digest(digest: bytes, hash_name: str, scheme: str) -> bytes:
+        assert (hash_name, scheme) == ("sha256", "ecdsa")
+        return signer_key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+
+    key = RemoteKey.from_certificates(
+        signer.public_bytes(serialization.Encoding.DER),
+        [root.public_bytes(serialization.Encoding.DER)],
+        sign_digest,
+    )
+    return {"key": key, "anchors": load_certificates(root_pem), "root_pem": root_pem}
+
+
+CASES = [
+    ("pades", None, "doc.pdf"),
+    ("cades", "detached", "blob.bin"),
+    ("cades", "attached", "blob.bin"),
+    ("xades", "enveloped", "doc.xml"),
+    ("xades", "enveloping", "blob.bin"),
+    ("xades", "detached", "blob.bin"),
+    ("jades", "attached", "blob.bin"),
+    ("jades", "detached", "blob.bin"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "packaging", "name"), CASES)
+def test_b_b_verifies_and_tampering_is_found(ca, tmp_path: Path, fmt, packaging, name):
+    document = tmp_path / name
+    if name.endswith(".pdf"):
+        write_pdf(document, 512)
+    else:
+        document.write_bytes(XML_DOC if name.endswith(".xml") else BLOB)
+    signed = tmp_path / f"signed.{fmt}"
+    with open(signed, "w+b") as out:
+        sign_document(document, out, format=fmt, level="B-B", key=ca["key"],
+                      packaging=packaging, document_name=name)  # fmt: skip
+    detached = document if packaging == "detached" else None
+
+    report = verify_file(signed, detached=detached, trust=ca["anchors"])
+    (signature,) = report.signatures
+    assert report.ok, "\n".join(report.lines())
+    assert (signature.intact, signature.valid, signature.trusted) == (True, True, True)
+    assert signature.reached == signature.found == "B-B"
+    assert "Unit Signer" in signature.signer
+    assert report.lines()[-1].startswith("result: OK")
+
+    untrusted = verify_file(signed, detached=detached)
+    assert not untrusted.ok and not untrusted.signatures[0].trusted
+    assert any("no trust anchor" in note for note in untrusted.notes)
+
+    if detached is not None:
+        changed = tmp_path / "changed.bin"
+        changed.write_bytes(BLOB.replace(b"unit", b"Unit", 1))
+        tampered = verify_file(signed, detached=changed, trust=ca["anchors"])
+    else:
+        data = signed.read_bytes()
+        marker = b"Signet test document" if fmt == "pades" else b"unit line"
+        if fmt in ("jades", "xades") and packaging != "enveloped":
+            marker = {"jades": b"dW5pdCBsaW5l", "xades": b"dW5pdCBsaW5l"}[fmt]  # base64
+        assert marker in data, marker
+        bad = tmp_path / f"tampered.{fmt}"
+        bad.write_bytes(data.replace(marker, marker[:-1] + b"X", 1))
+        tampered = verify_file(bad, trust=ca["anchors"])
+    assert not tampered.ok
+    assert not (tampered.signatures[0].intact and tampered.signatures[0].valid)
+    assert tampered.lines()[-1].startswith("result: FAILED")
+
+
+def test_jades_compact_verifies(ca, tmp_path: Path):
+    document = tmp_path / "blob.bin"
+    document.write_bytes(BLOB)
+    signed = tmp_path / "blob.jws"
+    with open(signed, "wb") as out:
+        sign_document(document, out, format="jades", level="B-B", key=ca["key"],
+                      serialization="compact")  # fmt: skip
+    report = verify_file(signed, trust=ca["anchors"])
+    assert report.ok and report.format == "JAdES (JWS compact)", "\n".join(report.lines())
+    header, payload, signature = signed.read_text().split(".")
+    signed.write_text(f"{header}.{payload[:-2]}AA.{signature}")
+    assert not verify_file(signed, trust=ca["anchors"]).ok
+
+
+def test_unusable_input_is_a_verify_error(ca, tmp_path: Path):
+    with pytest.raises(VerifyError, match="No such file|no such file"):
+        verify_file(tmp_path / "absent.p7s")
+    text = tmp_path / "plain.txt"
+    text.write_text("hello\n")
+    with pytest.raises(VerifyError, match="not a PDF, CMS"):
+        verify_file(text)
+    document = tmp_path / "blob.bin"
+    document.write_bytes(BLOB)
+    signed = tmp_path / "blob.p7s"
+    with open(signed, "wb") as out:
+        sign_document(document, out, format="cades", level="B-B", key=ca["key"])
+    with pytest.raises(VerifyError, match="--detached FILE"):
+        verify_file(signed, trust=ca["anchors"])
+    with pytest.raises(ValueError, match="no certificate"):
+        load_certificates(text)
+
+
+def test_detect_format():
+    assert detect_format(b"%PDF-1.7\n") == "pades"
+    assert detect_format(b"\xef\xbb\xbf<?xml") == "xades"
+    assert detect_format(b'  {"protected": ""}') == "jades"
+    assert detect_format(b"eyJhbGciOiJFUzI1NiJ9.e30.c2ln") == "jades"
+    assert detect_format(b"\x30\x82\x01\x00") == "cades"
