@@ -185,6 +185,18 @@ CREATE INDEX ix_sads_credential_id ON sads (credential_id);
 
 GO
 
+SET IDENTITY_INSERT audit_head ON;
+
+GO
+
+INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+GO
+
+SET IDENTITY_INSERT audit_head OFF;
+
+GO
+
 INSERT INTO alembic_version (version_num) OUTPUT inserted.version_num VALUES ('0001');
 
 GO

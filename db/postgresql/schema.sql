@@ -151,6 +151,8 @@ CREATE TABLE sads (
 
 CREATE INDEX ix_sads_credential_id ON sads (credential_id);
 
+INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
 INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING alembic_version.version_num;
 
 COMMIT;

@@ -50,12 +50,13 @@ class Csc:
         return self.token
 
     def otp(self, credential_id):
+        box = mailbox.Maildir(self.services.settings.notify.maildir, create=True)
+        seen = set(box.keys())
         sent = self.post("credentials/sendOTP", {"credentialID": credential_id})
         assert sent.status_code == 204, sent.json
         box = mailbox.Maildir(self.services.settings.notify.maildir, create=False)
-        messages = sorted(box.values(), key=lambda m: m.get_date())
-        newest = messages[-1]
-        return re.search(r"\b(\d{6,8})\b", newest.get_payload()).group(1)
+        (newest,) = [box[key] for key in box if key not in seen]
+        return re.search(r"^\s+(\d{6,8})\s*$", newest.get_payload(), re.M).group(1)
 
     def authorize(self, credential_id, digests, hash_name="sha256", num=None, **extra):
         hashes_b64 = [base64.b64encode(d).decode() for d in digests]

@@ -136,6 +136,8 @@ class FormatsSettings(_Section):
 class WebSettings(_Section):
     listen: str = "127.0.0.1:8080"
     workers: int = Field(default=2, ge=1, le=64)
+    # Threads per worker: they overlap database round trips; PKCS#11 calls stay serialised.
+    threads: int = Field(default=4, ge=1, le=64)
     access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
     # Public base URL, used in info and OpenAPI; None derives it from the request.
     base_url: str | None = None

@@ -78,14 +78,24 @@ class KeySpec:
         return f"rsa-{self.size}" if self.key_type == "rsa" else f"ec-p{self.size}"
 
 
+def _digest_info_prefix(asn1_name: str, length: int) -> bytes:
+    encoded = algos.DigestInfo({"digest_algorithm": {"algorithm": asn1_name,
+                                                     "parameters": core.Null()},
+                                "digest": bytes(length)}).dump()
+    return encoded[:-length]
+
+
+# DER DigestInfo up to the digest value, per hash: built once, prepended on every signature.
+_DIGEST_INFO_PREFIX = {name: _digest_info_prefix(asn1_name, length)
+                       for name, (length, asn1_name, _, _) in HASHES.items()}
+
+
 def digest_info(digest: bytes, hash_name: str) -> bytes:
     """The DER DigestInfo that CKM_RSA_PKCS expects the caller to prepend (PKCS#1 v1.5)."""
-    length, asn1_name, _, _ = HASHES[hash_name]
+    length = HASHES[hash_name][0]
     if len(digest) != length:
         raise HsmError(f"a {hash_name} digest has {length} bytes, got {len(digest)}")
-    return algos.DigestInfo(
-        {"digest_algorithm": {"algorithm": asn1_name, "parameters": core.Null()}, "digest": digest}
-    ).dump()
+    return _DIGEST_INFO_PREFIX[hash_name] + digest
 
 
 def ecdsa_raw_to_der(raw: bytes) -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -120,76 +120,94 @@ class SignRequest:
     salt_length: int | None = None
 
 
-def _spend(database: Database, request: SignRequest, digests: list[bytes]) -> int:
+def _spend_in(session: Session, request: SignRequest, digests: list[bytes]) -> int:
     """Check the binding and take len(hashes) from the SAD's count in one conditional UPDATE,
-    so no number of concurrent workers or nodes can exceed numSignatures."""
+    so no number of concurrent workers or nodes can exceed numSignatures. The SAD row stays
+    locked until the caller's transaction ends."""
     count = len(digests)
+    row = _find(session, request.sad, request.user_id, request.credential_id)
+    if row.hash_algorithm and row.hash_algorithm != request.hash_oid:
+        raise InvalidRequest("The hash algorithm differs from the one the SAD was "
+                             "authorized for")
+    bound = set(row.hashes.split("\n")) if row.hashes else set()
+    if row.scal == "2" or bound:
+        unbound = [h for h, d in zip(request.hashes, digests, strict=True)
+                   if base64.b64encode(d).decode() not in bound]
+        if unbound:
+            raise InvalidRequest(f"Hash not authorized by the SAD: {unbound[0][:60]}")
+    result = session.execute(
+        bulk_update(SignatureActivation)
+        .where(SignatureActivation.id == row.id,
+               SignatureActivation.remaining >= count,
+               SignatureActivation.expires_at > _now())
+        .values(remaining=SignatureActivation.remaining - count))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
+                             f"{count} more signature(s)")
+    append_event(session, "sad.spent", actor=request.username,
+                 subject=request.credential_id, count=count)
+    return row.id
+
+
+def _record_rejection(database: Database, request: SignRequest, reason: str) -> None:
     with database.transaction() as session:
-        row = _find(session, request.sad, request.user_id, request.credential_id)
-        if row.hash_algorithm and row.hash_algorithm != request.hash_oid:
-            raise InvalidRequest("The hash algorithm differs from the one the SAD was "
-                                 "authorized for")
-        bound = set(row.hashes.split("\n")) if row.hashes else set()
-        if row.scal == "2" or bound:
-            unbound = [h for h, d in zip(request.hashes, digests, strict=True)
-                       if base64.b64encode(d).decode() not in bound]
-            if unbound:
-                raise InvalidRequest(f"Hash not authorized by the SAD: {unbound[0][:60]}")
-        result = session.execute(
-            bulk_update(SignatureActivation)
-            .where(SignatureActivation.id == row.id,
-                   SignatureActivation.remaining >= count,
-                   SignatureActivation.expires_at > _now())
-            .values(remaining=SignatureActivation.remaining - count))
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
-                                 f"{count} more signature(s)")
-        append_event(session, "sad.spent", actor=request.username,
-                     subject=request.credential_id, count=count)
-        return row.id
+        append_event(session, "sad.rejected", actor=request.username,
+                     subject=request.credential_id, outcome="failure", reason=reason)
 
 
-def sign_hashes(database: Database, hsm: Hsm, request: SignRequest) -> list[bytes]:
-    """Spend the SAD, then sign each hash in the HSM, in request order; audit the outcome."""
-    digests = [decode_hash(h) for h in request.hashes]
+def _check_lengths(request: SignRequest, digests: list[bytes]) -> None:
     expected = hashlib.new(request.hash_name).digest_size
     for value, digest in zip(request.hashes, digests, strict=True):
         if len(digest) != expected:
             raise InvalidRequest(f"Invalid hash {value[:60]!r}: a {request.hash_name} hash has "
                                  f"{expected} bytes, this one {len(digest)}")
+
+
+def sign_hashes(database: Database, hsm: Hsm,
+                prepare: Callable[[Session], SignRequest]) -> list[bytes]:
+    """One transaction: `prepare` checks the caller's credential and says what to sign; the
+    SAD is spent, the HSM signs each hash in request order, and the audit records are
+    appended last (the audit head is locked only briefly). If the HSM fails, the transaction
+    rolls back -- the count is not spent -- and the failure is recorded."""
+    request: SignRequest | None = None
+    spending = False
     try:
-        sad_id = _spend(database, request, digests)
+        with database.transaction() as session:
+            request = prepare(session)
+            digests = [decode_hash(h) for h in request.hashes]
+            _check_lengths(request, digests)
+            spending = True
+            _spend_in(session, request, digests)
+            spending = False
+            signatures = [hsm.sign_digest(request.key_label, digest, request.hash_name,
+                                          request.scheme, request.salt_length)
+                          for digest in digests]
+            append_event(session, "signature.created", actor=request.username,
+                         subject=request.credential_id, algorithm=request.sign_algo,
+                         hash_algorithm=request.hash_oid, scheme=request.scheme,
+                         hashes=[base64.b64encode(d).decode() for d in digests])
+            return signatures
     except InvalidRequest as exc:
-        with database.transaction() as session:
-            append_event(session, "sad.rejected", actor=request.username,
-                         subject=request.credential_id, outcome="failure",
-                         reason=exc.description)
+        if spending and request is not None:
+            _record_rejection(database, request, exc.description)
         raise
-    try:
-        signatures = [hsm.sign_digest(request.key_label, digest, request.hash_name,
-                                      request.scheme, request.salt_length)
-                      for digest in digests]
     except HsmError as exc:
-        with database.transaction() as session:
-            # The HSM signed nothing usable: give the count back.
-            session.execute(bulk_update(SignatureActivation)
-                            .where(SignatureActivation.id == sad_id)
-                            .values(remaining=SignatureActivation.remaining + len(digests)))
-            append_event(session, "signature.failed", actor=request.username,
-                         subject=request.credential_id, outcome="failure", reason=str(exc))
+        if request is not None:
+            with database.transaction() as session:
+                append_event(session, "signature.failed", actor=request.username,
+                             subject=request.credential_id, outcome="failure", reason=str(exc))
         raise
+
+
+def _spend(database: Database, request: SignRequest, digests: list[bytes]) -> int:
     with database.transaction() as session:
-        append_event(session, "signature.created", actor=request.username,
-                     subject=request.credential_id, algorithm=request.sign_algo,
-                     hash_algorithm=request.hash_oid, scheme=request.scheme,
-                     hashes=[base64.b64encode(d).decode() for d in digests])
-    return signatures
+        return _spend_in(session, request, digests)
 
 
 def sad_hash_algorithm(database: Database, *, sad: str, user_id: int,
                        credential_id: str) -> str | None:
     """The hash algorithm (OID) a SAD was authorized with, to hash documents for signDoc."""
-    with database.transaction() as session:
+    with database.transaction(read_only=True) as session:
         return _find(session, sad, user_id, credential_id).hash_algorithm
 
 
@@ -231,9 +249,6 @@ def open_permit(database: Database, hsm: Hsm, request: SignRequest) -> DocumentP
     try:
         sad_id = _spend(database, request, digests)
     except InvalidRequest as exc:
-        with database.transaction() as session:
-            append_event(session, "sad.rejected", actor=request.username,
-                         subject=request.credential_id, outcome="failure",
-                         reason=exc.description)
+        _record_rejection(database, request, exc.description)
         raise
     return DocumentPermit(database, hsm, request, sad_id, len(digests))

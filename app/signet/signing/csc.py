@@ -69,7 +69,7 @@ def login(services: Services, username: str, password: str, source: str) -> tupl
 
 
 def authenticate(services: Services, token: str) -> Principal:
-    with services.database.transaction() as session:
+    with services.database.transaction(read_only=True) as session:
         return resolve_token(session, token)
 
 
@@ -138,7 +138,7 @@ def list_credentials(services: Services, principal: Principal, *, only_valid: bo
                      user_id: str | None = None) -> list[CredentialInfo]:
     if user_id is not None and user_id != principal.username:
         raise InvalidRequest("Invalid parameter userID")
-    with services.database.transaction() as session:
+    with services.database.transaction(read_only=True) as session:
         rows = session.execute(select(Credential).where(Credential.user_id == principal.user_id)
                                .order_by(Credential.created_at)).scalars().all()
         infos = [_info(c) for c in rows]
@@ -149,7 +149,7 @@ def list_credentials(services: Services, principal: Principal, *, only_valid: bo
 
 def credential_info(services: Services, principal: Principal, credential_id: Any
                     ) -> CredentialInfo:
-    with services.database.transaction() as session:
+    with services.database.transaction(read_only=True) as session:
         return _info(own_credential(session, principal, credential_id))
 
 
@@ -322,13 +322,16 @@ def sign_hash(
         raise InvalidRequest("Invalid parameter signAlgo")
     if hash_oid is not None and hash_oid not in HASH_OIDS:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
-    with services.database.transaction() as session:
+
+    def prepare(session: Any) -> SignRequest:
         credential = own_credential(session, principal, credential_id)
         ensure_usable(credential)
         hash_name, scheme, salt = resolve_algorithm(credential, sign_algo, hash_oid,
                                                     sign_algo_params)
-        key_label = credential.key_label
-    return sign_hashes(services.database, services.hsm, SignRequest(
-        user_id=principal.user_id, username=principal.username, credential_id=credential_id,
-        key_label=key_label, sad=sad, hashes=hashes, hash_name=hash_name,
-        hash_oid=HASH_OID_OF[hash_name], scheme=scheme, sign_algo=sign_algo, salt_length=salt))
+        return SignRequest(
+            user_id=principal.user_id, username=principal.username,
+            credential_id=credential.id, key_label=credential.key_label, sad=sad,
+            hashes=hashes, hash_name=hash_name, hash_oid=HASH_OID_OF[hash_name],
+            scheme=scheme, sign_algo=sign_algo, salt_length=salt)
+
+    return sign_hashes(services.database, services.hsm, prepare)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from signet.config import DatabaseSettings
@@ -37,7 +38,9 @@ def make_engine(settings: DatabaseSettings) -> Engine:
             Path(sqlite_path).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:
-        kwargs.update(pool_size=settings.pool_size, pool_pre_ping=True, max_overflow=10)
+        # No ping on every checkout (a round trip per transaction): connections are recycled,
+        # and a dropped one invalidates the pool and surfaces as StoreError (503) once.
+        kwargs.update(pool_size=settings.pool_size, pool_recycle=300, max_overflow=10)
         if url.startswith("postgresql:"):
             url = "postgresql+psycopg:" + url[len("postgresql:") :]
     engine = create_engine(url, **kwargs)
@@ -46,9 +49,13 @@ def make_engine(settings: DatabaseSettings) -> Engine:
     return engine
 
 
+_read_only: ContextVar[bool] = ContextVar("signet_read_only", default=False)
+
+
 def _serialise_sqlite_writers(engine: Engine) -> None:
-    """SQLite: WAL so readers never block, and BEGIN IMMEDIATE so two workers' transactions
-    queue for the write lock instead of deadlocking on an upgrade from read to write."""
+    """SQLite: WAL so readers never block, and BEGIN IMMEDIATE for transactions that may write,
+    so two workers queue for the write lock instead of deadlocking on an upgrade from read to
+    write. Read-only transactions take no write lock."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -61,7 +68,7 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -80,14 +87,20 @@ class Database:
             self._pid = os.getpid()
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose work commits on success and rolls back on any exception."""
+    def transaction(self, *, read_only: bool = False) -> Iterator[Session]:
+        """A session whose work commits on success and rolls back on any exception.
+        A lost or unusable database connection becomes StoreError."""
         self._after_fork()
         session = self._sessions()
+        marker = _read_only.set(read_only)
         try:
             with session.begin():
                 yield session
+        except (OperationalError, InterfaceError) as exc:
+            raise StoreError(f"database unavailable: {exc.__class__.__name__}: "
+                             f"{str(exc.orig or exc).splitlines()[0]}")
         finally:
+            _read_only.reset(marker)
             session.close()
 
     def ping(self) -> None:

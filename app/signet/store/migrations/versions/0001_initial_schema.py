@@ -157,6 +157,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_sads_credential_id'), ['credential_id'], unique=False)
 
     # ### end Alembic commands ###
+    # The audit chain's head exists from the start, so the first appends never race to create it.
+    audit_head = sa.table("audit_head", sa.column("id", sa.Integer),
+                          sa.column("last_seq", sa.BigInteger), sa.column("last_hash", sa.String))
+    op.bulk_insert(audit_head, [{"id": 1, "last_seq": 0, "last_hash": "0" * 64}])
 
 
 def downgrade() -> None:
