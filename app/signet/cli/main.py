@@ -74,8 +74,12 @@ def init(demo: bool) -> None:
     from signet.signing.demo import ensure_demo_users
 
     services = _services()
-    revision = initialise(services)
-    click.echo(f"database at revision {revision}; CA {services.ca.name!r} ready")
+    before, after, created = initialise(services)
+    click.echo(_revision_line(before, after))
+    if created:
+        click.echo(f"created CA {services.ca.name!r} (key in the HSM) and its certificate")
+    else:
+        click.echo(f"CA {services.ca.name!r} ready")
     if demo:
         for line in ensure_demo_users(services):
             click.echo(f"created {line}")
@@ -94,7 +98,13 @@ def db_upgrade(revision: str) -> None:
     from signet.store import upgrade
 
     settings = load_settings()
-    click.echo(f"database at revision {upgrade(settings.database, revision)}")
+    click.echo(_revision_line(*upgrade(settings.database, revision)))
+
+
+def _revision_line(before: str, after: str) -> str:
+    if before == after:
+        return f"database at revision {after}"
+    return f"database upgraded from {before} to {after}"
 
 
 @main.group()

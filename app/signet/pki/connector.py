@@ -37,8 +37,9 @@ class CAConnector(Protocol):
 
     name: str
 
-    def ensure_ready(self) -> None:
-        """Create or check whatever the CA needs before its first issue (idempotent)."""
+    def ensure_ready(self) -> bool:
+        """Create or check whatever the CA needs before its first issue (idempotent); True
+        when something was created."""
 
     def issue(self, request: IssueRequest) -> list[asn1_x509.Certificate]:
         """Certify the CSR's key; return [end-entity, intermediates..., root]."""

@@ -60,8 +60,9 @@ class LocalCAConnector:
             ).scalars().first()
             return asn1_x509.Certificate.load(row.der) if row else None
 
-    def ensure_ready(self) -> None:
+    def ensure_ready(self) -> bool:
         root = self._stored_root()
+        created = root is None
         if not self.hsm.key_exists(self.key_label):
             if root is not None:
                 raise CAError(f"local CA: its certificate is in the database but key "
@@ -76,6 +77,7 @@ class LocalCAConnector:
             with self.database.transaction() as session:
                 session.add(_certificate_row(root, role="ca", ca_name=self.name))
         self._root = root
+        return created
 
     def chain(self) -> list[asn1_x509.Certificate]:
         if self._root is None:

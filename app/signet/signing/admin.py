@@ -47,11 +47,11 @@ class CredentialView:
     not_after: datetime | None
 
 
-def initialise(services: Services) -> str:
-    """Migrate the database and make the CA ready; idempotent. Returns the schema revision."""
-    revision = upgrade(services.settings.database)
-    services.ca.ensure_ready()
-    return revision
+def initialise(services: Services) -> tuple[str, str, bool]:
+    """Migrate the database and make the CA ready; idempotent. Returns the schema revisions
+    (before, after) and whether the CA was created."""
+    before, after = upgrade(services.settings.database)
+    return before, after, services.ca.ensure_ready()
 
 
 def add_user(services: Services, username: str, *, password: str, display_name: str | None,

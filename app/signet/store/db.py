@@ -126,13 +126,15 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
-def upgrade(settings: DatabaseSettings, revision: str = "head") -> str:
-    """Migrate the database to `revision`; return the revision reached."""
+def upgrade(settings: DatabaseSettings, revision: str = "head") -> tuple[str, str]:
+    """Migrate the database to `revision`; return (revision before, revision reached)."""
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
     db = Database(settings)
     try:
+        with db.engine.connect() as conn:
+            before = MigrationContext.configure(conn).get_current_revision() or "base"
         with db.engine.begin() as conn:
             cfg = alembic_config(settings.url)
             cfg.attributes["connection"] = conn
@@ -143,7 +145,7 @@ def upgrade(settings: DatabaseSettings, revision: str = "head") -> str:
         raise StoreError(f"migration failed: {str(exc).splitlines()[0]}")
     finally:
         db.dispose()
-    return current or "base"
+    return before, current or "base"
 
 
 def bulk_update(entity: Any) -> Any:
