@@ -47,7 +47,7 @@ def test_readme_walkthrough_signs_and_verifies(tmp_path):
         work.mkdir()
         (work / "var").symlink_to(var)
         (work / ".venv").symlink_to(Path(sys.executable).parent.parent)
-        signing, admin = walkthrough_blocks()
+        signing, admin = walkthrough_blocks()[:2]
         for block in (signing, admin):
             script = block.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
             result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work,
