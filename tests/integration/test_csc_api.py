@@ -55,7 +55,7 @@ class Csc:
         sent = self.post("credentials/sendOTP", {"credentialID": credential_id})
         assert sent.status_code == 204, sent.json
         box = mailbox.Maildir(self.services.settings.notify.maildir, create=False)
-        (newest,) = [box[key] for key in box if key not in seen]
+        (newest,) = [box[key] for key in box.iterkeys() if key not in seen]
         return re.search(r"^\s+(\d{6,8})\s*$", newest.get_payload(), re.M).group(1)
 
     def authorize(self, credential_id, digests, hash_name="sha256", num=None, **extra):
