@@ -77,6 +77,7 @@ test: deps-test venv
 
 bench: deps-test venv
 	$(PY) tests/bench/bench_sign.py
+	$(PY) tests/bench/bench_signdoc.py
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

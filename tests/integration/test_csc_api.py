@@ -1,13 +1,20 @@
-"""The CSC API through Flask on a real SoftHSM token, SQLite and PostgreSQL: the whole flow,
-every signature verified against the certificate, and every rejection the SAM owes."""
+"""The CSC API over HTTP against gunicorn, on a real SoftHSM token, SQLite and PostgreSQL: the
+whole flow, every signature verified against the certificate, and every rejection the SAM owes.
+
+The test process shares the server's database and token, to enrol users and to age SADs."""
 
 import base64
 import hashlib
 import mailbox
 import re
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import requests
 from asn1crypto import algos
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -17,6 +24,7 @@ from sqlalchemy import select, update
 
 from signet.signing import admin
 from signet.store import AuditRecord, SignatureActivation
+from tests.helpers import free_port
 
 SHA = {
     "sha256": "2.16.840.1.101.3.4.2.1",
@@ -28,7 +36,7 @@ PASSWORD = "correct horse battery"
 
 
 class Csc:
-    """A small CSC client over the Flask test client."""
+    """A small CSC client over HTTP."""
 
     def __init__(self, client, services, version="v2"):
         self.client, self.services, self.version = client, services, version
@@ -86,6 +94,49 @@ class Csc:
         if params is not None:
             body["signAlgoParams"] = params
         return self.post("signatures/signHash", body)
+
+
+class Reply:
+    """The parts of a response the tests read, as the Flask test client names them."""
+
+    def __init__(self, response: requests.Response):
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.data = response.content
+        self.is_json = response.headers.get("Content-Type", "").startswith("application/json")
+        self.json = response.json() if self.is_json and response.content else None
+
+
+class LiveClient:
+    def __init__(self, url: str):
+        self.url, self.session = url, requests.Session()
+
+    def post(self, path, json=None, headers=None, data=None):
+        return Reply(self.session.post(self.url + path, json=json, headers=headers or {},
+                                       data=data, timeout=60))
+
+
+@pytest.fixture
+def client(settings_env, services):
+    """gunicorn serving the same database and token as the test's `services`."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "signet"), "serve", "--listen",
+         f"127.0.0.1:{port}", "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(url + "/health", timeout=5)
+            break
+        except requests.ConnectionError:
+            assert server.poll() is None, server.stderr.read()
+            assert time.monotonic() < deadline, "gunicorn did not come up"
+            time.sleep(0.1)
+    yield LiveClient(url)
+    server.terminate()
+    server.wait(timeout=30)
 
 
 @pytest.fixture

@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+"""signDoc benchmark: PAdES through Signet's CSC API against pyHanko signing locally on the HSM.
+
+A plain script, not a pytest test:
+
+    .venv/bin/python tests/bench/bench_signdoc.py [--sizes 1,10,100] [--runs 3] [--lta-sizes 1,10]
+
+In one run it stands up a throw-away Signet (SoftHSM token, database, `signet init`, one user,
+one RSA-2048 PIN credential, `signet serve` with ONE gunicorn sync worker; helpers imported from
+bench_sign.py) next to the certomancer test PKI on 127.0.0.1 (TSA, OCSP, CRLs), and prints:
+
+* PAdES B-B through the API (authorize with the PDF's SHA-256 + PIN, then signDoc) for PDFs
+  of 1, 10 and 100 MB: wall time per document as the client sees it (median of --runs), and the
+  worker's peak RSS increase during the signDoc request: /proc/<worker>/clear_refs is written
+  with "5" (resets VmHWM to the current RSS) and VmRSS read before the request, VmHWM after;
+* the same PDF signed by pyHanko locally (signers.sign_pdf, IncrementalPdfFileWriter over the
+  input file, output streamed to a file) with the credential's own key in the same SoftHSM
+  token (pyhanko.sign.pkcs11.PKCS11Signer), in a fresh subprocess per run: the time of the
+  signing call (token already logged in, libraries imported) and ru_maxrss - VmRSS before it;
+* PAdES B-LTA through the API (TSA, OCSP of the TSA's chain, Signet's own CRL at
+  /pki/local.crl via SIGNET_WEB__BASE_URL) for 1 and 10 MB.
+
+One output of each kind (API B-B, local B-B, API B-LTA) is validated with pyHanko (intact,
+valid, trusted). Everything lives in one temporary directory removed at the end; the database
+is chosen like bench_sign.py ($SIGNET_BENCH_DB, else the tests/services/postgres cluster if up,
+else SQLite) and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import http.client
+import io
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "tests" / "pki"))
+
+import bench_sign as bs  # noqa: E402
+
+KEY = "rsa-2048"
+SIGN_ALGO = bs.SIGN_ALGO["rsa"]
+REQUEST_TIMEOUT = 150  # gunicorn's worker timeout is 120 s
+CHILD_TIMEOUT = 120
+GOAL = 1.5
+
+
+def proc_status(pid: int, field: str) -> int:
+    """A kB value of /proc/<pid>/status (VmRSS, VmHWM)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0, own processes)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+# -- local pyHanko signing (runs in a subprocess) --------------------------------------------
+def child(spec: dict[str, Any]) -> None:
+    os.environ.update(spec["env"])
+    from asn1crypto import x509
+    from pyhanko.config.pkcs11 import TokenCriteria
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+    from pyhanko.sign.pkcs11 import PKCS11Signer, open_pkcs11_session
+
+    certs = [x509.Certificate.load(base64.b64decode(c)) for c in spec["certs"]]
+    session = open_pkcs11_session(
+        bs.MODULE, token_criteria=TokenCriteria(label=bs.TOKEN_LABEL), user_pin=bs.USER_PIN
+    )
+    try:
+        signer = PKCS11Signer(
+            session, key_label=spec["key_label"], signing_cert=certs[0], ca_chain=certs[1:],
+            bulk_fetch=False,
+        )  # fmt: skip
+        meta = signers.PdfSignatureMetadata(
+            field_name="Signature1", md_algorithm="sha256",
+            subfilter=fields.SigSeedSubFilter.PADES,
+        )  # fmt: skip
+        base = proc_status(os.getpid(), "VmRSS")
+        started = time.perf_counter()
+        with open(spec["input"], "rb") as inf, open(spec["output"], "w+b") as outf:
+            signers.sign_pdf(IncrementalPdfFileWriter(inf), meta, signer=signer, output=outf)
+        seconds = time.perf_counter() - started
+        # Not ru_maxrss: Linux keeps it across fork+exec, so it would show this bench's own
+        # RSS (the 100 MB PDF and its JSON body) at the fork. VmHWM belongs to the new image.
+        peak = proc_status(os.getpid(), "VmHWM")
+    finally:
+        session.close()
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "base_kib": base, "peak_kib": peak, "maxrss": maxrss}))
+
+
+def run_local(env: dict[str, str], key_label: str, certs: list[str], pdf: Path, out: Path) -> dict:
+    spec = {"env": env, "key_label": key_label, "certs": certs, "input": str(pdf),
+            "output": str(out)}  # fmt: skip
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        capture_output=True, text=True, check=False, timeout=CHILD_TIMEOUT,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"local signing subprocess failed:\n{result.stderr[-3000:]}")
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    answer["process_seconds"] = time.perf_counter() - started
+    return answer
+
+
+# -- API ---------------------------------------------------------------------------------------
+def post_raw(port: int, token: str, method: str, body: bytes) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    try:
+        conn.request("POST", f"/csc/v2/{method}", body, {
+            "Content-Type": "application/json", "Authorization": f"Bearer {token}"})  # fmt: skip
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: bytes, level: str,
+             worker: int, reject: bool = False) -> dict[str, Any]:  # fmt: skip
+    """authorize + signDoc for one PDF; client-side phases, worker CPU and peak RSS.
+
+    ``reject``: the SAD is bound to another digest, so the server reads, parses, decodes and
+    hashes the document and then refuses it (400): the cost of merely taking the request in."""
+    t0 = time.perf_counter()
+    digest = base64.b64encode(hashlib.sha256(b"other" if reject else pdf).digest()).decode()
+    status, answer = bs.authorize(bs.Api(bench.port, token), cred_id, [digest], 1)
+    if status != 200:
+        raise SystemExit(f"authorize: {status} {answer}")
+    t_auth = time.perf_counter()
+    body = json.dumps({
+        "credentialID": cred_id, "SAD": answer["SAD"],
+        "documents": [{"document": base64.b64encode(pdf).decode(), "signature_format": "P",
+                       "conformance_level": f"Ades-{level}",
+                       "signed_envelope_property": "Enveloped", "signAlgo": SIGN_ALGO}],
+    }).encode()  # fmt: skip
+    t_body = time.perf_counter()
+    reset = reset_peak(worker)
+    rss_before = proc_status(worker, "VmRSS")
+    cpu_before = bs.cpu_seconds([worker]).get(worker, 0.0)
+    status, raw = post_raw(bench.port, token, "signatures/signDoc", body)
+    t_http = time.perf_counter()
+    cpu_after = bs.cpu_seconds([worker]).get(worker, 0.0)
+    hwm = proc_status(worker, "VmHWM")
+    del body
+    if reject:
+        if status != 400 or b"not authorized" not in raw:
+            raise SystemExit(f"signDoc with a foreign SAD: {status} {raw[:300]!r}")
+        return {"http": t_http - t_body, "srv_cpu": cpu_after - cpu_before,
+                "peak_kib": hwm - rss_before if reset else None}  # fmt: skip
+    if status != 200:
+        raise SystemExit(f"signDoc {level}: {status} {raw[:500]!r}\n" + bench.server_tail())
+    signed = base64.b64decode(json.loads(raw)["DocumentWithSignature"][0])
+    t_end = time.perf_counter()
+    return {
+        "seconds": t_end - t0, "auth": t_auth - t0, "encode": t_body - t_auth,
+        "http": t_http - t_body, "decode": t_end - t_http, "srv_cpu": cpu_after - cpu_before,
+        "peak_kib": hwm - rss_before if reset else None, "rss_before": rss_before,
+        "body_mb": len(raw) / 2**20, "signed": signed,
+    }  # fmt: skip
+
+
+# -- validation --------------------------------------------------------------------------------
+def validate(data: bytes, roots: list[Any], lta: bool) -> str:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    reader = PdfFileReader(io.BytesIO(data))
+    context = ValidationContext(trust_roots=roots, allow_fetching=True)
+    status = validate_pdf_signature(reader.embedded_signatures[0], context)
+    if not (status.intact and status.valid and status.trusted):
+        raise SystemExit("validation failed:\n" + status.pretty_print_details())
+    what = "intact+valid+trusted"
+    if lta:
+        if len(reader.embedded_signatures) != 2 or "/DSS" not in reader.root:
+            raise SystemExit("B-LTA output lacks the document time-stamp or the DSS")
+        ts = status.timestamp_validity
+        if ts is None or not ts.intact or not ts.valid:
+            raise SystemExit("B-LTA signature time-stamp not valid")
+        what += ", sig TS ok, DSS + doc TS present"
+    return what
+
+
+# -- orchestration -----------------------------------------------------------------------------
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,10,100", help="PDF sizes in MB for B-B")
+    parser.add_argument("--lta-sizes", default="1,10", help="PDF sizes in MB for B-LTA")
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return 0
+    if not Path(bs.MODULE).exists():
+        print(f"bench: {bs.MODULE} missing (apt-get install softhsm2)", file=sys.stderr)
+        return 1
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    lta_sizes = [int(s) for s in args.lta_sizes.split(",") if s]
+    started = time.monotonic()
+    load_start = os.getloadavg()
+    bs.KEYS = [KEY]
+    bs.WORKERS = 1  # one gunicorn worker: its VmHWM is the request's
+    bench = bs.Bench()
+    try:
+        with contextlib.ExitStack() as stack:
+            rows, lta_rows, checks, notes = run(bench, stack, sizes, lta_sizes, args.runs)
+    finally:
+        bench.cleanup()
+    elapsed = time.monotonic() - started
+    print(report(rows, lta_rows, checks, notes, bench, load_start, elapsed, args.runs), flush=True)
+    return 0
+
+
+def run(bench: bs.Bench, stack: contextlib.ExitStack, sizes: list[int], lta_sizes: list[int],
+        runs: int) -> tuple[list, list, list, list]:  # fmt: skip
+    from asn1crypto import pem
+    from asn1crypto import x509 as asn1_x509
+    from make_pdf import write_pdf
+    from signet_test_pki import serve_test_pki
+
+    pki = stack.enter_context(serve_test_pki(bench.dir / "pki"))
+    bs.log(f"certomancer PKI on {pki.base_url}")
+    root_pem = bench.dir / "certomancer-root.pem"
+    root_pem.write_bytes(pem.armor("CERTIFICATE", pki.root.dump()))
+    # Bench.setup() copies os.environ (minus SIGNET_*) and adds the HSM/database settings;
+    # the port must be known before `signet init` so the CA's certificates name its CRL URL.
+    port = bs.free_port()
+    extra = {
+        "SIGNET_WEB__BASE_URL": f"http://127.0.0.1:{port}",
+        "SIGNET_FORMATS__TSA_URL": pki.tsa_url,
+        "SIGNET_FORMATS__TRUST_ROOTS": json.dumps([str(root_pem)]),
+    }
+    plain_cli = bench.cli
+
+    def cli(*cli_args: str, stdin: str | None = None) -> str:
+        bench.env.update(extra)  # before `signet init` and `credentials create` issue certs
+        return plain_cli(*cli_args, stdin=stdin)
+
+    bench.cli = cli  # type: ignore[method-assign]
+    bench.setup()
+    bench.env.update(extra)
+    bs.free_port = lambda: port  # Bench.serve() picks the port we already announced
+    bench.serve()
+    workers = bs.children(bench.server.pid)  # type: ignore[union-attr]
+    if len(workers) != 1:
+        raise SystemExit(f"expected one gunicorn worker, found {workers}")
+    worker = workers[0]
+    token = bench.login()
+    cred_id = bench.credentials[KEY]
+    api = bs.Api(port, token)
+    status, info = api.post("credentials/info", {"credentialID": cred_id, "certificates": "chain"})
+    api.close()
+    if status != 200:
+        raise SystemExit(f"credentials/info: {status} {info}")
+    certs_b64 = info["cert"]["certificates"]
+    signet_root = asn1_x509.Certificate.load(base64.b64decode(certs_b64[-1]))
+    roots = [signet_root, pki.root]
+
+    # Warm the worker (imports, HSM session, CRL signing) with a small signDoc of each level.
+    warm = write_pdf(bench.dir / "warm.pdf", 1024).read_bytes()
+    api_sign(bench, token, cred_id, warm, "B-B", worker)
+    api_sign(bench, token, cred_id, warm, "B-LTA", worker)
+    bs.log(f"worker {worker} warm, VmRSS {proc_status(worker, 'VmRSS') / 1024:.0f} MiB")
+
+    rows: list[dict[str, Any]] = []
+    checks: list[str] = []
+    notes: list[str] = []
+    for size in sizes:
+        path = write_pdf(bench.dir / f"in-{size}mb.pdf", size * 2**20)
+        pdf = path.read_bytes()
+        api_runs = []
+        for i in range(runs):
+            r = api_sign(bench, token, cred_id, pdf, "B-B", worker)
+            if i == 0 and size == sizes[0]:
+                checks.append(f"API B-B {size} MB: " + validate(r["signed"], roots, lta=False))
+            r.pop("signed")
+            api_runs.append(r)
+        probe = api_sign(bench, token, cred_id, pdf, "B-B", worker, reject=True)
+        local_runs = []
+        out = bench.dir / "local-out.pdf"
+        for i in range(runs):
+            r = run_local(bench.hsm_env, cred_id, certs_b64, path, out)
+            if i == 0 and size == sizes[0]:
+                checks.append(f"local B-B {size} MB: "
+                              + validate(out.read_bytes(), roots, lta=False))  # fmt: skip
+            local_runs.append(r)
+        out.unlink(missing_ok=True)
+        if bs.children(bench.server.pid) != [worker]:  # type: ignore[union-attr]
+            raise SystemExit("the gunicorn worker was replaced during the run")
+        row = summarize(size, api_runs, local_runs)
+        row["reject"] = probe
+        rows.append(row)
+        bs.log(f"{size} MB B-B: API {row['api_s']:.3f} s, local {row['local_s']:.3f} s, "
+               f"ratio {row['ratio']:.2f}, worker peak +{row['api_peak']} MiB")  # fmt: skip
+        del pdf
+        if size not in lta_sizes:
+            path.unlink()
+
+    lta_rows = []
+    for size in lta_sizes:
+        path = bench.dir / f"in-{size}mb.pdf"
+        if not path.exists():
+            write_pdf(path, size * 2**20)
+        pdf = path.read_bytes()
+        api_runs = []
+        for i in range(runs):
+            r = api_sign(bench, token, cred_id, pdf, "B-LTA", worker)
+            if i == 0 and size == lta_sizes[0]:
+                checks.append(f"API B-LTA {size} MB: " + validate(r["signed"], roots, lta=True))
+            r["grown"] = len(r.pop("signed")) - len(pdf)
+            api_runs.append(r)
+        lta_rows.append({"size": size, **med(api_runs)})
+        bs.log(f"{size} MB B-LTA: API {lta_rows[-1]['seconds']:.3f} s")
+        path.unlink()
+    return rows, lta_rows, checks, notes
+
+
+def med(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for key in runs[0]:
+        values = [r[key] for r in runs if r[key] is not None]
+        if key == "peak_kib":
+            out[key] = max(values) if values else None
+        elif values and isinstance(values[0], (int, float)):
+            out[key] = statistics.median(values)
+    return out
+
+
+def summarize(size: int, api_runs: list[dict], local_runs: list[dict]) -> dict[str, Any]:
+    a, loc = med(api_runs), med(local_runs)
+    return {
+        "size": size, "api_s": a["seconds"], "local_s": loc["seconds"],
+        "local_proc_s": loc["process_seconds"], "ratio": a["seconds"] / loc["seconds"],
+        "api_peak": round(a["peak_kib"] / 1024) if a.get("peak_kib") is not None else "?",
+        "local_peak": round(max(r["peak_kib"] - r["base_kib"] for r in local_runs) / 1024),
+        "local_rss": round(max(r["peak_kib"] for r in local_runs) / 1024),
+        "auth": a["auth"], "encode": a["encode"], "http": a["http"], "decode": a["decode"],
+        "srv_cpu": a["srv_cpu"], "rss_before": round(a["rss_before"] / 1024),
+        "body_mb": a["body_mb"],
+    }  # fmt: skip
+
+
+def mib(kib: int | None) -> str:
+    return "?" if kib is None else f"{round(kib / 1024)} MiB"
+
+
+def report(rows: list, lta_rows: list, checks: list[str], notes: list[str], bench: bs.Bench,
+           load_start: tuple[float, float, float], elapsed: float, runs: int) -> str:  # fmt: skip
+    load_end = os.getloadavg()
+    head = (f"{'PDF':>6} {'API s':>7} {'local s':>8} {'API/local':>9} {'goal':>9} "
+            f"{'-auth':>6} {'API peak+':>9} {'local peak+':>11} {'|':>1} {'auth':>6} {'client enc':>10} "
+            f"{'HTTP':>6} {'client dec':>10} {'srv CPU':>8} {'resp MB':>7} {'|':>1} {'in HTTP':>7} "
+            f"{'in CPU':>6} {'in peak+':>8}")  # fmt: skip
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        goal = f"<{GOAL:g}x " + ("ok" if r["ratio"] < GOAL else "MISS")
+        lines.append(
+            f"{r['size']:>3} MB {r['api_s']:>7.3f} {r['local_s']:>8.3f} {r['ratio']:>8.2f}x "
+            f"{goal:>9} {(r['api_s'] - r['auth']) / r['local_s']:>5.2f}x {str(r['api_peak']) + ' MiB':>9} {str(r['local_peak']) + ' MiB':>11} | "
+            f"{r['auth']:>6.3f} {r['encode']:>10.3f} {r['http']:>6.3f} {r['decode']:>10.3f} "
+            f"{r['srv_cpu']:>8.2f} {r['body_mb']:>7.1f} | {r['reject']['http']:>7.3f} "
+            f"{r['reject']['srv_cpu']:>6.2f} {mib(r['reject']['peak_kib']):>8}"
+        )  # fmt: skip
+    lta_head = (
+        f"{'PDF':>6} {'API s':>7} {'HTTP s':>7} {'srv CPU':>8} {'API peak+':>9} {'+bytes':>8}"
+    )
+    lta_lines = [lta_head, "-" * len(lta_head)]
+    for r in lta_rows:
+        peak = f"{round(r['peak_kib'] / 1024)} MiB" if r.get("peak_kib") is not None else "?"
+        lta_lines.append(f"{r['size']:>3} MB {r['seconds']:>7.3f} {r['http']:>7.3f} "
+                         f"{r['srv_cpu']:>8.2f} {peak:>9} {r['grown']:>8.0f}")  # fmt: skip
+    return "\n".join([
+        "",
+        f"Signet signDoc benchmark: PAdES, RSA-2048 PIN credential in SoftHSM, 1 gunicorn sync "
+        f"worker, median of {runs} runs.",
+        f"Database: {bench.db_label}. {os.cpu_count()} CPUs; load average "
+        f"{load_start[0]:.2f} at start, {load_end[0]:.2f} at end (shared machine: other work "
+        f"skews the figures). Bench took {elapsed:.0f} s.",
+        "",
+        "PAdES B-B: API (authorize + signDoc over HTTP, JSON/base64) vs pyHanko locally on the same "
+        "HSM key",
+        "  API s: client wall time per document = sha256 + authorize + base64/JSON encode + "
+        "signDoc HTTP round trip + JSON/base64 decode.",
+        "  -auth: API/local without the authorize call (PIN check + SAD), i.e. signDoc alone.",
+        "  local s: pyHanko signers.sign_pdf (IncrementalPdfFileWriter on the input file, "
+        "output to a w+b file so pyHanko updates it in place, PKCS11Signer on the logged-in token) in a fresh subprocess; "
+        "imports and login not counted.",
+        "  API peak+: gunicorn worker VmHWM after the signDoc request minus its VmRSS before it "
+        "(VmHWM reset via /proc/<pid>/clear_refs = 5); max of the runs.",
+        "  local peak+: subprocess VmHWM after sign_pdf minus its VmRSS right before; max of the "
+        "runs (not ru_maxrss: Linux carries it over fork+exec, it showed this parent's RSS).",
+        "  right of '|': API time split (medians, s): authorize, client encode, signDoc HTTP "
+        "(upload + server + download), client decode; srv CPU = worker CPU s during signDoc "
+        "(/proc/<pid>/stat); resp MB = signDoc response body.",
+        "  'in' columns: one signDoc of the same PDF with a SAD bound to another digest: the "
+        "worker reads the body, parses the JSON, base64-decodes and hashes the PDF, then answers "
+        "400 -- the cost of taking the request in, before any signing or response.",
+        "",
+        *lines,
+        "",
+        "PAdES B-LTA through the API (certomancer TSA + OCSP on 127.0.0.1, Signet CRL at "
+        "/pki/local.crl; same server, started with SIGNET_FORMATS__TSA_URL, "
+        "SIGNET_FORMATS__TRUST_ROOTS, SIGNET_WEB__BASE_URL):",
+        "  API s: as above; +bytes: signed PDF minus input.",
+        *lta_lines,
+        "",
+        "Validated with pyHanko (validate_pdf_signature, trust roots Signet CA + certomancer "
+        "root, fetching on):",
+        *[f"  {c}" for c in checks],
+        *notes,
+        "",
+    ])  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
