@@ -267,12 +267,17 @@ def key_adapter(key: RemoteKey) -> RsaKeyAdapter | EcKeyAdapter:
     return EcKeyAdapter(key) if key.key_type == "ec" else RsaKeyAdapter(key)
 
 
-def unique_certificates(certs: Sequence[asn1_x509.Certificate]) -> list[asn1_x509.Certificate]:
+def unique_by_der(items: Iterable[Any]) -> list[Any]:
+    """ASN.1 objects (certificates, OCSP responses, CRLs) without repeats, in first-seen order."""
     seen: set[bytes] = set()
     result = []
-    for cert in certs:
-        der = cert.dump()
+    for item in items:
+        der = item.dump()
         if der not in seen:
             seen.add(der)
-            result.append(cert)
+            result.append(item)
     return result
+
+
+def unique_certificates(certs: Sequence[asn1_x509.Certificate]) -> list[asn1_x509.Certificate]:
+    return unique_by_der(certs)

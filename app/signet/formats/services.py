@@ -24,7 +24,7 @@ from pyhanko_certvalidator.fetchers.requests_fetchers import (
 )
 
 from signet.formats.errors import FormatError, ServiceError
-from signet.formats.keys import RemoteKey, as_certificate, unique_certificates
+from signet.formats.keys import RemoteKey, as_certificate, unique_by_der, unique_certificates
 
 
 @dataclass(frozen=True)
@@ -297,17 +297,6 @@ class ValidationDataCollector:
         crls = unique_by_der(self.context.crls)
         certs = unique_certificates([*self._certs, *_ocsp_responder_certs(ocsps)])
         return ValidationData(certificates=certs, ocsp_responses=ocsps, crls=crls)
-
-
-def unique_by_der(items: Iterable[Any]) -> list[Any]:
-    seen: set[bytes] = set()
-    result = []
-    for item in items:
-        der = item.dump()
-        if der not in seen:
-            seen.add(der)
-            result.append(item)
-    return result
 
 
 def make_timestamper(services: ServicesConfig | None, level_name: str) -> TimeStamper:

@@ -318,10 +318,6 @@ def sign_hash(
 ) -> list[bytes]:
     if not isinstance(sad, str) or not sad:
         raise InvalidRequest("Missing (or invalid type) string parameter SAD")
-    if sign_algo not in SIGN_ALGOS:
-        raise InvalidRequest("Invalid parameter signAlgo")
-    if hash_oid is not None and hash_oid not in HASH_OIDS:
-        raise InvalidRequest("Invalid parameter hashAlgorithmOID")
 
     def prepare(session: Any) -> SignRequest:
         credential = own_credential(session, principal, credential_id)

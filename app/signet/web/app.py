@@ -17,25 +17,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     services = services or Services(settings or load_settings())
     app.extensions["signet"] = services
 
-    from signet.web import errors, health, openapi, pki
+    from signet.web import csc, errors, health, openapi, pki
 
     errors.init_app(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(pki.blueprint)
     app.register_blueprint(openapi.blueprint)
-    _register_optional(app)
-    return app
-
-
-def _register_optional(app: Flask) -> None:
-    """Blueprints of later issues register themselves here when present."""
-    import importlib
-
-    try:
-        csc = importlib.import_module("signet.web.csc")
-    except ModuleNotFoundError:
-        return
     csc.init_app(app)
+    return app
 
 
 def services_of(app: Any) -> Services:
