@@ -273,13 +273,19 @@ def _pss_parameters(params_b64: str | None, hash_name: str | None) -> tuple[str,
     return digest, int(params["salt_length"].native)
 
 
-def resolve_algorithm(credential: Credential, sign_algo: str, hash_oid: str | None,
-                      sign_algo_params: str | None) -> tuple[str, str, int | None]:
-    """(hash name, scheme, PSS salt length) for a signAlgo on this credential's key."""
+def check_algorithm_names(sign_algo: Any, hash_oid: Any) -> None:
+    """Refuse an unknown signAlgo or hashAlgorithmOID before any credential is looked up,
+    so a malformed request is named by its bad parameter."""
     if sign_algo not in SIGN_ALGOS:
         raise InvalidRequest("Invalid parameter signAlgo")
     if hash_oid is not None and hash_oid not in HASH_OIDS:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
+
+
+def resolve_algorithm(credential: Credential, sign_algo: str, hash_oid: str | None,
+                      sign_algo_params: str | None) -> tuple[str, str, int | None]:
+    """(hash name, scheme, PSS salt length) for a signAlgo on this credential's key."""
+    check_algorithm_names(sign_algo, hash_oid)
     key_type, scheme, implied = SIGN_ALGOS[sign_algo]
     if key_type != credential.key_type:
         raise InvalidRequest("Invalid parameter signAlgo: it does not fit the "
@@ -318,6 +324,7 @@ def sign_hash(
 ) -> list[bytes]:
     if not isinstance(sad, str) or not sad:
         raise InvalidRequest("Missing (or invalid type) string parameter SAD")
+    check_algorithm_names(sign_algo, hash_oid)
 
     def prepare(session: Any) -> SignRequest:
         credential = own_credential(session, principal, credential_id)
