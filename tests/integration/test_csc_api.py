@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 from sqlalchemy import select, update
 
 from signet.signing import admin
-from signet.store import AuditRecord, SignatureActivation
+from signet.store import AuditRecord, Credential, SignatureActivation
 from tests.helpers import free_port
 
 SHA = {
@@ -307,6 +307,23 @@ def test_sad_rejections(csc, services, alice):
     assert "expired" in error_of(csc.sign(alice["rsa"], sad, [d1], rsa256), 400)
 
 
+def test_hsm_failure_gives_the_count_back(csc, services, alice):
+    """The SAD is spent before the HSM signs, outside any database lock; if the HSM then
+    fails, the count comes back and the trail says why."""
+    csc.login()
+    digest = hashlib.sha256(b"doomed").digest()
+    sad = csc.authorize(alice["ec"], [digest], num=2).json["SAD"]
+    services.hsm.destroy_key(alice["ec"])  # the key is gone: C_Sign cannot happen
+    failed = csc.sign(alice["ec"], sad, [digest, digest], "1.2.840.10045.4.3.2")
+    assert error_of(failed, 503, "temporarily_unavailable")
+    with services.database.transaction() as session:
+        (remaining,) = session.execute(select(SignatureActivation.remaining)).one()
+        events = [e for (e,) in session.execute(
+            select(AuditRecord.event).order_by(AuditRecord.seq.desc()).limit(3))]
+    assert remaining == 2
+    assert events == ["signature.failed", "sad.refunded", "sad.spent"]
+
+
 def test_another_users_sad_is_refused(csc, client, services, alice):
     admin.add_user(
         services,
@@ -392,6 +409,10 @@ def test_pin_credential(csc, services, alice):
         "authData": [{"id": "PIN", "value": "11111"}],
     }
     error_of(csc.post("credentials/authorize", body), 400, "invalid_pin")
+    with services.database.transaction() as session:
+        stored = session.get(Credential, pin_cred).pin_hash
+    # Only an HMAC keyed in the HSM is kept: nothing to guess the PIN against offline.
+    assert re.fullmatch(r"hsm-hmac-sha256\$[0-9a-f]{64}", stored)
     body["authData"] = [{"id": "PIN", "value": "97531"}]
     sad = csc.post("credentials/authorize", body).json["SAD"]
     signed = csc.sign(pin_cred, sad, [digest], "1.2.840.10045.4.3.3", "sha384")

@@ -133,3 +133,29 @@ def test_key_spec_parsing():
     for bad in ("rsa-1024", "ec-p521", "dsa-2048", "rsa"):
         with pytest.raises(ValueError, match="unknown key type"):
             KeySpec.parse(bad)
+
+
+def test_hmac_key_is_made_once_keyed_and_never_leaves_the_token(hsm):
+    label = f"test-hmac-{uuid.uuid4().hex[:8]}"
+    assert hsm.ensure_secret_key(label) is True
+    assert hsm.ensure_secret_key(label) is False  # idempotent: one key per label
+    first = hsm.hmac_sha256(label, b"signet-pin\x00cred\x0012345")
+    assert len(first) == 32 and first == hsm.hmac_sha256(label, b"signet-pin\x00cred\x0012345")
+    assert first != hsm.hmac_sha256(label, b"signet-pin\x00cred\x0012346")
+    # Keyed: no plain hash of the input gives it.
+    assert first != hashlib.sha256(b"signet-pin\x00cred\x0012345").digest()
+    other = f"test-hmac-{uuid.uuid4().hex[:8]}"
+    hsm.ensure_secret_key(other)
+    assert hsm.hmac_sha256(other, b"signet-pin\x00cred\x0012345") != first
+    # The secret value cannot be read out of the token.
+    session = hsm._current_session()
+    from pkcs11 import ObjectClass
+
+    key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
+    assert key[Attribute.SENSITIVE] is True and key[Attribute.EXTRACTABLE] is False
+    from pkcs11.exceptions import AttributeSensitive
+
+    with pytest.raises(AttributeSensitive):
+        key[Attribute.VALUE]
+    with pytest.raises(HsmError, match="no secret key"):
+        hsm.hmac_sha256("no-such-hmac-key", b"x")

@@ -14,7 +14,6 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from signet.auth.passwords import verify_secret
 from signet.auth.tokens import _aware, now
 from signet.config import SamSettings
 from signet.events import append_event
@@ -87,9 +86,10 @@ def verify_otp(session: Session, credential: Credential, code: str, settings: Sa
     return FactorResult(True)
 
 
-def verify_pin(session: Session, credential: Credential, pin: str, settings: SamSettings,
+def verify_pin(session: Session, credential: Credential, matches: bool, settings: SamSettings,
                actor: str) -> FactorResult:
-    if not verify_secret(credential.pin_hash, pin):
+    """Count the outcome of a PIN check (the SAM compares the PIN in the HSM)."""
+    if not matches:
         return _fail(session, credential, settings, actor, "PIN", "invalid_pin",
                      "The PIN is invalid")
     credential.failed_attempts = 0

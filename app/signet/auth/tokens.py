@@ -7,8 +7,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from signet.auth.passwords import hash_secret, verify_secret
@@ -75,21 +76,27 @@ def login_with_password(session: Session, username: str, password: str, *, lifet
     return token, lifetime
 
 
+_TOKENS = cast(Table, AccessToken.__table__)
+_USERS = cast(Table, User.__table__)
+
+
 def resolve_token(session: Session, token: str) -> Principal:
-    row = session.execute(
-        select(AccessToken, User).join(User, AccessToken.user_id == User.id)
-        .where(AccessToken.token_hash == token_digest(token))
+    """The caller behind a bearer token. One Core query: this runs on every API call."""
+    row = session.connection().execute(
+        select(_TOKENS.c.revoked, _TOKENS.c.expires_at, _TOKENS.c.auth_methods, _TOKENS.c.loa,
+               _USERS.c.id, _USERS.c.username, _USERS.c.status)
+        .join_from(_TOKENS, _USERS, _TOKENS.c.user_id == _USERS.c.id)
+        .where(_TOKENS.c.token_hash == token_digest(token))
     ).first()
     if row is None:
         raise InvalidToken("The access token is not valid")
-    access, user = row
-    if access.revoked:
+    if row.revoked:
         raise InvalidToken("The access token has been revoked")
-    if _aware(access.expires_at) <= now():
+    if _aware(row.expires_at) <= now():
         raise InvalidToken("The access token has expired")
-    if user.status != "active":
+    if row.status != "active":
         raise InvalidToken("The user is disabled")
-    return Principal(user.id, user.username, access.auth_methods, access.loa)
+    return Principal(row.id, row.username, row.auth_methods, row.loa)
 
 
 def revoke_token(session: Session, principal: Principal, token: str) -> None:

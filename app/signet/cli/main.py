@@ -74,12 +74,14 @@ def init(demo: bool) -> None:
     from signet.signing.demo import ensure_demo_users
 
     services = _services()
-    before, after, created = initialise(services)
-    click.echo(_revision_line(before, after))
-    if created:
+    done = initialise(services)
+    click.echo(_revision_line(done.revision_before, done.revision_after))
+    if done.ca_created:
         click.echo(f"created CA {services.ca.name!r} (key in the HSM) and its certificate")
     else:
         click.echo(f"CA {services.ca.name!r} ready")
+    if done.pin_key_created:
+        click.echo("created the PIN-verifier key in the HSM")
     if demo:
         for line in ensure_demo_users(services):
             click.echo(f"created {line}")

@@ -9,9 +9,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from signet.store import AuditHead, AuditRecord
@@ -33,8 +33,12 @@ def record_hash(seq: int, at: str, event: str, actor: str, subject: str | None, 
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+_HEAD = cast(Table, AuditHead.__table__)
+_RECORDS = cast(Table, AuditRecord.__table__)
+
+
 def append_event(
-    session: Session,
+    session: Session | Connection,
     event: str,
     *,
     actor: str,
@@ -44,13 +48,14 @@ def append_event(
 ) -> int:
     """Append one record in `session`'s transaction; return its sequence number. The head row
     is locked until commit, so concurrent appenders on any number of nodes queue rather than
-    fork the chain. Plain statements, no ORM flush: this runs on every signature."""
-    head = session.execute(
-        select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)
-        .with_for_update()
+    fork the chain. Core statements on the session's connection, no ORM: this runs on every
+    signature."""
+    conn = session.connection() if isinstance(session, Session) else session
+    head = conn.execute(
+        select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
     ).first()
     if head is None:  # a database made without the migrations (the unit tests)
-        session.execute(insert(AuditHead).values(id=1, last_seq=0, last_hash=GENESIS))
+        conn.execute(insert(_HEAD).values(id=1, last_seq=0, last_hash=GENESIS))
         last_seq, last_hash = 0, GENESIS
     else:
         last_seq, last_hash = head
@@ -58,12 +63,10 @@ def append_event(
     at = datetime.now(UTC).isoformat(timespec="microseconds")
     body = _canonical(details)
     digest = record_hash(seq, at, event, actor, subject, outcome, body, last_hash)
-    session.execute(insert(AuditRecord).values(
+    conn.execute(insert(_RECORDS).values(
         seq=seq, at=at, event=event, actor=actor, subject=subject, outcome=outcome,
         details=body, prev_hash=last_hash, record_hash=digest))
-    session.execute(update(AuditHead).where(AuditHead.id == 1)
-                    .values(last_seq=seq, last_hash=digest)
-                    .execution_options(synchronize_session=False))
+    conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=seq, last_hash=digest))
     return seq
 
 

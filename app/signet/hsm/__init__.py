@@ -216,6 +216,42 @@ class Hsm:
 
         self._call(generate)
 
+    def ensure_secret_key(self, label: str) -> bool:
+        """Make sure a 256-bit HMAC key with this label exists in the token (sensitive,
+        non-extractable, sign/verify only); return True if it was created now."""
+        def ensure(session: Any) -> bool:
+            if any(True for _ in session.get_objects(
+                    {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label})):
+                return False
+            session.generate_key(
+                KeyType.GENERIC_SECRET, 256, label=label, id=label.encode(), store=True,
+                template={Attribute.TOKEN: True, Attribute.PRIVATE: True,
+                          Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
+                          Attribute.SIGN: True, Attribute.VERIFY: True,
+                          Attribute.ENCRYPT: False, Attribute.DECRYPT: False,
+                          Attribute.WRAP: False, Attribute.UNWRAP: False,
+                          Attribute.DERIVE: False})
+            return True
+
+        return self._call(ensure)
+
+    def hmac_sha256(self, label: str, data: bytes) -> bytes:
+        """HMAC-SHA-256 of data under the token's secret key `label` (CKM_SHA256_HMAC)."""
+        def mac(session: Any) -> bytes:
+            key = self._keys.get("secret:" + label)
+            if key is None:
+                try:
+                    key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
+                except exceptions.NoSuchKey:
+                    raise KeyNotFound(f"no secret key labelled {label!r} in the token; "
+                                      "run `signet init`")
+                except exceptions.MultipleObjectsReturned:
+                    raise HsmError(f"several secret keys labelled {label!r}; fix the token")
+                self._keys["secret:" + label] = key
+            return bytes(key.sign(data, mechanism=Mechanism.SHA256_HMAC))
+
+        return self._call(mac)
+
     def _private_key(self, session: Any, label: str) -> Any:
         key = self._keys.get(label)
         if key is None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from signet.errors import InvalidRequest
@@ -72,9 +74,14 @@ def issue_sad(
     return sad, lifetime_seconds
 
 
-def _find(session: Session, sad: str, user_id: int, credential_id: str) -> SignatureActivation:
-    row = session.execute(select(SignatureActivation).where(
-        SignatureActivation.sad_hash == _sad_digest(sad))).scalar_one_or_none()
+_SADS = cast(Table, SignatureActivation.__table__)
+
+
+def _find(session: Session, sad: str, user_id: int, credential_id: str) -> Any:
+    """The SAD's row (Core: this runs on every signature), if it is the caller's, for this
+    credential, and not expired."""
+    row = session.connection().execute(
+        select(_SADS).where(_SADS.c.sad_hash == _sad_digest(sad))).first()
     if row is None or row.user_id != user_id or row.credential_id != credential_id:
         # Another user's or another credential's SAD is, to this caller, no SAD at all.
         raise InvalidRequest("Invalid parameter SAD")
@@ -105,6 +112,31 @@ def extend_sad(session: Session, *, sad: str, user_id: int, username: str, crede
     return new, lifetime_seconds
 
 
+# PIN verifiers are HMAC-SHA-256 under a secret key that never leaves the HSM: a copy of the
+# database gives nothing to guess PINs against offline (a 5-digit PIN falls to any password
+# hash in minutes), and checking one costs a fast HSM call, not a memory-hard hash.
+PIN_KEY_LABEL = "signet-pin-hmac"
+_PIN_SCHEME = "hsm-hmac-sha256$"
+
+
+def prepare_pin_key(hsm: Hsm) -> bool:
+    """Create the PIN-verifier key in the token if it is missing; True if created now."""
+    return hsm.ensure_secret_key(PIN_KEY_LABEL)
+
+
+def pin_verifier(hsm: Hsm, credential_id: str, pin: str) -> str:
+    """What is stored for a credential's PIN: bound to the credential, keyed in the HSM."""
+    mac = hsm.hmac_sha256(PIN_KEY_LABEL, f"signet-pin\0{credential_id}\0{pin}".encode())
+    return _PIN_SCHEME + mac.hex()
+
+
+def pin_matches(hsm: Hsm, stored: str | None, credential_id: str, pin: str) -> bool:
+    """Check a PIN against its stored verifier."""
+    if not stored or not stored.startswith(_PIN_SCHEME):
+        return False
+    return hmac.compare_digest(stored, pin_verifier(hsm, credential_id, pin))
+
+
 @dataclass(frozen=True)
 class SignRequest:
     user_id: int
@@ -122,8 +154,7 @@ class SignRequest:
 
 def _spend_in(session: Session, request: SignRequest, digests: list[bytes]) -> int:
     """Check the binding and take len(hashes) from the SAD's count in one conditional UPDATE,
-    so no number of concurrent workers or nodes can exceed numSignatures. The SAD row stays
-    locked until the caller's transaction ends."""
+    so no number of concurrent workers or nodes can exceed numSignatures."""
     count = len(digests)
     row = _find(session, request.sad, request.user_id, request.credential_id)
     if row.hash_algorithm and row.hash_algorithm != request.hash_oid:
@@ -135,12 +166,10 @@ def _spend_in(session: Session, request: SignRequest, digests: list[bytes]) -> i
                    if base64.b64encode(d).decode() not in bound]
         if unbound:
             raise InvalidRequest(f"Hash not authorized by the SAD: {unbound[0][:60]}")
-    result = session.execute(
-        bulk_update(SignatureActivation)
-        .where(SignatureActivation.id == row.id,
-               SignatureActivation.remaining >= count,
-               SignatureActivation.expires_at > _now())
-        .values(remaining=SignatureActivation.remaining - count))
+    result = session.connection().execute(
+        update(_SADS)
+        .where(_SADS.c.id == row.id, _SADS.c.remaining >= count, _SADS.c.expires_at > _now())
+        .values(remaining=_SADS.c.remaining - count))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
                              f"{count} more signature(s)")
@@ -163,12 +192,20 @@ def _check_lengths(request: SignRequest, digests: list[bytes]) -> None:
                                  f"{expected} bytes, this one {len(digest)}")
 
 
+def _refund(session: Session, request: SignRequest, sad_id: int, count: int) -> None:
+    session.connection().execute(update(_SADS).where(_SADS.c.id == sad_id)
+                                 .values(remaining=_SADS.c.remaining + count))
+    append_event(session, "sad.refunded", actor=request.username,
+                 subject=request.credential_id, count=count)
+
+
 def sign_hashes(database: Database, hsm: Hsm,
                 prepare: Callable[[Session], SignRequest]) -> list[bytes]:
-    """One transaction: `prepare` checks the caller's credential and says what to sign; the
-    SAD is spent, the HSM signs each hash in request order, and the audit records are
-    appended last (the audit head is locked only briefly). If the HSM fails, the transaction
-    rolls back -- the count is not spent -- and the failure is recorded."""
+    """`prepare` checks the caller's credential and says what to sign. Then, in one short
+    transaction, the SAD is checked and its count spent; the HSM signs each hash in request
+    order with no database lock held (so workers and nodes sign in parallel); a second
+    transaction records the signatures. If the HSM fails, the count is given back and the
+    failure recorded. A crash between spending and recording loses count, never adds it."""
     request: SignRequest | None = None
     spending = False
     try:
@@ -177,26 +214,27 @@ def sign_hashes(database: Database, hsm: Hsm,
             digests = [decode_hash(h) for h in request.hashes]
             _check_lengths(request, digests)
             spending = True
-            _spend_in(session, request, digests)
-            spending = False
-            signatures = [hsm.sign_digest(request.key_label, digest, request.hash_name,
-                                          request.scheme, request.salt_length)
-                          for digest in digests]
-            append_event(session, "signature.created", actor=request.username,
-                         subject=request.credential_id, algorithm=request.sign_algo,
-                         hash_algorithm=request.hash_oid, scheme=request.scheme,
-                         hashes=[base64.b64encode(d).decode() for d in digests])
-            return signatures
+            sad_id = _spend_in(session, request, digests)
     except InvalidRequest as exc:
         if spending and request is not None:
             _record_rejection(database, request, exc.description)
         raise
+    try:
+        signatures = [hsm.sign_digest(request.key_label, digest, request.hash_name,
+                                      request.scheme, request.salt_length)
+                      for digest in digests]
     except HsmError as exc:
-        if request is not None:
-            with database.transaction() as session:
-                append_event(session, "signature.failed", actor=request.username,
-                             subject=request.credential_id, outcome="failure", reason=str(exc))
+        with database.transaction() as session:
+            _refund(session, request, sad_id, len(digests))
+            append_event(session, "signature.failed", actor=request.username,
+                         subject=request.credential_id, outcome="failure", reason=str(exc))
         raise
+    with database.transaction() as session:
+        append_event(session, "signature.created", actor=request.username,
+                     subject=request.credential_id, algorithm=request.sign_algo,
+                     hash_algorithm=request.hash_oid, scheme=request.scheme,
+                     hashes=[base64.b64encode(d).decode() for d in digests])
+    return signatures
 
 
 def _spend(database: Database, request: SignRequest, digests: list[bytes]) -> int:
@@ -234,11 +272,7 @@ class DocumentPermit:
         unused = self.allowed - self.used
         if unused > 0:
             with self._database.transaction() as session:
-                session.execute(bulk_update(SignatureActivation)
-                                .where(SignatureActivation.id == self._sad_id)
-                                .values(remaining=SignatureActivation.remaining + unused))
-                append_event(session, "sad.refunded", actor=self._request.username,
-                             subject=self._request.credential_id, count=unused)
+                _refund(session, self._request, self._sad_id, unused)
         self.allowed = self.used
 
 

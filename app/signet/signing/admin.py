@@ -16,6 +16,7 @@ from signet.errors import Conflict, InvalidRequest, NotFound
 from signet.events import AuditFinding, append_event, verify_chain
 from signet.hsm import KeySpec
 from signet.pki import CAError, certificate_row, enrol_key
+from signet.sam import pin_verifier, prepare_pin_key
 from signet.signing.context import Services
 from signet.store import Authenticator, Credential, User, upgrade
 
@@ -47,11 +48,19 @@ class CredentialView:
     not_after: datetime | None
 
 
-def initialise(services: Services) -> tuple[str, str, bool]:
-    """Migrate the database and make the CA ready; idempotent. Returns the schema revisions
-    (before, after) and whether the CA was created."""
+@dataclass(frozen=True)
+class Initialised:
+    revision_before: str
+    revision_after: str
+    ca_created: bool
+    pin_key_created: bool
+
+
+def initialise(services: Services) -> Initialised:
+    """Migrate the database, make the CA ready and the HSM's PIN-verifier key; idempotent."""
     before, after = upgrade(services.settings.database)
-    return before, after, services.ca.ensure_ready()
+    ca_created = services.ca.ensure_ready()
+    return Initialised(before, after, ca_created, prepare_pin_key(services.hsm))
 
 
 def add_user(services: Services, username: str, *, password: str, display_name: str | None,
@@ -132,6 +141,8 @@ def create_credential(
         raise InvalidRequest(f"unknown activation {activation!r}; use otp or pin")
     if activation == "pin" and (not pin or not pin.isdigit() or not 4 <= len(pin) <= 16):
         raise InvalidRequest("a PIN credential needs a PIN of 4 to 16 digits")
+    if activation == "pin":
+        prepare_pin_key(services.hsm)  # databases initialised before PIN verifiers were keyed
     with services.database.transaction() as session:
         user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
         if user is None:
@@ -145,6 +156,7 @@ def create_credential(
     credential_id = credential_id or str(uuid.uuid4())
     if not re.match(r"^[A-Za-z0-9._-]{1,64}$", credential_id):
         raise InvalidRequest(f"invalid credential id {credential_id!r}")
+    pin_hash = pin_verifier(services.hsm, credential_id, pin) if pin else None
     try:
         chain = enrol_key(services.hsm, services.ca, key_label=credential_id, spec=spec,
                           common_name=common_name, email=email,
@@ -161,7 +173,7 @@ def create_credential(
                 id=credential_id, user_id=user.id, description=description,
                 key_label=credential_id, key_type=spec.key_type, key_size=spec.size,
                 curve=spec.curve, status="active", activation=activation,
-                pin_hash=hash_secret(pin) if pin else None, scal="2", multisign=100,
+                pin_hash=pin_hash, scal="2", multisign=100,
                 locked=False, failed_attempts=0, created_at=stamp, updated_at=stamp,
             )
             session.add(credential)

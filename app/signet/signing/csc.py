@@ -6,18 +6,18 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from asn1crypto import algos
 from asn1crypto import x509 as asn1_x509
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from signet.auth.factors import new_otp, verify_otp, verify_pin
 from signet.auth.tokens import Principal, login_with_password, resolve_token, revoke_token
 from signet.errors import AccessDenied, InvalidRequest, ServiceUnavailable, SignetError
 from signet.events import append_event
 from signet.notify import DeliveryError, send_email
-from signet.sam import SignRequest, extend_sad, issue_sad, sign_hashes
+from signet.sam import SignRequest, extend_sad, issue_sad, pin_matches, sign_hashes
 from signet.signing.context import Services
 from signet.store import Credential, User
 
@@ -153,6 +153,22 @@ def credential_info(services: Services, principal: Principal, credential_id: Any
         return _info(own_credential(session, principal, credential_id))
 
 
+_CREDENTIALS = cast(Table, Credential.__table__)
+
+
+def signing_credential(session: Any, principal: Principal, credential_id: Any) -> Any:
+    """The caller's usable credential, read with one Core query (the signing hot path): a row
+    with the Credential columns."""
+    if not isinstance(credential_id, str) or not credential_id:
+        raise InvalidRequest("Missing (or invalid type) string parameter credentialID")
+    credential = session.connection().execute(
+        select(_CREDENTIALS).where(_CREDENTIALS.c.id == credential_id)).first()
+    if credential is None or credential.user_id != principal.user_id:
+        raise InvalidRequest("Invalid parameter credentialID")
+    ensure_usable(credential)
+    return credential
+
+
 def ensure_usable(credential: Credential) -> None:
     if credential.status == "revoked":
         raise InvalidRequest("The credential is revoked", error="invalid_request")
@@ -226,7 +242,8 @@ def authorize(
         else:
             if not pin:
                 raise InvalidRequest("Missing parameter PIN")
-            result = verify_pin(session, credential, pin, sam, principal.username)
+            matches = pin_matches(services.hsm, credential.pin_hash, credential.id, pin)
+            result = verify_pin(session, credential, matches, sam, principal.username)
         if result.ok:
             return issue_sad(session, user_id=principal.user_id, username=principal.username,
                              credential_id=credential.id, hashes=hashes, hash_algorithm=hash_oid,
@@ -327,8 +344,7 @@ def sign_hash(
     check_algorithm_names(sign_algo, hash_oid)
 
     def prepare(session: Any) -> SignRequest:
-        credential = own_credential(session, principal, credential_id)
-        ensure_usable(credential)
+        credential = signing_credential(session, principal, credential_id)
         hash_name, scheme, salt = resolve_algorithm(credential, sign_algo, hash_oid,
                                                     sign_algo_params)
         return SignRequest(
