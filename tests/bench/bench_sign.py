@@ -137,7 +137,7 @@ def run_raw(env: dict[str, str], key_label: str, kind: str) -> dict[str, Any]:
 
 # -- API client (runs in spawned processes, several threads each) ---------------------------
 class Api:
-    """A tiny JSON client over http.client (gunicorn's sync workers close each connection)."""
+    """A tiny JSON client over http.client, one kept-alive connection per thread."""
 
     def __init__(self, port: int, token: str | None = None) -> None:
         self.port = port
@@ -726,7 +726,7 @@ def table(rows: list[dict[str, Any]], bench: Bench, elapsed: float) -> str:
     return "\n".join(
         [
             "",
-            f"Signet signing benchmark: {WORKERS} gunicorn sync workers; raw = {WORKERS} "
+            f"Signet signing benchmark: {WORKERS} gunicorn gthread workers (web.threads each); raw = {WORKERS} "
             f"python-pkcs11 processes on the same key; {CLIENT_PROCS}x{CLIENT_THREADS} client "
             f"connections; {SECONDS:g} s measured per figure after {WARMUP:g} s warm-up.",
             f"Database: {bench.db_label}. {os.cpu_count()} CPUs, load average "
