@@ -10,13 +10,15 @@ one RSA-2048 PIN credential, `signet serve` with ONE gunicorn sync worker; helpe
 bench_sign.py) next to the certomancer test PKI on 127.0.0.1 (TSA, OCSP, CRLs), and prints:
 
 * PAdES B-B through the API (authorize with the PDF's SHA-256 + PIN, then signDoc) for PDFs
-  of 1, 10 and 100 MB: wall time per document as the client sees it (median of --runs), and the
-  worker's peak RSS increase during the signDoc request: /proc/<worker>/clear_refs is written
-  with "5" (resets VmHWM to the current RSS) and VmRSS read before the request, VmHWM after;
+  of 1, 10 and 100 MB: wall time per document as the client sees it (median of --runs), the
+  client streaming both ways (the request is base64-encoded from the file as it is sent, the
+  answer decoded to a file as it arrives), and the worker's peak RSS increase during the
+  signDoc request: /proc/<worker>/clear_refs is written with "5" (resets VmHWM to the current
+  RSS) and VmRSS read before the request, VmHWM after;
 * the same PDF signed by pyHanko locally (signers.sign_pdf, IncrementalPdfFileWriter over the
   input file, output streamed to a file) with the credential's own key in the same SoftHSM
   token (pyhanko.sign.pkcs11.PKCS11Signer), in a fresh subprocess per run: the time of the
-  signing call (token already logged in, libraries imported) and ru_maxrss - VmRSS before it;
+  signing call (token already logged in, libraries imported) and VmHWM - VmRSS before it;
 * PAdES B-LTA through the API (TSA, OCSP of the TSA's chain, Signet's own CRL at
   /pki/local.crl via SIGNET_WEB__BASE_URL) for 1 and 10 MB.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import contextlib
 import hashlib
 import http.client
@@ -42,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,68 +133,121 @@ def run_local(env: dict[str, str], key_label: str, certs: list[str], pdf: Path, 
 
 
 # -- API ---------------------------------------------------------------------------------------
-def post_raw(port: int, token: str, method: str, body: bytes) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-    try:
-        conn.request("POST", f"/csc/v2/{method}", body, {
-            "Content-Type": "application/json", "Authorization": f"Bearer {token}"})  # fmt: skip
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
+ENCODE_CHUNK = 3 * 256 * 1024  # bytes of PDF base64-encoded at a time (a multiple of 3)
+READ_CHUNK = 1024 * 1024
 
 
-def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: bytes, level: str,
+def request_parts(cred_id: str, sad: str, level: str, pdf: Path) -> tuple[bytes, int, bytes]:
+    """The signDoc JSON before and after the document, and the document's base64 length."""
+    head = json.dumps({
+        "credentialID": cred_id, "SAD": sad,
+        "documents": [{"document": "@", "signature_format": "P",
+                       "conformance_level": f"Ades-{level}",
+                       "signed_envelope_property": "Enveloped", "signAlgo": SIGN_ALGO}],
+    }).encode()  # fmt: skip
+    before, after = head.split(b'"@"')
+    return before + b'"', 4 * -(-pdf.stat().st_size // 3), b'"' + after
+
+
+def body_stream(before: bytes, pdf: Path, after: bytes) -> Iterator[bytes]:
+    """The request body, base64-encoded from the file while it is sent."""
+    yield before
+    with pdf.open("rb") as source:
+        while chunk := source.read(ENCODE_CHUNK):
+            yield binascii.b2a_base64(chunk, newline=False)
+    yield after
+
+
+def decode_document(resp: http.client.HTTPResponse, out: Path) -> int:
+    """Decode the one DocumentWithSignature of a signDoc answer into ``out`` as it arrives."""
+    prefix = b'{"DocumentWithSignature":["'
+    pending = b""
+    while len(pending) < len(prefix):
+        chunk = resp.read(READ_CHUNK)
+        if not chunk:
+            raise SystemExit(f"signDoc answer too short: {pending!r}")
+        pending += chunk
+    if not pending.startswith(prefix):
+        raise SystemExit(f"unexpected signDoc answer: {pending[:200]!r}")
+    pending = pending[len(prefix):]
+    size = 0
+    with out.open("wb") as sink:
+        while (quote := pending.find(b'"')) < 0:
+            cut = len(pending) - len(pending) % 4
+            size += sink.write(binascii.a2b_base64(memoryview(pending)[:cut], strict_mode=True))
+            chunk = resp.read(READ_CHUNK)
+            if not chunk:
+                raise SystemExit("signDoc answer ended inside the document")
+            pending = pending[cut:] + chunk
+        size += sink.write(binascii.a2b_base64(pending[:quote], strict_mode=True))
+    rest = pending[quote:] + resp.read()
+    if rest != b'"]}\n':
+        raise SystemExit(f"unexpected end of the signDoc answer: {rest[:200]!r}")
+    return size
+
+
+def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: Path, level: str,
              worker: int, reject: bool = False) -> dict[str, Any]:  # fmt: skip
-    """authorize + signDoc for one PDF; client-side phases, worker CPU and peak RSS.
+    """authorize + signDoc for one PDF file; client-side phases, worker CPU and peak RSS.
 
-    ``reject``: the SAD is bound to another digest, so the server reads, parses, decodes and
-    hashes the document and then refuses it (400): the cost of merely taking the request in."""
+    The client streams both ways (base64-encodes the file while sending, decodes the answer
+    into bench.dir/api-out.pdf while receiving), so its own copies do not weigh on the figures.
+    ``reject``: the SAD is bound to another digest, so the server reads, decodes and hashes
+    the document and then refuses it (400): the cost of merely taking the request in."""
     t0 = time.perf_counter()
-    digest = base64.b64encode(hashlib.sha256(b"other" if reject else pdf).digest()).decode()
+    with pdf.open("rb") as source:
+        real = hashlib.file_digest(source, "sha256").digest()
+    digest = base64.b64encode(hashlib.sha256(b"other").digest() if reject else real).decode()
     status, answer = bs.authorize(bs.Api(bench.port, token), cred_id, [digest], 1)
     if status != 200:
         raise SystemExit(f"authorize: {status} {answer}")
     t_auth = time.perf_counter()
-    body = json.dumps({
-        "credentialID": cred_id, "SAD": answer["SAD"],
-        "documents": [{"document": base64.b64encode(pdf).decode(), "signature_format": "P",
-                       "conformance_level": f"Ades-{level}",
-                       "signed_envelope_property": "Enveloped", "signAlgo": SIGN_ALGO}],
-    }).encode()  # fmt: skip
-    t_body = time.perf_counter()
+    before, encoded, after = request_parts(cred_id, answer["SAD"], level, pdf)
+    length = len(before) + encoded + len(after)
     reset = reset_peak(worker)
     rss_before = proc_status(worker, "VmRSS")
     cpu_before = bs.cpu_seconds([worker]).get(worker, 0.0)
-    status, raw = post_raw(bench.port, token, "signatures/signDoc", body)
-    t_http = time.perf_counter()
+    t_send = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", bench.port, timeout=REQUEST_TIMEOUT)
+    out = bench.dir / "api-out.pdf"
+    try:
+        conn.request("POST", "/csc/v2/signatures/signDoc", body_stream(before, pdf, after), {
+            "Content-Type": "application/json", "Authorization": f"Bearer {token}",
+            "Content-Length": str(length)})  # fmt: skip
+        resp = conn.getresponse()
+        t_first = time.perf_counter()
+        if resp.status != 200:
+            raw = resp.read()
+        else:
+            size = decode_document(resp, out)
+            body_mb = int(resp.headers["Content-Length"]) / 2**20
+    finally:
+        conn.close()
+    t_end = time.perf_counter()
     cpu_after = bs.cpu_seconds([worker]).get(worker, 0.0)
     hwm = proc_status(worker, "VmHWM")
-    del body
     if reject:
-        if status != 400 or b"not authorized" not in raw:
-            raise SystemExit(f"signDoc with a foreign SAD: {status} {raw[:300]!r}")
-        return {"http": t_http - t_body, "srv_cpu": cpu_after - cpu_before,
+        if resp.status != 400 or b"not authorized" not in raw:
+            raise SystemExit(f"signDoc with a foreign SAD: {resp.status} {raw[:300]!r}")
+        return {"http": t_end - t_send, "srv_cpu": cpu_after - cpu_before,
                 "peak_kib": hwm - rss_before if reset else None}  # fmt: skip
-    if status != 200:
-        raise SystemExit(f"signDoc {level}: {status} {raw[:500]!r}\n" + bench.server_tail())
-    signed = base64.b64decode(json.loads(raw)["DocumentWithSignature"][0])
-    t_end = time.perf_counter()
+    if resp.status != 200:
+        raise SystemExit(f"signDoc {level}: {resp.status} {raw[:500]!r}\n" + bench.server_tail())
     return {
-        "seconds": t_end - t0, "auth": t_auth - t0, "encode": t_body - t_auth,
-        "http": t_http - t_body, "decode": t_end - t_http, "srv_cpu": cpu_after - cpu_before,
+        "seconds": t_end - t0, "auth": t_auth - t0, "send": t_first - t_send,
+        "receive": t_end - t_first, "srv_cpu": cpu_after - cpu_before,
         "peak_kib": hwm - rss_before if reset else None, "rss_before": rss_before,
-        "body_mb": len(raw) / 2**20, "signed": signed,
+        "body_mb": body_mb, "signed": out, "size": size,
     }  # fmt: skip
 
 
 # -- validation --------------------------------------------------------------------------------
-def validate(data: bytes, roots: list[Any], lta: bool) -> str:
+def validate(path: Path, roots: list[Any], lta: bool) -> str:
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
 
-    reader = PdfFileReader(io.BytesIO(data))
+    reader = PdfFileReader(io.BytesIO(path.read_bytes()))
     context = ValidationContext(trust_roots=roots, allow_fetching=True)
     status = validate_pdf_signature(reader.embedded_signatures[0], context)
     if not (status.intact and status.valid and status.trusted):
@@ -288,7 +345,7 @@ def run(bench: bs.Bench, stack: contextlib.ExitStack, sizes: list[int], lta_size
     roots = [signet_root, pki.root]
 
     # Warm the worker (imports, HSM session, CRL signing) with a small signDoc of each level.
-    warm = write_pdf(bench.dir / "warm.pdf", 1024).read_bytes()
+    warm = write_pdf(bench.dir / "warm.pdf", 1024)
     api_sign(bench, token, cred_id, warm, "B-B", worker)
     api_sign(bench, token, cred_id, warm, "B-LTA", worker)
     bs.log(f"worker {worker} warm, VmRSS {proc_status(worker, 'VmRSS') / 1024:.0f} MiB")
@@ -298,22 +355,21 @@ def run(bench: bs.Bench, stack: contextlib.ExitStack, sizes: list[int], lta_size
     notes: list[str] = []
     for size in sizes:
         path = write_pdf(bench.dir / f"in-{size}mb.pdf", size * 2**20)
-        pdf = path.read_bytes()
         api_runs = []
         for i in range(runs):
-            r = api_sign(bench, token, cred_id, pdf, "B-B", worker)
+            r = api_sign(bench, token, cred_id, path, "B-B", worker)
             if i == 0 and size == sizes[0]:
                 checks.append(f"API B-B {size} MB: " + validate(r["signed"], roots, lta=False))
             r.pop("signed")
+            r.pop("size")
             api_runs.append(r)
-        probe = api_sign(bench, token, cred_id, pdf, "B-B", worker, reject=True)
+        probe = api_sign(bench, token, cred_id, path, "B-B", worker, reject=True)
         local_runs = []
         out = bench.dir / "local-out.pdf"
         for i in range(runs):
             r = run_local(bench.hsm_env, cred_id, certs_b64, path, out)
             if i == 0 and size == sizes[0]:
-                checks.append(f"local B-B {size} MB: "
-                              + validate(out.read_bytes(), roots, lta=False))  # fmt: skip
+                checks.append(f"local B-B {size} MB: " + validate(out, roots, lta=False))
             local_runs.append(r)
         out.unlink(missing_ok=True)
         if bs.children(bench.server.pid) != [worker]:  # type: ignore[union-attr]
@@ -323,7 +379,6 @@ def run(bench: bs.Bench, stack: contextlib.ExitStack, sizes: list[int], lta_size
         rows.append(row)
         bs.log(f"{size} MB B-B: API {row['api_s']:.3f} s, local {row['local_s']:.3f} s, "
                f"ratio {row['ratio']:.2f}, worker peak +{row['api_peak']} MiB")  # fmt: skip
-        del pdf
         if size not in lta_sizes:
             path.unlink()
 
@@ -332,13 +387,13 @@ def run(bench: bs.Bench, stack: contextlib.ExitStack, sizes: list[int], lta_size
         path = bench.dir / f"in-{size}mb.pdf"
         if not path.exists():
             write_pdf(path, size * 2**20)
-        pdf = path.read_bytes()
         api_runs = []
         for i in range(runs):
-            r = api_sign(bench, token, cred_id, pdf, "B-LTA", worker)
+            r = api_sign(bench, token, cred_id, path, "B-LTA", worker)
             if i == 0 and size == lta_sizes[0]:
                 checks.append(f"API B-LTA {size} MB: " + validate(r["signed"], roots, lta=True))
-            r["grown"] = len(r.pop("signed")) - len(pdf)
+            r.pop("signed")
+            r["grown"] = r.pop("size") - path.stat().st_size
             api_runs.append(r)
         lta_rows.append({"size": size, **med(api_runs)})
         bs.log(f"{size} MB B-LTA: API {lta_rows[-1]['seconds']:.3f} s")
@@ -365,7 +420,7 @@ def summarize(size: int, api_runs: list[dict], local_runs: list[dict]) -> dict[s
         "api_peak": round(a["peak_kib"] / 1024) if a.get("peak_kib") is not None else "?",
         "local_peak": round(max(r["peak_kib"] - r["base_kib"] for r in local_runs) / 1024),
         "local_rss": round(max(r["peak_kib"] for r in local_runs) / 1024),
-        "auth": a["auth"], "encode": a["encode"], "http": a["http"], "decode": a["decode"],
+        "auth": a["auth"], "send": a["send"], "receive": a["receive"],
         "srv_cpu": a["srv_cpu"], "rss_before": round(a["rss_before"] / 1024),
         "body_mb": a["body_mb"],
     }  # fmt: skip
@@ -379,27 +434,29 @@ def report(rows: list, lta_rows: list, checks: list[str], notes: list[str], benc
            load_start: tuple[float, float, float], elapsed: float, runs: int) -> str:  # fmt: skip
     load_end = os.getloadavg()
     head = (f"{'PDF':>6} {'API s':>7} {'local s':>8} {'API/local':>9} {'goal':>9} "
-            f"{'-auth':>6} {'API peak+':>9} {'local peak+':>11} {'|':>1} {'auth':>6} {'client enc':>10} "
-            f"{'HTTP':>6} {'client dec':>10} {'srv CPU':>8} {'resp MB':>7} {'|':>1} {'in HTTP':>7} "
-            f"{'in CPU':>6} {'in peak+':>8}")  # fmt: skip
+            f"{'-auth':>6} {'API peak+':>9} {'local peak+':>11} {'|':>1} {'auth':>6} "
+            f"{'send+sign':>9} {'receive':>7} {'srv CPU':>8} {'resp MB':>7} {'|':>1} "
+            f"{'in HTTP':>7} {'in CPU':>6} {'in peak+':>8}")  # fmt: skip
     lines = [head, "-" * len(head)]
     for r in rows:
         goal = f"<{GOAL:g}x " + ("ok" if r["ratio"] < GOAL else "MISS")
         lines.append(
             f"{r['size']:>3} MB {r['api_s']:>7.3f} {r['local_s']:>8.3f} {r['ratio']:>8.2f}x "
             f"{goal:>9} {(r['api_s'] - r['auth']) / r['local_s']:>5.2f}x {str(r['api_peak']) + ' MiB':>9} {str(r['local_peak']) + ' MiB':>11} | "
-            f"{r['auth']:>6.3f} {r['encode']:>10.3f} {r['http']:>6.3f} {r['decode']:>10.3f} "
+            f"{r['auth']:>6.3f} {r['send']:>9.3f} {r['receive']:>7.3f} "
             f"{r['srv_cpu']:>8.2f} {r['body_mb']:>7.1f} | {r['reject']['http']:>7.3f} "
             f"{r['reject']['srv_cpu']:>6.2f} {mib(r['reject']['peak_kib']):>8}"
         )  # fmt: skip
     lta_head = (
-        f"{'PDF':>6} {'API s':>7} {'HTTP s':>7} {'srv CPU':>8} {'API peak+':>9} {'+bytes':>8}"
+        f"{'PDF':>6} {'API s':>7} {'send+sign':>9} {'receive':>7} {'srv CPU':>8} "
+        f"{'API peak+':>9} {'+bytes':>8}"
     )
     lta_lines = [lta_head, "-" * len(lta_head)]
     for r in lta_rows:
         peak = f"{round(r['peak_kib'] / 1024)} MiB" if r.get("peak_kib") is not None else "?"
-        lta_lines.append(f"{r['size']:>3} MB {r['seconds']:>7.3f} {r['http']:>7.3f} "
-                         f"{r['srv_cpu']:>8.2f} {peak:>9} {r['grown']:>8.0f}")  # fmt: skip
+        lta_lines.append(f"{r['size']:>3} MB {r['seconds']:>7.3f} {r['send']:>9.3f} "
+                         f"{r['receive']:>7.3f} {r['srv_cpu']:>8.2f} {peak:>9} "
+                         f"{r['grown']:>8.0f}")  # fmt: skip
     return "\n".join([
         "",
         f"Signet signDoc benchmark: PAdES, RSA-2048 PIN credential in SoftHSM, 1 gunicorn sync "
@@ -410,8 +467,9 @@ def report(rows: list, lta_rows: list, checks: list[str], notes: list[str], benc
         "",
         "PAdES B-B: API (authorize + signDoc over HTTP, JSON/base64) vs pyHanko locally on the same "
         "HSM key",
-        "  API s: client wall time per document = sha256 + authorize + base64/JSON encode + "
-        "signDoc HTTP round trip + JSON/base64 decode.",
+        "  API s: client wall time per document = sha256 of the file + authorize + signDoc, "
+        "the client streaming both ways (base64-encoding the file while it sends, decoding the "
+        "answer to a file while it receives).",
         "  -auth: API/local without the authorize call (PIN check + SAD), i.e. signDoc alone.",
         "  local s: pyHanko signers.sign_pdf (IncrementalPdfFileWriter on the input file, "
         "output to a w+b file so pyHanko updates it in place, PKCS11Signer on the logged-in token) in a fresh subprocess; "
@@ -420,12 +478,15 @@ def report(rows: list, lta_rows: list, checks: list[str], notes: list[str], benc
         "(VmHWM reset via /proc/<pid>/clear_refs = 5); max of the runs.",
         "  local peak+: subprocess VmHWM after sign_pdf minus its VmRSS right before; max of the "
         "runs (not ru_maxrss: Linux carries it over fork+exec, it showed this parent's RSS).",
-        "  right of '|': API time split (medians, s): authorize, client encode, signDoc HTTP "
-        "(upload + server + download), client decode; srv CPU = worker CPU s during signDoc "
-        "(/proc/<pid>/stat); resp MB = signDoc response body.",
+        "  right of '|': API time split (medians, s): authorize; send+sign = from the first byte "
+        "sent to the answer's headers (upload, spooling, hashing, signing: the server answers "
+        "only when the signature is made); receive = reading and decoding the streamed answer; "
+        "srv CPU = worker CPU s during signDoc (/proc/<pid>/stat); resp MB = signDoc response "
+        "body.",
         "  'in' columns: one signDoc of the same PDF with a SAD bound to another digest: the "
-        "worker reads the body, parses the JSON, base64-decodes and hashes the PDF, then answers "
-        "400 -- the cost of taking the request in, before any signing or response.",
+        "worker reads the body, spools the base64-decoded PDF to a temporary file while hashing "
+        "it, then answers 400 -- the cost of taking the request in, before any signing or "
+        "response.",
         "",
         *lines,
         "",

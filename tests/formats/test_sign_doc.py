@@ -4,13 +4,21 @@ CA publishing its CRL, the test PKI's TSA), every output checked by independent 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import http.client
 import io
+import itertools
 import json
+import os
 import subprocess
+import sys
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -50,6 +58,7 @@ class Live:
     root_pem: Path
     nss_dir: Path
     tmp: Path
+    services: Any = None
 
     def authorize(self, key: str, digests: list[bytes], num: int | None = None) -> str:
         response = self.session.post(f"{self.url}/csc/v2/credentials/authorize", json={
@@ -120,7 +129,7 @@ def live(settings_env, pki, monkeypatch, tmp_path):
         subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", name, "-t", "CT,C,C",
                         "-i", str(tmp_path / f"{name}.der")], check=True)
     yield Live(f"http://127.0.0.1:{port}", session, credentials, [signet_root, pki.root],
-               root_pem, nss, tmp_path)
+               root_pem, nss, tmp_path, services)
     server.shutdown()
     services.database.dispose()
 
@@ -287,3 +296,179 @@ def test_timestamp_endpoint_and_info(live):
     assert offered["conformance_levels"] == ["Ades-B-B", "Ades-B-T", "Ades-B-LT", "Ades-B-LTA"]
     assert "signatures/signDoc" in offered["methods"]
     assert offered["signature_formats"]["formats"] == ["C", "X", "P", "J"]
+
+
+# -- documents over 64 KiB: spooled to disk on the way in, streamed from disk on the way out --
+SHA384 = "2.16.840.1.101.3.4.2.2"
+
+
+def deleted_files_open() -> int:
+    """Open file descriptors of this process on deleted (temporary) files."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}").endswith("(deleted)")
+    return count
+
+
+@pytest.fixture
+def gunicorn(live):
+    """`signet serve` (gunicorn, one worker) on the live fixture's database and token."""
+    port = free_port()
+    log = (live.tmp / "gunicorn.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "signet"), "serve", "--listen", f"127.0.0.1:{port}",
+         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(url + "/health", timeout=5)
+            break
+        except requests.ConnectionError:
+            assert server.poll() is None, (live.tmp / "gunicorn.log").read_text()
+            assert time.monotonic() < deadline, "gunicorn did not come up"
+            time.sleep(0.1)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
+
+
+def pades_request(live: Live, pdf: Path, sad: str) -> tuple[bytes, bytes]:
+    """The JSON of a signDoc request around the document, which goes in between."""
+    head = json.dumps({"credentialID": live.credentials["rsa"], "SAD": sad, "documents": [{
+        "document": "@", "signature_format": "P", "conformance_level": "Ades-B-B",
+        "signed_envelope_property": "Enveloped", "signAlgo": ALGOS["rsa-pkcs1"][1]}]}).encode()
+    before, after = head.split(b'"@"')
+    return before + b'"', b'"' + after
+
+
+def base64_of(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := source.read(3 * 2**18):
+            yield base64.b64encode(chunk)
+
+
+def check_signed_pdf(live: Live, signed: bytes, original: Path) -> None:
+    assert signed[:original.stat().st_size] == original.read_bytes()  # an incremental update
+    reader = PdfFileReader(io.BytesIO(signed))
+    context = ValidationContext(trust_roots=live.roots, allow_fetching=True)
+    status = validate_pdf_signature(reader.embedded_signatures[0], context)
+    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+
+
+def test_a_20_mb_pdf_streams_through_gunicorn(live, gunicorn):
+    from make_pdf import write_pdf
+
+    pdf = write_pdf(live.tmp / "big.pdf", 20 * 2**20)
+    sad = live.authorize("rsa", [hashlib.sha256(pdf.read_bytes()).digest()])
+    before, after = pades_request(live, pdf, sad)
+    length = len(before) + 4 * -(-pdf.stat().st_size // 3) + len(after)
+    host = gunicorn.removeprefix("http://")
+    connection = http.client.HTTPConnection(host, timeout=120)
+    connection.request("POST", "/csc/v2/signatures/signDoc",
+                       itertools.chain([before], base64_of(pdf), [after]), headers={
+                           "Authorization": live.session.headers["Authorization"],
+                           "Content-Type": "application/json", "Content-Length": str(length)})
+    response = connection.getresponse()
+    raw = response.read()
+    connection.close()
+    assert response.status == 200, raw[:500]
+    assert int(response.headers["Content-Length"]) == len(raw)
+    assert raw.endswith(b'"]}\n') and list(json.loads(raw)) == ["DocumentWithSignature"]
+    check_signed_pdf(live, base64.b64decode(json.loads(raw)["DocumentWithSignature"][0]), pdf)
+
+    # The same without Content-Length: a chunked upload, which gunicorn ends for us.
+    small = write_pdf(live.tmp / "small.pdf", 2**20)
+    sad = live.authorize("rsa", [hashlib.sha256(small.read_bytes()).digest()])
+    before, after = pades_request(live, small, sad)
+    chunked = requests.post(f"{gunicorn}/csc/v2/signatures/signDoc",
+                            data=itertools.chain([before], base64_of(small), [after]),
+                            headers={"Authorization": live.session.headers["Authorization"],
+                                     "Content-Type": "application/json"}, timeout=120)
+    assert chunked.status_code == 200, chunked.text[:500]
+    check_signed_pdf(live, base64.b64decode(chunked.json()["DocumentWithSignature"][0]), small)
+
+
+def test_long_documents_in_every_format_with_a_sha384_sad(live):
+    xml = (b"<contract>" + b"".join(b"<clause n='%d'>%s</clause>" % (
+        i, base64.b64encode(os.urandom(60))) for i in range(2500)) + b"</contract>")
+    blob = os.urandom(300_000)
+    payload = json.dumps([base64.b64encode(os.urandom(48)).decode() for _ in range(3000)]).encode()
+    documents = [(xml, "X", "Enveloped"), (blob, "C", "Detached"), (blob, "C", "Attached"),
+                 (payload, "J", "Attached")]
+    assert all(len(d) > 128 * 1024 for d, _, _ in documents)
+    authorized = live.session.post(f"{live.url}/csc/v2/credentials/authorize", json={
+        "credentialID": live.credentials["rsa"], "numSignatures": len(documents),
+        "hashes": [b64(hashlib.sha384(d).digest()) for d, _, _ in documents],
+        "hashAlgorithmOID": SHA384, "authData": [{"id": "PIN", "value": PIN}]}, timeout=30)
+    assert authorized.status_code == 200, authorized.text
+    body = json.dumps({"credentialID": live.credentials["rsa"], "SAD": authorized.json()["SAD"],
+                       "documents": [{"document": b64(d), "signature_format": f,
+                                      "signed_envelope_property": p,
+                                      "signAlgo": ALGOS["rsa-pkcs1"][1]}
+                                     for d, f, p in documents]})
+    body = body.replace("/", "\\/")  # as some JSON encoders write it; valid in any string
+    response = live.session.post(f"{live.url}/csc/v2/signatures/signDoc", data=body,
+                                 headers={"Content-Type": "application/json"}, timeout=120)
+    assert response.status_code == 200, response.text[:500]
+    signed_xml, p7m, jades = map(base64.b64decode, response.json()["DocumentWithSignature"])
+    (p7s,) = map(base64.b64decode, response.json()["SignatureObject"])
+    (live.tmp / "signed.xml").write_bytes(signed_xml)
+    assert xmlsec1_verify(live.tmp / "signed.xml", live.root_pem)
+    (live.tmp / "blob.bin").write_bytes(blob)
+    (live.tmp / "blob.p7s").write_bytes(p7s)
+    assert openssl_cms_verify(live.tmp / "blob.p7s", live.tmp / "blob.bin", live.root_pem)
+    (live.tmp / "blob.p7m").write_bytes(p7m)
+    assert openssl_cms_verify(live.tmp / "blob.p7m", None, live.root_pem)
+    assert cms.ContentInfo.load(p7m)["content"]["encap_content_info"]["content"].native == blob
+    header = json.loads(base64.urlsafe_b64decode(json.loads(jades)["protected"] + "=="))
+    cert = asn1_x509.Certificate.load(base64.b64decode(header["x5c"][0]))
+    verifier = jws.JWS(header_registry={
+        "sigT": JWSEHeaderParameter("Claimed signing time", True, True, None)})
+    verifier.deserialize(jades.decode())
+    verifier.verify(jwk.JWK.from_pem(pem.armor("PUBLIC KEY", cert.public_key.dump())))
+    assert verifier.payload == payload
+
+
+def test_long_document_refusals(live):
+    open_before = deleted_files_open()
+    document = b64(os.urandom(200_000))
+    sad = live.authorize("rsa", [hashlib.sha256(b"something else").digest()])
+    for entry, sad_value, status, message in (
+        ({"document": document[:100_000] + "!" + document[100_000:]}, sad, 400,
+         "Invalid parameter document: not base64"),
+        ({"document": document[:100_000] + "\\n" + document[100_000:]}, sad, 400,
+         "Invalid parameter document: not base64"),
+        ({"document": document}, "S" * 100_000, 400,
+         "Invalid parameter SAD: longer than 64 KiB"),
+        ({"document": document, "signAlgoParams": "A" * 70_000}, sad, 400,
+         "Invalid parameter signAlgoParams: longer than 64 KiB"),
+    ):
+        body = json.dumps({"credentialID": live.credentials["rsa"], "SAD": sad_value,
+                           "documents": [{"signature_format": "C",
+                                          "signAlgo": ALGOS["rsa-pkcs1"][1], **entry}]})
+        response = live.session.post(f"{live.url}/csc/v2/signatures/signDoc",
+                                     data=body.replace("\\\\n", "\\n"), timeout=60,
+                                     headers={"Content-Type": "application/json"})
+        assert (response.status_code, response.json()["error_description"]) == (
+            status, message)
+    live.services.settings.formats.max_document_mb = 1
+    too_long = live.sign_doc("rsa-pkcs1", sad, documents=[
+        {"document": b64(os.urandom(1_200_000)), "signature_format": "C"}])
+    assert too_long.status_code == 413
+    assert too_long.json() == {"error": "invalid_request", "error_description":
+                               "document larger than 1 MiB (formats.max_document_mb)"}
+    connection = http.client.HTTPConnection(live.url.removeprefix("http://"), timeout=30)
+    connection.putrequest("POST", "/csc/v2/signatures/signDoc")
+    for name, value in (("Authorization", live.session.headers["Authorization"]),
+                        ("Content-Type", "application/json"), ("Content-Length", "3000000")):
+        connection.putheader(name, value)
+    connection.endheaders()  # and no body: the declared length alone is refused
+    response = connection.getresponse()
+    refused = json.loads(response.read())
+    connection.close()
+    assert response.status == 413 and "formats.max_document_mb" in refused["error_description"]
+    assert deleted_files_open() == open_before  # every temporary file was closed
+    assert live.session.post(f"{live.url}/csc/v2/info", json={}, timeout=30).status_code == 200

@@ -15,7 +15,7 @@ from asn1crypto import algos, cms, core
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.general import SigningError
 
-from signet.formats._io import Source, open_source, read_source
+from signet.formats._io import CHUNK_SIZE, Source, open_source, read_source
 from signet.formats.cms_signer import RemoteCMSSigner
 from signet.formats.errors import FormatError, ServiceError
 from signet.formats.keys import RemoteKey
@@ -83,7 +83,8 @@ async def async_sign_cades(
 ) -> None:
     """Write a DER CMS SignedData (``.p7s`` detached, ``.p7m`` attached) to ``out``.
 
-    Detached signing hashes the input in chunks; attached signing embeds, hence reads, it.
+    Detached signing hashes the input in 1 MiB chunks; attached signing embeds the document,
+    so it reads it into memory once.
     With ``document_digest`` (CSC's documentDigests) the document itself is never seen: the
     signature is detached, over that digest, and ``source`` is ignored.
     """
@@ -119,7 +120,8 @@ async def async_sign_cades(
         else:
             with open_source(source) as stream:
                 content_info = await signer.async_sign_general_data(
-                    stream, hash_algorithm, detached=True, use_cades=True, timestamper=timestamper
+                    stream, hash_algorithm, detached=True, use_cades=True,
+                    timestamper=timestamper, chunk_size=CHUNK_SIZE,
                 )
     except SigningError as exc:
         if isinstance(exc.__cause__, ServiceError):

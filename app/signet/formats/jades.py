@@ -147,9 +147,10 @@ async def async_sign_jades(
 ) -> None:
     """Write a JAdES signature to ``out``.
 
-    ``attached`` carries the document as the (base64url) JWS payload; ``detached`` uses
-    ``sigD`` with ObjectIdByURIHash over ``document_name`` and an empty payload, hashing the
-    document in chunks. ``json`` writes the flattened JWS JSON serialisation.
+    ``attached`` carries the document as the (base64url) JWS payload, so it reads the document
+    into memory once (jwcrypto builds the JWS whole); ``detached`` uses ``sigD`` with
+    ObjectIdByURIHash over ``document_name`` and an empty payload, hashing the document in
+    chunks. ``json`` writes the flattened JWS JSON serialisation.
     """
     level = parse_level(level)
     if packaging not in PACKAGINGS:

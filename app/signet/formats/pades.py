@@ -10,7 +10,7 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
-from signet.formats._io import Source, open_source, rw_output
+from signet.formats._io import CHUNK_SIZE, Source, open_source, rw_output
 from signet.formats.cms_signer import RemoteCMSSigner
 from signet.formats.errors import FormatError, ServiceError
 from signet.formats.keys import RemoteKey
@@ -41,7 +41,8 @@ async def async_sign_pades(
 
     The input is read through a file object (a path is opened, never slurped); the output is
     written once and updated in place for the DSS and the document time-stamp, so memory
-    stays flat whatever the PDF's size. ``key.sign_digest`` is called exactly once.
+    stays flat whatever the PDF's size. pyHanko copies and hashes in 1 MiB steps (its default
+    is 4 KiB). ``key.sign_digest`` is called exactly once.
     """
     level = parse_level(level)
     services = services or ServicesConfig()
@@ -54,6 +55,7 @@ async def async_sign_pades(
     with open_source(source) as pdf_in, rw_output(out) as pdf_out:
         try:
             writer = IncrementalPdfFileWriter(pdf_in, strict=False)
+            writer.IO_CHUNK_SIZE = CHUNK_SIZE
             metadata = signers.PdfSignatureMetadata(
                 field_name=field_name or _free_field_name(writer),
                 md_algorithm=hash_algorithm,
@@ -68,7 +70,7 @@ async def async_sign_pades(
                 signer_key_usage=set(),
             )
             pdf_signer = signers.PdfSigner(metadata, signer=signer, timestamper=timestamper)
-            await pdf_signer.async_sign_pdf(writer, output=pdf_out)
+            await pdf_signer.async_sign_pdf(writer, output=pdf_out, chunk_size=CHUNK_SIZE)
         except ServiceError:
             raise
         except (PathValidationError, PathBuildingError) as exc:

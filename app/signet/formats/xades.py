@@ -152,6 +152,9 @@ async def async_sign_xades(
       is, anything else base64-encoded (``Encoding`` = xmldsig#base64).
     * ``detached``: the signature references ``document_name`` (a relative URI, required) and
       covers the raw octets of ``source``, which is hashed in chunks and never loaded whole.
+
+    Enveloped and enveloping signatures read the document into memory once: lxml and signxml
+    work on the whole tree.
     """
     level = parse_level(level)
     if packaging not in PACKAGINGS:

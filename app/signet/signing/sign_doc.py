@@ -1,7 +1,9 @@
 """signDoc and timestamp: whole documents signed as PAdES/XAdES/CAdES/JAdES through the SAM.
 
 The SAD was bound to the documents' digests; it is spent for them before any signing, and
-formats then gets a sign callable that can make exactly one HSM signature per document."""
+formats then gets a sign callable that can make exactly one HSM signature per document.
+Documents may arrive as files (spooled by the web layer) and every output is written to an
+anonymous temporary file, so a large PDF is never held in memory whole."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import asyncio
 import base64
 import hashlib
 import io
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from asn1crypto import x509 as asn1_x509
 
@@ -49,6 +53,16 @@ DETACHED = {("cades", "detached"), ("xades", "detached"), ("jades", "detached")}
 
 
 @dataclass(frozen=True)
+class DocumentFile:
+    """A document already in a seekable binary file (the caller keeps and closes it), with
+    any digests taken while it was written, by hash name."""
+
+    stream: IO[bytes]
+    size: int
+    digests: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DocumentJob:
     """One entry of documents[] or documentDigests[]."""
 
@@ -57,15 +71,38 @@ class DocumentJob:
     packaging: str | None
     sign_algo: str
     sign_algo_params: str | None
-    document: bytes | None = None  # documents[]
+    document: bytes | DocumentFile | None = None  # documents[]
     digest: bytes | None = None  # documentDigests[]: CAdES detached over the digest
     hash_oid: str | None = None
 
 
 @dataclass(frozen=True)
 class SignedOutput:
+    """A signed document or signature object in an anonymous temporary file: closing it
+    deletes it."""
+
     detached: bool
-    data: bytes
+    file: IO[bytes]
+    size: int
+
+    def read(self) -> bytes:
+        self.file.seek(0)
+        return self.file.read()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _document_size(document: bytes | DocumentFile) -> int:
+    return document.size if isinstance(document, DocumentFile) else len(document)
+
+
+def _document_digest(document: bytes | DocumentFile, hash_name: str) -> bytes:
+    if isinstance(document, DocumentFile):
+        known = document.digests.get(hash_name)
+        return known if known is not None else compute_document_digest(document.stream,
+                                                                        hash_name)
+    return compute_document_digest(document, hash_name)
 
 
 def services_config(services: Services) -> ServicesConfig:
@@ -113,7 +150,12 @@ def _check_job(job: DocumentJob, offered: list[str]) -> tuple[str, str, Level]:
 
 
 def sign_documents(services: Services, principal: Principal, *, credential_id: Any, sad: Any,
-                   jobs: list[DocumentJob]) -> list[SignedOutput]:
+                   jobs: list[DocumentJob], spool_dir: str | None = None) -> list[SignedOutput]:
+    """Sign every job. The caller closes the outputs returned (temporary files in
+    ``spool_dir``, default $TMPDIR); on an error, those already written are deleted.
+
+    PAdES and detached CAdES stream from the document's file; XAdES, JAdES and attached
+    CAdES read the document into memory once (their libraries need it whole)."""
     if not isinstance(sad, str) or not sad:
         raise InvalidRequest("Missing (or invalid type) string parameter SAD")
     if not jobs:
@@ -140,10 +182,10 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
     digests: list[bytes] = []
     for job in jobs:
         if job.document is not None:
-            if len(job.document) > limit:
+            if _document_size(job.document) > limit:
                 raise InvalidRequest(f"document larger than {limit // 2**20} MiB "
                                      "(formats.max_document_mb)", status=413)
-            digests.append(compute_document_digest(job.document, doc_hash))
+            digests.append(_document_digest(job.document, doc_hash))
         else:
             assert job.digest is not None
             if job.hash_oid and job.hash_oid != sad_oid:
@@ -159,13 +201,15 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
         hash_name=doc_hash, hash_oid=sad_oid, scheme="", sign_algo="signDoc")
     permit = open_permit(services.database, services.hsm, request)
     outputs: list[SignedOutput] = []
+    files: list[IO[bytes]] = []
     config = services_config(services)
     try:
         for job, (fmt, packaging, level), (hash_name, scheme, _), digest in zip(
                 jobs, checked, algorithms, digests, strict=True):
             key = RemoteKey(certificate=certs[0], chain=tuple(certs[1:]),
                             sign_digest=permit.sign_digest)
-            out = io.BytesIO()
+            out = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 closed by the caller
+            files.append(out)
             try:
                 if job.digest is not None:
                     asyncio.run(async_sign_cades(b"", out, level=level, key=key,
@@ -173,7 +217,9 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                                                  scheme=scheme, document_digest=digest))
                 else:
                     assert job.document is not None
-                    sign_document(job.document, out, format=fmt, level=level, key=key,
+                    source = (job.document.stream if isinstance(job.document, DocumentFile)
+                              else job.document)
+                    sign_document(source, out, format=fmt, level=level, key=key,
                                   packaging=packaging, services=config,
                                   hash_algorithm=hash_name, scheme=scheme)
             except ServiceError as exc:
@@ -181,14 +227,19 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
             except FormatError as exc:
                 raise InvalidRequest(f"The document cannot be signed as {fmt} "
                                      f"{packaging}: {exc}")
+            out.flush()
             outputs.append(SignedOutput((fmt, packaging) in DETACHED or job.digest is not None,
-                                        out.getvalue()))
+                                        out, out.seek(0, io.SEEK_END)))
             with services.database.transaction() as session:
                 append_event(session, "signature.created", actor=principal.username,
                              subject=credential_id, format=fmt, packaging=packaging,
                              level=level.value, algorithm=job.sign_algo,
                              document_digest=base64.b64encode(digest).decode(),
                              hash_algorithm=sad_oid)
+    except BaseException:
+        for file in files:
+            file.close()
+        raise
     finally:
         permit.close()
     return outputs

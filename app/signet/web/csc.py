@@ -5,7 +5,9 @@ Views parse and validate, call one use case, and shape the answer for the API ve
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import binascii
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +18,14 @@ from signet.auth.tokens import Principal
 from signet.errors import InvalidRequest, InvalidToken
 from signet.signing import Services, sign_doc
 from signet.signing import csc as usecases
+from signet.web import spool
 from signet.web.openapi import describe
 
 V1_METHODS = ["info", "auth/login", "auth/revoke", "credentials/list", "credentials/info",
               "credentials/authorize", "credentials/extendTransaction", "credentials/sendOTP",
               "signatures/signHash"]
 V2_METHODS = [*V1_METHODS, "signatures/signDoc", "signatures/timestamp"]
+B64_CHUNK = 3 * 256 * 1024  # signDoc answers are base64-encoded this many bytes at a time
 
 
 def services() -> Services:
@@ -322,7 +326,21 @@ def v2_sign_hash() -> ResponseReturnValue:
     return jsonify({"signatures": [b64(s) for s in signatures]})
 
 
-def _jobs(data: dict[str, Any]) -> list[sign_doc.DocumentJob]:
+def _document(entry: dict[str, Any], spooled: spool.SpooledJson
+              ) -> bytes | sign_doc.DocumentFile:
+    document = string(entry, "document") or ""
+    long = spooled.spooled(document)
+    if long is not None:
+        if not long.valid:
+            raise InvalidRequest("Invalid parameter document: not base64")
+        return sign_doc.DocumentFile(long.file, long.size, {"sha256": long.sha256})
+    try:
+        return base64.b64decode(document, validate=True)
+    except ValueError:
+        raise InvalidRequest("Invalid parameter document: not base64")
+
+
+def _jobs(data: dict[str, Any], spooled: spool.SpooledJson) -> list[sign_doc.DocumentJob]:
     jobs: list[sign_doc.DocumentJob] = []
     for name in ("documents", "documentDigests"):
         entries = data.get(name)
@@ -341,12 +359,7 @@ def _jobs(data: dict[str, Any]) -> list[sign_doc.DocumentJob]:
                 "sign_algo_params": string(entry, "signAlgoParams", required=False),
             }
             if name == "documents":
-                document = string(entry, "document") or ""
-                try:
-                    content = base64.b64decode(document, validate=True)
-                except ValueError:
-                    raise InvalidRequest("Invalid parameter document: not base64")
-                jobs.append(sign_doc.DocumentJob(**common, document=content))
+                jobs.append(sign_doc.DocumentJob(**common, document=_document(entry, spooled)))
             else:
                 oid = string(entry, "hashAlgorithmOID")
                 for value in hash_list(entry, "hashes", required=True):
@@ -358,28 +371,83 @@ def _jobs(data: dict[str, Any]) -> list[sign_doc.DocumentJob]:
     return jobs
 
 
+def _spooled_body() -> spool.SpooledJson:
+    """The signDoc body, read as a stream: documents over 64 KiB go to temporary files."""
+    limit = services().settings.formats.max_document_mb * 2**20
+    with closing(spool.request_chunks(request.environ, spool.body_limit(limit))) as chunks:
+        spooled = spool.scan(chunks, max_document=limit)
+    try:
+        if spooled.value is None:
+            spooled.value = {}
+        if not isinstance(spooled.value, dict):
+            raise InvalidRequest("The request body must be a JSON object")
+        misplaced = spooled.misplaced(spooled.value, ("documents", "document"))
+        if misplaced:
+            raise InvalidRequest(f"Invalid parameter {misplaced}: longer than "
+                                 f"{spool.SPOOL_THRESHOLD // 1024} KiB")
+    except BaseException:
+        spooled.close()
+        raise
+    return spooled
+
+
+def _streamed(outputs: list[sign_doc.SignedOutput]) -> Response:
+    """The signDoc answer, base64-encoded from the output files as it is sent; the files are
+    deleted when the response closes. Bytes as jsonify would write them."""
+    parts: list[bytes | sign_doc.SignedOutput] = [b"{"]
+    for name, detached in (("DocumentWithSignature", False), ("SignatureObject", True)):
+        group = [o for o in outputs if o.detached is detached]
+        if not group:
+            continue
+        if len(parts) > 1:
+            parts.append(b",")
+        parts.append(f'"{name}":['.encode())
+        for index, output in enumerate(group):
+            parts.extend([b',"' if index else b'"', output, b'"'])
+        parts.append(b"]")
+    parts.append(b"}\n")
+    length = sum(len(p) if isinstance(p, bytes) else -(-p.size // 3) * 4 for p in parts)
+
+    def generate() -> Iterator[bytes]:
+        for part in parts:
+            if isinstance(part, bytes):
+                yield part
+                continue
+            part.file.seek(0)
+            while chunk := part.file.read(B64_CHUNK):
+                yield binascii.b2a_base64(chunk, newline=False)
+
+    def close() -> None:
+        for output in outputs:
+            output.close()
+
+    response = Response(generate(), mimetype="application/json", direct_passthrough=True)
+    response.content_length = length
+    response.call_on_close(close)
+    return response
+
+
 @v2.post("/signatures/signDoc")
 @authenticated
 def v2_sign_doc() -> ResponseReturnValue:
-    data = body()
-    mode = choice(data, "operationMode", ("S", "A"), "S")
-    if mode == "A":
-        raise InvalidRequest("Invalid parameter operationMode: only synchronous (S) signing "
-                             "is offered")
-    if data.get("returnValidationInfo") not in (None, False):
-        raise InvalidRequest("Invalid parameter returnValidationInfo: validation info is "
-                             "embedded in the signatures from B-LT on, not returned apart")
-    outputs = sign_doc.sign_documents(services(), principal(),
-                                      credential_id=string(data, "credentialID"),
-                                      sad=string(data, "SAD"), jobs=_jobs(data))
-    response: dict[str, Any] = {}
-    documents = [b64(o.data) for o in outputs if not o.detached]
-    objects = [b64(o.data) for o in outputs if o.detached]
-    if documents:
-        response["DocumentWithSignature"] = documents
-    if objects:
-        response["SignatureObject"] = objects
-    return jsonify(response)
+    with _spooled_body() as spooled:
+        data = spooled.value
+        mode = choice(data, "operationMode", ("S", "A"), "S")
+        if mode == "A":
+            raise InvalidRequest("Invalid parameter operationMode: only synchronous (S) signing "
+                                 "is offered")
+        if data.get("returnValidationInfo") not in (None, False):
+            raise InvalidRequest("Invalid parameter returnValidationInfo: validation info is "
+                                 "embedded in the signatures from B-LT on, not returned apart")
+        outputs = sign_doc.sign_documents(services(), principal(),
+                                          credential_id=string(data, "credentialID"),
+                                          sad=string(data, "SAD"), jobs=_jobs(data, spooled))
+    try:
+        return _streamed(outputs)
+    except BaseException:
+        for output in outputs:
+            output.close()
+        raise
 
 
 @v2.post("/signatures/timestamp")
@@ -478,7 +546,9 @@ def _describe_all() -> None:
         describe(f"{base}/signatures/signHash", "post", f"{title}: sign hashes with a SAD",
                  tag=title)
     describe("/csc/v2/signatures/signDoc", "post",
-             "CSC v2.0.0.2: sign whole documents (PAdES, XAdES, CAdES, JAdES)", tag="CSC v2.0.0.2")
+             "CSC v2.0.0.2: sign whole documents (PAdES, XAdES, CAdES, JAdES)", tag="CSC v2.0.0.2",
+             responses={"413": "a document over formats.max_document_mb, or a body larger than "
+                               "one such document in base64 and 1 MiB of JSON"})
     describe("/csc/v2/signatures/timestamp", "post",
              "CSC v2.0.0.2: an RFC 3161 time-stamp token over a hash", tag="CSC v2.0.0.2")
 
