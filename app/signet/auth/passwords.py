@@ -1,12 +1,13 @@
-"""Password and PIN verifiers: argon2id, never a clear secret at rest."""
+"""Password verifiers: argon2id, never a clear secret at rest. (Credential PINs are checked
+by the SAM with an HMAC keyed in the HSM: see signet.sam.pin_verifier.)"""
 
 from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): ~20 ms, one core. A PIN is checked
-# on every authorize, and the online lockout, not the hash cost, is what protects it.
+# OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): ~20 ms, one core, at each
+# login: slow enough to hurt offline guessing, fast enough not to matter to users.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
