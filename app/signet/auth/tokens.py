@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from signet.auth.passwords import hash_secret, verify_secret
@@ -78,16 +78,16 @@ def login_with_password(session: Session, username: str, password: str, *, lifet
 
 _TOKENS = cast(Table, AccessToken.__table__)
 _USERS = cast(Table, User.__table__)
+_TOKEN_QUERY = (
+    select(_TOKENS.c.revoked, _TOKENS.c.expires_at, _TOKENS.c.auth_methods, _TOKENS.c.loa,
+           _USERS.c.id, _USERS.c.username, _USERS.c.status)
+    .join_from(_TOKENS, _USERS, _TOKENS.c.user_id == _USERS.c.id)
+    .where(_TOKENS.c.token_hash == bindparam("digest")))
 
 
 def resolve_token(session: Session, token: str) -> Principal:
     """The caller behind a bearer token. One Core query: this runs on every API call."""
-    row = session.connection().execute(
-        select(_TOKENS.c.revoked, _TOKENS.c.expires_at, _TOKENS.c.auth_methods, _TOKENS.c.loa,
-               _USERS.c.id, _USERS.c.username, _USERS.c.status)
-        .join_from(_TOKENS, _USERS, _TOKENS.c.user_id == _USERS.c.id)
-        .where(_TOKENS.c.token_hash == token_digest(token))
-    ).first()
+    row = session.connection().execute(_TOKEN_QUERY, {"digest": token_digest(token)}).first()
     if row is None:
         raise InvalidToken("The access token is not valid")
     if row.revoked:

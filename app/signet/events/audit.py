@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from signet.store import AuditHead, AuditRecord
@@ -35,6 +35,13 @@ def record_hash(seq: int, at: str, event: str, actor: str, subject: str | None, 
 
 _HEAD = cast(Table, AuditHead.__table__)
 _RECORDS = cast(Table, AuditRecord.__table__)
+# Built once: SQLAlchemy then skips statement construction and cache-key generation on
+# every append (they cost more than the SQL itself).
+_LOCK_HEAD = (select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1)
+              .with_for_update())
+_INSERT_RECORD = insert(_RECORDS)
+_MOVE_HEAD = (update(_HEAD).where(_HEAD.c.id == 1)
+              .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash")))
 
 
 def append_event(
@@ -51,9 +58,7 @@ def append_event(
     fork the chain. Core statements on the session's connection, no ORM: this runs on every
     signature."""
     conn = session.connection() if isinstance(session, Session) else session
-    head = conn.execute(
-        select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
-    ).first()
+    head = conn.execute(_LOCK_HEAD).first()
     if head is None:  # a database made without the migrations (the unit tests)
         conn.execute(insert(_HEAD).values(id=1, last_seq=0, last_hash=GENESIS))
         last_seq, last_hash = 0, GENESIS
@@ -63,10 +68,10 @@ def append_event(
     at = datetime.now(UTC).isoformat(timespec="microseconds")
     body = _canonical(details)
     digest = record_hash(seq, at, event, actor, subject, outcome, body, last_hash)
-    conn.execute(insert(_RECORDS).values(
-        seq=seq, at=at, event=event, actor=actor, subject=subject, outcome=outcome,
-        details=body, prev_hash=last_hash, record_hash=digest))
-    conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=seq, last_hash=digest))
+    conn.execute(_INSERT_RECORD, {
+        "seq": seq, "at": at, "event": event, "actor": actor, "subject": subject,
+        "outcome": outcome, "details": body, "prev_hash": last_hash, "record_hash": digest})
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
     return seq
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from signet.errors import InvalidRequest
@@ -75,13 +75,18 @@ def issue_sad(
 
 
 _SADS = cast(Table, SignatureActivation.__table__)
+# Built once (see signet.events.audit): the signing path runs them on every request.
+_SAD_BY_HASH = select(_SADS).where(_SADS.c.sad_hash == bindparam("sad_hash"))
+_SPEND = (update(_SADS)
+          .where(_SADS.c.id == bindparam("sad_id"), _SADS.c.remaining >= bindparam("count"),
+                 _SADS.c.expires_at > bindparam("now"))
+          .values(remaining=_SADS.c.remaining - bindparam("count")))
 
 
 def _find(session: Session, sad: str, user_id: int, credential_id: str) -> Any:
     """The SAD's row (Core: this runs on every signature), if it is the caller's, for this
     credential, and not expired."""
-    row = session.connection().execute(
-        select(_SADS).where(_SADS.c.sad_hash == _sad_digest(sad))).first()
+    row = session.connection().execute(_SAD_BY_HASH, {"sad_hash": _sad_digest(sad)}).first()
     if row is None or row.user_id != user_id or row.credential_id != credential_id:
         # Another user's or another credential's SAD is, to this caller, no SAD at all.
         raise InvalidRequest("Invalid parameter SAD")
@@ -167,9 +172,7 @@ def _spend_in(session: Session, request: SignRequest, digests: list[bytes]) -> i
         if unbound:
             raise InvalidRequest(f"Hash not authorized by the SAD: {unbound[0][:60]}")
     result = session.connection().execute(
-        update(_SADS)
-        .where(_SADS.c.id == row.id, _SADS.c.remaining >= count, _SADS.c.expires_at > _now())
-        .values(remaining=_SADS.c.remaining - count))
+        _SPEND, {"sad_id": row.id, "count": count, "now": _now()})
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
                              f"{count} more signature(s)")

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from asn1crypto import algos
 from asn1crypto import x509 as asn1_x509
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 
 from signet.auth.factors import new_otp, verify_otp, verify_pin
 from signet.auth.tokens import Principal, login_with_password, resolve_token, revoke_token
@@ -154,6 +154,7 @@ def credential_info(services: Services, principal: Principal, credential_id: Any
 
 
 _CREDENTIALS = cast(Table, Credential.__table__)
+_CREDENTIAL_BY_ID = select(_CREDENTIALS).where(_CREDENTIALS.c.id == bindparam("credential_id"))
 
 
 def signing_credential(session: Any, principal: Principal, credential_id: Any) -> Any:
@@ -162,7 +163,7 @@ def signing_credential(session: Any, principal: Principal, credential_id: Any) -
     if not isinstance(credential_id, str) or not credential_id:
         raise InvalidRequest("Missing (or invalid type) string parameter credentialID")
     credential = session.connection().execute(
-        select(_CREDENTIALS).where(_CREDENTIALS.c.id == credential_id)).first()
+        _CREDENTIAL_BY_ID, {"credential_id": credential_id}).first()
     if credential is None or credential.user_id != principal.user_id:
         raise InvalidRequest("Invalid parameter credentialID")
     ensure_usable(credential)
