@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -40,4 +41,8 @@ def run_gunicorn(settings: Settings, *, listen: str | None = None,
         "preload_app": False,
         "proc_name": "signet",
     }
+    shm = "/dev/shm"  # noqa: S108 - gunicorn makes an unlinked mkstemp file there
+    if os.path.isdir(shm) and os.access(shm, os.W_OK):
+        # Workers touch a heartbeat file on every request: keep it in memory, not on disk.
+        options["worker_tmp_dir"] = shm
     _Gunicorn(settings, options).run()
