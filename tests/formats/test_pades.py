@@ -185,6 +185,28 @@ def test_pades_unseekable_input_and_output(pki, tsa_services, trust, sample_pdf,
     assert len(variant.signer.calls) == 1
 
 
+def test_pades_in_place_b_lta(pki, tsa_services, trust, sample_pdf, tmp_path):
+    """``out is data``: signature, DSS and document time-stamp appended to the input itself."""
+    variant = make_key_variant(pki, "rsa-pkcs1")
+    original = sample_pdf.read_bytes()
+    signed = tmp_path / "in-place.pdf"
+    signed.write_bytes(original)
+    with open(signed, "r+b") as document:
+        document.seek(0, io.SEEK_END)  # wherever it stands, the whole file is signed
+        sign_document(document, document, format="P", level="B-LTA", key=variant.key,
+                      services=tsa_services)
+    data = signed.read_bytes()
+    assert data.startswith(original) and len(data) > len(original)
+    verdict = pdfsig(signed, trust.nss_dir)
+    assert verdict[0]["Signature Validation"] == "Signature is Valid."
+    assert verdict[0]["Certificate Validation"] == "Certificate is Trusted."
+    reader = PdfFileReader(io.BytesIO(data))
+    assert len(reader.embedded_signatures) == 2 and "/DSS" in reader.root
+    assert len(variant.signer.calls) == 1
+    with open(signed, "r+b") as document, pytest.raises(FormatError, match="in place"):
+        sign_document(document, document, format="C", level="B-B", key=variant.key)
+
+
 def test_pades_second_signature_keeps_the_first_valid(
     pki, tsa_services, trust, sample_pdf, tmp_path
 ):

@@ -391,6 +391,34 @@ def test_a_20_mb_pdf_streams_through_gunicorn(live, gunicorn):
     check_signed_pdf(live, base64.b64decode(chunked.json()["DocumentWithSignature"][0]), small)
 
 
+def test_a_long_pdf_is_signed_in_place_b_lta(live, monkeypatch):
+    """A spooled PDF gets its signature, DSS and document time-stamp appended where it lies:
+    signDoc opens no output file of its own, and every temporary file is closed after."""
+    import tempfile
+
+    from make_pdf import write_pdf
+
+    real = tempfile.TemporaryFile
+    opened_by: list[str] = []
+
+    def tracked(*args, **kwargs):
+        opened_by.append(sys._getframe(1).f_globals["__name__"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", tracked)
+    open_before = deleted_files_open()
+    pdf = write_pdf(live.tmp / "long.pdf", 300_000)
+    signed = signed_pdf(live, "rsa-pkcs1", "B-LTA", pdf.read_bytes())
+    check_signed_pdf(live, signed, pdf)
+    reader = PdfFileReader(io.BytesIO(signed))
+    assert len(reader.embedded_signatures) == 2 and "/DSS" in reader.root
+    deadline = time.monotonic() + 10  # the server closes the answer after sending it
+    while deleted_files_open() != open_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert deleted_files_open() == open_before
+    assert opened_by == ["signet.web.spool"]
+
+
 def test_long_documents_in_every_format_with_a_sha384_sad(live):
     xml = (b"<contract>" + b"".join(b"<clause n='%d'>%s</clause>" % (
         i, base64.b64encode(os.urandom(60))) for i in range(2500)) + b"</contract>")

@@ -71,6 +71,8 @@ async def async_sign_document(
     """Async twin of :func:`sign_document`, for callers that already run an event loop."""
     fmt, packaging = normalise_format(format, packaging)
     hash_algorithm = hash_algorithm.lower()
+    if out is data and fmt != "pades":
+        raise FormatError(f"{fmt} cannot sign in place: give it an output apart from the input")
     if fmt == "pades":
         await async_sign_pades(
             data,
@@ -151,6 +153,9 @@ def sign_document(
     * ``scheme``: ``pkcs1v15`` (RSA default), ``pss``, or ``ecdsa`` (EC keys).
     * ``document_name``: the reference URI of detached XAdES/JAdES (required there).
     * ``serialization``: JAdES ``json`` (any level) or ``compact`` (B-B only).
+
+    ``out`` may be ``data`` itself for PAdES only: a readable, writable, seekable stream that
+    the signature is then appended to, without a copy of the document.
 
     ``key.sign_digest`` is called exactly once, with a to-be-signed hash. Raises
     :class:`FormatError` (bad input or combination) or :class:`ServiceError` (TSA/OCSP/CRL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import IO
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -42,7 +43,9 @@ async def async_sign_pades(
     The input is read through a file object (a path is opened, never slurped); the output is
     written once and updated in place for the DSS and the document time-stamp, so memory
     stays flat whatever the PDF's size. pyHanko copies and hashes in 1 MiB steps (its default
-    is 4 KiB). ``key.sign_digest`` is called exactly once.
+    is 4 KiB). When ``out`` is ``source`` itself (a readable, writable, seekable stream), the
+    update is appended to it and the document is not copied at all. ``key.sign_digest`` is
+    called exactly once.
     """
     level = parse_level(level)
     services = services or ServicesConfig()
@@ -52,7 +55,11 @@ async def async_sign_pades(
     validation_context = None
     if level.at_least(Level.B_LT):
         validation_context = build_validation_context(key, services, backend)
-    with open_source(source) as pdf_in, rw_output(out) as pdf_out:
+    in_place = out is source
+    if in_place:
+        out.seek(0)
+    with (nullcontext(out) if in_place else open_source(source)) as pdf_in, \
+            (nullcontext(out) if in_place else rw_output(out)) as pdf_out:
         try:
             writer = IncrementalPdfFileWriter(pdf_in, strict=False)
             writer.IO_CHUNK_SIZE = CHUNK_SIZE
@@ -70,7 +77,11 @@ async def async_sign_pades(
                 signer_key_usage=set(),
             )
             pdf_signer = signers.PdfSigner(metadata, signer=signer, timestamper=timestamper)
-            await pdf_signer.async_sign_pdf(writer, output=pdf_out, chunk_size=CHUNK_SIZE)
+            if in_place:
+                await pdf_signer.async_sign_pdf(writer, in_place=True, chunk_size=CHUNK_SIZE)
+                out.flush()
+            else:
+                await pdf_signer.async_sign_pdf(writer, output=pdf_out, chunk_size=CHUNK_SIZE)
         except ServiceError:
             raise
         except (PathValidationError, PathBuildingError) as exc:

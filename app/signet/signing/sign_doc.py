@@ -12,7 +12,7 @@ import base64
 import hashlib
 import io
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -55,11 +55,16 @@ DETACHED = {("cades", "detached"), ("xades", "detached"), ("jades", "detached")}
 @dataclass(frozen=True)
 class DocumentFile:
     """A document already in a seekable binary file (the caller keeps and closes it), with
-    any digests taken while it was written, by hash name."""
+    any digests taken while it was written, by hash name.
+
+    ``give_up``, when set, hands the (readable and writable) file over for good: PAdES then
+    appends the signature to it in place instead of copying the whole document to a new
+    file, and the signed output owns it."""
 
     stream: IO[bytes]
     size: int
     digests: Mapping[str, bytes] = field(default_factory=dict)
+    give_up: Callable[[], IO[bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,7 +213,12 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                 jobs, checked, algorithms, digests, strict=True):
             key = RemoteKey(certificate=certs[0], chain=tuple(certs[1:]),
                             sign_digest=permit.sign_digest)
-            out = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 closed by the caller
+            document = job.document
+            # A PAdES document file given up is signed in place: one pass over it less.
+            give_up = (document.give_up if fmt == "pades" and isinstance(document, DocumentFile)
+                       else None)
+            out = (give_up() if give_up is not None
+                   else tempfile.TemporaryFile(dir=spool_dir))  # noqa: SIM115 caller closes
             files.append(out)
             try:
                 if job.digest is not None:
@@ -216,9 +226,9 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                                                  services=config, hash_algorithm=hash_name,
                                                  scheme=scheme, document_digest=digest))
                 else:
-                    assert job.document is not None
-                    source = (job.document.stream if isinstance(job.document, DocumentFile)
-                              else job.document)
+                    assert document is not None
+                    source: IO[bytes] | bytes = out if give_up is not None else (
+                        document.stream if isinstance(document, DocumentFile) else document)
                     sign_document(source, out, format=fmt, level=level, key=key,
                                   packaging=packaging, services=config,
                                   hash_algorithm=hash_name, scheme=scheme)

@@ -5,14 +5,15 @@ Views parse and validate, call one use case, and shape the answer for the API ve
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import datetime
 from typing import Any
 
+import pybase64
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.wsgi import ClosingIterator
 
 from signet.auth.tokens import Principal
 from signet.errors import InvalidRequest, InvalidToken
@@ -333,7 +334,8 @@ def _document(entry: dict[str, Any], spooled: spool.SpooledJson
     if long is not None:
         if not long.valid:
             raise InvalidRequest("Invalid parameter document: not base64")
-        return sign_doc.DocumentFile(long.file, long.size, {"sha256": long.sha256})
+        return sign_doc.DocumentFile(long.file, long.size, {"sha256": long.sha256},
+                                     give_up=long.give_up)
     try:
         return base64.b64decode(document, validate=True)
     except ValueError:
@@ -415,15 +417,17 @@ def _streamed(outputs: list[sign_doc.SignedOutput]) -> Response:
                 continue
             part.file.seek(0)
             while chunk := part.file.read(B64_CHUNK):
-                yield binascii.b2a_base64(chunk, newline=False)
+                yield pybase64.b64encode(chunk)  # SIMD: about twice binascii's speed
 
     def close() -> None:
         for output in outputs:
             output.close()
 
-    response = Response(generate(), mimetype="application/json", direct_passthrough=True)
+    # The server closes the iterable it was given; with direct_passthrough that is this one,
+    # not the Response, so Response.call_on_close callbacks would never run.
+    response = Response(ClosingIterator(generate(), close), mimetype="application/json",
+                        direct_passthrough=True)
     response.content_length = length
-    response.call_on_close(close)
     return response
 
 

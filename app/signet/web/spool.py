@@ -21,6 +21,7 @@ from collections.abc import Generator, Iterable
 from contextlib import suppress
 from typing import IO, Any
 
+import pybase64
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from signet.errors import InvalidRequest
@@ -57,6 +58,7 @@ class SpooledString:
         self._max = max_bytes
         self._carry = b""  # undecoded: the last whole quad (see finish) and a partial one
         self._padding = 0
+        self._given_up = False
 
     @property
     def sha256(self) -> bytes:
@@ -85,7 +87,9 @@ class SpooledString:
         cut = len(data) - keep
         if cut:
             try:
-                self._write(binascii.a2b_base64(memoryview(data)[:cut], strict_mode=True))
+                # Whole quads without '=': pybase64 (SIMD) refuses exactly what
+                # binascii.a2b_base64(strict_mode=True) refuses, four to eight times faster.
+                self._write(pybase64.b64decode(memoryview(data)[:cut], validate=True))
             except binascii.Error:
                 self.invalidate()
                 return
@@ -94,6 +98,8 @@ class SpooledString:
     def finish(self) -> None:
         if self.valid:
             tail = self._carry + b"=" * min(self._padding, 8)
+            # Not pybase64 for these few bytes: it refuses '=' after a whole quad ("QUJD="),
+            # which base64.b64decode(validate=True) accepts.
             try:
                 self._write(base64.b64decode(tail, validate=True))
             except binascii.Error:
@@ -106,8 +112,14 @@ class SpooledString:
         self.valid = False
         self.file.truncate(0)
 
+    def give_up(self) -> IO[bytes]:
+        """Hand the file over (it is readable and writable): close() leaves it open."""
+        self._given_up = True
+        return self.file
+
     def close(self) -> None:
-        self.file.close()
+        if not self._given_up:
+            self.file.close()
 
     def _write(self, data: bytes) -> None:
         self.size += len(data)
