@@ -10,8 +10,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from signet.auth.tokens import _aware, now
@@ -24,7 +25,7 @@ def _code_digest(credential_id: str, code: str) -> str:
     return hashlib.sha256(f"{credential_id}:{code}".encode()).hexdigest()
 
 
-def new_otp(session: Session, credential: Credential, settings: SamSettings) -> str:
+def new_otp(session: Session, credential: Any, settings: SamSettings) -> str:
     """Create a fresh OTP for the credential (earlier ones stop working); return the code."""
     code = "".join(secrets.choice("0123456789") for _ in range(settings.otp_digits))
     stamp = now()
@@ -45,24 +46,40 @@ class FactorResult:
     description: str = ""
 
 
-def _fail(session: Session, credential: Credential, settings: SamSettings, actor: str,
+_CREDENTIALS = cast(Table, Credential.__table__)
+
+
+def _reset_failures(session: Session, credential: Any) -> None:
+    if credential.failed_attempts:
+        session.connection().execute(update(_CREDENTIALS)
+                                     .where(_CREDENTIALS.c.id == credential.id)
+                                     .values(failed_attempts=0))
+
+
+def _fail(session: Session, credential: Any, settings: SamSettings, actor: str,
           factor: str, error: str, description: str) -> FactorResult:
-    credential.failed_attempts += 1
-    left = settings.otp_max_attempts - credential.failed_attempts
+    """Count a failed try (one atomic increment, so concurrent tries all count) and lock the
+    credential at the limit. `credential` is a row or an object with its columns."""
+    conn = session.connection()
+    conn.execute(update(_CREDENTIALS).where(_CREDENTIALS.c.id == credential.id)
+                 .values(failed_attempts=_CREDENTIALS.c.failed_attempts + 1))
+    attempts = conn.execute(select(_CREDENTIALS.c.failed_attempts)
+                            .where(_CREDENTIALS.c.id == credential.id)).scalar_one()
+    left = settings.otp_max_attempts - attempts
     append_event(session, f"{factor.lower()}.failed", actor=actor, subject=credential.id,
-                 outcome="failure", reason=description, attempts=credential.failed_attempts)
+                 outcome="failure", reason=description, attempts=attempts)
     if left <= 0:
-        credential.locked = True
+        conn.execute(update(_CREDENTIALS).where(_CREDENTIALS.c.id == credential.id)
+                     .values(locked=True))
         append_event(session, "credential.locked", actor=actor, subject=credential.id,
-                     outcome="failure",
-                     reason=f"{credential.failed_attempts} failed {factor} tries")
+                     outcome="failure", reason=f"{attempts} failed {factor} tries")
         return FactorResult(False, "access_denied" if factor == "OTP" else "invalid_request",
                             f"{description}; the credential is now locked: ask an administrator "
                             "to unlock it")
     return FactorResult(False, error, f"{description} ({left} tries left)")
 
 
-def verify_otp(session: Session, credential: Credential, code: str, settings: SamSettings,
+def verify_otp(session: Session, credential: Any, code: str, settings: SamSettings,
                actor: str) -> FactorResult:
     challenge = session.execute(
         select(OtpChallenge).where(OtpChallenge.credential_id == credential.id,
@@ -81,16 +98,16 @@ def verify_otp(session: Session, credential: Credential, code: str, settings: Sa
         return _fail(session, credential, settings, actor, "OTP", "invalid_otp",
                      "The OTP is invalid")
     challenge.used = True
-    credential.failed_attempts = 0
+    _reset_failures(session, credential)
     append_event(session, "otp.verified", actor=actor, subject=credential.id)
     return FactorResult(True)
 
 
-def verify_pin(session: Session, credential: Credential, matches: bool, settings: SamSettings,
+def verify_pin(session: Session, credential: Any, matches: bool, settings: SamSettings,
                actor: str) -> FactorResult:
     """Count the outcome of a PIN check (the SAM compares the PIN in the HSM)."""
     if not matches:
         return _fail(session, credential, settings, actor, "PIN", "invalid_pin",
                      "The PIN is invalid")
-    credential.failed_attempts = 0
+    _reset_failures(session, credential)
     return FactorResult(True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from signet.errors import InvalidRequest
@@ -46,6 +46,16 @@ def decode_hash(value: str) -> bytes:
         raise InvalidRequest(f"Invalid base64 hash value {value[:60]!r}")
 
 
+_SADS = cast(Table, SignatureActivation.__table__)
+# Built once (see signet.events.audit): the signing path runs them on every request.
+_INSERT_SAD = insert(_SADS)
+_SAD_BY_HASH = select(_SADS).where(_SADS.c.sad_hash == bindparam("sad_hash"))
+_SPEND = (update(_SADS)
+          .where(_SADS.c.id == bindparam("sad_id"), _SADS.c.remaining >= bindparam("count"),
+                 _SADS.c.expires_at > bindparam("now"))
+          .values(remaining=_SADS.c.remaining - bindparam("count")))
+
+
 def issue_sad(
     session: Session,
     *,
@@ -62,25 +72,15 @@ def issue_sad(
     sad = secrets.token_urlsafe(32)
     stamp = _now()
     normal = [_normal(h) for h in hashes]
-    session.add(SignatureActivation(
-        sad_hash=_sad_digest(sad), user_id=user_id, credential_id=credential_id,
-        hash_algorithm=hash_algorithm, hashes="\n".join(normal), num_signatures=num_signatures,
-        remaining=num_signatures, scal=scal, created_at=stamp,
-        expires_at=stamp + timedelta(seconds=lifetime_seconds),
-    ))
+    session.connection().execute(_INSERT_SAD, {
+        "sad_hash": _sad_digest(sad), "user_id": user_id, "credential_id": credential_id,
+        "hash_algorithm": hash_algorithm, "hashes": "\n".join(normal),
+        "num_signatures": num_signatures, "remaining": num_signatures, "scal": scal,
+        "created_at": stamp, "expires_at": stamp + timedelta(seconds=lifetime_seconds)})
     append_event(session, "credential.authorized", actor=username, subject=credential_id,
                  num_signatures=num_signatures, hash_algorithm=hash_algorithm, hashes=normal,
                  scal=scal, expires_in=lifetime_seconds)
     return sad, lifetime_seconds
-
-
-_SADS = cast(Table, SignatureActivation.__table__)
-# Built once (see signet.events.audit): the signing path runs them on every request.
-_SAD_BY_HASH = select(_SADS).where(_SADS.c.sad_hash == bindparam("sad_hash"))
-_SPEND = (update(_SADS)
-          .where(_SADS.c.id == bindparam("sad_id"), _SADS.c.remaining >= bindparam("count"),
-                 _SADS.c.expires_at > bindparam("now"))
-          .values(remaining=_SADS.c.remaining - bindparam("count")))
 
 
 def _find(session: Session, sad: str, user_id: int, credential_id: str) -> Any:

@@ -228,8 +228,7 @@ def authorize(
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
     failure = None
     with services.database.transaction() as session:
-        credential = own_credential(session, principal, credential_id)
-        ensure_usable(credential)
+        credential = signing_credential(session, principal, credential_id)
         if credential.scal == "2":
             if not hashes:
                 raise InvalidRequest("Missing parameter hashes: this credential is SCAL2 and "
