@@ -8,8 +8,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -37,6 +42,47 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def signet_server(
+    *,
+    env: dict[str, str] | None = None,
+    workers: int | None = None,
+    port: int | None = None,
+    timeout: float = 60,
+) -> Iterator[str]:
+    """`signet serve` (gunicorn) on a free loopback port, as an operator starts it; yields its
+    URL once /health answers 200 and stops it afterwards. Its log goes to a file (a pipe nobody
+    reads would stall the server once full) that a failed start prints."""
+    port = port or free_port()
+    command = [str(Path(sys.executable).parent / "signet"), "serve", "--listen",
+               f"127.0.0.1:{port}"]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if requests.get(url + "/health", timeout=5).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise AssertionError(f"signet serve did not come up:\n{log.read()}")
+                time.sleep(0.1)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def self_signed_tls(tmp: Path) -> tuple[Path, Path]:

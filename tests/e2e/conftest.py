@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from email import message_from_bytes
-from pathlib import Path
 
 import pytest
 import requests
@@ -21,16 +17,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import create_engine, text
 
-from tests.helpers import self_signed_tls, signet_cli
+from tests.helpers import free_port, self_signed_tls, signet_cli, signet_server
 
 PASSWORD = "e2e password"
 SMTP_USER, SMTP_PASSWORD = "signet", "smtp-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Inbox:
@@ -157,37 +147,8 @@ def server(request, softhsm, smtp_server, tmp_path_factory):
             stdin=PASSWORD + "\n",
         )
         assert made.returncode == 0, made.stderr
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "signet"),
-            "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{url}/health", timeout=5).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert process.poll() is None, process.stderr.read()
-        assert time.monotonic() < deadline, "gunicorn did not come up"
-        time.sleep(0.2)
-    yield Server(url, env, smtp_server["inbox"])
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with signet_server(env=env, workers=2, port=port) as url:
+        yield Server(url, env, smtp_server["inbox"])
     if request.param == "postgresql":
         admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:

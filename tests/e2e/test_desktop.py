@@ -34,7 +34,7 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
 from signet.cli.main import main as signet_main
-from tests.e2e.conftest import PASSWORD, Server, free_port
+from tests.e2e.conftest import PASSWORD, Server
 from tests.formats.formats_helpers import (
     DS,
     XADES,
@@ -46,7 +46,7 @@ from tests.formats.formats_helpers import (
     token_hash_name,
     xmlsec1_verify,
 )
-from tests.helpers import signet_cli
+from tests.helpers import free_port, signet_cli
 from tests.pki.make_pdf import write_pdf
 from tests.pki.signet_test_pki import TestPKI, serve_test_pki
 

@@ -5,12 +5,9 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
-
-from tests.helpers import free_port
+from tests.helpers import signet_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,20 +25,8 @@ def test_readme_walkthrough_signs_and_verifies(tmp_path):
     init = subprocess.run([str(ROOT / "scripts/embedded-init")], env=env, capture_output=True,
                           text=True, timeout=300)
     assert init.returncode == 0, init.stderr
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "signet"), "serve", "--listen", f"127.0.0.1:{port}"],
-        env={**env, "SIGNET_CONFIG": str(var / "signet.toml")}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+    with signet_server(env={**env, "SIGNET_CONFIG": str(var / "signet.toml")}) as url:
+        port = url.rsplit(":", 1)[1]
         # The walkthrough runs from the repository, where var/ is the embedded default.
         work = tmp_path / "checkout"
         work.mkdir()
@@ -58,6 +43,3 @@ def test_readme_walkthrough_signs_and_verifies(tmp_path):
             else:
                 assert "audit trail intact" in result.stdout
                 assert "credential" in result.stdout and "carol" in result.stdout
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

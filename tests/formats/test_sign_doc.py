@@ -32,7 +32,7 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from werkzeug.serving import make_server
 
-from tests.helpers import free_port
+from tests.helpers import free_port, signet_server
 
 SHA256 = "2.16.840.1.101.3.4.2.1"
 PIN = "97531"
@@ -314,25 +314,8 @@ def deleted_files_open() -> int:
 @pytest.fixture
 def gunicorn(live):
     """`signet serve` (gunicorn, one worker) on the live fixture's database and token."""
-    port = free_port()
-    log = (live.tmp / "gunicorn.log").open("w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "signet"), "serve", "--listen", f"127.0.0.1:{port}",
-         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(url + "/health", timeout=5)
-            break
-        except requests.ConnectionError:
-            assert server.poll() is None, (live.tmp / "gunicorn.log").read_text()
-            assert time.monotonic() < deadline, "gunicorn did not come up"
-            time.sleep(0.1)
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
-    log.close()
+    with signet_server(workers=1) as url:
+        yield url
 
 
 def pades_request(live: Live, pdf: Path, sad: str) -> tuple[bytes, bytes]:

@@ -7,11 +7,7 @@ import base64
 import hashlib
 import mailbox
 import re
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -24,7 +20,7 @@ from sqlalchemy import select, update
 
 from signet.signing import admin
 from signet.store import AuditRecord, Credential, SignatureActivation
-from tests.helpers import free_port
+from tests.helpers import signet_server
 
 SHA = {
     "sha256": "2.16.840.1.101.3.4.2.1",
@@ -119,24 +115,8 @@ class LiveClient:
 @pytest.fixture
 def client(settings_env, services):
     """gunicorn serving the same database and token as the test's `services`."""
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "signet"), "serve", "--listen",
-         f"127.0.0.1:{port}", "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(url + "/health", timeout=5)
-            break
-        except requests.ConnectionError:
-            assert server.poll() is None, server.stderr.read()
-            assert time.monotonic() < deadline, "gunicorn did not come up"
-            time.sleep(0.1)
-    yield LiveClient(url)
-    server.terminate()
-    server.wait(timeout=30)
+    with signet_server(workers=1) as url:
+        yield LiveClient(url)
 
 
 @pytest.fixture

@@ -1,21 +1,15 @@
 """The embedded default of `make run`: initialised once, reused on every start."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
+from tests.helpers import signet_server
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def embedded_env(var: Path) -> dict[str, str]:
@@ -29,29 +23,10 @@ def embedded_env(var: Path) -> dict[str, str]:
 
 
 def serve_and_check(var: Path, env: dict[str, str]) -> dict:
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "signet"), "serve", "--listen", f"127.0.0.1:{port}"],
-        env={**env, "SIGNET_CONFIG": str(var / "signet.toml")},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
-                break
-            except requests.ConnectionError:
-                assert server.poll() is None, server.stderr.read()
-                assert time.monotonic() < deadline, "server did not come up"
-                time.sleep(0.2)
+    with signet_server(env={**env, "SIGNET_CONFIG": str(var / "signet.toml")}) as url:
+        response = requests.get(f"{url}/health", timeout=5)
         assert response.status_code == 200, response.text
         return response.json()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_state_survives_a_restart(tmp_path):
