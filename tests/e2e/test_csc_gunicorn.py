@@ -5,6 +5,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,8 +21,10 @@ from pyhanko.sign import signers
 from pyhanko.sign.signers import csc_signer
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
+from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import create_credential
+from tests.helpers import signet_cli
 
 SHA256 = "2.16.840.1.101.3.4.2.1"
 RSA_SHA256 = "1.2.840.113549.1.1.11"
@@ -91,6 +94,26 @@ def test_twenty_parallel_sign_hash_on_one_sad_exactly_five_succeed(server):
             except Exception:
                 continue
     assert verified == len(signed) == 5
+    # Two workers appended to the audit chain at once: it is intact, and it holds exactly the
+    # five spends and five signatures (each naming its hash), and the fifteen refusals.
+    checked = signet_cli("audit", "verify", env=server.env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    engine = create_engine(server.env["SIGNET_DATABASE__URL"].replace(
+        "postgresql:", "postgresql+psycopg:", 1))
+    try:
+        with engine.connect() as conn:
+            events = conn.execute(text(
+                "SELECT event, details FROM audit_records WHERE subject = :c ORDER BY seq"),
+                {"c": credential}).all()
+    finally:
+        engine.dispose()
+    names = [event for event, _ in events]
+    assert names.count("sad.spent") == 5
+    assert names.count("signature.created") == 5
+    assert names.count("sad.rejected") == 15
+    recorded = [json.loads(details)["hashes"] for event, details in events
+                if event == "signature.created"]
+    assert all(len(h) == 1 and h[0] in {b64(d) for d in digests} for h in recorded), recorded
 
 
 def test_otp_arrives_by_smtp_with_starttls_and_auth(server):

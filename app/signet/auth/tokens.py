@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from signet.auth.passwords import hash_secret, verify_secret
@@ -85,9 +85,10 @@ _TOKEN_QUERY = (
     .where(_TOKENS.c.token_hash == bindparam("digest")))
 
 
-def resolve_token(session: Session, token: str) -> Principal:
+def resolve_token(session: Session | Connection, token: str) -> Principal:
     """The caller behind a bearer token. One Core query: this runs on every API call."""
-    row = session.connection().execute(_TOKEN_QUERY, {"digest": token_digest(token)}).first()
+    conn = session.connection() if isinstance(session, Session) else session
+    row = conn.execute(_TOKEN_QUERY, {"digest": token_digest(token)}).first()
     if row is None:
         raise InvalidToken("The access token is not valid")
     if row.revoked:

@@ -42,6 +42,14 @@ _LOCK_HEAD = (select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1)
 _INSERT_RECORD = insert(_RECORDS)
 _MOVE_HEAD = (update(_HEAD).where(_HEAD.c.id == 1)
               .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash")))
+# Where UPDATE … RETURNING exists: lock the head, take the next number and read the previous
+# hash in one statement; then the record, and the head's new hash (on PostgreSQL both in one
+# statement, the head's update a CTE of the insert).
+_BUMP_HEAD = (update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=_HEAD.c.last_seq + 1)
+              .returning(_HEAD.c.last_seq, _HEAD.c.last_hash))
+_SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("new_hash"))
+_INSERT_RECORD_MOVING_HEAD = insert(_RECORDS).add_cte(
+    _SET_HEAD_HASH.returning(_HEAD.c.id).cte("moved_head"))
 
 
 def append_event(
@@ -56,22 +64,31 @@ def append_event(
     """Append one record in `session`'s transaction; return its sequence number. The head row
     is locked until commit, so concurrent appenders on any number of nodes queue rather than
     fork the chain. Core statements on the session's connection, no ORM: this runs on every
-    signature."""
+    signature (two round trips on PostgreSQL, three where UPDATE … RETURNING is missing)."""
     conn = session.connection() if isinstance(session, Session) else session
-    head = conn.execute(_LOCK_HEAD).first()
+    dialect = conn.dialect
+    bumped = dialect.update_returning
+    head = conn.execute(_BUMP_HEAD if bumped else _LOCK_HEAD).first()
     if head is None:  # a database made without the migrations (the unit tests)
         conn.execute(insert(_HEAD).values(id=1, last_seq=0, last_hash=GENESIS))
-        last_seq, last_hash = 0, GENESIS
-    else:
-        last_seq, last_hash = head
-    seq = last_seq + 1
+        head = conn.execute(_BUMP_HEAD if bumped else _LOCK_HEAD).first()
+        assert head is not None
+    # RETURNING gives the new number (and the previous hash, which is not updated yet)
+    seq, last_hash = (head.last_seq if bumped else head.last_seq + 1), head.last_hash
     at = datetime.now(UTC).isoformat(timespec="microseconds")
     body = _canonical(details)
     digest = record_hash(seq, at, event, actor, subject, outcome, body, last_hash)
-    conn.execute(_INSERT_RECORD, {
-        "seq": seq, "at": at, "event": event, "actor": actor, "subject": subject,
-        "outcome": outcome, "details": body, "prev_hash": last_hash, "record_hash": digest})
-    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
+    record = {"seq": seq, "at": at, "event": event, "actor": actor, "subject": subject,
+              "outcome": outcome, "details": body, "prev_hash": last_hash,
+              "record_hash": digest}
+    if bumped and dialect.name == "postgresql":
+        conn.execute(_INSERT_RECORD_MOVING_HEAD, {**record, "new_hash": digest})
+    elif bumped:
+        conn.execute(_INSERT_RECORD, record)
+        conn.execute(_SET_HEAD_HASH, {"new_hash": digest})
+    else:
+        conn.execute(_INSERT_RECORD, record)
+        conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
     return seq
 
 

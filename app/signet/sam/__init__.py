@@ -50,10 +50,16 @@ _SADS = cast(Table, SignatureActivation.__table__)
 # Built once (see signet.events.audit): the signing path runs them on every request.
 _INSERT_SAD = insert(_SADS)
 _SAD_BY_HASH = select(_SADS).where(_SADS.c.sad_hash == bindparam("sad_hash"))
+# The caller's own, unexpired SAD, for this credential, with the count left: spent and its
+# binding returned in one round trip. A request the SAD does not cover is rolled back.
 _SPEND = (update(_SADS)
-          .where(_SADS.c.id == bindparam("sad_id"), _SADS.c.remaining >= bindparam("count"),
+          .where(_SADS.c.sad_hash == bindparam("sad_digest"),
+                 _SADS.c.user_id == bindparam("owner_id"),
+                 _SADS.c.credential_id == bindparam("for_credential"),
+                 _SADS.c.remaining >= bindparam("count"),
                  _SADS.c.expires_at > bindparam("now"))
-          .values(remaining=_SADS.c.remaining - bindparam("count")))
+          .values(remaining=_SADS.c.remaining - bindparam("count"))
+          .returning(_SADS.c.id, _SADS.c.hashes, _SADS.c.hash_algorithm, _SADS.c.scal))
 
 
 def issue_sad(
@@ -158,10 +164,25 @@ class SignRequest:
 
 
 def _spend_in(session: Session, request: SignRequest, digests: list[bytes]) -> int:
-    """Check the binding and take len(hashes) from the SAD's count in one conditional UPDATE,
-    so no number of concurrent workers or nodes can exceed numSignatures."""
+    """Take len(hashes) from the SAD's count in one conditional UPDATE, so no number of
+    concurrent workers or nodes can exceed numSignatures, then check the binding (a request
+    the SAD does not cover raises, and the caller's rollback restores the count)."""
     count = len(digests)
-    row = _find(session, request.sad, request.user_id, request.credential_id)
+    row = session.connection().execute(_SPEND, {
+        "sad_digest": _sad_digest(request.sad), "owner_id": request.user_id,
+        "for_credential": request.credential_id, "count": count, "now": _now()}).first()
+    if row is None:  # say why: the SAD is unknown, expired, unbound or used up
+        row = _find(session, request.sad, request.user_id, request.credential_id)
+        _check_binding(row, request, digests)
+        raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
+                             f"{count} more signature(s)")
+    _check_binding(row, request, digests)
+    append_event(session, "sad.spent", actor=request.username,
+                 subject=request.credential_id, count=count)
+    return int(row.id)
+
+
+def _check_binding(row: Any, request: SignRequest, digests: list[bytes]) -> None:
     if row.hash_algorithm and row.hash_algorithm != request.hash_oid:
         raise InvalidRequest("The hash algorithm differs from the one the SAD was "
                              "authorized for")
@@ -171,14 +192,6 @@ def _spend_in(session: Session, request: SignRequest, digests: list[bytes]) -> i
                    if base64.b64encode(d).decode() not in bound]
         if unbound:
             raise InvalidRequest(f"Hash not authorized by the SAD: {unbound[0][:60]}")
-    result = session.connection().execute(
-        _SPEND, {"sad_id": row.id, "count": count, "now": _now()})
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
-                             f"{count} more signature(s)")
-    append_event(session, "sad.spent", actor=request.username,
-                 subject=request.credential_id, count=count)
-    return row.id
 
 
 def _record_rejection(database: Database, request: SignRequest, reason: str) -> None:

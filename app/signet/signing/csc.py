@@ -69,8 +69,8 @@ def login(services: Services, username: str, password: str, source: str) -> tupl
 
 
 def authenticate(services: Services, token: str) -> Principal:
-    with services.database.transaction(read_only=True) as session:
-        return resolve_token(session, token)
+    with services.database.single_read() as conn:
+        return resolve_token(conn, token)
 
 
 def logout(services: Services, principal: Principal, token: str) -> None:

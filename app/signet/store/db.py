@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -132,6 +132,23 @@ class Database:
         finally:
             _read_only.reset(marker)
             session.close()
+
+    @contextmanager
+    def single_read(self) -> Iterator[Connection]:
+        """A connection for one reading statement. Outside SQLite it runs without a
+        transaction (autocommit): one statement is its own snapshot, and BEGIN and COMMIT
+        would be two more round trips on every API call. SQLite: a read transaction."""
+        if self.engine.dialect.name == "sqlite":
+            with self.transaction(read_only=True) as session:
+                yield session.connection()
+            return
+        self._after_fork()
+        try:
+            with self.engine.connect() as conn:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        except (OperationalError, InterfaceError) as exc:
+            raise StoreError(f"database unavailable: {exc.__class__.__name__}: "
+                             f"{str(exc.orig or exc).splitlines()[0]}")
 
     def ping(self) -> None:
         self._after_fork()
