@@ -66,6 +66,19 @@ def test_every_chunk_boundary_and_escaped_slashes():
                 assert parsed.misplaced(parsed.value, ("documents", "document")) is None
 
 
+def test_large_pieces_are_hashed_aside_in_order():
+    # Pieces of 64 KiB and more go to the hashing threads, one at a time per document: the
+    # digest is still that of the document in order, for two documents spooled together.
+    first, second = os.urandom(3 * 1024 * 1024 + 5), os.urandom(2 * 1024 * 1024 + 1)
+    body = ('{"documents": [{"document": "' + base64.b64encode(first).decode()
+            + '"}, {"document": "' + base64.b64encode(second).decode() + '"}]}').encode()
+    with spool.scan(pieces(body, 200_003), max_document=10**7) as parsed:
+        spooled = [parsed.spooled(d["document"]) for d in parsed.value["documents"]]
+        assert [s.sha256 for s in spooled] == [hashlib.sha256(first).digest(),
+                                               hashlib.sha256(second).digest()]
+        assert [read_back(s) for s in spooled] == [first, second]
+
+
 def test_short_strings_stay_in_the_json_untouched():
     body = body_with("QUJD\\u0044", note="\u00e9t\u00e9")
     with spool.scan(pieces(body, 3), max_document=10**6) as parsed:

@@ -14,10 +14,13 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import re
 import secrets
 import tempfile
+import threading
 from collections.abc import Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from typing import IO, Any
 
@@ -29,6 +32,7 @@ from signet.errors import InvalidRequest
 READ_SIZE = 1024 * 1024
 SPOOL_THRESHOLD = 64 * 1024
 SKELETON_LIMIT = 16 * 1024 * 1024
+_HASH_ASIDE = 64 * 1024  # pieces this large are hashed on a hashing thread
 JSON_SLACK = 1024 * 1024  # room for the JSON around one maximal document
 NOT_JSON = "The request body must be a JSON object"
 
@@ -47,14 +51,32 @@ def _too_large_document(max_document: int) -> InvalidRequest:
                           "(formats.max_document_mb)", status=413)
 
 
+_hashers: tuple[int, ThreadPoolExecutor] | None = None
+_hashers_lock = threading.Lock()
+
+
+def _hasher_pool() -> ThreadPoolExecutor:
+    """Threads that hash spooled documents while the request thread goes on reading, decoding
+    and writing the next piece (hashlib lets go of the GIL on large updates). Made on first
+    use in each process: threads do not survive gunicorn's fork."""
+    global _hashers
+    with _hashers_lock:
+        if _hashers is None or _hashers[0] != os.getpid():
+            _hashers = (os.getpid(), ThreadPoolExecutor(max_workers=2,
+                                                        thread_name_prefix="signet-hash"))
+        return _hashers[1]
+
+
 class SpooledString:
-    """One long JSON string, base64-decoded into an anonymous temporary file as it arrives."""
+    """One long JSON string, base64-decoded into an anonymous temporary file as it arrives,
+    and hashed beside (one piece at a time on a hashing thread, so in order)."""
 
     def __init__(self, max_bytes: int, directory: str | None) -> None:
         self.file: IO[bytes] = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 close()
         self.size = 0
         self.valid = True  # base64 so far
         self._hash = hashlib.sha256()
+        self._hashing: Future[None] | None = None  # the piece being hashed
         self._max = max_bytes
         self._carry = b""  # undecoded: the last whole quad (see finish) and a partial one
         self._padding = 0
@@ -62,7 +84,13 @@ class SpooledString:
 
     @property
     def sha256(self) -> bytes:
+        self._hashed()
         return self._hash.digest()
+
+    def _hashed(self) -> None:
+        if self._hashing is not None:
+            self._hashing.result()
+            self._hashing = None
 
     def feed(self, text: bytes) -> None:
         """Unescaped content of the string, in order."""
@@ -118,6 +146,7 @@ class SpooledString:
         return self.file
 
     def close(self) -> None:
+        self._hashed()
         if not self._given_up:
             self.file.close()
 
@@ -125,7 +154,11 @@ class SpooledString:
         self.size += len(data)
         if self.size > self._max:
             raise _too_large_document(self._max)
-        self._hash.update(data)
+        self._hashed()
+        if len(data) >= _HASH_ASIDE:
+            self._hashing = _hasher_pool().submit(self._hash.update, data)
+        else:
+            self._hash.update(data)
         self.file.write(data)
 
 
