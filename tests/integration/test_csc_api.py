@@ -252,6 +252,31 @@ def test_v1_flavour_flow(client, services, alice):
     verify(cert, base64.b64decode(signed.json["signatures"][0]), digest, "sha256", "ecdsa")
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_credentials_list_pages(client, services, alice, version):
+    third = admin.create_credential(services, "alice", key="rsa-3072", actor="test").credential_id
+    csc = Csc(client, services, version)
+    csc.login()
+    everything = csc.post("credentials/list", {}).json
+    assert set(everything["credentialIDs"]) == {alice["rsa"], alice["ec"], third}
+    assert "nextPageToken" not in everything
+    seen, body = [], {"maxResults": 2}
+    while True:
+        listed = csc.post("credentials/list", body)
+        assert listed.status_code == 200, listed.json
+        assert 1 <= len(listed.json["credentialIDs"]) <= 2
+        seen += listed.json["credentialIDs"]
+        if "nextPageToken" not in listed.json:
+            break
+        body = {"maxResults": 2, "pageToken": listed.json["nextPageToken"]}
+    assert seen == everything["credentialIDs"]
+    for bad, needle in [({"maxResults": "2"}, "maxResults"), ({"maxResults": 0}, "maxResults"),
+                        ({"pageToken": "bm9uc2Vuc2U="}, "pageToken"),
+                        ({"pageToken": "YWZ0ZXI6OQ=="}, "pageToken"),  # after:9, past the end
+                        ({"pageToken": 3}, "pageToken")]:
+        assert needle in error_of(csc.post("credentials/list", bad), 400)
+
+
 def error_of(response, status, error="invalid_request"):
     assert response.status_code == status, (response.status_code, response.json)
     assert response.json["error"] == error, response.json

@@ -140,7 +140,7 @@ def list_credentials(services: Services, principal: Principal, *, only_valid: bo
         raise InvalidRequest("Invalid parameter userID")
     with services.database.transaction(read_only=True) as session:
         rows = session.execute(select(Credential).where(Credential.user_id == principal.user_id)
-                               .order_by(Credential.created_at)).scalars().all()
+                               .order_by(Credential.created_at, Credential.id)).scalars().all()
         infos = [_info(c) for c in rows]
     if only_valid:
         infos = [i for i in infos if i.key_enabled and i.cert_status == "valid"]

@@ -83,6 +83,31 @@ def choice(data: dict[str, Any], name: str, options: tuple[str, ...], default: s
     return str(value)
 
 
+def page(data: dict[str, Any], items: list[Any]) -> tuple[list[Any], str | None]:
+    """credentials/list pagination: at most `maxResults` items from where `pageToken` (a
+    token this service gave as `nextPageToken`) says, and the token for the rest, if any."""
+    limit = data.get("maxResults")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise InvalidRequest("Invalid parameter maxResults: a positive integer is expected")
+    token = data.get("pageToken")
+    start = 0
+    if token is not None:
+        try:
+            decoded = base64.urlsafe_b64decode(str(token).encode("ascii")).decode("ascii")
+        except (ValueError, UnicodeError):
+            decoded = ""
+        kind, _, offset = decoded.partition(":")
+        if (not isinstance(token, str) or kind != "after" or not offset.isdigit()
+                or int(offset) > len(items)):
+            raise InvalidRequest("Invalid parameter pageToken")
+        start = int(offset)
+    end = len(items) if limit is None else min(start + limit, len(items))
+    following = (base64.urlsafe_b64encode(f"after:{end}".encode()).decode()
+                 if end < len(items) else None)
+    return items[start:end], following
+
+
 def bearer() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -251,9 +276,12 @@ def v2_list() -> ResponseReturnValue:
     cert_info = boolean(data, "certInfo", False)
     auth_info = boolean(data, "authInfo", False)
     only_valid = boolean(data, "onlyValid", False)
-    infos = usecases.list_credentials(services(), principal(), only_valid=only_valid,
-                                      user_id=string(data, "userID", required=False))
+    infos, following = page(data, usecases.list_credentials(
+        services(), principal(), only_valid=only_valid,
+        user_id=string(data, "userID", required=False)))
     out: dict[str, Any] = {"credentialIDs": [i.credential_id for i in infos]}
+    if following:
+        out["nextPageToken"] = following
     if with_info:
         out["credentialInfos"] = [{"credentialID": i.credential_id,
                                    **info_v2(i, which, cert_info, auth_info)} for i in infos]
@@ -481,9 +509,12 @@ v1.add_url_rule("/credentials/sendOTP", "send_otp", send_otp_view, methods=["POS
 @authenticated
 def v1_list() -> ResponseReturnValue:
     data = body()
-    infos = usecases.list_credentials(services(), principal(),
-                                      user_id=string(data, "userID", required=False))
-    return jsonify({"credentialIDs": [i.credential_id for i in infos]})
+    infos, following = page(data, usecases.list_credentials(
+        services(), principal(), user_id=string(data, "userID", required=False)))
+    out: dict[str, Any] = {"credentialIDs": [i.credential_id for i in infos]}
+    if following:
+        out["nextPageToken"] = following
+    return jsonify(out)
 
 
 @v1.post("/credentials/info")
