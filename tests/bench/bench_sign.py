@@ -242,6 +242,14 @@ def client_thread(
                 break
             auth_time = None
             try:
+                if n == 0:  # the HTTP floor: an answer that needs no database and no HSM
+                    status, answer = api.post("info", {})
+                    out.done += 1
+                    if status != 200:
+                        out.errors.append(f"info {status}: {answer}")
+                    elif started >= begin and (finished := time.perf_counter()) <= end:
+                        out.latencies.append(finished - started)
+                    continue
                 if grant is None:
                     hashes = _fresh_hashes(n)
                     status, answer = authorize(api, cred_id, hashes, n)
@@ -555,7 +563,7 @@ class Bench:
         assert self.pool is not None
         connections = CLIENT_PROCS * CLIENT_THREADS
         grants: list[Grant | None] = [None] * connections
-        if not in_loop:  # one authorize per client connection, outside the measurement
+        if not in_loop and n:  # one authorize per client connection, outside the measurement
             api = Api(self.port, token)
             for c in range(connections):
                 bound = _fresh_hashes(BOUND_HASHES)
@@ -590,6 +598,7 @@ class Bench:
             "error_samples": [e for p in parts for e in p["errors"]][:3],
             "samples": [s for p in parts for s in p["samples"]],
             "client_cores": sum(p["cpu"] for p in parts) / (SECONDS + WARMUP),
+            "client_ms": sum(p["cpu"] for p in parts) / done * 1000,
             "srv_ms": sum(delta.get(p, 0.0) for p in workers) / done * 1000,
             "db_ms": sum(delta.get(p, 0.0) for p in backends) / done * 1000 if backends else None,
         }
@@ -620,6 +629,11 @@ class Bench:
         for f in [self.pool.submit(client_ready) for _ in range(CLIENT_PROCS)]:
             f.result(timeout=60)
         rows: list[dict[str, Any]] = []
+        floor = self.run_api(token, "", "rsa", 0, in_loop=False)
+        floor_ms = floor["srv_ms"] + floor["client_ms"]
+        rows.append({"key": "http", "path": "floor: POST info", "n": 0, **floor})
+        log(f"HTTP floor (info: no database, no HSM): {floor['req_per_s']:.0f} req/s, "
+            f"worker {floor['srv_ms']:.2f} + client {floor['client_ms']:.2f} ms CPU a request")
         for key in KEYS:
             kind = key.split("-")[0]
             cred_id = self.credentials[key]
@@ -650,6 +664,10 @@ class Bench:
                         cpu_ratio=n
                         * raw["cpu_ms_per_sign"]
                         / max(result["srv_ms"] + (result["db_ms"] or 0.0), 1e-9),
+                        # The most any API on this stack could reach here: the HSM work plus
+                        # the CPU of a request that does nothing (the floor), client included.
+                        ceiling=n * raw["cpu_ms_per_sign"]
+                        / (n * raw["cpu_ms_per_sign"] + floor_ms * (2 if in_loop else 1)),
                     )
                     rows.append(result)
                     log(
@@ -696,8 +714,8 @@ class Bench:
 def table(rows: list[dict[str, Any]], bench: Bench, elapsed: float) -> str:
     head = (
         f"{'key':<9} {'path':<22} {'hash/req':>8} {'signs/s':>8} {'req/s':>6} {'api/raw':>7}  "
-        f"{'goal':<10} {'cpu-bound':>9} {'p50 ms':>7} {'p99 ms':>7} {'auth p50':>8} {'srv CPU':>8} "
-        f"{'db CPU':>7} {'err':>4}"
+        f"{'goal':<10} {'cpu-bound':>9} {'ceiling':>7} {'p50 ms':>7} {'p99 ms':>7} {'auth p50':>8} "
+        f"{'srv CPU':>8} {'db CPU':>7} {'cli CPU':>7} {'err':>4}"
     )
     lines = [head, "-" * len(head)]
     previous = None
@@ -708,8 +726,15 @@ def table(rows: list[dict[str, Any]], bench: Bench, elapsed: float) -> str:
         if r["n"] is None:
             lines.append(
                 f"{r['key']:<9} {r['path']:<22} {'-':>8} {r['signs_per_s']:>8.0f} {'-':>6} "
-                f"{'100%':>7}  {'':<10} {'':>9} {'-':>7} {'-':>7} {'-':>8} "
-                f"{r['cpu_ms_per_sign']:>8.2f} {'-':>7} {'-':>4}"
+                f"{'100%':>7}  {'':<10} {'':>9} {'':>7} {'-':>7} {'-':>7} {'-':>8} "
+                f"{r['cpu_ms_per_sign']:>8.2f} {'-':>7} {'-':>7} {'-':>4}"
+            )
+            continue
+        if r["n"] == 0:
+            lines.append(
+                f"{r['key']:<9} {r['path']:<22} {'-':>8} {'-':>8} {r['req_per_s']:>6.0f} "
+                f"{'-':>7}  {'':<10} {'':>9} {'':>7} {r['p50']:>7.1f} {r['p99']:>7.1f} {'-':>8} "
+                f"{r['srv_ms']:>8.2f} {'-':>7} {r['client_ms']:>7.2f} {r['errors']:>4}"
             )
             continue
         goal = GOALS[r["n"]]
@@ -719,8 +744,9 @@ def table(rows: list[dict[str, Any]], bench: Bench, elapsed: float) -> str:
         lines.append(
             f"{r['key']:<9} {r['path']:<22} {r['n']:>8} {r['signs_per_s']:>8.0f} "
             f"{r['req_per_s']:>6.0f} {r['ratio']:>7.0%}  {mark:<10} {r['cpu_ratio']:>9.0%} "
-            f"{r['p50']:>7.1f} "
-            f"{r['p99']:>7.1f} {auth:>8} {r['srv_ms']:>8.2f} {db:>7} {r['errors']:>4}"
+            f"{r['ceiling']:>7.0%} {r['p50']:>7.1f} "
+            f"{r['p99']:>7.1f} {auth:>8} {r['srv_ms']:>8.2f} {db:>7} {r['client_ms']:>7.2f} "
+            f"{r['errors']:>4}"
         )
     load = os.getloadavg()
     return "\n".join(
@@ -738,6 +764,11 @@ def table(rows: list[dict[str, Any]], bench: Bench, elapsed: float) -> str:
             "srv CPU / db CPU: ms of CPU per request in the gunicorn workers / the PostgreSQL "
             "backends (raw rows: per signature). cpu-bound: the api/raw ratio if CPU were the "
             "only limit (hashes x raw CPU per sign / (srv + db CPU)); it barely moves with load.",
+            "cli CPU: ms of CPU per request in the bench's own client processes, on the same "
+            "CPUs. floor: POST info, which touches neither database nor HSM: the CPU any request "
+            "costs in gunicorn, Flask and the client. ceiling: the api/raw ratio an API doing "
+            "nothing but the HSM's work would reach on this host (hashes x raw CPU per sign / "
+            "(that + the floor's worker and client CPU, twice in the 'in loop' rows)).",
             "",
             *lines,
             "",
