@@ -75,3 +75,33 @@ def test_head_tampering_is_found(session):
     session.execute(update(AuditHead).values(last_hash="f" * 64))
     _, findings = check(session)
     assert len(findings) == 1 and "head" in findings[0].problem
+
+
+def test_batches_and_single_records_chain_on_each_engine(database_url):
+    """append_events puts several records in one step (two statements on PostgreSQL): they
+    chain in order with single appends before and after, and the head names the last."""
+    from signet.config import DatabaseSettings
+    from signet.events import Event, append_events
+    from signet.store import Database
+    from signet.store.db import upgrade
+
+    upgrade(DatabaseSettings(url=database_url))
+    database = Database(DatabaseSettings(url=database_url))
+    try:
+        with database.transaction() as s:
+            append_event(s, "one", actor="a")
+        with database.transaction() as s:
+            last = append_events(s, [Event("two", "a", details={"k": 2}),
+                                     Event("three", "b", "x", "failure", {"k": 3})])
+        with database.transaction() as s:
+            append_event(s, "four", actor="a")
+        with database.transaction() as s:
+            assert last == 3
+            assert verify_chain(s) == (4, [])
+            rows = s.query(AuditRecord).order_by(AuditRecord.seq).all()
+            assert [(r.seq, r.event, r.subject, r.outcome) for r in rows] == [
+                (1, "one", None, "success"), (2, "two", None, "success"),
+                (3, "three", "x", "failure"), (4, "four", None, "success")]
+            assert s.get(AuditHead, 1).last_hash == rows[-1].record_hash
+    finally:
+        database.dispose()

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -45,11 +46,23 @@ _MOVE_HEAD = (update(_HEAD).where(_HEAD.c.id == 1)
 # Where UPDATE … RETURNING exists: lock the head, take the next number and read the previous
 # hash in one statement; then the record, and the head's new hash (on PostgreSQL both in one
 # statement, the head's update a CTE of the insert).
-_BUMP_HEAD = (update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=_HEAD.c.last_seq + 1)
+_BUMP_HEAD = (update(_HEAD).where(_HEAD.c.id == 1)
+              .values(last_seq=_HEAD.c.last_seq + bindparam("records"))
               .returning(_HEAD.c.last_seq, _HEAD.c.last_hash))
 _SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("new_hash"))
-_INSERT_RECORD_MOVING_HEAD = insert(_RECORDS).add_cte(
-    _SET_HEAD_HASH.returning(_HEAD.c.id).cte("moved_head"))
+_HEAD_HASH_CTE = _SET_HEAD_HASH.returning(_HEAD.c.id).cte("moved_head")
+_INSERT_RECORD_MOVING_HEAD = insert(_RECORDS).add_cte(_HEAD_HASH_CTE)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One record to append: what happened, who did it, to what, and the details."""
+
+    event: str
+    actor: str
+    subject: str | None = None
+    outcome: str = "success"
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def append_event(
@@ -61,34 +74,51 @@ def append_event(
     outcome: str = "success",
     **details: Any,
 ) -> int:
-    """Append one record in `session`'s transaction; return its sequence number. The head row
-    is locked until commit, so concurrent appenders on any number of nodes queue rather than
-    fork the chain. Core statements on the session's connection, no ORM: this runs on every
-    signature (two round trips on PostgreSQL, three where UPDATE … RETURNING is missing)."""
+    """Append one record in `session`'s transaction; return its sequence number."""
+    return append_events(session, [Event(event, actor, subject, outcome, details)])
+
+
+def append_events(session: Session | Connection, events: Sequence[Event]) -> int:
+    """Append records in order in `session`'s transaction; return the last one's sequence
+    number. The head row is locked until commit, so concurrent appenders on any number of
+    nodes queue rather than fork the chain. Core statements on the session's connection, no
+    ORM: this runs on every signature. Two round trips on PostgreSQL however many records
+    (the head's number taken with UPDATE … RETURNING, then the records and the head's new
+    hash in one statement); three where UPDATE … RETURNING is missing."""
     conn = session.connection() if isinstance(session, Session) else session
     dialect = conn.dialect
     bumped = dialect.update_returning
-    head = conn.execute(_BUMP_HEAD if bumped else _LOCK_HEAD).first()
+    count = len(events)
+    head = conn.execute(_BUMP_HEAD if bumped else _LOCK_HEAD, {"records": count}).first()
     if head is None:  # a database made without the migrations (the unit tests)
         conn.execute(insert(_HEAD).values(id=1, last_seq=0, last_hash=GENESIS))
-        head = conn.execute(_BUMP_HEAD if bumped else _LOCK_HEAD).first()
+        head = conn.execute(_BUMP_HEAD if bumped else _LOCK_HEAD, {"records": count}).first()
         assert head is not None
     # RETURNING gives the new number (and the previous hash, which is not updated yet)
-    seq, last_hash = (head.last_seq if bumped else head.last_seq + 1), head.last_hash
+    seq = head.last_seq - count if bumped else head.last_seq
+    last_hash = head.last_hash
     at = datetime.now(UTC).isoformat(timespec="microseconds")
-    body = _canonical(details)
-    digest = record_hash(seq, at, event, actor, subject, outcome, body, last_hash)
-    record = {"seq": seq, "at": at, "event": event, "actor": actor, "subject": subject,
-              "outcome": outcome, "details": body, "prev_hash": last_hash,
-              "record_hash": digest}
+    records = []
+    for item in events:
+        seq += 1
+        body = _canonical(item.details)
+        digest = record_hash(seq, at, item.event, item.actor, item.subject, item.outcome, body,
+                             last_hash)
+        records.append({"seq": seq, "at": at, "event": item.event, "actor": item.actor,
+                        "subject": item.subject, "outcome": item.outcome, "details": body,
+                        "prev_hash": last_hash, "record_hash": digest})
+        last_hash = digest
     if bumped and dialect.name == "postgresql":
-        conn.execute(_INSERT_RECORD_MOVING_HEAD, {**record, "new_hash": digest})
+        statement = (_INSERT_RECORD_MOVING_HEAD if count == 1 else
+                     insert(_RECORDS).values(records).add_cte(_HEAD_HASH_CTE))
+        conn.execute(statement, {**records[0], "new_hash": last_hash} if count == 1
+                     else {"new_hash": last_hash})
     elif bumped:
-        conn.execute(_INSERT_RECORD, record)
-        conn.execute(_SET_HEAD_HASH, {"new_hash": digest})
+        conn.execute(_INSERT_RECORD, records)
+        conn.execute(_SET_HEAD_HASH, {"new_hash": last_hash})
     else:
-        conn.execute(_INSERT_RECORD, record)
-        conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
+        conn.execute(_INSERT_RECORD, records)
+        conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": last_hash})
     return seq
 
 

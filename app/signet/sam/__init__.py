@@ -16,7 +16,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from signet.errors import InvalidRequest
-from signet.events import append_event
+from signet.events import Event, append_event, append_events
 from signet.hsm import Hsm, HsmError
 from signet.store import Database, SignatureActivation, bulk_update
 
@@ -163,10 +163,11 @@ class SignRequest:
     salt_length: int | None = None
 
 
-def _spend_in(session: Session, request: SignRequest, digests: list[bytes]) -> int:
+def _take(session: Session, request: SignRequest, digests: list[bytes]) -> int:
     """Take len(hashes) from the SAD's count in one conditional UPDATE, so no number of
     concurrent workers or nodes can exceed numSignatures, then check the binding (a request
-    the SAD does not cover raises, and the caller's rollback restores the count)."""
+    the SAD does not cover raises, and the caller's rollback restores the count). Returns the
+    SAD's id; until commit its row stays locked."""
     count = len(digests)
     row = session.connection().execute(_SPEND, {
         "sad_digest": _sad_digest(request.sad), "owner_id": request.user_id,
@@ -177,9 +178,29 @@ def _spend_in(session: Session, request: SignRequest, digests: list[bytes]) -> i
         raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
                              f"{count} more signature(s)")
     _check_binding(row, request, digests)
-    append_event(session, "sad.spent", actor=request.username,
-                 subject=request.credential_id, count=count)
     return int(row.id)
+
+
+def _spent(request: SignRequest, count: int) -> Event:
+    return Event("sad.spent", request.username, request.credential_id,
+                 details={"count": count})
+
+
+def _created(request: SignRequest, digests: list[bytes]) -> Event:
+    return Event("signature.created", request.username, request.credential_id, details={
+        "algorithm": request.sign_algo, "hash_algorithm": request.hash_oid,
+        "scheme": request.scheme, "hashes": [base64.b64encode(d).decode() for d in digests]})
+
+
+def _failed(request: SignRequest, reason: str) -> Event:
+    return Event("signature.failed", request.username, request.credential_id, "failure",
+                 {"reason": reason})
+
+
+def _spend_in(session: Session, request: SignRequest, digests: list[bytes]) -> int:
+    sad_id = _take(session, request, digests)
+    append_events(session, [_spent(request, len(digests))])
+    return sad_id
 
 
 def _check_binding(row: Any, request: SignRequest, digests: list[bytes]) -> None:
@@ -215,13 +236,61 @@ def _refund(session: Session, request: SignRequest, sad_id: int, count: int) -> 
                  subject=request.credential_id, count=count)
 
 
+def _sign_each(hsm: Hsm, request: SignRequest, digests: list[bytes]) -> list[bytes]:
+    return [hsm.sign_digest(request.key_label, digest, request.hash_name, request.scheme,
+                            request.salt_length)
+            for digest in digests]
+
+
 def sign_hashes(database: Database, hsm: Hsm,
                 prepare: Callable[[Session], SignRequest]) -> list[bytes]:
-    """`prepare` checks the caller's credential and says what to sign. Then, in one short
-    transaction, the SAD is checked and its count spent; the HSM signs each hash in request
-    order with no database lock held (so workers and nodes sign in parallel); a second
-    transaction records the signatures. If the HSM fails, the count is given back and the
-    failure recorded. A crash between spending and recording loses count, never adds it."""
+    """`prepare` checks the caller's credential and says what to sign; the SAD is checked
+    and spent, the HSM signs each hash in request order, and the trail records the spend and
+    the signatures (`sad.spent`, `signature.created`). A refused request is recorded as
+    `sad.rejected`, an HSM failure as `signature.failed`, with the count left as it was."""
+    if database.locks_rows:
+        return _sign_in_one_transaction(database, hsm, prepare)
+    return _sign_between_two_transactions(database, hsm, prepare)
+
+
+def _sign_in_one_transaction(database: Database, hsm: Hsm,
+                             prepare: Callable[[Session], SignRequest]) -> list[bytes]:
+    """Databases with row locks: one transaction. The spend locks the SAD's row alone while
+    the HSM signs (only requests on the same SAD wait; other SADs, workers and nodes sign in
+    parallel), then both records are appended (the audit head is locked from there to the
+    commit only). The signatures leave only once their records are committed; an HSM
+    failure rolls the spend back."""
+    request: SignRequest | None = None
+    spending = False
+    try:
+        with database.transaction() as session:
+            request = prepare(session)
+            digests = [decode_hash(h) for h in request.hashes]
+            _check_lengths(request, digests)
+            spending = True
+            _take(session, request, digests)
+            spending = False
+            signatures = _sign_each(hsm, request, digests)
+            append_events(session, [_spent(request, len(digests)),
+                                    _created(request, digests)])
+    except InvalidRequest as exc:
+        if spending and request is not None:
+            _record_rejection(database, request, exc.description)
+        raise
+    except HsmError as exc:
+        if request is not None:
+            with database.transaction() as session:
+                append_events(session, [_failed(request, str(exc))])
+        raise
+    return signatures
+
+
+def _sign_between_two_transactions(database: Database, hsm: Hsm,
+                                   prepare: Callable[[Session], SignRequest]) -> list[bytes]:
+    """SQLite, where a writing transaction locks the whole database: the SAD is spent in one
+    short transaction, the HSM signs with no lock held (so workers sign in parallel), and a
+    second transaction records the signatures. If the HSM fails, the count is given back.
+    A crash between spending and recording loses count, never adds it."""
     request: SignRequest | None = None
     spending = False
     try:
@@ -236,20 +305,14 @@ def sign_hashes(database: Database, hsm: Hsm,
             _record_rejection(database, request, exc.description)
         raise
     try:
-        signatures = [hsm.sign_digest(request.key_label, digest, request.hash_name,
-                                      request.scheme, request.salt_length)
-                      for digest in digests]
+        signatures = _sign_each(hsm, request, digests)
     except HsmError as exc:
         with database.transaction() as session:
             _refund(session, request, sad_id, len(digests))
-            append_event(session, "signature.failed", actor=request.username,
-                         subject=request.credential_id, outcome="failure", reason=str(exc))
+            append_events(session, [_failed(request, str(exc))])
         raise
     with database.transaction() as session:
-        append_event(session, "signature.created", actor=request.username,
-                     subject=request.credential_id, algorithm=request.sign_algo,
-                     hash_algorithm=request.hash_oid, scheme=request.scheme,
-                     hashes=[base64.b64encode(d).decode() for d in digests])
+        append_events(session, [_created(request, digests)])
     return signatures
 
 

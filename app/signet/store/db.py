@@ -133,6 +133,12 @@ class Database:
             _read_only.reset(marker)
             session.close()
 
+    @property
+    def locks_rows(self) -> bool:
+        """Whether a transaction that updates a row locks that row only (not SQLite, whose
+        writers lock the whole database)."""
+        return self.engine.dialect.name != "sqlite"
+
     @contextmanager
     def single_read(self) -> Iterator[Connection]:
         """A connection for one reading statement. Outside SQLite it runs without a
