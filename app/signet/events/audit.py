@@ -5,6 +5,7 @@ single audit_head row names the newest record, so a deleted tail is found too.""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Insert, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from signet.store import AuditHead, AuditRecord
@@ -51,7 +52,17 @@ _BUMP_HEAD = (update(_HEAD).where(_HEAD.c.id == 1)
               .returning(_HEAD.c.last_seq, _HEAD.c.last_hash))
 _SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("new_hash"))
 _HEAD_HASH_CTE = _SET_HEAD_HASH.returning(_HEAD.c.id).cte("moved_head")
-_INSERT_RECORD_MOVING_HEAD = insert(_RECORDS).add_cte(_HEAD_HASH_CTE)
+_COLUMNS = ("seq", "at", "event", "actor", "subject", "outcome", "details", "prev_hash",
+            "record_hash")
+
+
+@functools.cache
+def _insert_moving_head(count: int) -> Insert:
+    """PostgreSQL: `count` records and the head's new hash in one statement, built once per
+    count (a statement built per call costs more than the SQL)."""
+    rows: list[dict[str, Any]] = [{c: bindparam(f"{c}_{i}") for c in _COLUMNS}
+                                  for i in range(count)]
+    return insert(_RECORDS).values(rows).add_cte(_HEAD_HASH_CTE)
 
 
 @dataclass(frozen=True)
@@ -109,10 +120,8 @@ def append_events(session: Session | Connection, events: Sequence[Event]) -> int
                         "prev_hash": last_hash, "record_hash": digest})
         last_hash = digest
     if bumped and dialect.name == "postgresql":
-        statement = (_INSERT_RECORD_MOVING_HEAD if count == 1 else
-                     insert(_RECORDS).values(records).add_cte(_HEAD_HASH_CTE))
-        conn.execute(statement, {**records[0], "new_hash": last_hash} if count == 1
-                     else {"new_hash": last_hash})
+        params = {f"{c}_{i}": record[c] for i, record in enumerate(records) for c in _COLUMNS}
+        conn.execute(_insert_moving_head(count), {**params, "new_hash": last_hash})
     elif bumped:
         conn.execute(_INSERT_RECORD, records)
         conn.execute(_SET_HEAD_HASH, {"new_hash": last_hash})
