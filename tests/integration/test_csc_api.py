@@ -273,7 +273,10 @@ def test_credentials_list_pages(client, services, alice, version):
     for bad, needle in [({"maxResults": "2"}, "maxResults"), ({"maxResults": 0}, "maxResults"),
                         ({"pageToken": "bm9uc2Vuc2U="}, "pageToken"),
                         ({"pageToken": "YWZ0ZXI6OQ=="}, "pageToken"),  # after:9, past the end
-                        ({"pageToken": 3}, "pageToken")]:
+                        ({"pageToken": 3}, "pageToken"),
+                        # more digits than Python's int() takes from a string
+                        ({"pageToken": base64.urlsafe_b64encode(b"after:" + b"1" * 5000)
+                          .decode()}, "pageToken")]:
         assert needle in error_of(csc.post("credentials/list", bad), 400)
 
 

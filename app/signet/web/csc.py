@@ -5,6 +5,7 @@ Views parse and validate, call one use case, and shape the answer for the API ve
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import datetime
@@ -83,6 +84,9 @@ def choice(data: dict[str, Any], name: str, options: tuple[str, ...], default: s
     return str(value)
 
 
+_PAGE_TOKEN = re.compile(rb"after:([0-9]{1,9})")
+
+
 def page(data: dict[str, Any], items: list[Any]) -> tuple[list[Any], str | None]:
     """credentials/list pagination: at most `maxResults` items from where `pageToken` (a
     token this service gave as `nextPageToken`) says, and the token for the rest, if any."""
@@ -94,14 +98,13 @@ def page(data: dict[str, Any], items: list[Any]) -> tuple[list[Any], str | None]
     start = 0
     if token is not None:
         try:
-            decoded = base64.urlsafe_b64decode(str(token).encode("ascii")).decode("ascii")
-        except (ValueError, UnicodeError):
-            decoded = ""
-        kind, _, offset = decoded.partition(":")
-        if (not isinstance(token, str) or kind != "after" or not offset.isdigit()
-                or int(offset) > len(items)):
+            decoded = base64.urlsafe_b64decode(str(token).encode("ascii"))
+        except ValueError:  # not ASCII, not base64
+            decoded = b""
+        found = _PAGE_TOKEN.fullmatch(decoded)
+        if not isinstance(token, str) or not found or int(found[1]) > len(items):
             raise InvalidRequest("Invalid parameter pageToken")
-        start = int(offset)
+        start = int(found[1])
     end = len(items) if limit is None else min(start + limit, len(items))
     following = (base64.urlsafe_b64encode(f"after:{end}".encode()).decode()
                  if end < len(items) else None)
