@@ -47,7 +47,7 @@ def decode_hash(value: str) -> bytes:
 
 
 _SADS = cast(Table, SignatureActivation.__table__)
-# Built once (see signet.events.audit): the signing path runs them on every request.
+# Built once (see signet.events.audit): the signing and authorize paths run them.
 _INSERT_SAD = insert(_SADS)
 _SAD_BY_HASH = select(_SADS).where(_SADS.c.sad_hash == bindparam("sad_hash"))
 # The caller's own, unexpired SAD, for this credential, with the count left: spent and its
@@ -90,8 +90,8 @@ def issue_sad(
 
 
 def _find(session: Session, sad: str, user_id: int, credential_id: str) -> Any:
-    """The SAD's row (Core: this runs on every signature), if it is the caller's, for this
-    credential, and not expired."""
+    """The SAD's row, if it is the caller's, for this credential, and not expired (else the
+    reason, raised)."""
     row = session.connection().execute(_SAD_BY_HASH, {"sad_hash": _sad_digest(sad)}).first()
     if row is None or row.user_id != user_id or row.credential_id != credential_id:
         # Another user's or another credential's SAD is, to this caller, no SAD at all.
@@ -253,6 +253,32 @@ def sign_hashes(database: Database, hsm: Hsm,
     return _sign_between_two_transactions(database, hsm, prepare)
 
 
+class _Refusals:
+    """Records a refused spend as `sad.rejected`, in a transaction of its own once the
+    spending one has rolled back (SQLite's writers cannot nest). `request` is set while the
+    SAD is being checked and spent: a refusal outside that window is not about the SAD."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self.request: SignRequest | None = None
+
+    def __enter__(self) -> _Refusals:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 _tb: object) -> None:
+        if isinstance(exc, InvalidRequest) and self.request is not None:
+            _record_rejection(self._database, self.request, exc.description)
+
+
+def _prepared(session: Session, prepare: Callable[[Session], SignRequest]
+              ) -> tuple[SignRequest, list[bytes]]:
+    request = prepare(session)
+    digests = [decode_hash(h) for h in request.hashes]
+    _check_lengths(request, digests)
+    return request, digests
+
+
 def _sign_in_one_transaction(database: Database, hsm: Hsm,
                              prepare: Callable[[Session], SignRequest]) -> list[bytes]:
     """Databases with row locks: one transaction. The spend locks the SAD's row alone while
@@ -261,22 +287,15 @@ def _sign_in_one_transaction(database: Database, hsm: Hsm,
     commit only). The signatures leave only once their records are committed; an HSM
     failure rolls the spend back."""
     request: SignRequest | None = None
-    spending = False
     try:
-        with database.transaction() as session:
-            request = prepare(session)
-            digests = [decode_hash(h) for h in request.hashes]
-            _check_lengths(request, digests)
-            spending = True
+        with _Refusals(database) as refusals, database.transaction() as session:
+            request, digests = _prepared(session, prepare)
+            refusals.request = request
             _take(session, request, digests)
-            spending = False
+            refusals.request = None
             signatures = _sign_each(hsm, request, digests)
             append_events(session, [_spent(request, len(digests)),
                                     _created(request, digests)])
-    except InvalidRequest as exc:
-        if spending and request is not None:
-            _record_rejection(database, request, exc.description)
-        raise
     except HsmError as exc:
         if request is not None:
             with database.transaction() as session:
@@ -291,19 +310,10 @@ def _sign_between_two_transactions(database: Database, hsm: Hsm,
     short transaction, the HSM signs with no lock held (so workers sign in parallel), and a
     second transaction records the signatures. If the HSM fails, the count is given back.
     A crash between spending and recording loses count, never adds it."""
-    request: SignRequest | None = None
-    spending = False
-    try:
-        with database.transaction() as session:
-            request = prepare(session)
-            digests = [decode_hash(h) for h in request.hashes]
-            _check_lengths(request, digests)
-            spending = True
-            sad_id = _spend_in(session, request, digests)
-    except InvalidRequest as exc:
-        if spending and request is not None:
-            _record_rejection(database, request, exc.description)
-        raise
+    with _Refusals(database) as refusals, database.transaction() as session:
+        request, digests = _prepared(session, prepare)
+        refusals.request = request
+        sad_id = _spend_in(session, request, digests)
     try:
         signatures = _sign_each(hsm, request, digests)
     except HsmError as exc:
@@ -359,9 +369,7 @@ def open_permit(database: Database, hsm: Hsm, request: SignRequest) -> DocumentP
     """Check the SAD against the document digests in `request.hashes` and spend one signature
     for each, atomically; then hand out a permit for exactly that many HSM signatures."""
     digests = [decode_hash(h) for h in request.hashes]
-    try:
+    with _Refusals(database) as refusals:
+        refusals.request = request
         sad_id = _spend(database, request, digests)
-    except InvalidRequest as exc:
-        _record_rejection(database, request, exc.description)
-        raise
     return DocumentPermit(database, hsm, request, sad_id, len(digests))
