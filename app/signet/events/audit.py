@@ -38,15 +38,11 @@ def record_hash(seq: int, at: str, event: str, actor: str, subject: str | None, 
 _HEAD = cast(Table, AuditHead.__table__)
 _RECORDS = cast(Table, AuditRecord.__table__)
 # Built once: SQLAlchemy then skips statement construction and cache-key generation on
-# every append (they cost more than the SQL itself).
-_LOCK_HEAD = (select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1)
-              .with_for_update())
+# every append (they cost more than the SQL itself). Every supported engine has
+# UPDATE … RETURNING: one statement locks the head, takes the next numbers and reads the
+# previous hash (not updated yet); then come the records and the head's new hash (on
+# PostgreSQL in one statement, the head's update a CTE of the insert).
 _INSERT_RECORD = insert(_RECORDS)
-_MOVE_HEAD = (update(_HEAD).where(_HEAD.c.id == 1)
-              .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash")))
-# Where UPDATE … RETURNING exists: lock the head, take the next number and read the previous
-# hash in one statement; then the record, and the head's new hash (on PostgreSQL both in one
-# statement, the head's update a CTE of the insert).
 _BUMP_HEAD = (update(_HEAD).where(_HEAD.c.id == 1)
               .values(last_seq=_HEAD.c.last_seq + bindparam("records"))
               .returning(_HEAD.c.last_seq, _HEAD.c.last_hash))
@@ -93,21 +89,16 @@ def append_events(session: Session | Connection, events: Sequence[Event]) -> int
     """Append records in order in `session`'s transaction; return the last one's sequence
     number. The head row is locked until commit, so concurrent appenders on any number of
     nodes queue rather than fork the chain. Core statements on the session's connection, no
-    ORM: this runs on every signature. Two round trips on PostgreSQL however many records
-    (the head's number taken with UPDATE … RETURNING, then the records and the head's new
-    hash in one statement); three where UPDATE … RETURNING is missing."""
+    ORM: this runs on every signature. Two round trips on PostgreSQL however many records,
+    three elsewhere."""
     conn = session.connection() if isinstance(session, Session) else session
-    dialect = conn.dialect
-    bumped = dialect.update_returning
     count = len(events)
-    head = conn.execute(_BUMP_HEAD if bumped else _LOCK_HEAD, {"records": count}).first()
+    head = conn.execute(_BUMP_HEAD, {"records": count}).first()
     if head is None:  # a database made without the migrations (the unit tests)
         conn.execute(insert(_HEAD).values(id=1, last_seq=0, last_hash=GENESIS))
-        head = conn.execute(_BUMP_HEAD if bumped else _LOCK_HEAD, {"records": count}).first()
+        head = conn.execute(_BUMP_HEAD, {"records": count}).first()
         assert head is not None
-    # RETURNING gives the new number (and the previous hash, which is not updated yet)
-    seq = head.last_seq - count if bumped else head.last_seq
-    last_hash = head.last_hash
+    seq, last_hash = head.last_seq - count, head.last_hash
     at = datetime.now(UTC).isoformat(timespec="microseconds")
     records = []
     for item in events:
@@ -119,15 +110,12 @@ def append_events(session: Session | Connection, events: Sequence[Event]) -> int
                         "subject": item.subject, "outcome": item.outcome, "details": body,
                         "prev_hash": last_hash, "record_hash": digest})
         last_hash = digest
-    if bumped and dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":
         params = {f"{c}_{i}": record[c] for i, record in enumerate(records) for c in _COLUMNS}
         conn.execute(_insert_moving_head(count), {**params, "new_hash": last_hash})
-    elif bumped:
-        conn.execute(_INSERT_RECORD, records)
-        conn.execute(_SET_HEAD_HASH, {"new_hash": last_hash})
     else:
         conn.execute(_INSERT_RECORD, records)
-        conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": last_hash})
+        conn.execute(_SET_HEAD_HASH, {"new_hash": last_hash})
     return seq
 
 
