@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.parser
+import email.policy
 import hashlib
 import http.client
 import io
@@ -372,6 +374,110 @@ def test_a_20_mb_pdf_streams_through_gunicorn(live, gunicorn):
                                      "Content-Type": "application/json"}, timeout=120)
     assert chunked.status_code == 200, chunked.text[:500]
     check_signed_pdf(live, base64.b64decode(chunked.json()["DocumentWithSignature"][0]), small)
+
+
+def multipart_sign_doc(url: str, live: Live, request: dict[str, Any],
+                       documents: list[Path | bytes], accept: str) -> requests.Response:
+    """signDoc as multipart/form-data, encoded by requests (urllib3), documents from files."""
+    with contextlib.ExitStack() as stack:
+        files: list[tuple[str, Any]] = [("request", (None, json.dumps(request),
+                                                     "application/json"))]
+        for document in documents:
+            files.append(("document", ("doc", stack.enter_context(document.open("rb"))
+                          if isinstance(document, Path) else document)))
+        return requests.post(f"{url}/csc/v2/signatures/signDoc", files=files, timeout=120,
+                             headers={"Authorization": live.session.headers["Authorization"],
+                                      "Accept": accept})
+
+
+def mime_parts(response: requests.Response) -> list[tuple[str, bytes]]:
+    """A multipart/mixed answer read by the standard library: (name, bytes) of each part."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {response.headers['Content-Type']}\r\n\r\n".encode()
+        + response.content)
+    return [(part.get_param("name", header="content-disposition"),
+             part.get_payload(decode=True)) for part in message.iter_parts()]
+
+
+def test_multipart_sign_doc_through_gunicorn(live, gunicorn):
+    """Documents as raw parts and outputs as raw parts: no base64 either way."""
+    from make_pdf import write_pdf
+
+    pdf = write_pdf(live.tmp / "raw.pdf", 3 * 2**20 + 12_345)  # a few 1 MiB reads
+    blob = os.urandom(200_000)
+    sad = live.authorize("rsa", [hashlib.sha256(pdf.read_bytes()).digest(),
+                                 hashlib.sha256(blob).digest()])
+    request = {"credentialID": live.credentials["rsa"], "SAD": sad, "documents": [
+        {"signature_format": "P", "signAlgo": ALGOS["rsa-pkcs1"][1]},
+        {"signature_format": "C", "signed_envelope_property": "Detached",
+         "signAlgo": ALGOS["rsa-pkcs1"][1]}]}
+    # One answer body takes one document: refused before anything is signed or spent...
+    refused = multipart_sign_doc(gunicorn, live, request, [pdf, blob], "application/octet-stream")
+    assert (refused.status_code, refused.json()["error_description"]) == (
+        406, "Accept: application/octet-stream answers one document a request, not 2: accept "
+             "multipart/mixed for several")
+    # ... so the same SAD then signs both, answered as multipart/mixed.
+    response = multipart_sign_doc(gunicorn, live, request, [pdf, blob], "multipart/mixed")
+    assert response.status_code == 200, response.text[:500]
+    assert response.headers["Content-Type"].startswith("multipart/mixed; boundary=")
+    (name, signed), (detached_name, p7s) = mime_parts(response)
+    assert (name, detached_name) == ("DocumentWithSignature", "SignatureObject")
+    check_signed_pdf(live, signed, pdf)
+    (live.tmp / "raw-signed.pdf").write_bytes(signed)
+    first = pdfsig(live.tmp / "raw-signed.pdf", live.nss_dir)[0]
+    assert first["Signature Validation"] == "Signature is Valid.", first
+    (live.tmp / "blob.bin").write_bytes(blob)
+    (live.tmp / "blob.p7s").write_bytes(p7s)
+    assert openssl_cms_verify(live.tmp / "blob.p7s", live.tmp / "blob.bin", live.root_pem)
+
+    # A multipart request answered the usual way (JSON, base64) when the client asks nothing.
+    small = os.urandom(1000)
+    request["SAD"] = live.authorize("rsa", [hashlib.sha256(small).digest()])
+    request["documents"] = request["documents"][1:]
+    response = multipart_sign_doc(gunicorn, live, request, [small], "*/*")
+    assert response.status_code == 200, response.text[:500]
+    (live.tmp / "small.bin").write_bytes(small)
+    (live.tmp / "small.p7s").write_bytes(base64.b64decode(response.json()["SignatureObject"][0]))
+    assert openssl_cms_verify(live.tmp / "small.p7s", live.tmp / "small.bin", live.root_pem)
+
+    # One document, answered with its signed bytes alone (gunicorn sends the file itself).
+    request["SAD"] = live.authorize("rsa", [hashlib.sha256(pdf.read_bytes()).digest()])
+    request["documents"] = [{"signature_format": "P", "signAlgo": ALGOS["rsa-pkcs1"][1]}]
+    response = multipart_sign_doc(gunicorn, live, request, [pdf], "application/octet-stream")
+    assert response.status_code == 200, response.text[:500]
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["Content-Disposition"] == 'attachment; name="DocumentWithSignature"'
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    check_signed_pdf(live, response.content, pdf)
+
+
+def test_multipart_refusals_are_csc_errors_and_leave_no_file(live):
+    open_before = deleted_files_open()
+    document = os.urandom(300_000)
+    sad = live.authorize("rsa", [hashlib.sha256(b"another document").digest()])
+    entry = {"signature_format": "C", "signAlgo": ALGOS["rsa-pkcs1"][1]}
+    request = {"credentialID": live.credentials["rsa"], "SAD": sad, "documents": [entry]}
+    for documents, body, status, message in (
+        ([document], request, 400,
+         f"Hash not authorized by the SAD: {b64(hashlib.sha256(document).digest())}"),
+        ([document, document], request, 400,
+         "Invalid parameter documents: 1 entries for 2 document parts"),
+        ([document], {**request, "documents": [{**entry, "document": "QQ=="}]}, 400,
+         "Invalid parameter document: in a multipart/form-data request each document is a "
+         "part named document, not a JSON string"),
+    ):
+        response = multipart_sign_doc(live.url, live, body, documents, "multipart/mixed")
+        assert response.headers["Content-Type"] == "application/json"
+        assert (response.status_code, response.json()["error_description"]) == (
+            status, message)
+    refused = requests.post(
+        f"{live.url}/csc/v2/signatures/signDoc", timeout=30,
+        data=b"--b\r\nContent-Disposition: form-data; name=request\r\n\r\n{}",
+        headers={"Authorization": live.session.headers["Authorization"],
+                 "Content-Type": "multipart/form-data; boundary=b"})
+    assert (refused.status_code, refused.json()["error_description"]) == (
+        400, "Malformed multipart/form-data body: it ends before the closing boundary")
+    assert deleted_files_open() == open_before
 
 
 def test_a_long_pdf_is_signed_in_place_b_lta(live, monkeypatch):

@@ -11,7 +11,7 @@ from signet.formats.errors import FormatError
 from signet.formats.jades import async_sign_jades
 from signet.formats.keys import RemoteKey
 from signet.formats.levels import Level
-from signet.formats.pades import async_sign_pades
+from signet.formats.pades import ResumeDigest, async_sign_pades
 from signet.formats.services import ServicesConfig
 from signet.formats.xades import async_sign_xades
 
@@ -67,6 +67,7 @@ async def async_sign_document(
     field_name: str | None = None,
     reason: str | None = None,
     location: str | None = None,
+    resume_digest: ResumeDigest | None = None,
 ) -> None:
     """Async twin of :func:`sign_document`, for callers that already run an event loop."""
     fmt, packaging = normalise_format(format, packaging)
@@ -85,6 +86,7 @@ async def async_sign_document(
             field_name=field_name,
             reason=reason,
             location=location,
+            resume_digest=resume_digest,
         )
     elif fmt == "xades":
         await async_sign_xades(
@@ -143,6 +145,7 @@ def sign_document(
     field_name: str | None = None,
     reason: str | None = None,
     location: str | None = None,
+    resume_digest: ResumeDigest | None = None,
 ) -> None:
     """Sign ``data`` (bytes, path or binary stream) and write the result to ``out``.
 
@@ -155,7 +158,9 @@ def sign_document(
     * ``serialization``: JAdES ``json`` (any level) or ``compact`` (B-B only).
 
     ``out`` may be ``data`` itself for PAdES only: a readable, writable, seekable stream that
-    the signature is then appended to, without a copy of the document.
+    the signature is then appended to, without a copy of the document. ``resume_digest``, a
+    hash state in ``hash_algorithm`` and the number of the document's leading bytes it has
+    taken in, then spares hashing those again (PAdES in place only; ignored otherwise).
 
     ``key.sign_digest`` is called exactly once, with a to-be-signed hash. Raises
     :class:`FormatError` (bad input or combination) or :class:`ServiceError` (TSA/OCSP/CRL
@@ -187,5 +192,6 @@ def sign_document(
             field_name=field_name,
             reason=reason,
             location=location,
+            resume_digest=resume_digest,
         )
     )

@@ -1,14 +1,39 @@
-"""PAdES baseline signatures (B-B..B-LTA) with pyHanko, streaming from and to files."""
+"""PAdES baseline signatures (B-B..B-LTA) with pyHanko, streaming from and to files.
+
+A document signed in place may come with ``resume_digest``: a hash state that has already
+taken in its first bytes (the web layer hashes an upload while spooling it). pyHanko only
+appends in place, so the signature's /ByteRange digest starts with exactly those bytes, and
+hashing them a second time (SHA-256: about 0.05 s per 100 MB, on the request's critical
+path) is avoidable. pyHanko has no hook for it; this module relies on pyhanko 0.38 internals:
+
+* ``PdfByteRangeDigest.fill`` (``pyhanko.sign.signers.pdf_byterange``) makes its digest with
+  ``hashes.Hash(spec)`` through that module's global ``hashes`` (cryptography's module), feeds
+  the ranges to ``update`` in file order from offset 0, then calls ``finalize``;
+* ``IncrementalPdfFileWriter.write_in_place`` appends after the end of the stream;
+* the signature's fill is the first byte-range digest of a signing (a B-LTA document
+  time-stamp's comes after it, over a file that has grown).
+
+That global is replaced, once, by a stand-in whose ``Hash`` is cryptography's own unless a
+signing armed a state in ``_resume`` (a ContextVar, so per thread and per task: gunicorn's
+threads sign concurrently). The first ``Hash`` made while armed disarms it, and resumes only
+for the same algorithm; every later digest (the document time-stamp's) is computed in full.
+tests/unit/test_pades_resumed_digest.py fails when pyHanko stops going through the global.
+"""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import IO
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
+from typing import IO, Any, Protocol
 
+from cryptography.hazmat.primitives import hashes
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
+from pyhanko.sign.signers import pdf_byterange
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
 from signet.formats._io import CHUNK_SIZE, Source, open_source, rw_output
@@ -24,6 +49,83 @@ from signet.formats.services import (
 )
 
 
+class HashState(Protocol):
+    """What is used of a hashlib object."""
+
+    @property
+    def name(self) -> str: ...
+
+    def update(self, data: Any, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+    def copy(self) -> HashState: ...
+
+
+# A hash state and the number of leading bytes of the document it has taken in.
+ResumeDigest = tuple[HashState, int]
+
+# A one-element list while a state is armed: popping it disarms every copy of the context
+# (pyHanko's tasks run in copies of it).
+_resume: ContextVar[list[ResumeDigest] | None] = ContextVar("signet_pades_resume", default=None)
+
+
+class _ResumedHash:
+    """cryptography's ``Hash`` as pyHanko uses it, over a state that already holds the first
+    ``skip`` bytes it is going to be fed."""
+
+    def __init__(self, algorithm: hashes.HashAlgorithm, state: HashState, skip: int) -> None:
+        self.algorithm = algorithm
+        self._state = state
+        self._skip = skip
+
+    def update(self, data: Any) -> None:
+        if self._skip:
+            view = memoryview(data).cast("B")
+            taken = min(self._skip, len(view))
+            self._skip -= taken
+            data = view[taken:]
+        self._state.update(data)
+
+    def finalize(self) -> bytes:
+        if self._skip:  # the state holds bytes that the range does not: its digest is wrong
+            raise RuntimeError("pyHanko hashed less than the resumed document prefix")
+        return self._state.digest()
+
+    def copy(self) -> _ResumedHash:
+        return _ResumedHash(self.algorithm, self._state.copy(), self._skip)
+
+
+class _Hashes:
+    """Stands in for cryptography's ``hashes`` module inside pyHanko's pdf_byterange."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(hashes, name)
+
+    @staticmethod
+    def Hash(algorithm: hashes.HashAlgorithm, backend: Any = None) -> Any:
+        armed = _resume.get()
+        if armed:
+            state, skip = armed.pop()
+            if state.name == algorithm.name:
+                return _ResumedHash(algorithm, state, skip)
+        return hashes.Hash(algorithm, backend)
+
+
+if getattr(pdf_byterange, "hashes", None) is hashes:
+    pdf_byterange.hashes = _Hashes()  # type: ignore[assignment]
+
+
+@contextmanager
+def _resuming(resume: ResumeDigest | None) -> Iterator[None]:
+    """Arm ``resume`` for the first byte-range digest made inside; nothing outside sees it."""
+    token = _resume.set([resume] if resume is not None else None)
+    try:
+        yield
+    finally:
+        _resume.reset(token)
+
+
 async def async_sign_pades(
     source: Source,
     out: IO[bytes],
@@ -37,6 +139,7 @@ async def async_sign_pades(
     reason: str | None = None,
     location: str | None = None,
     contact_info: str | None = None,
+    resume_digest: ResumeDigest | None = None,
 ) -> None:
     """Sign a PDF as an incremental update written to ``out``.
 
@@ -44,8 +147,9 @@ async def async_sign_pades(
     written once and updated in place for the DSS and the document time-stamp, so memory
     stays flat whatever the PDF's size. pyHanko copies and hashes in 1 MiB steps (its default
     is 4 KiB). When ``out`` is ``source`` itself (a readable, writable, seekable stream), the
-    update is appended to it and the document is not copied at all. ``key.sign_digest`` is
-    called exactly once.
+    update is appended to it and the document is not copied at all; there ``resume_digest``,
+    if given, spares hashing again the leading bytes its state holds (see the module's
+    docstring; it is ignored elsewhere). ``key.sign_digest`` is called exactly once.
     """
     level = parse_level(level)
     services = services or ServicesConfig()
@@ -57,6 +161,8 @@ async def async_sign_pades(
         validation_context = build_validation_context(key, services, backend)
     in_place = out is source
     if in_place:
+        if resume_digest is not None and resume_digest[1] > out.seek(0, io.SEEK_END):
+            resume_digest = None
         out.seek(0)
     with (nullcontext(out) if in_place else open_source(source)) as pdf_in, \
             (nullcontext(out) if in_place else rw_output(out)) as pdf_out:
@@ -78,7 +184,8 @@ async def async_sign_pades(
             )
             pdf_signer = signers.PdfSigner(metadata, signer=signer, timestamper=timestamper)
             if in_place:
-                await pdf_signer.async_sign_pdf(writer, in_place=True, chunk_size=CHUNK_SIZE)
+                with _resuming(resume_digest):
+                    await pdf_signer.async_sign_pdf(writer, in_place=True, chunk_size=CHUNK_SIZE)
                 out.flush()
             else:
                 await pdf_signer.async_sign_pdf(writer, output=pdf_out, chunk_size=CHUNK_SIZE)

@@ -59,12 +59,16 @@ class DocumentFile:
 
     ``give_up``, when set, hands the (readable and writable) file over for good: PAdES then
     appends the signature to it in place instead of copying the whole document to a new
-    file, and the signed output owns it."""
+    file, and the signed output owns it.
+
+    ``hash_states``, by hash name, gives a copy of a hash object (``update``, ``digest``,
+    ``copy``, as hashlib's) that has taken in exactly the file's ``size`` bytes."""
 
     stream: IO[bytes]
     size: int
     digests: Mapping[str, bytes] = field(default_factory=dict)
     give_up: Callable[[], IO[bytes]] | None = None
+    hash_states: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,12 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
             # A PAdES document file given up is signed in place: one pass over it less.
             give_up = (document.give_up if fmt == "pades" and isinstance(document, DocumentFile)
                        else None)
+            # Another one less if the hash taken while it was spooled goes on into the signature's.
+            resume = None
+            if give_up is not None:
+                assert isinstance(document, DocumentFile)
+                state = document.hash_states.get(hash_name)
+                resume = (state(), document.size) if state is not None else None
             out = (give_up() if give_up is not None
                    else tempfile.TemporaryFile(dir=spool_dir))  # noqa: SIM115 caller closes
             files.append(out)
@@ -231,7 +241,8 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                         document.stream if isinstance(document, DocumentFile) else document)
                     sign_document(source, out, format=fmt, level=level, key=key,
                                   packaging=packaging, services=config,
-                                  hash_algorithm=hash_name, scheme=scheme)
+                                  hash_algorithm=hash_name, scheme=scheme,
+                                  resume_digest=resume)
             except ServiceError as exc:
                 raise ServiceUnavailable(f"{exc}")
             except FormatError as exc:

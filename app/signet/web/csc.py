@@ -14,13 +14,13 @@ from typing import Any
 import pybase64
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.wsgi import ClosingIterator
+from werkzeug.wsgi import ClosingIterator, wrap_file
 
 from signet.auth.tokens import Principal
 from signet.errors import InvalidRequest, InvalidToken
 from signet.signing import Services, sign_doc
 from signet.signing import csc as usecases
-from signet.web import spool
+from signet.web import multipart, spool
 from signet.web.openapi import describe
 
 V1_METHODS = ["info", "auth/login", "auth/revoke", "credentials/list", "credentials/info",
@@ -366,7 +366,8 @@ def _document(entry: dict[str, Any], spooled: spool.SpooledJson
         if not long.valid:
             raise InvalidRequest("Invalid parameter document: not base64")
         return sign_doc.DocumentFile(long.file, long.size, {"sha256": long.sha256},
-                                     give_up=long.give_up)
+                                     give_up=long.give_up,
+                                     hash_states={"sha256": long.hash_state})
     try:
         return base64.b64decode(document, validate=True)
     except ValueError:
@@ -405,10 +406,15 @@ def _jobs(data: dict[str, Any], spooled: spool.SpooledJson) -> list[sign_doc.Doc
 
 
 def _spooled_body() -> spool.SpooledJson:
-    """The signDoc body, read as a stream: documents over 64 KiB go to temporary files."""
+    """The signDoc body, read as a stream: documents over 64 KiB (in JSON) and every document
+    part (multipart/form-data) go to temporary files."""
     limit = services().settings.formats.max_document_mb * 2**20
+    boundary = multipart.form_boundary(request.headers.get("Content-Type"))
     with closing(spool.request_chunks(request.environ, spool.body_limit(limit))) as chunks:
-        spooled = spool.scan(chunks, max_document=limit)
+        if boundary is not None:
+            spooled = multipart.read_form(chunks, boundary, max_document=limit)
+        else:
+            spooled = spool.scan(chunks, max_document=limit)
     try:
         if spooled.value is None:
             spooled.value = {}
@@ -422,6 +428,52 @@ def _spooled_body() -> spool.SpooledJson:
         spooled.close()
         raise
     return spooled
+
+
+OCTETS = "application/octet-stream"
+
+
+def _answer_type(jobs: list[sign_doc.DocumentJob]) -> str:
+    """What the signDoc answer will be, from the Accept header: JSON with base64 (the
+    default), multipart/mixed, or (one document only) the output's bytes alone. Decided before
+    anything is signed, so that a request that cannot be answered spends no SAD."""
+    wanted = request.accept_mimetypes.best_match(["application/json", multipart.MIXED, OCTETS])
+    if wanted == OCTETS and len(jobs) > 1:
+        raise InvalidRequest(f"Accept: {OCTETS} answers one document a request, not "
+                             f"{len(jobs)}: accept {multipart.MIXED} for several", status=406)
+    return wanted or "application/json"
+
+
+def _kind(output: sign_doc.SignedOutput) -> str:
+    return "SignatureObject" if output.detached else "DocumentWithSignature"
+
+
+def _answer(outputs: list[sign_doc.SignedOutput], answer_type: str) -> Response:
+    if answer_type == OCTETS:
+        (output,) = outputs
+        output.file.seek(0)
+        # A file wrapper lets gunicorn send the file with sendfile(2), not through Python;
+        # closing it (when the answer is sent) deletes the temporary file.
+        response = Response(wrap_file(request.environ, output.file, spool.READ_SIZE),
+                            mimetype=OCTETS, direct_passthrough=True)
+        response.headers["Content-Disposition"] = f'attachment; name="{_kind(output)}"'
+        response.content_length = output.size
+        return response
+    if answer_type != multipart.MIXED:
+        return _streamed(outputs)
+    parts = [({"Content-Disposition": f'attachment; name="{_kind(output)}"',
+               "Content-Type": OCTETS}, output)
+             for detached in (False, True) for output in outputs if output.detached is detached]
+    mimetype, length, body = multipart.mixed(parts, read_size=spool.READ_SIZE)
+
+    def close() -> None:
+        for output in outputs:
+            output.close()
+
+    response = Response(ClosingIterator(body, close), direct_passthrough=True)
+    response.headers["Content-Type"] = mimetype
+    response.content_length = length
+    return response
 
 
 def _streamed(outputs: list[sign_doc.SignedOutput]) -> Response:
@@ -474,11 +526,13 @@ def v2_sign_doc() -> ResponseReturnValue:
         if data.get("returnValidationInfo") not in (None, False):
             raise InvalidRequest("Invalid parameter returnValidationInfo: validation info is "
                                  "embedded in the signatures from B-LT on, not returned apart")
+        jobs = _jobs(data, spooled)
+        answer_type = _answer_type(jobs)
         outputs = sign_doc.sign_documents(services(), principal(),
                                           credential_id=string(data, "credentialID"),
-                                          sad=string(data, "SAD"), jobs=_jobs(data, spooled))
+                                          sad=string(data, "SAD"), jobs=jobs)
     try:
-        return _streamed(outputs)
+        return _answer(outputs, answer_type)
     except BaseException:
         for output in outputs:
             output.close()
@@ -584,8 +638,12 @@ def _describe_all() -> None:
         describe(f"{base}/signatures/signHash", "post", f"{title}: sign hashes with a SAD",
                  tag=title)
     describe("/csc/v2/signatures/signDoc", "post",
-             "CSC v2.0.0.2: sign whole documents (PAdES, XAdES, CAdES, JAdES)", tag="CSC v2.0.0.2",
-             responses={"413": "a document over formats.max_document_mb, or a body larger than "
+             "CSC v2.0.0.2: sign whole documents (PAdES, XAdES, CAdES, JAdES); also as "
+             "multipart/form-data (part request: the JSON; parts document: the raw documents), "
+             "answered as JSON, multipart/mixed or application/octet-stream (one document) "
+             "after the Accept header (docs/csc.md)", tag="CSC v2.0.0.2",
+             responses={"406": "Accept: application/octet-stream with several documents",
+                        "413": "a document over formats.max_document_mb, or a body larger than "
                                "one such document in base64 and 1 MiB of JSON"})
     describe("/csc/v2/signatures/timestamp", "post",
              "CSC v2.0.0.2: an RFC 3161 time-stamp token over a hash", tag="CSC v2.0.0.2")

@@ -87,6 +87,12 @@ class SpooledString:
         self._hashed()
         return self._hash.digest()
 
+    def hash_state(self) -> Any:
+        """A copy of the SHA-256 object that has taken in exactly the bytes written so far
+        (the whole document once finished): a signer may go on hashing what it appends."""
+        self._hashed()
+        return self._hash.copy()
+
     def _hashed(self) -> None:
         if self._hashing is not None:
             self._hashing.result()
@@ -123,6 +129,11 @@ class SpooledString:
                 return
         self._carry = data[cut:]
 
+    def write(self, data: bytes | memoryview) -> None:
+        """Raw bytes, not base64 (a multipart part). Kept as given until hashed: pass
+        immutable data."""
+        self._write(data)
+
     def finish(self) -> None:
         if self.valid:
             tail = self._carry + b"=" * min(self._padding, 8)
@@ -150,7 +161,7 @@ class SpooledString:
         if not self._given_up:
             self.file.close()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         self.size += len(data)
         if self.size > self._max:
             raise _too_large_document(self._max)

@@ -1,0 +1,201 @@
+"""signDoc without base64: documents as raw parts of a multipart/form-data request, signed
+outputs as raw parts of a multipart/mixed answer.
+
+A request's first part, named ``request``, is signDoc's JSON, whose ``documents`` entries
+leave ``document`` out; each following part, named ``document``, is the next entry's bytes.
+Document parts are written to temporary files as they arrive and hashed on the way, exactly as
+long base64 strings are (:class:`signet.web.spool.SpooledString`), so the rest of signDoc
+cannot tell the two transports apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from werkzeug.http import parse_options_header
+
+from signet.errors import InvalidRequest
+from signet.web.spool import JSON_SLACK, SpooledJson, SpooledString
+
+FORM = "multipart/form-data"
+MIXED = "multipart/mixed"
+_HEADERS_LIMIT = 16 * 1024
+# RFC 2046 section 5.1.1: 1 to 70 characters, no trailing space.
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+
+
+def form_boundary(content_type: str | None) -> bytes | None:
+    """The boundary of a multipart/form-data Content-Type; None for any other type."""
+    mimetype, options = parse_options_header(content_type or "")
+    if mimetype != FORM:
+        return None
+    boundary = options.get("boundary", "")
+    if not _BOUNDARY.fullmatch(boundary):
+        raise InvalidRequest("Invalid multipart/form-data boundary (1 to 70 characters, "
+                             "RFC 2046)")
+    return boundary.encode("ascii")
+
+
+def _malformed(what: str) -> InvalidRequest:
+    return InvalidRequest(f"Malformed multipart/form-data body: {what}")
+
+
+class _Parts:
+    """Reads a multipart body from chunks: what lies before each delimiter goes to a sink."""
+
+    def __init__(self, chunks: Iterable[bytes], boundary: bytes) -> None:
+        self._chunks = iter(chunks)
+        self._delimiter = b"\r\n--" + boundary
+        self._data = b"\r\n"  # the first delimiter has no line break of its own before it
+
+    def _more(self) -> bool:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return False
+        self._data = self._data + chunk if self._data else chunk
+        return True
+
+    def until_delimiter(self, sink: Callable[[memoryview], None] | None) -> None:
+        """Everything up to the next delimiter, which is consumed. The data is kept as
+        immutable bytes so that the sink may hand views of it to a hashing thread."""
+        keep = len(self._delimiter) - 1  # a delimiter may straddle two chunks
+        searched = 0
+        while (found := self._data.find(self._delimiter, searched)) < 0:
+            if len(self._data) > keep:
+                if sink is not None:
+                    sink(memoryview(self._data)[:-keep])
+                self._data = self._data[-keep:]
+            searched = 0
+            if not self._more():
+                raise _malformed("it ends before the closing boundary")
+        if sink is not None and found:
+            sink(memoryview(self._data)[:found])
+        self._data = self._data[found + len(self._delimiter):]
+
+    def next_part(self) -> dict[str, str] | None:
+        """After a delimiter: a part's headers (lower-case names), or None after the last."""
+        while len(self._data) < 2:
+            if not self._more():
+                raise _malformed("it ends after a boundary")
+        if self._data.startswith(b"--"):
+            return None
+        while (end := self._data.find(b"\r\n\r\n")) < 0:
+            if len(self._data) > _HEADERS_LIMIT or not self._more():
+                raise _malformed("a part's headers do not end")
+        first, *lines = self._data[:end].decode("latin-1").split("\r\n")
+        if first.strip(" \t"):  # only transport padding may follow a boundary
+            raise _malformed("text after a boundary")
+        self._data = self._data[end + 4:]
+        headers = {}
+        for line in lines:
+            name, colon, value = line.partition(":")
+            if not colon:
+                raise _malformed(f"a part header without a colon: {line[:80]!r}")
+            headers[name.strip().lower()] = value.strip()
+        return headers
+
+
+def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
+              directory: str | None = None) -> SpooledJson:
+    """Parse a multipart signDoc request into the same shape the JSON transport gives.
+
+    Raises InvalidRequest: 400 for a malformed body or misnamed parts, 413 for a document over
+    ``max_document`` bytes or a request part over 1 MiB."""
+    parts = _Parts(chunks, boundary)
+    strings: dict[str, SpooledString] = {}
+    nonce = secrets.token_hex(16)
+    request = bytearray()
+
+    def take_request(data: memoryview) -> None:
+        request.extend(data)
+        if len(request) > JSON_SLACK:
+            raise InvalidRequest(f"The request part is larger than {JSON_SLACK // 2**20} MiB: "
+                                 "send fewer documents per request", status=413)
+
+    try:
+        parts.until_delimiter(None)  # the preamble
+        names = []
+        while (headers := parts.next_part()) is not None:
+            disposition, options = parse_options_header(headers.get("content-disposition", ""))
+            name = options.get("name") if disposition == "form-data" else None
+            names.append(name)
+            if len(names) == 1:
+                if name != "request":
+                    raise InvalidRequest("The first part of a multipart/form-data signDoc must "
+                                         "be form-data named request: signDoc's JSON")
+                parts.until_delimiter(take_request)
+            elif name == "document":
+                spooled = SpooledString(max_document, directory)
+                strings[f"\0signet-part-{nonce}-{len(strings)}"] = spooled
+                parts.until_delimiter(spooled.write)
+                spooled.finish()
+            else:
+                raise InvalidRequest(f"Unexpected part {name!r}: after the request part, only "
+                                     "form-data parts named document may follow")
+        if not names:
+            raise _malformed("no parts")
+        value = _request_json(bytes(request))
+        _place(value, list(strings))
+    except BaseException:
+        for spooled in strings.values():
+            spooled.close()
+        raise
+    return SpooledJson(value, strings)
+
+
+def _request_json(text: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidRequest("The request part must be a JSON object")
+    return value
+
+
+def _place(value: dict[str, Any], markers: list[str]) -> None:
+    """Put the document parts, in order, where the documents entries' ``document`` goes."""
+    entries = value.get("documents")
+    if entries is None and not markers:
+        return
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise InvalidRequest("Invalid parameter documents: an array of objects, one for each "
+                             "document part")
+    if any("document" in entry for entry in entries):
+        raise InvalidRequest("Invalid parameter document: in a multipart/form-data request "
+                             "each document is a part named document, not a JSON string")
+    if len(entries) != len(markers):
+        raise InvalidRequest(f"Invalid parameter documents: {len(entries)} entries for "
+                             f"{len(markers)} document parts")
+    for entry, marker in zip(entries, markers, strict=True):
+        entry["document"] = marker
+
+
+def mixed(parts: list[tuple[dict[str, str], Any]], *, read_size: int
+          ) -> tuple[str, int, Iterator[bytes]]:
+    """A multipart/mixed body of parts (headers, file-like with ``file`` and ``size``): its
+    Content-Type, its length and its bytes, each part read from its file as it is sent. The
+    boundary is 128 random bits, which no signed output is going to contain."""
+    boundary = f"signet-{secrets.token_hex(16)}"
+    heads = []
+    for index, (headers, output) in enumerate(parts):
+        lines = [f"{'' if index == 0 else chr(13) + chr(10)}--{boundary}",
+                 *(f"{k}: {v}" for k, v in headers.items()),
+                 f"Content-Length: {output.size}", "", ""]
+        heads.append("\r\n".join(lines).encode("latin-1"))
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    length = sum(map(len, heads)) + sum(o.size for _, o in parts) + len(tail)
+
+    def generate() -> Iterator[bytes]:
+        for head, (_, output) in zip(heads, parts, strict=True):
+            yield head
+            output.file.seek(0)
+            while chunk := output.file.read(read_size):
+                yield chunk
+        yield tail
+
+    return f'{MIXED}; boundary="{boundary}"', length, generate()
