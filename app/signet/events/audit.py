@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Insert, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, TextClause, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from signet.store import AuditHead, AuditRecord
@@ -47,18 +47,19 @@ _BUMP_HEAD = (update(_HEAD).where(_HEAD.c.id == 1)
               .values(last_seq=_HEAD.c.last_seq + bindparam("records"))
               .returning(_HEAD.c.last_seq, _HEAD.c.last_hash))
 _SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("new_hash"))
-_HEAD_HASH_CTE = _SET_HEAD_HASH.returning(_HEAD.c.id).cte("moved_head")
 _COLUMNS = ("seq", "at", "event", "actor", "subject", "outcome", "details", "prev_hash",
             "record_hash")
 
 
 @functools.cache
-def _insert_moving_head(count: int) -> Insert:
+def _insert_moving_head(count: int) -> TextClause:
     """PostgreSQL: `count` records and the head's new hash in one statement, built once per
-    count (a statement built per call costs more than the SQL)."""
-    rows: list[dict[str, Any]] = [{c: bindparam(f"{c}_{i}") for c in _COLUMNS}
-                                  for i in range(count)]
-    return insert(_RECORDS).values(rows).add_cte(_HEAD_HASH_CTE)
+    count. As text: SQLAlchemy cannot cache the compiled form of a multi-row VALUES insert,
+    so the Core equivalent was compiled again on every append."""
+    rows = ", ".join("(" + ", ".join(f":{c}_{i}" for c in _COLUMNS) + ")" for i in range(count))
+    return text(
+        f"WITH moved_head AS (UPDATE {_HEAD.name} SET last_hash = :new_hash WHERE id = 1 "
+        f"RETURNING id) INSERT INTO {_RECORDS.name} ({', '.join(_COLUMNS)}) VALUES {rows}")
 
 
 @dataclass(frozen=True)
