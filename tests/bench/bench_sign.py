@@ -78,6 +78,9 @@ def log(message: str) -> None:
 
 
 # -- raw SoftHSM (runs in spawned processes) ------------------------------------------------
+from signet.hsm import retry_opening  # noqa: E402
+
+
 def raw_worker(
     env: dict[str, str], key_label: str, kind: str, start_at: float, warm: float, seconds: float
 ) -> dict[str, Any]:
@@ -87,8 +90,9 @@ def raw_worker(
     from pkcs11 import Mechanism, ObjectClass
 
     lib = pkcs11.lib(MODULE)
-    token = lib.get_token(token_label=TOKEN_LABEL)
-    with token.open(user_pin=USER_PIN) as session:
+    # The other raw process logs in meanwhile: retried as signet.hsm does (SoftHSM's race).
+    session = retry_opening(lambda: lib.get_token(token_label=TOKEN_LABEL).open(user_pin=USER_PIN))
+    with session:
         key: Any = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=key_label)
         digests = [hashlib.sha256(os.urandom(16)).digest() for _ in range(16)]
         if kind == "rsa":

@@ -2,6 +2,8 @@
 
 import hashlib
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -125,6 +127,46 @@ def test_missing_token_is_named(softhsm):
     )
     with pytest.raises(HsmError, match="no-such-token"):
         missing.check()
+
+
+def _log_in_and_out(module: str, label: str, pin: str, started: Any, stop: Any) -> int:
+    """In another process: log in and out of the token until told to stop."""
+    import pkcs11
+
+    token = pkcs11.lib(module).get_token(token_label=label)
+    count = 0
+    while not stop.is_set():
+        try:
+            with token.open(user_pin=pin):
+                count += 1
+        except pkcs11.exceptions.GeneralError:  # the same race, seen from this side
+            pass
+        started.set()
+    return count
+
+
+def test_the_token_opens_while_another_process_logs_in(softhsm):
+    """SoftHSM rewrites its token file on every login; opening the token meanwhile in another
+    process failed with GeneralError until Signet retried."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    pin = Path(softhsm["pin_file"]).read_text().strip()
+    with context.Manager() as manager, context.Pool(1) as pool:
+        started, stop = manager.Event(), manager.Event()
+        other = pool.apply_async(_log_in_and_out, (softhsm["module"], softhsm["token_label"],
+                                                   pin, started, stop))
+        assert started.wait(timeout=60)
+        try:
+            for _ in range(300):
+                fresh = Hsm(HsmSettings(module=softhsm["module"],
+                                        token_label=softhsm["token_label"],
+                                        pin_file=softhsm["pin_file"]))
+                fresh.check()
+                fresh._reset()
+        finally:
+            stop.set()
+        assert other.get(timeout=60) >= 10  # it really was logging in meanwhile
 
 
 def test_key_spec_parsing():

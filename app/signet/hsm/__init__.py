@@ -6,7 +6,9 @@ lock: SoftHSM (and python-pkcs11's C_Initialize(NULL)) is not safe for concurren
 from __future__ import annotations
 
 import os
+import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -105,6 +107,26 @@ def ecdsa_raw_to_der(raw: bytes) -> bytes:
     ).dump()
 
 
+# SoftHSM's file store rewrites the token's own file on every C_Login (its PIN-count flags), and
+# another process reading it meanwhile fails: C_GetTokenInfo with CKR_GENERAL_ERROR, or the
+# token looks absent. Gunicorn workers, the CLI or the bench opening one token together hit
+# that (two processes opening it in a loop: 15-70 % of attempts); a few short retries ride it
+# out. A token that really is missing is reported after them, about 0.1 s later.
+_OPEN_ATTEMPTS = 8
+
+
+def retry_opening(open_token: Callable[[], T]) -> T:
+    """``open_token()`` (finding or logging in to the token), retried through that race."""
+    for attempt in range(1, _OPEN_ATTEMPTS + 1):
+        try:
+            return open_token()
+        except (exceptions.GeneralError, exceptions.NoSuchToken):
+            if attempt == _OPEN_ATTEMPTS:
+                raise
+            time.sleep(0.002 * attempt * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
 class Hsm:
     """A token in a PKCS#11 module. Thread-safe and fork-safe within a process."""
 
@@ -124,17 +146,22 @@ class Hsm:
         except (RuntimeError, OSError) as exc:
             raise HsmError(f"cannot load PKCS#11 module {self.settings.module}: {exc}")
         try:
-            token = lib.get_token(token_label=self.settings.token_label)
+            token = retry_opening(lambda: lib.get_token(token_label=self.settings.token_label))
         except (exceptions.NoSuchToken, exceptions.PKCS11Error) as exc:
             raise HsmError(
                 f"token {self.settings.token_label!r} not found in {self.settings.module} "
                 f"({exc.__class__.__name__}); is it initialised?"
             )
         pin = self.settings.read_pin()
+
+        def log_in() -> Any:
+            try:
+                return token.open(rw=True, user_pin=pin)
+            except exceptions.UserAlreadyLoggedIn:
+                return token.open(rw=True)
+
         try:
-            return token.open(rw=True, user_pin=pin)
-        except exceptions.UserAlreadyLoggedIn:
-            return token.open(rw=True)
+            return retry_opening(log_in)
         except exceptions.PinIncorrect:
             raise HsmError(f"token {self.settings.token_label!r} refused the user PIN")
 
