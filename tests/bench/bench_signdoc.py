@@ -195,7 +195,7 @@ def decode_document(resp: http.client.HTTPResponse, out: Path) -> int:
     return size
 
 
-BOUNDARY = "bench-8d1f0c2a9e"
+BOUNDARY = "signet-bench-" + "7f3a9c1e5b2d4086a1c3e5f7092b4d6e"  # as long as urllib3's
 
 
 def multipart_parts(cred_id: str, sad: str, level: str) -> tuple[bytes, bytes]:
