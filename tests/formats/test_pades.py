@@ -232,6 +232,51 @@ def test_pades_second_signature_keeps_the_first_valid(
             assert status.bottom_line, status.pretty_print_details()
 
 
+def test_pades_reserves_what_the_last_signature_took(
+    pki, tsa_services, trust, sample_pdf, tmp_path, monkeypatch
+):
+    """The first B-T signature with a key is sized by pyHanko's dry run (a dummy CMS and a
+    dummy time-stamp token); the next ones reserve what the last one took, make neither, and
+    still validate."""
+    from collections import OrderedDict
+
+    from pyhanko.sign.signers.pdf_signer import PdfSigningSession
+
+    from signet.formats import pades
+    from signet.formats.services import SignetTimeStamper
+
+    estimates: list[int] = []
+    tsa_requests: list[int] = []
+    estimate = PdfSigningSession.estimate_signature_container_size
+    request = SignetTimeStamper.async_request_tsa_response
+
+    async def counted_estimate(self, *args, **kwargs):
+        estimates.append(1)
+        return await estimate(self, *args, **kwargs)
+
+    async def counted_request(self, *args, **kwargs):
+        tsa_requests.append(1)
+        return await request(self, *args, **kwargs)
+
+    monkeypatch.setattr(PdfSigningSession, "estimate_signature_container_size", counted_estimate)
+    monkeypatch.setattr(SignetTimeStamper, "async_request_tsa_response", counted_request)
+    monkeypatch.setattr(pades, "_RESERVES", OrderedDict())
+    variant = make_key_variant(pki, "rsa-pkcs1")
+    for run in range(3):
+        signed = tmp_path / f"signed-{run}.pdf"
+        with open(signed, "w+b") as out:
+            sign_document(sample_pdf, out, format="P", level="B-T", key=variant.key,
+                          services=tsa_services)
+        verdict = pdfsig(signed, trust.nss_dir)[0]
+        assert verdict["Signature Validation"] == "Signature is Valid.", verdict
+    assert estimates == [1]
+    assert len(tsa_requests) == 2 + 1 + 1  # dummy and real token, then the real ones only
+    # Another level is another size: estimated again.
+    with open(tmp_path / "b-b.pdf", "w+b") as out:
+        sign_document(sample_pdf, out, format="P", level="B-B", key=variant.key)
+    assert estimates == [1, 1]
+
+
 def test_pades_rejects_a_non_pdf(pki):
     variant = make_key_variant(pki, "ec-p256")
     with pytest.raises(FormatError, match="not a PDF"):

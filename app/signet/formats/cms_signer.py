@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from asn1crypto import algos
+from typing import Any
+
+from asn1crypto import algos, cms
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -44,12 +46,22 @@ class RemoteCMSSigner(Signer):
         self.hash_name = hash_name
         self.scheme = key.resolve_scheme(scheme)
         self.sign_calls = 0
+        self.signed_size: int | None = None  # bytes of the last CMS signed for real
         super().__init__(
             signing_cert=key.certificate,
             cert_registry=SimpleCertificateStore.from_certs(list(key.chain)),
             signature_mechanism=signature_mechanism(key, hash_name, self.scheme),
             embed_roots=embed_roots,
         )
+
+    async def async_sign(  # type: ignore[override]
+        self, data_digest: bytes, digest_algorithm: str, dry_run: bool = False,
+        *args: Any, **kwargs: Any,
+    ) -> cms.ContentInfo:
+        signed = await super().async_sign(data_digest, digest_algorithm, dry_run, *args, **kwargs)
+        if not dry_run:
+            self.signed_size = len(signed.dump())  # what PAdES may reserve next time
+        return signed
 
     async def async_sign_raw(
         self, data: bytes, digest_algorithm: str, dry_run: bool = False

@@ -23,6 +23,8 @@ tests/unit/test_pades_resumed_digest.py fails when pyHanko stops going through t
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
@@ -126,6 +128,39 @@ def _resuming(resume: ResumeDigest | None) -> Iterator[None]:
         _resume.reset(token)
 
 
+# pyHanko sizes the signature's /Contents by building a whole dummy CMS first and, from B-T
+# on, by asking the TSA for a dummy token: a third of the CPU of signing a small PDF, and one
+# more TSA round trip. The CMS signed last for the same certificates, hash, scheme, level and
+# TSA tells the size instead; it is reserved with pyHanko's own margin (half again) plus
+# 2 KiB, which a time-stamp token a little larger than the last one fits in.
+_RESERVES: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+_RESERVES_LOCK = threading.Lock()
+_RESERVES_KEPT = 256
+
+
+def _reserve_key(key: RemoteKey, signer: RemoteCMSSigner, level: Level,
+                 services: ServicesConfig) -> tuple[Any, ...]:
+    return (key.certificate.sha256, tuple(c.sha256 for c in key.chain), signer.hash_name,
+            signer.scheme, level, services.tsa.url if services.tsa else None)
+
+
+def _reserved(reserve_key: tuple[Any, ...]) -> int | None:
+    """Hex digits to reserve for the CMS (what pyHanko calls bytes_reserved), if known."""
+    with _RESERVES_LOCK:
+        size = _RESERVES.get(reserve_key)
+        if size is not None:
+            _RESERVES.move_to_end(reserve_key)
+    return None if size is None else 2 * (size + size // 2) + 4096
+
+
+def _remember(reserve_key: tuple[Any, ...], size: int) -> None:
+    with _RESERVES_LOCK:
+        _RESERVES[reserve_key] = size
+        _RESERVES.move_to_end(reserve_key)
+        while len(_RESERVES) > _RESERVES_KEPT:
+            _RESERVES.popitem(last=False)
+
+
 async def async_sign_pades(
     source: Source,
     out: IO[bytes],
@@ -183,12 +218,18 @@ async def async_sign_pades(
                 signer_key_usage=set(),
             )
             pdf_signer = signers.PdfSigner(metadata, signer=signer, timestamper=timestamper)
+            reserve_key = _reserve_key(key, signer, level, services)
+            reserved = _reserved(reserve_key)
             if in_place:
                 with _resuming(resume_digest):
-                    await pdf_signer.async_sign_pdf(writer, in_place=True, chunk_size=CHUNK_SIZE)
+                    await pdf_signer.async_sign_pdf(writer, in_place=True, chunk_size=CHUNK_SIZE,
+                                                    bytes_reserved=reserved)
                 out.flush()
             else:
-                await pdf_signer.async_sign_pdf(writer, output=pdf_out, chunk_size=CHUNK_SIZE)
+                await pdf_signer.async_sign_pdf(writer, output=pdf_out, chunk_size=CHUNK_SIZE,
+                                                bytes_reserved=reserved)
+            if signer.signed_size is not None:
+                _remember(reserve_key, signer.signed_size)
         except ServiceError:
             raise
         except (PathValidationError, PathBuildingError) as exc:
