@@ -112,3 +112,38 @@ def self_signed_tls(tmp: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+def throwaway_chain(name: str, signer_public_key: object) -> tuple[x509.Certificate,
+                                                                   x509.Certificate]:
+    """A root (EC P-256, its key in memory and then dropped) and a signing certificate for
+    ``signer_public_key`` under it, both valid for a day: ``(root, signer)``."""
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+
+    def name_of(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def certificate(subject: str, public_key: object) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder().subject_name(name_of(subject))
+            .issuer_name(name_of(f"{name} Root")).public_key(public_key)  # type: ignore[arg-type]
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        )  # fmt: skip
+
+    root = (
+        certificate(f"{name} Root", root_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
+                       True)
+        .sign(root_key, hashes.SHA256())
+    )  # fmt: skip
+    signer = (
+        certificate(f"{name} Signer", signer_public_key)
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+                       True)
+        .sign(root_key, hashes.SHA256())
+    )  # fmt: skip
+    return root, signer
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,3 +72,18 @@ def trust(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Trust:
 @pytest.fixture
 def sample_pdf(tmp_path: Path) -> Path:
     return write_pdf(tmp_path / "document.pdf", 4096)
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """Every temporary file the signDoc body readers (signet.web.spool, .multipart) open, to
+    check that none is left open."""
+    files: list = []
+    real = tempfile.TemporaryFile
+
+    def tracked(*args, **kwargs):
+        files.append(real(*args, **kwargs))
+        return files[-1]
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", tracked)
+    return files

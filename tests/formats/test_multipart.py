@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import IO
 
@@ -39,20 +38,6 @@ def body(fields: list[tuple[str, bytes, str | None]], boundary: str = "x-boundar
 
 def pieces(data: bytes, size: int) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
-
-
-@pytest.fixture
-def opened(monkeypatch):
-    files: list = []
-    real = tempfile.TemporaryFile
-
-    def tracked(*args, **kwargs):
-        files.append(real(*args, **kwargs))
-        return files[-1]
-
-    monkeypatch.setattr(multipart.SpooledString.__init__.__globals__["tempfile"],
-                        "TemporaryFile", tracked)
-    return files
 
 
 @pytest.mark.parametrize("size", [1, 7, 29, 30, 31, 4096, 10**6])

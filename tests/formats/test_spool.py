@@ -10,7 +10,6 @@ import io
 import itertools
 import json
 import os
-import tempfile
 
 import pytest
 
@@ -22,20 +21,6 @@ DOCUMENT = os.urandom(3000)
 
 def pieces(data: bytes, size: int) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
-
-
-@pytest.fixture
-def opened(monkeypatch):
-    """Every temporary file the scanner opens, to check that none is left open."""
-    files: list = []
-    real = tempfile.TemporaryFile
-
-    def tracked(*args, **kwargs):
-        files.append(real(*args, **kwargs))
-        return files[-1]
-
-    monkeypatch.setattr(spool.tempfile, "TemporaryFile", tracked)
-    return files
 
 
 def read_back(spooled: spool.SpooledString) -> bytes:

@@ -6,7 +6,6 @@ break the signature: that is what fails if pyHanko stops hashing through the sta
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import io
 import subprocess
@@ -18,10 +17,8 @@ from typing import Any
 
 import pytest
 from asn1crypto import x509 as asn1_x509
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import padding, utils
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.signers import pdf_byterange
 from pyhanko.sign.validation import async_validate_pdf_signature, async_validate_pdf_timestamp
@@ -33,6 +30,7 @@ from signet.formats import RemoteKey, ServicesConfig, TsaConfig, sign_document
 from signet.formats.pades import _resume, _ResumedHash, _resuming
 from signet.hsm import Hsm, KeySpec
 from tests.formats.formats_helpers import pdfsig
+from tests.helpers import throwaway_chain
 from tests.pki.make_pdf import write_pdf
 from tests.pki.signet_test_pki import serve_test_pki
 
@@ -61,10 +59,6 @@ class SpyState:
         return SpyState(self.inner.copy(), self.fed)
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
 @pytest.fixture(scope="module")
 def hsm_key(softhsm, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """An EC P-256 key generated in SoftHSM, certified by a throw-away in-memory root; the
@@ -73,25 +67,7 @@ def hsm_key(softhsm, tmp_path_factory) -> Iterator[dict[str, Any]]:
                           pin_file=softhsm["pin_file"]))
     label = f"pades-resume-{uuid.uuid4().hex[:8]}"
     hsm.generate_key(label, KeySpec.parse("ec-p256"))
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root = (
-        x509.CertificateBuilder().subject_name(_name("Resume Root")).issuer_name(_name("Resume Root"))
-        .public_key(root_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
-                       True)
-        .sign(root_key, hashes.SHA256())
-    )  # fmt: skip
-    leaf = (
-        x509.CertificateBuilder().subject_name(_name("Resume Signer")).issuer_name(root.subject)
-        .public_key(hsm.public_key(label)).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-                       True)
-        .sign(root_key, hashes.SHA256())
-    )  # fmt: skip
+    root, leaf = throwaway_chain("Resume", hsm.public_key(label))
     calls: list[tuple[int, str]] = []
 
     def sign_digest(digest: bytes, hash_name: str, scheme: str) -> bytes:

@@ -4,50 +4,26 @@ and unusable input is a VerifyError with a message, not a traceback."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
-from cryptography.x509.oid import NameOID
 
 from signet.formats import RemoteKey, sign_document
 from signet.formats.verify import VerifyError, detect_format, load_certificates, verify_file
+from tests.helpers import throwaway_chain
 from tests.pki.make_pdf import write_pdf
 
 XML_DOC = b'<?xml version="1.0"?>\n<doc xmlns="urn:signet:unit"><line>unit line</line></doc>\n'
 BLOB = b"unit line\n" * 100
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory):
     """A root and an EC signer certificate; the keys are test-only and live in memory."""
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root = (
-        x509.CertificateBuilder().subject_name(_name("Unit Root")).issuer_name(_name("Unit Root"))
-        .public_key(root_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
-                       True)
-        .sign(root_key, hashes.SHA256())
-    )  # fmt: skip
     signer_key = ec.generate_private_key(ec.SECP256R1())
-    signer = (
-        x509.CertificateBuilder().subject_name(_name("Unit Signer")).issuer_name(root.subject)
-        .public_key(signer_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-                       True)
-        .sign(root_key, hashes.SHA256())
-    )  # fmt: skip
+    root, signer = throwaway_chain("Unit", signer_key.public_key())
     base = tmp_path_factory.mktemp("unit-ca")
     root_pem = base / "root.pem"
     root_pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
