@@ -63,6 +63,18 @@ def test_documents_arrive_whole_whatever_the_pieces(size, opened):
     assert len(opened) == 2 and all(f.closed for f in opened)
 
 
+def test_at_most_max_spooled_document_parts(opened):
+    limit = multipart.MAX_SPOOLED
+    fields = [("request", json.dumps({"documents": [{}] * (limit + 1)}).encode(), None),
+              *[("document", b"%PDF", None)] * (limit + 1)]
+    data, boundary = body(fields)
+    with pytest.raises(InvalidRequest) as refused:
+        multipart.read_form([data], boundary, max_document=100)
+    assert refused.value.status == 413
+    assert refused.value.description.startswith(f"More than {limit} documents")
+    assert len(opened) == limit and all(f.closed for f in opened)
+
+
 def test_only_digests_need_no_document_part():
     request = {"credentialID": "c", "SAD": "s", "documentDigests": [{"hashes": ["AA=="]}]}
     data, boundary = body([("request", json.dumps(request).encode(), None)])

@@ -152,6 +152,23 @@ def test_a_document_over_the_limit_is_refused_while_it_arrives(opened):
     assert opened and all(f.closed for f in opened)
 
 
+def test_at_most_max_spooled_documents_go_to_disk(opened):
+    """Each spooled document holds a file descriptor until the request ends."""
+    long = base64.b64encode(os.urandom(spool.SPOOL_THRESHOLD)).decode()
+    entries = [{"document": long}] * spool.MAX_SPOOLED
+    with spool.scan([json.dumps({"documents": entries}).encode()],
+                    max_document=2**20) as parsed:
+        assert len(parsed.strings) == spool.MAX_SPOOLED
+    with pytest.raises(InvalidRequest) as refused:
+        spool.scan([json.dumps({"documents": [*entries, {"document": long}]}).encode()],
+                   max_document=2**20)
+    assert refused.value.status == 413
+    assert refused.value.description == (
+        f"More than {spool.MAX_SPOOLED} documents over 64 KiB in one request: send fewer "
+        "documents per request")
+    assert len(opened) == 2 * spool.MAX_SPOOLED and all(f.closed for f in opened)
+
+
 def test_too_much_json_besides_the_documents():
     body = b'{"documentDigests": [' + b",".join([b'{"hashes": ["QUJD"]}'] * 2000) + b"]}"
     with pytest.raises(InvalidRequest) as refused:

@@ -19,7 +19,13 @@ from typing import Any
 from werkzeug.http import parse_options_header
 
 from signet.errors import InvalidRequest
-from signet.web.spool import JSON_SLACK, SpooledJson, SpooledString
+from signet.web.spool import (
+    JSON_SLACK,
+    MAX_SPOOLED,
+    SpooledJson,
+    SpooledString,
+    too_many_documents,
+)
 
 FORM = "multipart/form-data"
 MIXED = "multipart/mixed"
@@ -129,6 +135,8 @@ def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
                                          "be form-data named request: signDoc's JSON")
                 parts.until_delimiter(take_request)
             elif name == "document":
+                if len(strings) >= MAX_SPOOLED:
+                    raise too_many_documents()
                 spooled = SpooledString(max_document, directory)
                 strings[f"\0signet-part-{nonce}-{len(strings)}"] = spooled
                 parts.until_delimiter(spooled.write)

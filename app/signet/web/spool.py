@@ -32,6 +32,7 @@ from signet.errors import InvalidRequest
 READ_SIZE = 1024 * 1024
 SPOOL_THRESHOLD = 64 * 1024
 SKELETON_LIMIT = 16 * 1024 * 1024
+MAX_SPOOLED = 100  # documents on disk per request: each holds a file descriptor until the end
 _HASH_ASIDE = 64 * 1024  # pieces this large are hashed on a hashing thread
 JSON_SLACK = 1024 * 1024  # room for the JSON around one maximal document
 NOT_JSON = "The request body must be a JSON object"
@@ -44,6 +45,12 @@ _STRING_CONTENT = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.S)
 def body_limit(max_document: int) -> int:
     """The largest signDoc body: one maximal document in base64, plus the JSON around it."""
     return -(-max_document // 3) * 4 + JSON_SLACK
+
+
+def too_many_documents() -> InvalidRequest:
+    return InvalidRequest(f"More than {MAX_SPOOLED} documents over "
+                          f"{SPOOL_THRESHOLD // 1024} KiB in one request: send fewer documents "
+                          "per request", status=413)
 
 
 def _too_large_document(max_document: int) -> InvalidRequest:
@@ -253,6 +260,8 @@ class _Scanner:
         return end + 1
 
     def _start_spool(self) -> None:
+        if len(self.strings) >= MAX_SPOOLED:
+            raise too_many_documents()
         self._spool = SpooledString(self._max_document, self._directory)
         content = bytes(self._buffer)
         self._buffer.clear()
