@@ -13,6 +13,7 @@ import io
 import itertools
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -478,6 +479,29 @@ def test_multipart_refusals_are_csc_errors_and_leave_no_file(live):
     assert (refused.status_code, refused.json()["error_description"]) == (
         400, "Malformed multipart/form-data body: it ends before the closing boundary")
     assert deleted_files_open() == open_before
+
+
+def test_a_bulk_request_does_not_hold_a_file_per_document(live):
+    """Small outputs are kept in memory, so 300 documents sign with room for 100 more open
+    files in this process. With a file per output they ran out, and SoftHSM, unable to open
+    its own files, failed the request (503 "HSM error: ObjectHandleInvalid")."""
+    documents = [os.urandom(300) for _ in range(300)]
+    sad = live.authorize("ec", [hashlib.sha256(d).digest() for d in documents])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 100, hard))
+    try:
+        response = live.sign_doc("ec-p256", sad, documents=[
+            {"document": b64(d), "signature_format": "C", "signed_envelope_property": "Detached"}
+            for d in documents])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert response.status_code == 200, response.text[:500]
+    signatures = response.json()["SignatureObject"]
+    assert len(signatures) == len(documents)
+    for index in (0, 299):
+        (live.tmp / "bulk.bin").write_bytes(documents[index])
+        (live.tmp / "bulk.p7s").write_bytes(base64.b64decode(signatures[index]))
+        assert openssl_cms_verify(live.tmp / "bulk.p7s", live.tmp / "bulk.bin", live.root_pem)
 
 
 def test_a_long_pdf_is_signed_in_place_b_lta(live, monkeypatch):

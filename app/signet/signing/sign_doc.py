@@ -48,6 +48,10 @@ from signet.signing.csc import (
     resolve_algorithm,
 )
 
+# Outputs up to SMALL_OUTPUT bytes are held in memory, SMALL_OUTPUTS_KEPT bytes of them at the
+# most per request; larger ones (and the rest) stay in their temporary files.
+SMALL_OUTPUT = 256 * 1024
+SMALL_OUTPUTS_KEPT = 32 * 1024 * 1024
 # What a document's signature comes back as: the document itself, or a separate object.
 DETACHED = {("cades", "detached"), ("xades", "detached"), ("jades", "detached")}
 
@@ -87,8 +91,8 @@ class DocumentJob:
 
 @dataclass(frozen=True)
 class SignedOutput:
-    """A signed document or signature object in an anonymous temporary file: closing it
-    deletes it."""
+    """A signed document or signature object in an anonymous temporary file (closing it
+    deletes it), or in memory when it is small."""
 
     detached: bool
     file: IO[bytes]
@@ -161,7 +165,8 @@ def _check_job(job: DocumentJob, offered: list[str]) -> tuple[str, str, Level]:
 def sign_documents(services: Services, principal: Principal, *, credential_id: Any, sad: Any,
                    jobs: list[DocumentJob], spool_dir: str | None = None) -> list[SignedOutput]:
     """Sign every job. The caller closes the outputs returned (temporary files in
-    ``spool_dir``, default $TMPDIR); on an error, those already written are deleted.
+    ``spool_dir``, default $TMPDIR, or small ones in memory); on an error, those already
+    written are deleted.
 
     PAdES and detached CAdES stream from the document's file; XAdES, JAdES and attached
     CAdES read the document into memory once (their libraries need it whole)."""
@@ -211,6 +216,7 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
     permit = open_permit(services.database, services.hsm, request)
     outputs: list[SignedOutput] = []
     files: list[IO[bytes]] = []
+    kept = 0  # bytes of outputs held in memory
     config = services_config(services)
     try:
         for job, (fmt, packaging, level), (hash_name, scheme, _), digest in zip(
@@ -249,8 +255,16 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                 raise InvalidRequest(f"The document cannot be signed as {fmt} "
                                      f"{packaging}: {exc}")
             out.flush()
+            size = out.seek(0, io.SEEK_END)
+            if give_up is None and size <= SMALL_OUTPUT and kept + size <= SMALL_OUTPUTS_KEPT:
+                # A small output is kept in memory and its file closed at once: a bulk request
+                # of a thousand documents then holds no thousand file descriptors.
+                out.seek(0)
+                data = out.read()
+                out.close()
+                out, kept = io.BytesIO(data), kept + size
             outputs.append(SignedOutput((fmt, packaging) in DETACHED or job.digest is not None,
-                                        out, out.seek(0, io.SEEK_END)))
+                                        out, size))
             with services.database.transaction() as session:
                 append_event(session, "signature.created", actor=principal.username,
                              subject=credential_id, format=fmt, packaging=packaging,
