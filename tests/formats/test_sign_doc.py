@@ -451,6 +451,16 @@ def test_multipart_sign_doc_through_gunicorn(live, gunicorn):
     assert int(response.headers["Content-Length"]) == len(response.content)
     check_signed_pdf(live, response.content, pdf)
 
+    # A small output, kept in memory rather than in a file, answered the same way.
+    request["SAD"] = live.authorize("rsa", [hashlib.sha256(small).digest()])
+    request["documents"] = [{"signature_format": "C", "signed_envelope_property": "Detached",
+                             "signAlgo": ALGOS["rsa-pkcs1"][1]}]
+    response = multipart_sign_doc(gunicorn, live, request, [small], "application/octet-stream")
+    assert response.status_code == 200, response.text[:500]
+    assert response.headers["Content-Disposition"] == 'attachment; name="SignatureObject"'
+    (live.tmp / "small.p7s").write_bytes(response.content)
+    assert openssl_cms_verify(live.tmp / "small.p7s", live.tmp / "small.bin", live.root_pem)
+
 
 def test_multipart_refusals_are_csc_errors_and_leave_no_file(live):
     open_before = deleted_files_open()
