@@ -69,13 +69,11 @@ class _Parts:
         """Everything up to the next delimiter, which is consumed. The data is kept as
         immutable bytes so that the sink may hand views of it to a hashing thread."""
         keep = len(self._delimiter) - 1  # a delimiter may straddle two chunks
-        searched = 0
-        while (found := self._data.find(self._delimiter, searched)) < 0:
+        while (found := self._data.find(self._delimiter)) < 0:
             if len(self._data) > keep:
                 if sink is not None:
                     sink(memoryview(self._data)[:-keep])
                 self._data = self._data[-keep:]
-            searched = 0
             if not self._more():
                 raise _malformed("it ends before the closing boundary")
         if sink is not None and found:
