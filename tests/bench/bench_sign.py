@@ -78,9 +78,6 @@ def log(message: str) -> None:
 
 
 # -- raw SoftHSM (runs in spawned processes) ------------------------------------------------
-from signet.hsm import retry_opening  # noqa: E402
-
-
 def raw_worker(
     env: dict[str, str], key_label: str, kind: str, start_at: float, warm: float, seconds: float
 ) -> dict[str, Any]:
@@ -88,6 +85,8 @@ def raw_worker(
     os.environ.update(env)
     import pkcs11
     from pkcs11 import Mechanism, ObjectClass
+
+    from signet.hsm import retry_opening
 
     lib = pkcs11.lib(MODULE)
     # The other raw process logs in meanwhile: retried as signet.hsm does (SoftHSM's race).

@@ -117,14 +117,12 @@ _OPEN_ATTEMPTS = 8
 
 def retry_opening(open_token: Callable[[], T]) -> T:
     """``open_token()`` (finding or logging in to the token), retried through that race."""
-    for attempt in range(1, _OPEN_ATTEMPTS + 1):
+    for attempt in range(1, _OPEN_ATTEMPTS):
         try:
             return open_token()
         except (exceptions.GeneralError, exceptions.NoSuchToken):
-            if attempt == _OPEN_ATTEMPTS:
-                raise
             time.sleep(0.002 * attempt * (1 + random.random()))
-    raise AssertionError("unreachable")
+    return open_token()
 
 
 class Hsm:

@@ -58,19 +58,19 @@ DETACHED = {("cades", "detached"), ("xades", "detached"), ("jades", "detached")}
 
 @dataclass(frozen=True)
 class DocumentFile:
-    """A document already in a seekable binary file (the caller keeps and closes it), with
-    any digests taken while it was written, by hash name.
+    """A document already in a seekable binary file (the caller keeps and closes it).
 
     ``give_up``, when set, hands the (readable and writable) file over for good: PAdES then
     appends the signature to it in place instead of copying the whole document to a new
     file, and the signed output owns it.
 
     ``hash_states``, by hash name, gives a copy of a hash object (``update``, ``digest``,
-    ``copy``, as hashlib's) that has taken in exactly the file's ``size`` bytes."""
+    ``copy``, as hashlib's) that has taken in exactly the file's ``size`` bytes, when the
+    file was hashed while it was written: its digest then needs no second pass, nor does
+    PAdES's signature in place."""
 
     stream: IO[bytes]
     size: int
-    digests: Mapping[str, bytes] = field(default_factory=dict)
     give_up: Callable[[], IO[bytes]] | None = None
     hash_states: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
 
@@ -112,9 +112,9 @@ def _document_size(document: bytes | DocumentFile) -> int:
 
 def _document_digest(document: bytes | DocumentFile, hash_name: str) -> bytes:
     if isinstance(document, DocumentFile):
-        known = document.digests.get(hash_name)
-        return known if known is not None else compute_document_digest(document.stream,
-                                                                        hash_name)
+        state = document.hash_states.get(hash_name)
+        return (state().digest() if state is not None
+                else compute_document_digest(document.stream, hash_name))
     return compute_document_digest(document, hash_name)
 
 

@@ -365,8 +365,7 @@ def _document(entry: dict[str, Any], spooled: spool.SpooledJson
     if long is not None:
         if not long.valid:
             raise InvalidRequest("Invalid parameter document: not base64")
-        return sign_doc.DocumentFile(long.file, long.size, {"sha256": long.sha256},
-                                     give_up=long.give_up,
+        return sign_doc.DocumentFile(long.file, long.size, give_up=long.give_up,
                                      hash_states={"sha256": long.hash_state})
     try:
         return base64.b64decode(document, validate=True)

@@ -189,10 +189,9 @@ def mixed(parts: list[tuple[dict[str, str], Any]], *, read_size: int
     boundary = f"signet-{secrets.token_hex(16)}"
     heads = []
     for index, (headers, output) in enumerate(parts):
-        lines = [f"{'' if index == 0 else chr(13) + chr(10)}--{boundary}",
-                 *(f"{k}: {v}" for k, v in headers.items()),
+        lines = [f"--{boundary}", *(f"{k}: {v}" for k, v in headers.items()),
                  f"Content-Length: {output.size}", "", ""]
-        heads.append("\r\n".join(lines).encode("latin-1"))
+        heads.append(("\r\n" if index else "").encode() + "\r\n".join(lines).encode("latin-1"))
     tail = f"\r\n--{boundary}--\r\n".encode()
     length = sum(map(len, heads)) + sum(o.size for _, o in parts) + len(tail)
 

@@ -89,11 +89,6 @@ class SpooledString:
         self._padding = 0
         self._given_up = False
 
-    @property
-    def sha256(self) -> bytes:
-        self._hashed()
-        return self._hash.digest()
-
     def hash_state(self) -> Any:
         """A copy of the SHA-256 object that has taken in exactly the bytes written so far
         (the whole document once finished): a signer may go on hashing what it appends."""
