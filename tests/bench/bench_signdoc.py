@@ -12,9 +12,11 @@ one RSA-2048 PIN credential, `signet serve` with ONE gunicorn worker, gthread wi
 * PAdES B-B through the API (authorize with the PDF's SHA-256 + PIN, then signDoc) for PDFs
   of 1, 10 and 100 MB: wall time per document as the client sees it (median of --runs), the
   client streaming both ways (the request is base64-encoded from the file as it is sent, the
-  answer decoded to a file as it arrives), and the worker's peak RSS increase during the
-  signDoc request: /proc/<worker>/clear_refs is written with "5" (resets VmHWM to the current
-  RSS) and VmRSS read before the request, VmHWM after;
+  answer decoded to a file as it arrives; or, in Signet's multipart transport, raw bytes both
+  ways: the request part first, or last so that the PDF is hashed while it is sent, and the
+  whole signed PDF back or only what signing appended), and the worker's peak RSS increase
+  during the signDoc request: /proc/<worker>/clear_refs is written with "5" (resets VmHWM to
+  the current RSS) and VmRSS read before the request, VmHWM after;
 * the same PDF signed by pyHanko locally (PdfSigner.sign_pdf, IncrementalPdfFileWriter over
   the input file, output streamed to a file, with the 1 MiB buffers Signet's PAdES asks pyHanko
   for instead of its default 4 KiB) with the credential's own key in the same SoftHSM
@@ -63,6 +65,9 @@ SIGN_ALGO = bs.SIGN_ALGO["rsa"]
 REQUEST_TIMEOUT = 150  # gunicorn's worker timeout is 120 s
 CHILD_TIMEOUT = 120
 GOAL = 1.5
+# Signet's binary transport: the request part first, or last; the whole answer or what was
+# appended.
+RAW_VIAS = ("multipart", "SAD last", "appended")
 
 
 def proc_status(pid: int, field: str) -> int:
@@ -198,13 +203,18 @@ def decode_document(resp: http.client.HTTPResponse, out: Path) -> int:
 BOUNDARY = "signet-bench-" + "7f3a9c1e5b2d4086a1c3e5f7092b4d6e"  # as long as urllib3's
 
 
-def multipart_parts(cred_id: str, sad: str, level: str) -> tuple[bytes, bytes]:
-    """A multipart/form-data signDoc around one raw PDF part: what goes before and after."""
-    request = json.dumps({
-        "credentialID": cred_id, "SAD": sad,
+def request_json(cred_id: str, sad: str, level: str, appended: bool = False) -> str:
+    """signDoc's JSON for one PAdES document sent as a multipart part."""
+    return json.dumps({
+        "credentialID": cred_id, "SAD": sad, "signet_appended": appended,
         "documents": [{"signature_format": "P", "conformance_level": f"Ades-{level}",
                        "signed_envelope_property": "Enveloped", "signAlgo": SIGN_ALGO}],
     })  # fmt: skip
+
+
+def multipart_parts(cred_id: str, sad: str, level: str) -> tuple[bytes, bytes]:
+    """A multipart/form-data signDoc around one raw PDF part: what goes before and after."""
+    request = request_json(cred_id, sad, level)
     before = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"request\"\r\n"
               f"Content-Type: application/json\r\n\r\n{request}\r\n--{BOUNDARY}\r\n"
               "Content-Disposition: form-data; name=\"document\"; filename=\"in.pdf\"\r\n"
@@ -226,40 +236,101 @@ def send_raw(conn: http.client.HTTPConnection, headers: dict[str, str], before: 
     conn.send(after)
 
 
-def receive_raw(resp: http.client.HTTPResponse, out: Path) -> int:
-    """Copy a signDoc answer of one raw output (Accept: application/octet-stream) to ``out``."""
+def send_sad_last(conn: http.client.HTTPConnection, headers: dict[str, str], pdf: Path,
+                  authorize: Any, request_part: Any, copy: Any = None) -> float:
+    """Send a multipart signDoc whose request part comes last, chunked: the PDF is hashed as it
+    is sent (and written to ``copy`` if given), then authorized with that hash (on another
+    connection) while this request waits, and the request part with the SAD closes the body.
+    Returns the authorize call's time."""
+    conn.putrequest("POST", "/csc/v2/signatures/signDoc")
+    for name, value in {**headers, "Transfer-Encoding": "chunked"}.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    assert conn.sock is not None
+    sock = conn.sock
+
+    def chunk(data: bytes | memoryview) -> None:
+        sock.sendall(b"%x\r\n" % len(data))
+        sock.sendall(data)
+        sock.sendall(b"\r\n")
+
+    chunk(f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"document\"; "
+          "filename=\"in.pdf\"\r\nContent-Type: application/pdf\r\n\r\n".encode())
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(READ_CHUNK))
+    with pdf.open("rb", buffering=0) as source:
+        while count := source.readinto(buffer):
+            digest.update(buffer[:count])
+            chunk(buffer[:count])
+            if copy is not None:
+                copy.write(buffer[:count])
+    started = time.perf_counter()
+    sad = authorize(base64.b64encode(digest.digest()).decode())
+    took = time.perf_counter() - started
+    chunk(f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"request\"\r\n"
+          f"Content-Type: application/json\r\n\r\n{request_part(sad)}\r\n--{BOUNDARY}--\r\n"
+          .encode())
+    sock.sendall(b"0\r\n\r\n")
+    return took
+
+
+def receive_raw(resp: http.client.HTTPResponse, out: Path, after: int = 0) -> int:
+    """Copy a signDoc answer of one raw output (Accept: application/octet-stream) to ``out``;
+    with ``after``, the answer is what signing appended to the first ``after`` bytes of the
+    document, already in ``out``: it goes at their end."""
     if resp.headers["Content-Disposition"] != 'attachment; name="DocumentWithSignature"':
         raise SystemExit(f"unexpected signDoc answer: {resp.headers}")
+    if after and resp.headers["Signet-Appended-To"] != str(after):
+        raise SystemExit(f"not an appended answer: {resp.headers}")
     size = 0
     buffer = memoryview(bytearray(READ_CHUNK))
-    with out.open("wb") as sink:
+    with out.open("r+b" if after else "wb") as sink:
+        sink.seek(after)
+        sink.truncate()
         while count := resp.readinto(buffer):
             size += sink.write(buffer[:count])
     if size != int(resp.headers["Content-Length"]):
         raise SystemExit("signDoc answer shorter than its Content-Length")
-    return size
+    return after + size
 
 
-def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: Path, level: str,
-             worker: int, reject: bool = False, multipart: bool = False
-             ) -> dict[str, Any]:  # fmt: skip
-    """authorize + signDoc for one PDF file; client-side phases, worker CPU and peak RSS.
-
-    The client streams both ways (base64-encodes the file while sending, decodes the answer
-    into bench.dir/api-out.pdf while receiving), so its own copies do not weigh on the figures.
-    ``multipart``: Signet's binary transport instead, the PDF a raw multipart/form-data part
-    and the signed PDF the answer's body (Accept: application/octet-stream); no base64.
-    ``reject``: the SAD is bound to another digest, so the server reads, decodes and hashes
-    the document and then refuses it (400): the cost of merely taking the request in."""
-    t0 = time.perf_counter()
-    with pdf.open("rb") as source:
-        real = hashlib.file_digest(source, "sha256").digest()
-    digest = base64.b64encode(hashlib.sha256(b"other").digest() if reject else real).decode()
+def sad_for(bench: bs.Bench, token: str, cred_id: str, digest: str) -> str:
     status, answer = bs.authorize(bs.Api(bench.port, token), cred_id, [digest], 1)
     if status != 200:
         raise SystemExit(f"authorize: {status} {answer}")
+    return str(answer["SAD"])
+
+
+def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: Path, level: str,
+             worker: int, reject: bool = False, via: str = "JSON") -> dict[str, Any]:
+    """authorize + signDoc for one PDF file; client-side phases, worker CPU and peak RSS.
+
+    ``via`` "JSON": the client streams both ways (base64-encodes the file while sending,
+    decodes the answer into bench.dir/api-out.pdf while receiving), so its own copies do not
+    weigh on the figures. "multipart": Signet's binary transport instead, the PDF a raw
+    multipart/form-data part and the signed PDF the answer's body (Accept:
+    application/octet-stream); no base64. "SAD last": the same, but the request part last, so
+    that the client hashes the PDF while sending it and authorizes before the request part
+    (send_sad_last). "appended": "SAD last" with signet_appended: the client writes its copy
+    of the PDF to the output file while sending it, and the answer, only what signing
+    appended, goes at its end. ``reject``: the SAD is bound to another digest, so the server reads,
+    decodes and hashes the document and then refuses it (400): the cost of merely taking the
+    request in."""
+    t0 = time.perf_counter()
+    multipart = via != "JSON"
+    streamed = via in ("SAD last", "appended")
+    answer = {"SAD": ""}
+    if not streamed:
+        with pdf.open("rb") as source:
+            real = hashlib.file_digest(source, "sha256").digest()
+        digest = base64.b64encode(hashlib.sha256(b"other").digest() if reject else real)
+        answer["SAD"] = sad_for(bench, token, cred_id, digest.decode())
     t_auth = time.perf_counter()
-    if multipart:
+    if streamed:
+        body, headers = None, {
+            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+            "Accept": "application/octet-stream"}
+    elif multipart:
         before, after = multipart_parts(cred_id, answer["SAD"], level)
         length = len(before) + pdf.stat().st_size + len(after)
         body, headers = None, {
@@ -276,17 +347,25 @@ def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: Path, level: str,
     conn = http.client.HTTPConnection("127.0.0.1", bench.port, timeout=REQUEST_TIMEOUT)
     out = bench.dir / "api-out.pdf"
     try:
-        headers.update({"Authorization": f"Bearer {token}", "Content-Length": str(length)})
-        if body is None:
-            send_raw(conn, headers, before, pdf, after)
+        headers["Authorization"] = f"Bearer {token}"
+        if streamed:
+            with contextlib.ExitStack() as stack:
+                copy = stack.enter_context(out.open("wb")) if via == "appended" else None
+                auth_took = send_sad_last(
+                    conn, headers, pdf, lambda digest: sad_for(bench, token, cred_id, digest),
+                    lambda sad: request_json(cred_id, sad, level, copy is not None), copy)
+        elif body is None:
+            send_raw(conn, {**headers, "Content-Length": str(length)}, before, pdf, after)
         else:
+            headers["Content-Length"] = str(length)
             conn.request("POST", "/csc/v2/signatures/signDoc", body, headers)
         resp = conn.getresponse()
         t_first = time.perf_counter()
         if resp.status != 200:
             raw = resp.read()
         else:
-            size = receive_raw(resp, out) if multipart else decode_document(resp, out)
+            after = pdf.stat().st_size if via == "appended" else 0
+            size = receive_raw(resp, out, after) if multipart else decode_document(resp, out)
             body_mb = int(resp.headers["Content-Length"]) / 2**20
     finally:
         conn.close()
@@ -300,6 +379,8 @@ def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: Path, level: str,
                 "peak_kib": hwm - rss_before if reset else None}  # fmt: skip
     if resp.status != 200:
         raise SystemExit(f"signDoc {level}: {resp.status} {raw[:500]!r}\n" + bench.server_tail())
+    if streamed:  # authorized in the middle of sending: its own time
+        t_auth, t_send = t0 + auth_took, t_send + auth_took
     return {
         "seconds": t_end - t0, "auth": t_auth - t0, "send": t_first - t_send,
         "receive": t_end - t_first, "srv_cpu": cpu_after - cpu_before,
@@ -430,15 +511,17 @@ def run(bench: bs.Bench, stack: contextlib.ExitStack, sizes: list[int], lta_size
             r.pop("signed")
             r.pop("size")
             api_runs.append(r)
-        raw_runs = []
-        for i in range(runs):
-            r = api_sign(bench, token, cred_id, path, "B-B", worker, multipart=True)
-            if i == 0 and size == sizes[0]:
-                checks.append(f"API B-B multipart {size} MB: "
-                              + validate(r["signed"], roots, lta=False))
-            r.pop("signed")
-            r.pop("size")
-            raw_runs.append(r)
+        raw_runs: dict[str, list[dict[str, Any]]] = {}
+        for via in RAW_VIAS:
+            raw_runs[via] = []
+            for i in range(runs):
+                r = api_sign(bench, token, cred_id, path, "B-B", worker, via=via)
+                if i == 0 and size == sizes[0]:
+                    checks.append(f"API B-B {via} {size} MB: "
+                                  + validate(r["signed"], roots, lta=False))
+                r.pop("signed")
+                r.pop("size")
+                raw_runs[via].append(r)
         probe = api_sign(bench, token, cred_id, path, "B-B", worker, reject=True)
         local_runs = []
         out = bench.dir / "local-out.pdf"
@@ -450,7 +533,7 @@ def run(bench: bs.Bench, stack: contextlib.ExitStack, sizes: list[int], lta_size
         out.unlink(missing_ok=True)
         if bs.children(bench.server.pid) != [worker]:  # type: ignore[union-attr]
             raise SystemExit("the gunicorn worker was replaced during the run")
-        for via, runs_of in (("JSON", api_runs), ("multipart", raw_runs)):
+        for via, runs_of in (("JSON", api_runs), *raw_runs.items()):
             row = summarize(size, runs_of, local_runs)
             row["via"] = via
             row["reject"] = probe if via == "JSON" else None
@@ -549,11 +632,17 @@ def report(rows: list, lta_rows: list, checks: list[str], notes: list[str], benc
         "PAdES B-B: API (authorize + signDoc over HTTP) vs pyHanko locally on the same HSM key",
         "  via: JSON = CSC's own transport, the PDF base64 in the JSON both ways; multipart = "
         "Signet's binary transport, the PDF a raw multipart/form-data part and the signed PDF "
-        "the answer's raw body (Accept: application/octet-stream; no base64 anywhere).",
+        "the answer's raw body (Accept: application/octet-stream; no base64 anywhere); SAD "
+        "last = multipart with the request part after the PDF's (chunked): the client hashes "
+        "the PDF while it sends it and authorizes before it sends the request part; appended = "
+        "SAD last asking for only what signing appended (signet_appended): the client writes "
+        "its copy of the PDF to the output file while it sends it and appends the answer.",
         "  API s: client wall time per document = sha256 of the file + authorize + signDoc, "
         "the client streaming both ways (base64-encoding the file while it sends, decoding the "
-        "answer to a file while it receives).",
-        "  -auth: API/local without the authorize call (PIN check + SAD), i.e. signDoc alone.",
+        "answer to a file while it receives); the output is a whole signed PDF on disk in "
+        "every row.",
+        "  -auth: API/local without the authorize call (PIN check + SAD), i.e. signDoc alone "
+        "(in the SAD last and appended rows, the authorize call made while signDoc waits).",
         "  local s: pyHanko PdfSigner.sign_pdf (IncrementalPdfFileWriter on the input file, "
         "output to a w+b file, 1 MiB buffers as in Signet, PKCS11Signer on the logged-in "
         "token) in a fresh subprocess; imports and login not counted.",

@@ -41,13 +41,17 @@ def pieces(data: bytes, size: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize("size", [1, 7, 29, 30, 31, 4096, 10**6])
-def test_documents_arrive_whole_whatever_the_pieces(size, opened):
+@pytest.mark.parametrize("request_at", [0, 1, 2])
+def test_documents_arrive_whole_whatever_the_pieces(size, request_at, opened):
     # The delimiter is 2 + 2 + 12 bytes: pieces of 29-31 cut it at every offset somewhere;
-    # the documents hold delimiter look-alikes that are not delimiters.
+    # the documents hold delimiter look-alikes that are not delimiters. The request part may
+    # come first, between the documents or last: the documents fill its entries in order.
     first = os.urandom(70_000) + b"\r\n--x-boundary-" + os.urandom(100)
     second = b"--x-boundary-1" + os.urandom(3000) + b"\r\n--x-boundary"
-    data, boundary = body([("request", json.dumps(REQUEST).encode(), None),
-                           ("document", first, "a.pdf"), ("document", second, None)])
+    fields: list[tuple[str, bytes, str | None]] = [
+        ("document", first, "a.pdf"), ("document", second, None)]
+    fields.insert(request_at, ("request", json.dumps(REQUEST).encode(), None))
+    data, boundary = body(fields)
     data = b"a preamble\r\n" + data + b"an epilogue"
     with multipart.read_form(pieces(data, size), boundary, max_document=2**20) as parsed:
         documents = parsed.value["documents"]
@@ -82,8 +86,11 @@ def test_only_digests_need_no_document_part():
 
 
 @pytest.mark.parametrize(("fields", "status", "message"), [
-    ([("document", b"%PDF", None), ("request", b"{}", None)], 400,
-     "The first part of a multipart/form-data signDoc must be form-data named request"),
+    ([], 400, "A multipart/form-data signDoc needs a form-data part named request"),
+    ([("document", b"%PDF", None)], 400,
+     "A multipart/form-data signDoc needs a form-data part named request"),
+    ([("request", b"{}", None), ("document", b"%PDF", None), ("request", b"{}", None)], 400,
+     "More than one part named request"),
     ([("request", b"[1]", None)], 400, "The request part must be a JSON object"),
     ([("request", b"{", None)], 400, "The request part must be a JSON object"),
     ([("request", json.dumps(REQUEST).encode(), None), ("document", b"1", None)], 400,
@@ -109,7 +116,6 @@ def test_refusals_name_the_problem(fields, status, message, opened):
 
 @pytest.mark.parametrize(("data", "message"), [
     (b"", "it ends before the closing boundary"),
-    (b"--b--\r\n", "no parts"),
     (b"--b", "it ends after a boundary"),
     (b"--b\r\n", "a part's headers do not end"),
     (b"--b\r\nContent-Disposition: form-data; name=request\r\n\r\n{}",
@@ -135,16 +141,20 @@ def test_boundaries():
 
 
 @dataclass
-class Output:
+class Part:
+    headers: dict[str, str]
     file: IO[bytes]
+    start: int
     size: int
 
 
 def test_answers_parse_with_the_standard_mime_parser():
-    outputs = [os.urandom(5000), b"", os.urandom(10)]
-    parts = [({"Content-Disposition": f'attachment; name="n{i}"',
-               "Content-Type": "application/octet-stream"}, Output(io.BytesIO(d), len(d)))
+    # The last part is sent from an offset, as an output answered with signet_appended is.
+    outputs = [os.urandom(5000), b"", os.urandom(10), os.urandom(3000)]
+    parts = [Part({"Content-Disposition": f'attachment; name="n{i}"',
+                   "Content-Type": "application/octet-stream"}, io.BytesIO(d), 0, len(d))
              for i, d in enumerate(outputs)]
+    parts[-1].start, parts[-1].size = 1234, 3000 - 1234
     content_type, length, chunks = multipart.mixed(parts, read_size=1000)
     raw = b"".join(chunks)
     assert len(raw) == length
@@ -152,6 +162,6 @@ def test_answers_parse_with_the_standard_mime_parser():
         f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
     received = list(message.iter_parts())
     assert [p.get_param("name", header="content-disposition") for p in received] == [
-        "n0", "n1", "n2"]
-    assert [p.get_payload(decode=True) for p in received] == outputs
-    assert [int(p["Content-Length"]) for p in received] == [5000, 0, 10]
+        "n0", "n1", "n2", "n3"]
+    assert [p.get_payload(decode=True) for p in received] == [*outputs[:3], outputs[3][1234:]]
+    assert [int(p["Content-Length"]) for p in received] == [5000, 0, 10, 3000 - 1234]

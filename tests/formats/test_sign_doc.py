@@ -462,6 +462,99 @@ def test_multipart_sign_doc_through_gunicorn(live, gunicorn):
     assert openssl_cms_verify(live.tmp / "small.p7s", live.tmp / "small.bin", live.root_pem)
 
 
+def test_request_part_last_and_only_the_appended_bytes_through_gunicorn(live, gunicorn):
+    """A client hashes a PDF while it sends it, authorizes with that hash while its signDoc
+    waits, and then sends the request part; it asks for only what signing appended
+    (signet_appended) and appends that to its own copy, which then validates."""
+    from make_pdf import write_pdf
+
+    pdf = write_pdf(live.tmp / "streamed.pdf", 3 * 2**20 + 999)
+    boundary = "streamed-boundary"
+    connection = http.client.HTTPConnection(gunicorn.removeprefix("http://"), timeout=120)
+    connection.putrequest("POST", "/csc/v2/signatures/signDoc")
+    for name, value in {"Authorization": live.session.headers["Authorization"],
+                        "Content-Type": f"multipart/form-data; boundary={boundary}",
+                        "Accept": "application/octet-stream",
+                        "Transfer-Encoding": "chunked"}.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+
+    def chunk(data: bytes) -> None:
+        connection.send(b"%x\r\n%s\r\n" % (len(data), data))
+
+    chunk(f"--{boundary}\r\nContent-Disposition: form-data; name=document\r\n\r\n".encode())
+    digest = hashlib.sha256()
+    with pdf.open("rb") as source:
+        while piece := source.read(2**20):
+            digest.update(piece)
+            chunk(piece)
+    sad = live.authorize("rsa", [digest.digest()])  # the server holds the request meanwhile
+    request = {"credentialID": live.credentials["rsa"], "SAD": sad, "signet_appended": True,
+               "documents": [{"signature_format": "P", "signAlgo": ALGOS["rsa-pkcs1"][1]}]}
+    chunk(f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=request\r\n\r\n"
+          f"{json.dumps(request)}\r\n--{boundary}--\r\n".encode())
+    connection.send(b"0\r\n\r\n")
+    response = connection.getresponse()
+    appended = response.read()
+    connection.close()
+    assert response.status == 200, appended[:500]
+    assert response.headers["Signet-Appended-To"] == str(pdf.stat().st_size)
+    assert int(response.headers["Content-Length"]) == len(appended) < 100_000
+    signed = pdf.read_bytes() + appended
+    check_signed_pdf(live, signed, pdf)
+    (live.tmp / "streamed-signed.pdf").write_bytes(signed)
+    assert pdfsig(live.tmp / "streamed-signed.pdf", live.nss_dir)[0]["Signature Validation"] \
+        == "Signature is Valid."
+
+    # Several outputs: the PDF's appended bytes, and a detached signature whole.
+    blob = os.urandom(100_000)
+    request["SAD"] = live.authorize("rsa", [digest.digest(), hashlib.sha256(blob).digest()])
+    request["documents"].append({"signature_format": "C", "signed_envelope_property": "Detached",
+                                 "signAlgo": ALGOS["rsa-pkcs1"][1]})
+    response = multipart_sign_doc(gunicorn, live, request, [pdf, blob], "multipart/mixed")
+    assert response.status_code == 200, response.text[:500]
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {response.headers['Content-Type']}\r\n\r\n".encode()
+        + response.content)
+    pades, cades = message.iter_parts()
+    assert pades["Signet-Appended-To"] == str(pdf.stat().st_size)
+    check_signed_pdf(live, pdf.read_bytes() + pades.get_payload(decode=True), pdf)
+    assert cades["Signet-Appended-To"] is None
+    (live.tmp / "blob.bin").write_bytes(blob)
+    (live.tmp / "blob.p7s").write_bytes(cades.get_payload(decode=True))
+    assert openssl_cms_verify(live.tmp / "blob.p7s", live.tmp / "blob.bin", live.root_pem)
+
+
+def test_appended_refusals_spend_nothing(live):
+    from make_pdf import write_pdf
+
+    pdf = write_pdf(live.tmp / "small.pdf", 100_000)
+    sad = live.authorize("rsa", [hashlib.sha256(pdf.read_bytes()).digest()])
+    pades = {"signature_format": "P", "signAlgo": ALGOS["rsa-pkcs1"][1]}
+    xades = {"signature_format": "X", "signed_envelope_property": "Enveloped",
+             "signAlgo": ALGOS["rsa-pkcs1"][1]}
+    for flag, entry, accept, status, message in [
+        (True, pades, "application/json", 406,
+         "signet_appended answers raw bytes, each output with a Signet-Appended-To header: "
+         "accept application/octet-stream or multipart/mixed"),
+        ("yes", pades, "application/octet-stream", 400,
+         "Invalid type for boolean parameter signet_appended"),
+        (True, xades, "application/octet-stream", 400,
+         "Invalid parameter signet_appended: only PAdES signs by appending to the document, "
+         "not xades enveloped"),
+    ]:
+        request = {"credentialID": live.credentials["rsa"], "SAD": sad,
+                   "signet_appended": flag, "documents": [entry]}
+        refused = multipart_sign_doc(live.url, live, request, [pdf], accept)
+        assert (refused.status_code, refused.json()["error_description"]) == (status, message)
+    # Nothing was spent: the same SAD signs, and the whole PDF comes back without the flag.
+    request = {"credentialID": live.credentials["rsa"], "SAD": sad, "documents": [pades]}
+    response = multipart_sign_doc(live.url, live, request, [pdf], "application/octet-stream")
+    assert response.status_code == 200, response.text[:500]
+    assert "Signet-Appended-To" not in response.headers
+    check_signed_pdf(live, response.content, pdf)
+
+
 def test_multipart_refusals_are_csc_errors_and_leave_no_file(live):
     open_before = deleted_files_open()
     document = os.urandom(300_000)

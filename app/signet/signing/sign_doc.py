@@ -52,6 +52,8 @@ from signet.signing.csc import (
 # most per request; larger ones (and the rest) stay in their temporary files.
 SMALL_OUTPUT = 256 * 1024
 SMALL_OUTPUTS_KEPT = 32 * 1024 * 1024
+# The signDoc parameter (a Signet extension) asking for only what signing appended.
+APPENDED = "signet_appended"
 # What a document's signature comes back as: the document itself, or a separate object.
 DETACHED = {("cades", "detached"), ("xades", "detached"), ("jades", "detached")}
 
@@ -92,11 +94,14 @@ class DocumentJob:
 @dataclass(frozen=True)
 class SignedOutput:
     """A signed document or signature object in an anonymous temporary file (closing it
-    deletes it), or in memory when it is small."""
+    deletes it), or in memory when it is small. ``unchanged``: how many of its first bytes
+    are the document as it was sent (PAdES appends to the document and changes none of it):
+    a client that has the document needs only the rest."""
 
     detached: bool
     file: IO[bytes]
     size: int
+    unchanged: int = 0
 
     def read(self) -> bytes:
         self.file.seek(0)
@@ -162,11 +167,21 @@ def _check_job(job: DocumentJob, offered: list[str]) -> tuple[str, str, Level]:
     return fmt, packaging, level
 
 
+def _check_appendable(checked: list[tuple[str, str, Level]], jobs: list[DocumentJob]) -> None:
+    for (fmt, packaging, _), job in zip(checked, jobs, strict=True):
+        if job.document is not None and fmt != "pades" and (fmt, packaging) not in DETACHED:
+            raise InvalidRequest(f"Invalid parameter {APPENDED}: only PAdES signs by appending "
+                                 f"to the document, not {fmt} {packaging}")
+
+
 def sign_documents(services: Services, principal: Principal, *, credential_id: Any, sad: Any,
-                   jobs: list[DocumentJob], spool_dir: str | None = None) -> list[SignedOutput]:
+                   jobs: list[DocumentJob], spool_dir: str | None = None,
+                   appended: bool = False) -> list[SignedOutput]:
     """Sign every job. The caller closes the outputs returned (temporary files in
     ``spool_dir``, default $TMPDIR, or small ones in memory); on an error, those already
-    written are deleted.
+    written are deleted. ``appended``: the caller will send back only what signing appended
+    to each document (``SignedOutput.unchanged``), so every document must be PAdES (or signed
+    detached); checked before anything is spent.
 
     PAdES and detached CAdES stream from the document's file; XAdES, JAdES and attached
     CAdES read the document into memory once (their libraries need it whole)."""
@@ -177,6 +192,8 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
     limit = services.settings.formats.max_document_mb * 1024 * 1024
     offered = offered_levels(services)
     checked = [_check_job(job, offered) for job in jobs]
+    if appended:
+        _check_appendable(checked, jobs)
     with services.database.transaction() as session:
         credential = own_credential(session, principal, credential_id)
         ensure_usable(credential)
@@ -263,8 +280,10 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                 data = out.read()
                 out.close()
                 out, kept = io.BytesIO(data), kept + size
+            unchanged = (_document_size(document) if fmt == "pades" and document is not None
+                         else 0)
             outputs.append(SignedOutput((fmt, packaging) in DETACHED or job.digest is not None,
-                                        out, size))
+                                        out, size, unchanged))
             with services.database.transaction() as session:
                 append_event(session, "signature.created", actor=principal.username,
                              subject=credential_id, format=fmt, packaging=packaging,

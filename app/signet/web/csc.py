@@ -8,8 +8,9 @@ import base64
 import re
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import pybase64
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
@@ -432,7 +433,7 @@ def _spooled_body() -> spool.SpooledJson:
 OCTETS = "application/octet-stream"
 
 
-def _answer_type(jobs: list[sign_doc.DocumentJob]) -> str:
+def _answer_type(jobs: list[sign_doc.DocumentJob], appended: bool) -> str:
     """What the signDoc answer will be, from the Accept header: JSON with base64 (the
     default), multipart/mixed, or (one document only) the output's bytes alone. Decided before
     anything is signed, so that a request that cannot be answered spends no SAD."""
@@ -440,29 +441,56 @@ def _answer_type(jobs: list[sign_doc.DocumentJob]) -> str:
     if wanted == OCTETS and len(jobs) > 1:
         raise InvalidRequest(f"Accept: {OCTETS} answers one document a request, not "
                              f"{len(jobs)}: accept {multipart.MIXED} for several", status=406)
+    if appended and wanted not in (OCTETS, multipart.MIXED):
+        raise InvalidRequest(f"{sign_doc.APPENDED} answers raw bytes, each output with a "
+                             f"{APPENDED_TO} header: accept {OCTETS} or {multipart.MIXED}",
+                             status=406)
     return wanted or "application/json"
 
 
-def _kind(output: sign_doc.SignedOutput) -> str:
-    return "SignatureObject" if output.detached else "DocumentWithSignature"
+# The header that says an answer holds only what signing appended to the document, and after
+# how many bytes of it (Signet extension, with the signDoc parameter signet_appended).
+APPENDED_TO = "Signet-Appended-To"
 
 
-def _answer(outputs: list[sign_doc.SignedOutput], answer_type: str) -> Response:
+@dataclass(frozen=True)
+class _Sent:
+    """The part of an output that is sent: ``size`` bytes from ``start``."""
+
+    headers: dict[str, str]
+    file: IO[bytes]
+    start: int
+    size: int
+
+
+def _sent(output: sign_doc.SignedOutput, appended: bool) -> _Sent:
+    kind = "SignatureObject" if output.detached else "DocumentWithSignature"
+    headers = {"Content-Disposition": f'attachment; name="{kind}"'}
+    start = output.unchanged if appended else 0
+    if start:
+        headers[APPENDED_TO] = str(start)
+    return _Sent(headers, output.file, start, output.size - start)
+
+
+def _answer(outputs: list[sign_doc.SignedOutput], answer_type: str, appended: bool
+            ) -> Response:
     if answer_type == OCTETS:
-        (output,) = outputs
-        output.file.seek(0)
-        # A file wrapper lets gunicorn send the file with sendfile(2), not through Python;
-        # closing it (when the answer is sent) deletes the temporary file.
-        response = Response(wrap_file(request.environ, output.file, spool.READ_SIZE),
+        (sent,) = (_sent(output, appended) for output in outputs)
+        sent.file.seek(sent.start)
+        # A file wrapper lets gunicorn send the file with sendfile(2), not through Python,
+        # from where the file stands; closing it (when the answer is sent) deletes the
+        # temporary file.
+        response = Response(wrap_file(request.environ, sent.file, spool.READ_SIZE),
                             mimetype=OCTETS, direct_passthrough=True)
-        response.headers["Content-Disposition"] = f'attachment; name="{_kind(output)}"'
-        response.content_length = output.size
+        response.headers.update(sent.headers)
+        response.content_length = sent.size
         return response
     if answer_type != multipart.MIXED:
         return _streamed(outputs)
-    parts = [({"Content-Disposition": f'attachment; name="{_kind(output)}"',
-               "Content-Type": OCTETS}, output)
-             for detached in (False, True) for output in outputs if output.detached is detached]
+    parts = [_sent(output, appended) for detached in (False, True) for output in outputs
+             if output.detached is detached]
+    for part in parts:
+        part.headers["Content-Type"] = OCTETS
     mimetype, length, body = multipart.mixed(parts, read_size=spool.READ_SIZE)
 
     def close() -> None:
@@ -526,12 +554,14 @@ def v2_sign_doc() -> ResponseReturnValue:
             raise InvalidRequest("Invalid parameter returnValidationInfo: validation info is "
                                  "embedded in the signatures from B-LT on, not returned apart")
         jobs = _jobs(data, spooled)
-        answer_type = _answer_type(jobs)
+        appended = boolean(data, sign_doc.APPENDED, False)
+        answer_type = _answer_type(jobs, appended)
         outputs = sign_doc.sign_documents(services(), principal(),
                                           credential_id=string(data, "credentialID"),
-                                          sad=string(data, "SAD"), jobs=jobs)
+                                          sad=string(data, "SAD"), jobs=jobs,
+                                          appended=appended)
     try:
-        return _answer(outputs, answer_type)
+        return _answer(outputs, answer_type, appended)
     except BaseException:
         for output in outputs:
             output.close()

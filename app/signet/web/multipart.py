@@ -1,11 +1,13 @@
 """signDoc without base64: documents as raw parts of a multipart/form-data request, signed
 outputs as raw parts of a multipart/mixed answer.
 
-A request's first part, named ``request``, is signDoc's JSON, whose ``documents`` entries
-leave ``document`` out; each following part, named ``document``, is the next entry's bytes.
-Document parts are written to temporary files as they arrive and hashed on the way, exactly as
-long base64 strings are (:class:`signet.web.spool.SpooledString`), so the rest of signDoc
-cannot tell the two transports apart.
+A request has one part named ``request``, signDoc's JSON, whose ``documents`` entries leave
+``document`` out; the parts named ``document`` are those entries' bytes, in order. The request
+part may come first, last or anywhere between: last, it lets a client hash its documents while
+it sends them and authorize (which needs their hashes) before it sends the SAD. Document parts
+are written to temporary files as they arrive and hashed on the way, exactly as long base64
+strings are (:class:`signet.web.spool.SpooledString`), so the rest of signDoc cannot tell the
+two transports apart.
 """
 
 from __future__ import annotations
@@ -120,17 +122,17 @@ def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
             raise InvalidRequest(f"The request part is larger than {JSON_SLACK // 2**20} MiB: "
                                  "send fewer documents per request", status=413)
 
+    seen_request = False
     try:
         parts.until_delimiter(None)  # the preamble
-        names = []
         while (headers := parts.next_part()) is not None:
             disposition, options = parse_options_header(headers.get("content-disposition", ""))
             name = options.get("name") if disposition == "form-data" else None
-            names.append(name)
-            if len(names) == 1:
-                if name != "request":
-                    raise InvalidRequest("The first part of a multipart/form-data signDoc must "
-                                         "be form-data named request: signDoc's JSON")
+            if name == "request":
+                if seen_request:
+                    raise InvalidRequest("More than one part named request in a "
+                                         "multipart/form-data signDoc")
+                seen_request = True
                 parts.until_delimiter(take_request)
             elif name == "document":
                 if len(strings) >= MAX_SPOOLED:
@@ -140,10 +142,11 @@ def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
                 parts.until_delimiter(spooled.write)
                 spooled.finish()
             else:
-                raise InvalidRequest(f"Unexpected part {name!r}: after the request part, only "
-                                     "form-data parts named document may follow")
-        if not names:
-            raise _malformed("no parts")
+                raise InvalidRequest(f"Unexpected part {name!r}: a multipart/form-data signDoc "
+                                     "has form-data parts named request and document only")
+        if not seen_request:
+            raise InvalidRequest("A multipart/form-data signDoc needs a form-data part named "
+                                 "request: signDoc's JSON")
         value = _request_json(bytes(request))
         _place(value, list(strings))
     except BaseException:
@@ -181,25 +184,27 @@ def _place(value: dict[str, Any], markers: list[str]) -> None:
         entry["document"] = marker
 
 
-def mixed(parts: list[tuple[dict[str, str], Any]], *, read_size: int
-          ) -> tuple[str, int, Iterator[bytes]]:
-    """A multipart/mixed body of parts (headers, file-like with ``file`` and ``size``): its
-    Content-Type, its length and its bytes, each part read from its file as it is sent. The
-    boundary is 128 random bits, which no signed output is going to contain."""
+def mixed(parts: list[Any], *, read_size: int) -> tuple[str, int, Iterator[bytes]]:
+    """A multipart/mixed body of parts (each with ``headers``, and ``size`` bytes of ``file``
+    from ``start``): its Content-Type, its length and its bytes, each part read from its file
+    as it is sent. The boundary is 128 random bits, which no signed output is going to
+    contain."""
     boundary = f"signet-{secrets.token_hex(16)}"
     heads = []
-    for index, (headers, output) in enumerate(parts):
-        lines = [f"--{boundary}", *(f"{k}: {v}" for k, v in headers.items()),
-                 f"Content-Length: {output.size}", "", ""]
+    for index, part in enumerate(parts):
+        lines = [f"--{boundary}", *(f"{k}: {v}" for k, v in part.headers.items()),
+                 f"Content-Length: {part.size}", "", ""]
         heads.append(("\r\n" if index else "").encode() + "\r\n".join(lines).encode("latin-1"))
     tail = f"\r\n--{boundary}--\r\n".encode()
-    length = sum(map(len, heads)) + sum(o.size for _, o in parts) + len(tail)
+    length = sum(map(len, heads)) + sum(part.size for part in parts) + len(tail)
 
     def generate() -> Iterator[bytes]:
-        for head, (_, output) in zip(heads, parts, strict=True):
+        for head, part in zip(heads, parts, strict=True):
             yield head
-            output.file.seek(0)
-            while chunk := output.file.read(read_size):
+            part.file.seek(part.start)
+            left = part.size
+            while left and (chunk := part.file.read(min(read_size, left))):
+                left -= len(chunk)
                 yield chunk
         yield tail
 
