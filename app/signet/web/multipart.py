@@ -69,15 +69,25 @@ class _Parts:
 
     def until_delimiter(self, sink: Callable[[memoryview], None] | None) -> None:
         """Everything up to the next delimiter, which is consumed. The data is kept as
-        immutable bytes so that the sink may hand views of it to a hashing thread."""
+        immutable bytes so that the sink may hand views of it to a hashing thread, and a
+        chunk is not copied unless a delimiter starts before it."""
         keep = len(self._delimiter) - 1  # a delimiter may straddle two chunks
         while (found := self._data.find(self._delimiter)) < 0:
             if len(self._data) > keep:
                 if sink is not None:
                     sink(memoryview(self._data)[:-keep])
                 self._data = self._data[-keep:]
-            if not self._more():
+            chunk = next(self._chunks, None)
+            if chunk is None:
                 raise _malformed("it ends before the closing boundary")
+            # A delimiter that starts in the kept bytes ends within the chunk's first `keep`
+            # (if the chunk has that many).
+            if len(chunk) <= keep or (self._data + chunk[:keep]).find(self._delimiter) >= 0:
+                self._data += chunk
+            else:
+                if sink is not None and self._data:
+                    sink(memoryview(self._data))
+                self._data = chunk
         if sink is not None and found:
             sink(memoryview(self._data)[:found])
         self._data = self._data[found + len(self._delimiter):]
