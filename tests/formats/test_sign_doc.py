@@ -555,6 +555,23 @@ def test_appended_refusals_spend_nothing(live):
     check_signed_pdf(live, response.content, pdf)
 
 
+def test_appended_bytes_of_a_small_pdf_sent_in_json(live):
+    """A PDF under 64 KiB in the JSON transport is not spooled: PAdES copies it to an output
+    kept in memory, and the answer still starts where the document ends."""
+    from make_pdf import write_pdf
+
+    pdf = write_pdf(live.tmp / "tiny.pdf", 20_000)
+    sad = live.authorize("ec", [hashlib.sha256(pdf.read_bytes()).digest()])
+    response = live.session.post(f"{live.url}/csc/v2/signatures/signDoc", timeout=60, headers={
+        "Accept": "application/octet-stream"}, json={
+        "credentialID": live.credentials["ec"], "SAD": sad, "signet_appended": True,
+        "documents": [{"document": b64(pdf.read_bytes()), "signature_format": "P",
+                       "signAlgo": ALGOS["ec-p256"][1]}]})
+    assert response.status_code == 200, response.text[:500]
+    assert response.headers["Signet-Appended-To"] == str(pdf.stat().st_size)
+    check_signed_pdf(live, pdf.read_bytes() + response.content, pdf)
+
+
 def test_multipart_refusals_are_csc_errors_and_leave_no_file(live):
     open_before = deleted_files_open()
     document = os.urandom(300_000)
