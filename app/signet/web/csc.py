@@ -668,10 +668,13 @@ def _describe_all() -> None:
                  tag=title)
     describe("/csc/v2/signatures/signDoc", "post",
              "CSC v2.0.0.2: sign whole documents (PAdES, XAdES, CAdES, JAdES); also as "
-             "multipart/form-data (part request: the JSON; parts document: the raw documents), "
-             "answered as JSON, multipart/mixed or application/octet-stream (one document) "
-             "after the Accept header (docs/csc.md)", tag="CSC v2.0.0.2",
-             responses={"406": "Accept: application/octet-stream with several documents",
+             "multipart/form-data (part request: the JSON, first or last; parts document: the "
+             "raw documents), answered as JSON, multipart/mixed or application/octet-stream "
+             "(one document) after the Accept header; with signet_appended, a PDF's answer is "
+             "only what signing appended (header Signet-Appended-To) (docs/csc.md)",
+             tag="CSC v2.0.0.2",
+             responses={"406": "Accept: application/octet-stream with several documents, or "
+                               "a JSON answer with signet_appended",
                         "413": "a document over formats.max_document_mb, or a body larger than "
                                "one such document in base64 and 1 MiB of JSON"})
     describe("/csc/v2/signatures/timestamp", "post",
