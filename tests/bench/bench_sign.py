@@ -603,6 +603,7 @@ class Bench:
             "client_cores": sum(p["cpu"] for p in parts) / (SECONDS + WARMUP),
             "client_ms": sum(p["cpu"] for p in parts) / done * 1000,
             "srv_ms": sum(delta.get(p, 0.0) for p in workers) / done * 1000,
+            "split": worker_split([delta.get(p, 0.0) for p in workers]),
             "db_ms": sum(delta.get(p, 0.0) for p in backends) / done * 1000 if backends else None,
         }
 
@@ -714,11 +715,17 @@ class Bench:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def worker_split(cpu: list[float]) -> str:
+    """Each worker's share of the workers' CPU, smallest first ("50:50" when even)."""
+    total = sum(cpu) or 1.0
+    return ":".join(f"{share / total:.0%}".rstrip("%") for share in sorted(cpu))
+
+
 def table(rows: list[dict[str, Any]], bench: Bench, elapsed: float) -> str:
     head = (
         f"{'key':<9} {'path':<22} {'hash/req':>8} {'signs/s':>8} {'req/s':>6} {'api/raw':>7}  "
         f"{'goal':<10} {'cpu-bound':>9} {'ceiling':>7} {'p50 ms':>7} {'p99 ms':>7} {'auth p50':>8} "
-        f"{'srv CPU':>8} {'db CPU':>7} {'cli CPU':>7} {'err':>4}"
+        f"{'srv CPU':>8} {'db CPU':>7} {'cli CPU':>7} {'split':>7} {'err':>4}"
     )
     lines = [head, "-" * len(head)]
     previous = None
@@ -730,14 +737,15 @@ def table(rows: list[dict[str, Any]], bench: Bench, elapsed: float) -> str:
             lines.append(
                 f"{r['key']:<9} {r['path']:<22} {'-':>8} {r['signs_per_s']:>8.0f} {'-':>6} "
                 f"{'100%':>7}  {'':<10} {'':>9} {'':>7} {'-':>7} {'-':>7} {'-':>8} "
-                f"{r['cpu_ms_per_sign']:>8.2f} {'-':>7} {'-':>7} {'-':>4}"
+                f"{r['cpu_ms_per_sign']:>8.2f} {'-':>7} {'-':>7} {'-':>7} {'-':>4}"
             )
             continue
         if r["n"] == 0:
             lines.append(
                 f"{r['key']:<9} {r['path']:<22} {'-':>8} {'-':>8} {r['req_per_s']:>6.0f} "
                 f"{'-':>7}  {'':<10} {'':>9} {'':>7} {r['p50']:>7.1f} {r['p99']:>7.1f} {'-':>8} "
-                f"{r['srv_ms']:>8.2f} {'-':>7} {r['client_ms']:>7.2f} {r['errors']:>4}"
+                f"{r['srv_ms']:>8.2f} {'-':>7} {r['client_ms']:>7.2f} {r['split']:>7} "
+                f"{r['errors']:>4}"
             )
             continue
         goal = GOALS[r["n"]]
@@ -749,7 +757,7 @@ def table(rows: list[dict[str, Any]], bench: Bench, elapsed: float) -> str:
             f"{r['req_per_s']:>6.0f} {r['ratio']:>7.0%}  {mark:<10} {r['cpu_ratio']:>9.0%} "
             f"{r['ceiling']:>7.0%} {r['p50']:>7.1f} "
             f"{r['p99']:>7.1f} {auth:>8} {r['srv_ms']:>8.2f} {db:>7} {r['client_ms']:>7.2f} "
-            f"{r['errors']:>4}"
+            f"{r['split']:>7} {r['errors']:>4}"
         )
     load = os.getloadavg()
     return "\n".join(
@@ -772,6 +780,11 @@ def table(rows: list[dict[str, Any]], bench: Bench, elapsed: float) -> str:
             "costs in gunicorn, Flask and the client. ceiling: the api/raw ratio an API doing "
             "nothing but the HSM's work would reach on this host (hashes x raw CPU per sign / "
             "(that + the floor's worker and client CPU, twice in the 'in loop' rows)).",
+            "split: each gunicorn worker's share of the workers' CPU, smallest first. The "
+            "workers share one listening socket and the clients keep their connections, so "
+            "these do not always spread evenly; each worker signs one signature at a time "
+            "(python-pkcs11 initialises the library for one thread), so an uneven split "
+            "lowers signs/s.",
             "",
             *lines,
             "",
