@@ -315,31 +315,28 @@ def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: Path, level: str,
     that the client hashes the PDF while sending it and authorizes before the request part
     (send_sad_last). "appended": "SAD last" with signet_appended: the client writes its copy
     of the PDF to the output file while sending it, and the answer, only what signing
-    appended, goes at its end. ``reject``: the SAD is bound to another digest, so the server reads,
-    decodes and hashes the document and then refuses it (400): the cost of merely taking the
-    request in."""
+    appended, goes at its end. ``reject`` (JSON only): the SAD is bound to another digest, so
+    the server reads, decodes and hashes the document and then refuses it (400): the cost of
+    merely taking the request in."""
     t0 = time.perf_counter()
     multipart = via != "JSON"
     streamed = via in ("SAD last", "appended")
-    answer = {"SAD": ""}
+    sad = ""  # streamed: authorized while the request is being sent
     if not streamed:
         with pdf.open("rb") as source:
             real = hashlib.file_digest(source, "sha256").digest()
         digest = base64.b64encode(hashlib.sha256(b"other").digest() if reject else real)
-        answer["SAD"] = sad_for(bench, token, cred_id, digest.decode())
+        sad = sad_for(bench, token, cred_id, digest.decode())
     t_auth = time.perf_counter()
-    if streamed:
+    if multipart:
         body, headers = None, {
             "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
             "Accept": "application/octet-stream"}
-    elif multipart:
-        before, after = multipart_parts(cred_id, answer["SAD"], level)
-        length = len(before) + pdf.stat().st_size + len(after)
-        body, headers = None, {
-            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
-            "Accept": "application/octet-stream"}
+        if not streamed:
+            before, after = multipart_parts(cred_id, sad, level)
+            length = len(before) + pdf.stat().st_size + len(after)
     else:
-        before, encoded, after = request_parts(cred_id, answer["SAD"], level, pdf)
+        before, encoded, after = request_parts(cred_id, sad, level, pdf)
         length = len(before) + encoded + len(after)
         body, headers = body_stream(before, pdf, after), {"Content-Type": "application/json"}
     reset = reset_peak(worker)
@@ -366,8 +363,9 @@ def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: Path, level: str,
         if resp.status != 200:
             raw = resp.read()
         else:
-            after = pdf.stat().st_size if via == "appended" else 0
-            size = receive_raw(resp, out, after) if multipart else decode_document(resp, out)
+            appended_to = pdf.stat().st_size if via == "appended" else 0
+            size = (receive_raw(resp, out, appended_to) if multipart
+                    else decode_document(resp, out))
             body_mb = int(resp.headers["Content-Length"]) / 2**20
     finally:
         conn.close()
