@@ -201,6 +201,49 @@ INSERT INTO alembic_version (version_num) OUTPUT inserted.version_num VALUES ('0
 
 GO
 
+
+ALTER TABLE credentials ADD epoch INTEGER NOT NULL DEFAULT '0';
+
+GO
+
+ALTER TABLE credentials ADD activation_address VARCHAR(320) NULL;
+
+GO
+
+ALTER TABLE credentials ADD seal VARCHAR(64) NULL;
+
+GO
+
+ALTER TABLE sads ADD spent TEXT NOT NULL DEFAULT '';
+
+GO
+
+ALTER TABLE otp_challenges ADD purpose VARCHAR(16) NOT NULL DEFAULT 'authorize';
+
+GO
+
+ALTER TABLE otp_challenges ADD binding TEXT NULL;
+
+GO
+
+ALTER TABLE audit_records ADD mac VARCHAR(64) NULL;
+
+GO
+
+CREATE TABLE login_throttle (
+    [key] VARCHAR(300) NOT NULL, 
+    failures INTEGER NOT NULL, 
+    window_start DATETIMEOFFSET NOT NULL, 
+    blocked_until DATETIMEOFFSET NULL, 
+    CONSTRAINT pk_login_throttle PRIMARY KEY ([key])
+);
+
+GO
+
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
+
+GO
+
 COMMIT;
 
 GO

@@ -191,3 +191,46 @@ INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING alembic_vers
 
 /
 
+
+ALTER TABLE credentials ADD epoch INTEGER DEFAULT '0' NOT NULL
+
+/
+
+ALTER TABLE credentials ADD activation_address VARCHAR2(320 CHAR)
+
+/
+
+ALTER TABLE credentials ADD seal VARCHAR2(64 CHAR)
+
+/
+
+ALTER TABLE sads ADD spent CLOB DEFAULT '' NOT NULL
+
+/
+
+ALTER TABLE otp_challenges ADD purpose VARCHAR2(16 CHAR) DEFAULT 'authorize' NOT NULL
+
+/
+
+ALTER TABLE otp_challenges ADD binding CLOB
+
+/
+
+ALTER TABLE audit_records ADD mac VARCHAR2(64 CHAR)
+
+/
+
+CREATE TABLE login_throttle (
+    key VARCHAR2(300 CHAR) NOT NULL, 
+    failures INTEGER NOT NULL, 
+    window_start DATE NOT NULL, 
+    blocked_until DATE, 
+    CONSTRAINT pk_login_throttle PRIMARY KEY (key)
+)
+
+/
+
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001'
+
+/
+

@@ -153,3 +153,28 @@ INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '0000000000000000
 
 INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING version_num;
 
+
+ALTER TABLE credentials ADD COLUMN epoch INTEGER DEFAULT '0' NOT NULL;
+
+ALTER TABLE credentials ADD COLUMN activation_address VARCHAR(320);
+
+ALTER TABLE credentials ADD COLUMN seal VARCHAR(64);
+
+ALTER TABLE sads ADD COLUMN spent TEXT DEFAULT '' NOT NULL;
+
+ALTER TABLE otp_challenges ADD COLUMN purpose VARCHAR(16) DEFAULT 'authorize' NOT NULL;
+
+ALTER TABLE otp_challenges ADD COLUMN binding TEXT;
+
+ALTER TABLE audit_records ADD COLUMN mac VARCHAR(64);
+
+CREATE TABLE login_throttle (
+    "key" VARCHAR(300) NOT NULL, 
+    failures INTEGER NOT NULL, 
+    window_start DATETIME NOT NULL, 
+    blocked_until DATETIME, 
+    CONSTRAINT pk_login_throttle PRIMARY KEY ("key")
+);
+
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
+

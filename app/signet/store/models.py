@@ -83,7 +83,7 @@ class Credential(Base):
     key_type: Mapped[str] = mapped_column(String(8))  # rsa | ec
     key_size: Mapped[int] = mapped_column(Integer)
     curve: Mapped[str | None] = mapped_column(String(32))
-    # active | disabled | revoked
+    # pending (until its owner activates it) | active | disabled | revoked
     status: Mapped[str] = mapped_column(String(16), default="active")
     # Second factor that activates the key: otp (email) | pin
     activation: Mapped[str] = mapped_column(String(16), default="otp")
@@ -93,6 +93,12 @@ class Credential(Base):
     # Locked after too many failed second-factor tries, until an administrator unlocks it.
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Raised by every disable: a SAD carries the epoch it was issued in.
+    epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Where one-time codes for this credential go (an e-mail address or a phone number).
+    activation_address: Mapped[str | None] = mapped_column(String(320))
+    # HMAC (in the HSM) over the fields that decide who may sign with the key, and how.
+    seal: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -158,6 +164,8 @@ class SignatureActivation(Base):
     hashes: Mapped[str] = mapped_column(Text, default="")
     num_signatures: Mapped[int] = mapped_column(Integer)
     remaining: Mapped[int] = mapped_column(Integer)
+    # Newline-separated base64 hashes already signed under this SAD (its spent markers).
+    spent: Mapped[str] = mapped_column(Text, default="", server_default="")
     scal: Mapped[str] = mapped_column(String(4), default="2")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -171,6 +179,11 @@ class OtpChallenge(Base):
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
     credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
+    # authorize (a signature) | activation (of the credential itself)
+    purpose: Mapped[str] = mapped_column(String(16), default="authorize",
+                                         server_default="authorize")
+    # What the code was issued for (the authorization request it approves), as JSON.
+    binding: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     used: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -191,6 +204,8 @@ class AuditRecord(Base):
     details: Mapped[str] = mapped_column(Text)  # canonical JSON, as hashed
     prev_hash: Mapped[str] = mapped_column(String(64))
     record_hash: Mapped[str] = mapped_column(String(64))
+    # HMAC (in the HSM) over seq and record_hash, on the last record of each append.
+    mac: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_audit_records_event", "event"),)
 
@@ -203,3 +218,14 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class LoginThrottle(Base):
+    """Failed logins counted per key (a user name or a client address), shared by all nodes."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    blocked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
