@@ -80,8 +80,8 @@ def init(demo: bool) -> None:
         click.echo(f"created CA {services.ca.name!r} (key in the HSM) and its certificate")
     else:
         click.echo(f"CA {services.ca.name!r} ready")
-    if done.pin_key_created:
-        click.echo("created the PIN-verifier key in the HSM")
+    for label in done.keys_created:
+        click.echo(f"created the SAM key {label!r} in the HSM")
     if demo:
         for line in ensure_demo_users(services):
             click.echo(f"created {line}")

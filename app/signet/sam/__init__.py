@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from signet.errors import InvalidRequest
 from signet.events import Event, append_event, append_events
 from signet.hsm import Hsm, HsmError
+from signet.sam import keys
 from signet.store import Database, SignatureActivation, bulk_update
 
 
@@ -126,18 +127,17 @@ def extend_sad(session: Session, *, sad: str, user_id: int, username: str, crede
 # PIN verifiers are HMAC-SHA-256 under a secret key that never leaves the HSM: a copy of the
 # database gives nothing to guess PINs against offline (a 5-digit PIN falls to any password
 # hash in minutes), and checking one costs a fast HSM call, not a memory-hard hash.
-PIN_KEY_LABEL = "signet-pin-hmac"
 _PIN_SCHEME = "hsm-hmac-sha256$"
 
 
 def prepare_pin_key(hsm: Hsm) -> bool:
     """Create the PIN-verifier key in the token if it is missing; True if created now."""
-    return hsm.ensure_secret_key(PIN_KEY_LABEL)
+    return hsm.ensure_secret_key(keys.PIN_KEY)
 
 
 def pin_verifier(hsm: Hsm, credential_id: str, pin: str) -> str:
     """What is stored for a credential's PIN: bound to the credential, keyed in the HSM."""
-    mac = hsm.hmac_sha256(PIN_KEY_LABEL, f"signet-pin\0{credential_id}\0{pin}".encode())
+    mac = hsm.hmac_sha256(keys.PIN_KEY, f"signet-pin\0{credential_id}\0{pin}".encode())
     return _PIN_SCHEME + mac.hex()
 
 

@@ -17,6 +17,7 @@ from signet.events import AuditFinding, append_event, verify_chain
 from signet.hsm import KeySpec
 from signet.pki import CAError, certificate_row, enrol_key
 from signet.sam import pin_verifier, prepare_pin_key
+from signet.sam.keys import prepare_keys
 from signet.signing.context import Services
 from signet.store import Authenticator, Credential, User, upgrade
 
@@ -53,14 +54,14 @@ class Initialised:
     revision_before: str
     revision_after: str
     ca_created: bool
-    pin_key_created: bool
+    keys_created: list[str]
 
 
 def initialise(services: Services) -> Initialised:
-    """Migrate the database, make the CA ready and the HSM's PIN-verifier key; idempotent."""
+    """Migrate the database, make the CA ready and the SAM's keys in the HSM; idempotent."""
     before, after = upgrade(services.settings.database)
     ca_created = services.ca.ensure_ready()
-    return Initialised(before, after, ca_created, prepare_pin_key(services.hsm))
+    return Initialised(before, after, ca_created, prepare_keys(services.hsm))
 
 
 def add_user(services: Services, username: str, *, password: str, display_name: str | None,
