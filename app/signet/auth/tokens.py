@@ -1,4 +1,5 @@
-"""Bearer access tokens: random, stored as SHA-256, expiring, revocable."""
+"""Bearer access tokens: who may log in, and what the database keeps of a token the SAM
+minted (its SHA-256, for revocation)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import Connection, Table, bindparam, select
@@ -47,10 +48,10 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def login_with_password(session: Session, username: str, password: str, *, lifetime: int,
-                        source: str) -> tuple[str | None, int]:
-    """Check the password; return (access token, lifetime) or (None, 0) on failure.
-    Both outcomes are audited in `session`'s transaction."""
+def check_password(session: Session, username: str, password: str, *, source: str
+                   ) -> User | None:
+    """The active user with this password, or None. A failure is audited in `session`'s
+    transaction (the success is, with its token, by `record_login`)."""
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     stored = None
     if user is not None:
@@ -65,39 +66,50 @@ def login_with_password(session: Session, username: str, password: str, *, lifet
                   "user disabled" if ok else "wrong password")
         append_event(session, "login.failed", actor=username[:128], subject=username[:256],
                      outcome="failure", method="password", reason=reason, source=source)
-        return None, 0
-    token = secrets.token_urlsafe(32)
-    stamp = now()
-    session.add(AccessToken(token_hash=token_digest(token), user_id=user.id, scope="service",
-                            auth_methods="pwd", loa="low", created_at=stamp,
-                            expires_at=stamp + timedelta(seconds=lifetime), revoked=False))
+        return None
+    return user
+
+
+def record_login(session: Session, token: str, *, user_id: int, username: str, methods: str,
+                 loa: str, expires_at: datetime, source: str) -> None:
+    """Keep what revocation needs of a token the SAM minted (its SHA-256, never the token),
+    and audit the login."""
+    session.add(AccessToken(token_hash=token_digest(token), user_id=user_id, scope="service",
+                            auth_methods=methods, loa=loa, created_at=now(),
+                            expires_at=expires_at, revoked=False))
     append_event(session, "login", actor=username, subject=username, method="password",
                  source=source)
-    return token, lifetime
 
 
 _TOKENS = cast(Table, AccessToken.__table__)
 _USERS = cast(Table, User.__table__)
 _TOKEN_QUERY = (
-    select(_TOKENS.c.revoked, _TOKENS.c.expires_at, _TOKENS.c.auth_methods, _TOKENS.c.loa,
-           _USERS.c.id, _USERS.c.username, _USERS.c.status)
+    select(_TOKENS.c.revoked, _TOKENS.c.user_id, _USERS.c.status)
     .join_from(_TOKENS, _USERS, _TOKENS.c.user_id == _USERS.c.id)
     .where(_TOKENS.c.token_hash == bindparam("digest")))
 
 
-def resolve_token(session: Session | Connection, token: str) -> Principal:
-    """The caller behind a bearer token. One Core query: this runs on every API call."""
-    conn = session.connection() if isinstance(session, Session) else session
+def resolve_token(conn: Connection, token: str, *, user_id: int, username: str, methods: str,
+                  loa: str, expires_at: datetime) -> Principal:
+    """The caller behind a bearer token whose claims (user, methods, expiry) the SAM has
+    verified: the database says only whether it was revoked and whether the user is
+    disabled. One Core query: this runs on every API call."""
+    if expires_at <= now():
+        raise InvalidToken("The access token has expired")
     row = conn.execute(_TOKEN_QUERY, {"digest": token_digest(token)}).first()
-    if row is None:
+    if row is None or row.user_id != user_id:
         raise InvalidToken("The access token is not valid")
     if row.revoked:
         raise InvalidToken("The access token has been revoked")
-    if _aware(row.expires_at) <= now():
-        raise InvalidToken("The access token has expired")
     if row.status != "active":
         raise InvalidToken("The user is disabled")
-    return Principal(row.id, row.username, row.auth_methods, row.loa)
+    return Principal(user_id, username, methods, loa)
+
+
+def token_row_exists(conn: Connection, token: str) -> bool:
+    """Whether the database holds a row for this token (one the SAM refused: forged)."""
+    return conn.execute(select(_TOKENS.c.id).where(
+        _TOKENS.c.token_hash == token_digest(token))).first() is not None
 
 
 def revoke_token(session: Session, principal: Principal, token: str) -> None:

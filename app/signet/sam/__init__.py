@@ -1,25 +1,55 @@
-"""The Signature Activation Module (after CEN EN 419 241-2): Signature Activation Data bound to
-(user, credential, hashes, count, expiry), spent atomically, and the only path to HSM signing."""
+"""The Signature Activation Module (after CEN EN 419 241-2): SAD that only the SAM can mint,
+verified against sealed records and spent atomically, and the only path to HSM signing.
+
+Trust rests on the SAM's keys in the HSM (`signet.sam.keys`), never on rows: a SAD carries
+its binding (user, credential and its epoch, the exact hashes as a multiset, hash algorithm,
+count, expiry, a nonce) under a MAC; a credential record is sealed; the database keeps only
+what nodes must share — how many signatures a SAD has left, and which hashes it has signed.
+
+The caller (`signet.signing`) owns the transaction: it asks `open_permit` to verify and spend
+a SAD, then signs through the `Permit` it gets back, and writes the audit trail."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from signet.errors import InvalidRequest
-from signet.events import Event, append_event, append_events
-from signet.hsm import Hsm, HsmError
+from signet.errors import AccessDenied, InvalidRequest
+from signet.events import append_event
+from signet.hsm import Hsm
 from signet.sam import keys
-from signet.store import Database, SignatureActivation, bulk_update
+from signet.sam.seals import (
+    SadBinding,
+    TokenClaims,
+    credential_intact,
+    credential_seal,
+    mint_sad,
+    mint_token,
+    open_sad,
+    open_token,
+)
+from signet.store import SignatureActivation
+
+__all__ = [
+    "IntegrityViolation", "Permit", "SadBinding", "TokenClaims", "check_credential",
+    "credential_seal", "decode_hash", "extend_sad", "issue_sad", "mint_token", "open_permit",
+    "open_token", "pin_matches", "pin_verifier", "prepare_pin_key", "refund", "sad_binding",
+]
+
+
+class IntegrityViolation(AccessDenied):
+    """A record the SAM relies on was not written by it (forged or edited in the database)."""
+
+    event = "integrity.violation"
 
 
 def _sad_digest(sad: str) -> str:
@@ -30,15 +60,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _normal(hash_b64: str) -> str:
-    """Canonical form of a base64 hash (clients mix standard and URL-safe alphabets)."""
-    return base64.b64encode(decode_hash(hash_b64)).decode()
-
-
 def decode_hash(value: str) -> bytes:
     try:
         padded = value + "=" * (-len(value) % 4)
@@ -47,80 +68,210 @@ def decode_hash(value: str) -> bytes:
         raise InvalidRequest(f"Invalid base64 hash value {value[:60]!r}")
 
 
+def _normal(digest: bytes) -> str:
+    """Canonical form of a hash (clients mix standard and URL-safe base64 alphabets)."""
+    return base64.b64encode(digest).decode()
+
+
+def check_credential(hsm: Hsm, credential: Any) -> None:
+    """Refuse a credential record whose sealed fields the SAM did not write."""
+    if not credential_intact(hsm, credential):
+        raise IntegrityViolation(f"The record of credential {credential.id} fails its "
+                                 "integrity check (not written by the SAM); it cannot sign")
+
+
 _SADS = cast(Table, SignatureActivation.__table__)
 # Built once (see signet.events.audit): the signing and authorize paths run them.
 _INSERT_SAD = insert(_SADS)
-_SAD_BY_HASH = select(_SADS).where(_SADS.c.sad_hash == bindparam("sad_hash"))
-# The caller's own, unexpired SAD, for this credential, with the count left: spent and its
-# binding returned in one round trip. A request the SAD does not cover is rolled back.
+_SAD_ROW = select(_SADS.c.id, _SADS.c.remaining, _SADS.c.spent).where(
+    _SADS.c.sad_hash == bindparam("sad_digest"))
+# Take `count` from the SAD's count and add the hashes to its spent markers in one statement:
+# concurrent workers and nodes queue on the row, so none can go past the count, and the
+# markers returned are all that was ever spent, ours included.
 _SPEND = (update(_SADS)
           .where(_SADS.c.sad_hash == bindparam("sad_digest"),
-                 _SADS.c.user_id == bindparam("owner_id"),
-                 _SADS.c.credential_id == bindparam("for_credential"),
-                 _SADS.c.remaining >= bindparam("count"),
-                 _SADS.c.expires_at > bindparam("now"))
-          .values(remaining=_SADS.c.remaining - bindparam("count"))
-          .returning(_SADS.c.id, _SADS.c.hashes, _SADS.c.hash_algorithm, _SADS.c.scal))
+                 _SADS.c.remaining >= bindparam("count"))
+          .values(remaining=_SADS.c.remaining - bindparam("count"),
+                  spent=_SADS.c.spent.concat(bindparam("added")))
+          .returning(_SADS.c.id, _SADS.c.spent))
 
 
-def issue_sad(
-    session: Session,
-    *,
-    user_id: int,
-    username: str,
-    credential_id: str,
-    hashes: Sequence[str],
-    hash_algorithm: str | None,
-    num_signatures: int,
-    lifetime_seconds: int,
-    scal: str = "2",
-) -> tuple[str, int]:
-    """Create SAD for exactly these hashes; return (SAD, seconds it is valid)."""
-    sad = secrets.token_urlsafe(32)
-    stamp = _now()
-    normal = [_normal(h) for h in hashes]
-    session.connection().execute(_INSERT_SAD, {
-        "sad_hash": _sad_digest(sad), "user_id": user_id, "credential_id": credential_id,
-        "hash_algorithm": hash_algorithm, "hashes": "\n".join(normal),
-        "num_signatures": num_signatures, "remaining": num_signatures, "scal": scal,
-        "created_at": stamp, "expires_at": stamp + timedelta(seconds=lifetime_seconds)})
-    append_event(session, "credential.authorized", actor=username, subject=credential_id,
-                 num_signatures=num_signatures, hash_algorithm=hash_algorithm, hashes=normal,
-                 scal=scal, expires_in=lifetime_seconds)
+def issue_sad(session: Session, hsm: Hsm, *, user_id: int, username: str, credential: Any,
+              hashes: Sequence[str], hash_oid: str | None, count: int,
+              lifetime_seconds: int) -> tuple[str, int]:
+    """Mint SAD for exactly these hashes on a credential the caller has checked (intact,
+    owned, usable); return (SAD, seconds it is valid)."""
+    normal = [_normal(decode_hash(h)) for h in hashes]
+    sad, binding = mint_sad(hsm, user_id=user_id, credential_id=credential.id,
+                            epoch=credential.epoch, hash_oid=hash_oid, hashes=normal,
+                            count=count, lifetime=lifetime_seconds, scal=credential.scal)
+    _store(session, sad, binding)
+    append_event(session, "credential.authorized", actor=username, subject=credential.id,
+                 num_signatures=count, hash_algorithm=hash_oid, hashes=normal,
+                 scal=credential.scal, expires_in=lifetime_seconds, sad=binding.nonce)
     return sad, lifetime_seconds
 
 
-def _find(session: Session, sad: str, user_id: int, credential_id: str) -> Any:
-    """The SAD's row, if it is the caller's, for this credential, and not expired (else the
-    reason, raised)."""
-    row = session.connection().execute(_SAD_BY_HASH, {"sad_hash": _sad_digest(sad)}).first()
-    if row is None or row.user_id != user_id or row.credential_id != credential_id:
+def _store(session: Session, sad: str, binding: SadBinding, remaining: int | None = None,
+           spent: str = "") -> None:
+    stamp = _now()
+    session.connection().execute(_INSERT_SAD, {
+        "sad_hash": _sad_digest(sad), "user_id": binding.user_id,
+        "credential_id": binding.credential_id, "hash_algorithm": binding.hash_oid,
+        "hashes": "\n".join(binding.hashes), "num_signatures": binding.count,
+        "remaining": binding.count if remaining is None else remaining, "spent": spent,
+        "scal": binding.scal, "created_at": stamp,
+        "expires_at": datetime.fromtimestamp(binding.expires_at, UTC)})
+
+
+def sad_binding(hsm: Hsm, sad: str, *, user_id: int, credential: Any) -> SadBinding:
+    """The binding of a SAD minted by this SAM for this user's use of this credential as it
+    is now (intact, active, unlocked, in the same epoch), and not expired; else the reason."""
+    binding = open_sad(hsm, sad)
+    if binding.user_id != user_id or binding.credential_id != credential.id:
         # Another user's or another credential's SAD is, to this caller, no SAD at all.
         raise InvalidRequest("Invalid parameter SAD")
-    if _aware(row.expires_at) <= _now():
+    check_credential(hsm, credential)
+    if credential.status != "active":
+        raise InvalidRequest(f"The credential is {credential.status}")
+    if credential.locked:
+        raise AccessDenied("The credential is locked after too many failed tries; "
+                           "ask an administrator to unlock it")
+    if binding.epoch != credential.epoch:
+        raise InvalidRequest("SAD issued before the credential was disabled; authorize the "
+                             "credential again")
+    if binding.expires_at <= time.time():
         raise InvalidRequest("SAD expired; authorize the credential again")
-    return row
+    return binding
 
 
-def extend_sad(session: Session, *, sad: str, user_id: int, username: str, credential_id: str,
-               lifetime_seconds: int) -> tuple[str, int]:
-    """Replace a still valid SAD by a new one with the same binding and remaining count."""
-    row = _find(session, sad, user_id, credential_id)
-    result = session.execute(
-        bulk_update(SignatureActivation).where(SignatureActivation.id == row.id,
-                                          SignatureActivation.remaining > 0)
-        .values(remaining=0))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+def _covered(binding: SadBinding, spent: list[str], request: list[str]) -> str | None:
+    """None if the hashes spent so far, this request's included, are within the SAD's
+    multiset; else the first hash over its share."""
+    if not binding.hashes:
+        return None
+    allowed, used = Counter(binding.hashes), Counter(spent)
+    for value in request:
+        if used[value] > allowed[value]:
+            return value
+    return None
+
+
+class Permit:
+    """Leave to make HSM signatures with one key after a SAD was verified and spent:
+    `digests` given, exactly those (each as often as it was spent); else `count` of any
+    digest (signDoc, whose signed attributes embed the document digests the SAD covers)."""
+
+    def __init__(self, hsm: Hsm, key_label: str, sad_id: int, spent: list[str],
+                 digests: Sequence[bytes] | None, count: int) -> None:
+        self._hsm, self._key_label = hsm, key_label
+        self.sad_id, self.spent = sad_id, spent  # spent: this permit's hashes, canonical
+        self._digests = Counter(digests) if digests is not None else None
+        self.allowed, self.used = count, 0
+
+    def sign(self, digest: bytes, hash_name: str, scheme: str,
+             salt_length: int | None = None) -> bytes:
+        if self.used >= self.allowed:
+            raise InvalidRequest("numSignatures exceeded: the SAD covers no more signatures")
+        if self._digests is not None and self._digests[digest] <= 0:
+            raise InvalidRequest("Hash not authorized by the SAD")
+        signature = self._hsm.sign_digest(self._key_label, digest, hash_name, scheme,
+                                          salt_length)
+        if self._digests is not None:
+            self._digests[digest] -= 1
+        self.used += 1
+        return signature
+
+    @property
+    def unused(self) -> list[str]:
+        """Spent markers of the signatures this permit did not make (to give back)."""
+        return self.spent[self.used:] if self._digests is None else [
+            _normal(d) for d, left in self._digests.items() for _ in range(left)]
+
+
+def open_permit(session: Session, hsm: Hsm, *, sad: str, user_id: int, credential: Any,
+                hash_oid: str, digests: Sequence[bytes], exact: bool) -> Permit:
+    """Verify the SAD for these digests (in `hash_oid`) and spend one signature for each in
+    `session`'s transaction; until it commits, the SAD's row stays locked. `exact`: the
+    permit signs exactly these digests (signHash); else one signature per digest (signDoc)."""
+    binding = sad_binding(hsm, sad, user_id=user_id, credential=credential)
+    if binding.hash_oid and binding.hash_oid != hash_oid:
+        raise InvalidRequest("The hash algorithm differs from the one the SAD was "
+                             "authorized for")
+    request = [_normal(d) for d in digests]
+    if binding.hashes or binding.scal == "2":
+        bound = set(binding.hashes)
+        unbound = [h for h in request if h not in bound]
+        if unbound:
+            raise InvalidRequest(f"Hash not authorized by the SAD: {unbound[0][:60]}")
+    count = len(request)
+    row = session.connection().execute(_SPEND, {
+        "sad_digest": _sad_digest(sad), "count": count,
+        "added": "".join(h + "\n" for h in request)}).first()
+    if row is None:
+        if session.connection().execute(_SAD_ROW, {"sad_digest": _sad_digest(sad)}).first():
+            raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
+                                 f"{count} more signature(s)")
+        raise InvalidRequest("SAD unknown here (its record is gone); authorize again")
+    spent = row.spent.splitlines()
+    if len(spent) > binding.count:
+        raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
+                             f"{count} more signature(s)")
+    over = _covered(binding, spent, request)
+    if over is not None:
+        raise InvalidRequest(f"Hash already signed under this SAD as often as it was "
+                             f"authorized: {over[:60]}")
+    return Permit(hsm, credential.key_label, int(row.id), request,
+                  list(digests) if exact else None, count)
+
+
+def refund(session: Session, permit: Permit) -> int:
+    """Give back what a permit did not sign (an HSM failure, a document that failed):
+    the count and one spent marker per unsigned hash. Returns how many."""
+    unused = permit.unused
+    if not unused:
+        return 0
+    conn = session.connection()
+    row = conn.execute(select(_SADS.c.spent).where(_SADS.c.id == permit.sad_id)
+                       .with_for_update()).first()
+    if row is None:
+        return 0
+    left = row.spent.splitlines()
+    for value in unused:
+        if value in left:
+            left.reverse()
+            left.remove(value)  # the newest occurrence
+            left.reverse()
+    conn.execute(update(_SADS).where(_SADS.c.id == permit.sad_id).values(
+        remaining=_SADS.c.remaining + len(unused), spent="".join(h + "\n" for h in left)))
+    permit.allowed = permit.used
+    return len(unused)
+
+
+def extend_sad(session: Session, hsm: Hsm, *, sad: str, user_id: int, username: str,
+               credential: Any, lifetime_seconds: int) -> tuple[str, int]:
+    """Replace a still valid SAD by a new one with the same binding, what is left of its
+    count and its spent markers."""
+    binding = sad_binding(hsm, sad, user_id=user_id, credential=credential)
+    conn = session.connection()
+    row = conn.execute(update(_SADS).where(_SADS.c.sad_hash == _sad_digest(sad),
+                                           _SADS.c.remaining > 0)
+                       .values(remaining=0)
+                       .returning(_SADS.c.spent)).first()
+    if row is None:
         raise InvalidRequest("SAD already spent")
-    new = secrets.token_urlsafe(32)
-    stamp = _now()
-    session.add(SignatureActivation(
-        sad_hash=_sad_digest(new), user_id=user_id, credential_id=credential_id,
-        hash_algorithm=row.hash_algorithm, hashes=row.hashes,
-        num_signatures=row.num_signatures, remaining=row.remaining, scal=row.scal,
-        created_at=stamp, expires_at=stamp + timedelta(seconds=lifetime_seconds)))
-    append_event(session, "sad.extended", actor=username, subject=credential_id,
-                 remaining=row.remaining, expires_in=lifetime_seconds)
+    spent = row.spent.splitlines()
+    remaining = binding.count - len(spent)
+    if remaining <= 0:
+        raise InvalidRequest("SAD already spent")
+    new, renewed = mint_sad(hsm, user_id=user_id, credential_id=credential.id,
+                            epoch=binding.epoch, hash_oid=binding.hash_oid,
+                            hashes=binding.hashes, count=binding.count,
+                            lifetime=lifetime_seconds, scal=binding.scal)
+    _store(session, new, renewed, remaining=remaining, spent=row.spent)
+    append_event(session, "sad.extended", actor=username, subject=credential.id,
+                 remaining=remaining, expires_in=lifetime_seconds, sad=renewed.nonce,
+                 replaces=binding.nonce)
     return new, lifetime_seconds
 
 
@@ -147,229 +298,3 @@ def pin_matches(hsm: Hsm, stored: str | None, credential_id: str, pin: str) -> b
         return False
     return hmac.compare_digest(stored, pin_verifier(hsm, credential_id, pin))
 
-
-@dataclass(frozen=True)
-class SignRequest:
-    user_id: int
-    username: str
-    credential_id: str
-    key_label: str
-    sad: str
-    hashes: Sequence[str]  # base64, as the client sent them
-    hash_name: str  # sha256 | sha384 | sha512
-    hash_oid: str
-    scheme: str  # pkcs1v15 | pss | ecdsa
-    sign_algo: str  # the OID the client asked for
-    salt_length: int | None = None
-
-
-def _take(session: Session, request: SignRequest, digests: list[bytes]) -> int:
-    """Take len(hashes) from the SAD's count in one conditional UPDATE, so no number of
-    concurrent workers or nodes can exceed numSignatures, then check the binding (a request
-    the SAD does not cover raises, and the caller's rollback restores the count). Returns the
-    SAD's id; until commit its row stays locked."""
-    count = len(digests)
-    row = session.connection().execute(_SPEND, {
-        "sad_digest": _sad_digest(request.sad), "owner_id": request.user_id,
-        "for_credential": request.credential_id, "count": count, "now": _now()}).first()
-    if row is None:  # say why: the SAD is unknown, expired, unbound or used up
-        row = _find(session, request.sad, request.user_id, request.credential_id)
-        _check_binding(row, request, digests)
-        raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
-                             f"{count} more signature(s)")
-    _check_binding(row, request, digests)
-    return int(row.id)
-
-
-def _spent(request: SignRequest, count: int) -> Event:
-    return Event("sad.spent", request.username, request.credential_id,
-                 details={"count": count})
-
-
-def _created(request: SignRequest, digests: list[bytes]) -> Event:
-    return Event("signature.created", request.username, request.credential_id, details={
-        "algorithm": request.sign_algo, "hash_algorithm": request.hash_oid,
-        "scheme": request.scheme, "hashes": [base64.b64encode(d).decode() for d in digests]})
-
-
-def _failed(request: SignRequest, reason: str) -> Event:
-    return Event("signature.failed", request.username, request.credential_id, "failure",
-                 {"reason": reason})
-
-
-def _spend_in(session: Session, request: SignRequest, digests: list[bytes]) -> int:
-    sad_id = _take(session, request, digests)
-    append_events(session, [_spent(request, len(digests))])
-    return sad_id
-
-
-def _check_binding(row: Any, request: SignRequest, digests: list[bytes]) -> None:
-    if row.hash_algorithm and row.hash_algorithm != request.hash_oid:
-        raise InvalidRequest("The hash algorithm differs from the one the SAD was "
-                             "authorized for")
-    bound = set(row.hashes.split("\n")) if row.hashes else set()
-    if row.scal == "2" or bound:
-        unbound = [h for h, d in zip(request.hashes, digests, strict=True)
-                   if base64.b64encode(d).decode() not in bound]
-        if unbound:
-            raise InvalidRequest(f"Hash not authorized by the SAD: {unbound[0][:60]}")
-
-
-def _record_rejection(database: Database, request: SignRequest, reason: str) -> None:
-    with database.transaction() as session:
-        append_event(session, "sad.rejected", actor=request.username,
-                     subject=request.credential_id, outcome="failure", reason=reason)
-
-
-def _check_lengths(request: SignRequest, digests: list[bytes]) -> None:
-    expected = hashlib.new(request.hash_name).digest_size
-    for value, digest in zip(request.hashes, digests, strict=True):
-        if len(digest) != expected:
-            raise InvalidRequest(f"Invalid hash {value[:60]!r}: a {request.hash_name} hash has "
-                                 f"{expected} bytes, this one {len(digest)}")
-
-
-def _refund(session: Session, request: SignRequest, sad_id: int, count: int) -> None:
-    session.connection().execute(update(_SADS).where(_SADS.c.id == sad_id)
-                                 .values(remaining=_SADS.c.remaining + count))
-    append_event(session, "sad.refunded", actor=request.username,
-                 subject=request.credential_id, count=count)
-
-
-def _sign_each(hsm: Hsm, request: SignRequest, digests: list[bytes]) -> list[bytes]:
-    return [hsm.sign_digest(request.key_label, digest, request.hash_name, request.scheme,
-                            request.salt_length)
-            for digest in digests]
-
-
-def sign_hashes(database: Database, hsm: Hsm,
-                prepare: Callable[[Session], SignRequest]) -> list[bytes]:
-    """`prepare` checks the caller's credential and says what to sign; the SAD is checked
-    and spent, the HSM signs each hash in request order, and the trail records the spend and
-    the signatures (`sad.spent`, `signature.created`). A refused request is recorded as
-    `sad.rejected`, an HSM failure as `signature.failed`, with the count left as it was."""
-    if database.locks_rows:
-        return _sign_in_one_transaction(database, hsm, prepare)
-    return _sign_between_two_transactions(database, hsm, prepare)
-
-
-class _Refusals:
-    """Records a refused spend as `sad.rejected`, in a transaction of its own once the
-    spending one has rolled back (SQLite's writers cannot nest). `request` is set while the
-    SAD is being checked and spent: a refusal outside that window is not about the SAD."""
-
-    def __init__(self, database: Database) -> None:
-        self._database = database
-        self.request: SignRequest | None = None
-
-    def __enter__(self) -> _Refusals:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 _tb: object) -> None:
-        if isinstance(exc, InvalidRequest) and self.request is not None:
-            _record_rejection(self._database, self.request, exc.description)
-
-
-def _prepared(session: Session, prepare: Callable[[Session], SignRequest]
-              ) -> tuple[SignRequest, list[bytes]]:
-    request = prepare(session)
-    digests = [decode_hash(h) for h in request.hashes]
-    _check_lengths(request, digests)
-    return request, digests
-
-
-def _sign_in_one_transaction(database: Database, hsm: Hsm,
-                             prepare: Callable[[Session], SignRequest]) -> list[bytes]:
-    """Databases with row locks: one transaction. The spend locks the SAD's row alone while
-    the HSM signs (only requests on the same SAD wait; other SADs, workers and nodes sign in
-    parallel), then both records are appended (the audit head is locked from there to the
-    commit only). The signatures leave only once their records are committed; an HSM
-    failure rolls the spend back."""
-    request: SignRequest | None = None
-    try:
-        with _Refusals(database) as refusals, database.transaction() as session:
-            request, digests = _prepared(session, prepare)
-            refusals.request = request
-            _take(session, request, digests)
-            refusals.request = None
-            signatures = _sign_each(hsm, request, digests)
-            append_events(session, [_spent(request, len(digests)),
-                                    _created(request, digests)])
-    except HsmError as exc:
-        if request is not None:
-            with database.transaction() as session:
-                append_events(session, [_failed(request, str(exc))])
-        raise
-    return signatures
-
-
-def _sign_between_two_transactions(database: Database, hsm: Hsm,
-                                   prepare: Callable[[Session], SignRequest]) -> list[bytes]:
-    """SQLite, where a writing transaction locks the whole database: the SAD is spent in one
-    short transaction, the HSM signs with no lock held (so workers sign in parallel), and a
-    second transaction records the signatures. If the HSM fails, the count is given back.
-    A crash between spending and recording loses count, never adds it."""
-    with _Refusals(database) as refusals, database.transaction() as session:
-        request, digests = _prepared(session, prepare)
-        refusals.request = request
-        sad_id = _spend_in(session, request, digests)
-    try:
-        signatures = _sign_each(hsm, request, digests)
-    except HsmError as exc:
-        with database.transaction() as session:
-            _refund(session, request, sad_id, len(digests))
-            append_events(session, [_failed(request, str(exc))])
-        raise
-    with database.transaction() as session:
-        append_events(session, [_created(request, digests)])
-    return signatures
-
-
-def _spend(database: Database, request: SignRequest, digests: list[bytes]) -> int:
-    with database.transaction() as session:
-        return _spend_in(session, request, digests)
-
-
-def sad_hash_algorithm(database: Database, *, sad: str, user_id: int,
-                       credential_id: str) -> str | None:
-    """The hash algorithm (OID) a SAD was authorized with, to hash documents for signDoc."""
-    with database.transaction(read_only=True) as session:
-        return _find(session, sad, user_id, credential_id).hash_algorithm
-
-
-class DocumentPermit:
-    """Leave to make exactly `allowed` HSM signatures with one key, granted by a SAD that was
-    bound to the documents' digests and already spent for them (signDoc). Whatever is left
-    unused when the permit closes goes back to the SAD."""
-
-    def __init__(self, database: Database, hsm: Hsm, request: SignRequest, sad_id: int,
-                 allowed: int) -> None:
-        self._database, self._hsm, self._request = database, hsm, request
-        self._sad_id, self.allowed, self.used = sad_id, allowed, 0
-
-    def sign_digest(self, digest: bytes, hash_name: str, scheme: str,
-                    salt_length: int | None = None) -> bytes:
-        if self.used >= self.allowed:
-            raise InvalidRequest("numSignatures exceeded: the SAD covers no more signatures")
-        signature = self._hsm.sign_digest(self._request.key_label, digest, hash_name, scheme,
-                                          salt_length)
-        self.used += 1
-        return signature
-
-    def close(self) -> None:
-        unused = self.allowed - self.used
-        if unused > 0:
-            with self._database.transaction() as session:
-                _refund(session, self._request, self._sad_id, unused)
-        self.allowed = self.used
-
-
-def open_permit(database: Database, hsm: Hsm, request: SignRequest) -> DocumentPermit:
-    """Check the SAD against the document digests in `request.hashes` and spend one signature
-    for each, atomically; then hand out a permit for exactly that many HSM signatures."""
-    digests = [decode_hash(h) for h in request.hashes]
-    with _Refusals(database) as refusals:
-        refusals.request = request
-        sad_id = _spend(database, request, digests)
-    return DocumentPermit(database, hsm, request, sad_id, len(digests))

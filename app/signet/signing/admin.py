@@ -6,6 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 from sqlalchemy import func, select
@@ -16,7 +17,7 @@ from signet.errors import Conflict, InvalidRequest, NotFound
 from signet.events import AuditFinding, append_event, verify_chain
 from signet.hsm import KeySpec
 from signet.pki import CAError, certificate_row, enrol_key
-from signet.sam import pin_verifier, prepare_pin_key
+from signet.sam import check_credential, credential_seal, pin_verifier, prepare_pin_key
 from signet.sam.keys import prepare_keys
 from signet.signing.context import Services
 from signet.store import Authenticator, Credential, User, upgrade
@@ -155,7 +156,9 @@ def create_credential(
                                  "add one or use --activation pin")
         common_name, email = user.display_name, user.email
     credential_id = credential_id or str(uuid.uuid4())
-    if not re.match(r"^[A-Za-z0-9._-]{1,64}$", credential_id):
+    if not re.match(r"^[A-Za-z0-9._-]{1,64}$", credential_id) or \
+            credential_id.startswith("signet-"):
+        # (The SAM's own keys are labelled signet-…: a credential must never share a label.)
         raise InvalidRequest(f"invalid credential id {credential_id!r}")
     pin_hash = pin_verifier(services.hsm, credential_id, pin) if pin else None
     try:
@@ -174,9 +177,11 @@ def create_credential(
                 id=credential_id, user_id=user.id, description=description,
                 key_label=credential_id, key_type=spec.key_type, key_size=spec.size,
                 curve=spec.curve, status="active", activation=activation,
-                pin_hash=pin_hash, scal="2", multisign=100,
+                pin_hash=pin_hash, scal="2", multisign=100, epoch=0,
+                activation_address=email if activation == "otp" else None,
                 locked=False, failed_attempts=0, created_at=stamp, updated_at=stamp,
             )
+            credential.seal = credential_seal(services.hsm, credential)
             session.add(credential)
             for position, cert in enumerate(chain):
                 session.add(certificate_row(
@@ -222,30 +227,45 @@ def list_credentials(services: Services, username: str | None = None) -> list[Cr
 
 def set_credential_status(services: Services, credential_id: str, status: str, *, actor: str,
                           reason: str = "unspecified") -> None:
-    """disable, enable, revoke (final: the certificate is revoked too) or unlock."""
+    """disable (reversible; every SAD issued before it stops working), enable, unlock, or
+    revoke: final — the private key is destroyed in the HSM and the certificate revoked."""
+    if status not in ("active", "disabled", "revoked", "unlock"):
+        raise InvalidRequest(f"unknown credential status {status!r}")
     with services.database.transaction() as session:
-        credential = session.get(Credential, credential_id)
+        credential = session.get(Credential, credential_id, with_for_update=True)
         if credential is None:
             raise NotFound(f"no credential {credential_id!r}")
+        check_credential(services.hsm, credential)
         if credential.status == "revoked" and status != "revoked":
             raise Conflict(f"credential {credential_id!r} is revoked; it cannot change again")
+        if credential.status == "pending" and status in ("active", "unlock"):
+            raise Conflict(f"credential {credential_id!r} is pending: only its owner "
+                           "activates it")
+        serial = next((c.serial for c in credential.certificates if c.position == 0), None)
         if status == "unlock":
             if not credential.locked:
                 return
             credential.locked = False
             credential.failed_attempts = 0
-            event = "credential.unlocked"
-        elif status in ("active", "disabled", "revoked"):
+            event, details = "credential.unlocked", dict[str, Any]()
+        else:
             if credential.status == status:
                 return
+            if status == "disabled":
+                credential.epoch += 1  # SADs carry the epoch they were issued in
             credential.status = status
             event = {"active": "credential.enabled", "disabled": "credential.disabled",
                      "revoked": "credential.revoked"}[status]
-        else:
-            raise InvalidRequest(f"unknown credential status {status!r}")
+            details = {"epoch": credential.epoch}
         credential.updated_at = now()
-        serial = next((c.serial for c in credential.certificates if c.position == 0), None)
-        append_event(session, event, actor=actor, subject=credential_id, reason=reason)
+        credential.seal = credential_seal(services.hsm, credential)
+        if status == "revoked":
+            # Destroyed before the commit: if it fails, the credential stays as it was.
+            services.hsm.destroy_key(credential.key_label)
+            details = {"key_label": credential.key_label, "serial": serial,
+                       "key_destroyed": True}
+        append_event(session, event, actor=actor, subject=credential_id, reason=reason,
+                     **details)
     if status == "revoked" and serial is not None:
         services.ca.revoke(int(serial, 16), reason)
         from signet.signing.publication import forget_crl_cache

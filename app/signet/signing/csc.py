@@ -1,4 +1,5 @@
-"""CSC use cases: login, credentials, authorization with a second factor, signHash."""
+"""CSC use cases: login, credentials, authorization with a second factor (signHash is in
+sign_hash, signDoc in sign_doc)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,24 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import Table, bindparam, select
 
 from signet.auth.factors import new_otp, verify_otp, verify_pin
-from signet.auth.tokens import Principal, login_with_password, resolve_token, revoke_token
-from signet.errors import AccessDenied, InvalidRequest, ServiceUnavailable, SignetError
+from signet.auth.tokens import (
+    Principal,
+    check_password,
+    record_login,
+    resolve_token,
+    revoke_token,
+    token_row_exists,
+)
+from signet.errors import (
+    AccessDenied,
+    InvalidRequest,
+    InvalidToken,
+    ServiceUnavailable,
+    SignetError,
+)
 from signet.events import append_event
 from signet.notify import DeliveryError, send_email
-from signet.sam import SignRequest, extend_sad, issue_sad, pin_matches, sign_hashes
+from signet.sam import check_credential, extend_sad, issue_sad, mint_token, open_token, pin_matches
 from signet.signing.context import Services
 from signet.store import Credential, User
 
@@ -58,19 +72,39 @@ def now() -> datetime:
 
 # -- sessions -------------------------------------------------------------------------------
 def login(services: Services, username: str, password: str, source: str) -> tuple[str, int]:
+    lifetime = services.settings.web.access_token_lifetime_seconds
     with services.database.transaction() as session:
-        token, lifetime = login_with_password(
-            session, username, password,
-            lifetime=services.settings.web.access_token_lifetime_seconds, source=source)
-    if token is None:
-        raise SignetError("Invalid username or password", error="authentication_error",
-                          status=401)
-    return token, lifetime
+        user = check_password(session, username, password, source=source)
+        if user is not None:
+            token, claims = mint_token(services.hsm, user_id=user.id, username=user.username,
+                                       methods="pwd", loa="low", lifetime=lifetime)
+            record_login(session, token, user_id=user.id, username=user.username,
+                         methods=claims.methods, loa=claims.loa,
+                         expires_at=datetime.fromtimestamp(claims.expires_at, UTC),
+                         source=source)
+            return token, lifetime
+    raise SignetError("Invalid username or password", error="authentication_error", status=401)
 
 
 def authenticate(services: Services, token: str) -> Principal:
+    """The caller behind a bearer token: its claims are the SAM's (MAC-checked), the
+    database adds only revocation and the user's status. A token refused by the SAM that
+    the database nevertheless knows was written there by someone else: recorded."""
+    try:
+        claims = open_token(services.hsm, token)
+    except InvalidToken:
+        with services.database.single_read() as conn:
+            forged = token_row_exists(conn, token)
+        if forged:
+            with services.database.transaction() as session:
+                append_event(session, "integrity.violation", actor="-", subject="access_tokens",
+                             outcome="failure", reason="an access token row the SAM did not "
+                             "mint was presented")
+        raise
     with services.database.single_read() as conn:
-        return resolve_token(conn, token)
+        return resolve_token(conn, token, user_id=claims.user_id, username=claims.username,
+                             methods=claims.methods, loa=claims.loa,
+                             expires_at=datetime.fromtimestamp(claims.expires_at, UTC))
 
 
 def logout(services: Services, principal: Principal, token: str) -> None:
@@ -157,15 +191,16 @@ _CREDENTIALS = cast(Table, Credential.__table__)
 _CREDENTIAL_BY_ID = select(_CREDENTIALS).where(_CREDENTIALS.c.id == bindparam("credential_id"))
 
 
-def signing_credential(session: Any, principal: Principal, credential_id: Any) -> Any:
-    """The caller's usable credential, read with one Core query (the signing hot path): a row
-    with the Credential columns."""
+def signing_credential(session: Any, hsm: Any, principal: Principal, credential_id: Any) -> Any:
+    """The caller's usable credential, its record sealed by the SAM, read with one Core query
+    (the signing hot path): a row with the Credential columns."""
     if not isinstance(credential_id, str) or not credential_id:
         raise InvalidRequest("Missing (or invalid type) string parameter credentialID")
     credential = session.connection().execute(
         _CREDENTIAL_BY_ID, {"credential_id": credential_id}).first()
     if credential is None or credential.user_id != principal.user_id:
         raise InvalidRequest("Invalid parameter credentialID")
+    check_credential(hsm, credential)
     ensure_usable(credential)
     return credential
 
@@ -173,6 +208,9 @@ def signing_credential(session: Any, principal: Principal, credential_id: Any) -
 def ensure_usable(credential: Credential) -> None:
     if credential.status == "revoked":
         raise InvalidRequest("The credential is revoked", error="invalid_request")
+    if credential.status == "pending":
+        raise InvalidRequest("The credential is not activated yet: its owner activates it "
+                             "with the code sent to her")
     if credential.status != "active":
         raise InvalidRequest("The credential is disabled", error="invalid_request")
     if credential.locked:
@@ -183,6 +221,7 @@ def ensure_usable(credential: Credential) -> None:
 def send_otp(services: Services, principal: Principal, credential_id: Any) -> None:
     with services.database.transaction() as session:
         credential = own_credential(session, principal, credential_id)
+        check_credential(services.hsm, credential)
         ensure_usable(credential)
         if credential.activation != "otp":
             raise InvalidRequest("This credential is activated by PIN, not OTP")
@@ -228,7 +267,7 @@ def authorize(
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
     failure = None
     with services.database.transaction() as session:
-        credential = signing_credential(session, principal, credential_id)
+        credential = signing_credential(session, services.hsm, principal, credential_id)
         if credential.scal == "2":
             if not hashes:
                 raise InvalidRequest("Missing parameter hashes: this credential is SCAL2 and "
@@ -245,10 +284,10 @@ def authorize(
             matches = pin_matches(services.hsm, credential.pin_hash, credential.id, pin)
             result = verify_pin(session, credential, matches, sam, principal.username)
         if result.ok:
-            return issue_sad(session, user_id=principal.user_id, username=principal.username,
-                             credential_id=credential.id, hashes=hashes, hash_algorithm=hash_oid,
-                             num_signatures=num_signatures,
-                             lifetime_seconds=sam.sad_lifetime_seconds, scal=credential.scal)
+            return issue_sad(session, services.hsm, user_id=principal.user_id,
+                             username=principal.username, credential=credential, hashes=hashes,
+                             hash_oid=hash_oid, count=num_signatures,
+                             lifetime_seconds=sam.sad_lifetime_seconds)
         failure = result
     # The failed try is committed (counted, audited) before the client hears of it.
     raise SignetError(failure.description, error=failure.error,
@@ -260,10 +299,9 @@ def extend_transaction(services: Services, principal: Principal, *, credential_i
     if not isinstance(sad, str) or not sad:
         raise InvalidRequest("Missing (or invalid type) string parameter SAD")
     with services.database.transaction() as session:
-        credential = own_credential(session, principal, credential_id)
-        ensure_usable(credential)
-        return extend_sad(session, sad=sad, user_id=principal.user_id,
-                          username=principal.username, credential_id=credential.id,
+        credential = signing_credential(session, services.hsm, principal, credential_id)
+        return extend_sad(session, services.hsm, sad=sad, user_id=principal.user_id,
+                          username=principal.username, credential=credential,
                           lifetime_seconds=services.settings.sam.sad_lifetime_seconds)
 
 
@@ -326,31 +364,3 @@ def resolve_algorithm(credential: Credential, sign_algo: str, hash_oid: str | No
                                  "needs it")
         hash_name = requested
     return hash_name, scheme, salt
-
-
-def sign_hash(
-    services: Services,
-    principal: Principal,
-    *,
-    credential_id: Any,
-    sad: Any,
-    hashes: Sequence[str],
-    hash_oid: str | None,
-    sign_algo: str,
-    sign_algo_params: str | None,
-) -> list[bytes]:
-    if not isinstance(sad, str) or not sad:
-        raise InvalidRequest("Missing (or invalid type) string parameter SAD")
-    check_algorithm_names(sign_algo, hash_oid)
-
-    def prepare(session: Any) -> SignRequest:
-        credential = signing_credential(session, principal, credential_id)
-        hash_name, scheme, salt = resolve_algorithm(credential, sign_algo, hash_oid,
-                                                    sign_algo_params)
-        return SignRequest(
-            user_id=principal.user_id, username=principal.username,
-            credential_id=credential.id, key_label=credential.key_label, sad=sad,
-            hashes=hashes, hash_name=hash_name, hash_oid=HASH_OID_OF[hash_name],
-            scheme=scheme, sign_algo=sign_algo, salt_length=salt)
-
-    return sign_hashes(services.database, services.hsm, prepare)

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from asn1crypto import x509 as asn1_x509
+from sqlalchemy import select
 
 from signet.auth.tokens import Principal
 from signet.errors import InvalidRequest, ServiceUnavailable
-from signet.events import append_event
+from signet.events import Event, append_event, append_events
 from signet.formats import (
     FormatError,
     Level,
@@ -37,16 +38,17 @@ from signet.formats import (
     sign_document,
     timestamp_token,
 )
-from signet.sam import SignRequest, open_permit, sad_hash_algorithm
+from signet.sam import open_permit, refund, sad_binding
 from signet.signing.context import Services
 from signet.signing.csc import (
     HASH_LENGTHS,
     HASH_OID_OF,
     HASH_OIDS,
-    ensure_usable,
-    own_credential,
     resolve_algorithm,
+    signing_credential,
 )
+from signet.signing.sign_hash import failed_event, refusals_recorded, spent_event
+from signet.store import Certificate
 
 # Outputs up to SMALL_OUTPUT bytes are held in memory, SMALL_OUTPUTS_KEPT bytes of them at the
 # most per request; larger ones (and the rest) stay in their temporary files.
@@ -194,21 +196,23 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
     checked = [_check_job(job, offered) for job in jobs]
     if appended:
         _check_appendable(checked, jobs)
-    with services.database.transaction() as session:
-        credential = own_credential(session, principal, credential_id)
-        ensure_usable(credential)
+    with refusals_recorded(services, principal, credential_id), \
+            services.database.transaction(read_only=True) as session:
+        credential = signing_credential(session, services.hsm, principal, credential_id)
         algorithms = [resolve_algorithm(credential, job.sign_algo, job.hash_oid,
                                         job.sign_algo_params) for job in jobs]
-        certs = [asn1_x509.Certificate.load(c.der)
-                 for c in sorted(credential.certificates, key=lambda c: c.position)]
-        key_label = credential.key_label
+        certs = [asn1_x509.Certificate.load(der) for der in session.execute(
+            select(Certificate.der).where(Certificate.credential_id == credential.id)
+            .order_by(Certificate.position)).scalars()]
+        # The SAD is bound to the document digests, in the hash algorithm it was authorized
+        # with: checked now, before any document is hashed.
+        binding = sad_binding(services.hsm, sad, user_id=principal.user_id,
+                              credential=credential)
     for (hash_name, scheme, salt), _ in zip(algorithms, jobs, strict=True):
         if scheme == "pss" and salt != HASH_LENGTHS[hash_name]:
             raise InvalidRequest("Invalid parameter signAlgoParams: signDoc makes RSASSA-PSS "
                                  f"with a salt as long as the hash ({HASH_LENGTHS[hash_name]})")
-    # The SAD is bound to the document digests, in the hash algorithm it was authorized with.
-    sad_oid = sad_hash_algorithm(services.database, sad=sad, user_id=principal.user_id,
-                                 credential_id=credential_id) or HASH_OID_OF["sha256"]
+    sad_oid = binding.hash_oid or HASH_OID_OF["sha256"]
     doc_hash = HASH_OIDS[sad_oid]
     digests: list[bytes] = []
     for job in jobs:
@@ -226,11 +230,14 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                 raise InvalidRequest(f"Invalid documentDigests hash: {doc_hash} has "
                                      f"{HASH_LENGTHS[doc_hash]} bytes")
             digests.append(job.digest)
-    request = SignRequest(
-        user_id=principal.user_id, username=principal.username, credential_id=credential_id,
-        key_label=key_label, sad=sad, hashes=[base64.b64encode(d).decode() for d in digests],
-        hash_name=doc_hash, hash_oid=sad_oid, scheme="", sign_algo="signDoc")
-    permit = open_permit(services.database, services.hsm, request)
+    with refusals_recorded(services, principal, credential_id), \
+            services.database.transaction() as session:
+        credential = signing_credential(session, services.hsm, principal, credential_id)
+        permit = open_permit(session, services.hsm, sad=sad, user_id=principal.user_id,
+                             credential=credential, hash_oid=sad_oid, digests=digests,
+                             exact=False)
+    records: list[Event] = []
+    failure: str | None = None
     outputs: list[SignedOutput] = []
     files: list[IO[bytes]] = []
     kept = 0  # bytes of outputs held in memory
@@ -239,7 +246,7 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
         for job, (fmt, packaging, level), (hash_name, scheme, _), digest in zip(
                 jobs, checked, algorithms, digests, strict=True):
             key = RemoteKey(certificate=certs[0], chain=tuple(certs[1:]),
-                            sign_digest=permit.sign_digest)
+                            sign_digest=permit.sign)
             document = job.document
             # A PAdES document file given up is signed in place: one pass over it less.
             give_up = (document.give_up if fmt == "pades" and isinstance(document, DocumentFile)
@@ -284,18 +291,28 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                          else 0)
             outputs.append(SignedOutput((fmt, packaging) in DETACHED or job.digest is not None,
                                         out, size, unchanged))
-            with services.database.transaction() as session:
-                append_event(session, "signature.created", actor=principal.username,
-                             subject=credential_id, format=fmt, packaging=packaging,
-                             level=level.value, algorithm=job.sign_algo,
-                             document_digest=base64.b64encode(digest).decode(),
-                             hash_algorithm=sad_oid)
-    except BaseException:
+            records.append(Event("signature.created", principal.username, credential_id,
+                                 details={"format": fmt, "packaging": packaging,
+                                          "level": level.value, "algorithm": job.sign_algo,
+                                          "document_digest": base64.b64encode(digest).decode(),
+                                          "hash_algorithm": sad_oid}))
+    except BaseException as exc:
+        failure = str(exc) or exc.__class__.__name__
         for file in files:
             file.close()
         raise
     finally:
-        permit.close()
+        # The trail is written once: the spend, each signature made, and a failure if any,
+        # with whatever the permit did not sign given back to the SAD.
+        with services.database.transaction() as session:
+            refunded = refund(session, permit)
+            trail = [spent_event(principal, credential_id, permit.used), *records]
+            if refunded:
+                trail.append(Event("sad.refunded", principal.username, credential_id,
+                                   details={"count": refunded}))
+            if failure is not None:
+                trail.append(failed_event(principal, credential_id, failure))
+            append_events(session, trail)
     return outputs
 
 

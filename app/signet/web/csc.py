@@ -19,7 +19,7 @@ from werkzeug.wsgi import ClosingIterator, wrap_file
 
 from signet.auth.tokens import Principal
 from signet.errors import InvalidRequest, InvalidToken
-from signet.signing import Services, sign_doc
+from signet.signing import Services, sign_doc, sign_hash
 from signet.signing import csc as usecases
 from signet.web import multipart, spool
 from signet.web.openapi import describe
@@ -350,7 +350,7 @@ def v2_sign_hash() -> ResponseReturnValue:
     if mode == "A":
         raise InvalidRequest("Invalid parameter operationMode: only synchronous (S) signing "
                              "is offered")
-    signatures = usecases.sign_hash(
+    signatures = sign_hash.sign_hash(
         services(), principal(), credential_id=string(data, "credentialID"),
         sad=string(data, "SAD"), hashes=hash_list(data, "hashes", required=True),
         hash_oid=string(data, "hashAlgorithmOID", required=False),
@@ -639,7 +639,7 @@ def v1_extend() -> ResponseReturnValue:
 @authenticated
 def v1_sign_hash() -> ResponseReturnValue:
     data = body()
-    signatures = usecases.sign_hash(
+    signatures = sign_hash.sign_hash(
         services(), principal(), credential_id=string(data, "credentialID"),
         sad=string(data, "SAD"), hashes=hash_list(data, "hash", required=True),
         hash_oid=string(data, "hashAlgo", required=False),

@@ -1,0 +1,201 @@
+"""Sealed objects: access tokens, SADs and credential records, each authenticated by an HMAC
+under the SAM's seal key in the HSM. A row in the database is only checked against them: one
+written or edited by someone without the key never verifies.
+
+Tokens and SADs carry their own binding, ``<kind>1.<base64url JSON>.<base64url MAC>``, so what
+they allow is read from the MAC-checked string, never from the database. A credential record
+keeps its seal in its row, over every field that decides who may sign with the key and how.
+Checks are remembered per process (keyed by the exact bytes checked): a SAD reused for many
+signHash calls costs one HSM call, not one a request."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from signet.errors import InvalidRequest, InvalidToken
+from signet.hsm import Hsm
+from signet.sam import keys
+
+
+class _Remembered:
+    """A bounded map of values already verified in this process (least recently used go)."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_TOKENS = _Remembered()
+_SADS = _Remembered()
+_CREDENTIALS = _Remembered()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _seal(hsm: Hsm, kind: str, claims: dict[str, Any]) -> str:
+    payload = json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()
+    tag = keys.mac(hsm, keys.SEAL_KEY, kind, payload)
+    return f"{kind}1.{_b64(payload)}.{_b64(tag)}"
+
+
+def _open(hsm: Hsm, kind: str, value: str) -> dict[str, Any] | None:
+    """The claims of a sealed string, or None when it is malformed or its MAC is not ours."""
+    head, _, rest = value.partition(".")
+    payload_b64, _, tag_b64 = rest.partition(".")
+    if head != f"{kind}1" or not payload_b64 or not tag_b64 or len(value) > 16_384:
+        return None
+    try:
+        payload, tag = _unb64(payload_b64), _unb64(tag_b64)
+        if not keys.mac_matches(hsm, keys.SEAL_KEY, tag, kind, payload):
+            return None
+        claims = json.loads(payload)
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+# -- access tokens ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TokenClaims:
+    """Who an access token speaks for, how she authenticated, and until when."""
+
+    user_id: int
+    username: str
+    methods: str
+    loa: str
+    expires_at: int  # Unix seconds
+    nonce: str
+
+
+def mint_token(hsm: Hsm, *, user_id: int, username: str, methods: str, loa: str,
+               lifetime: int) -> tuple[str, TokenClaims]:
+    claims = TokenClaims(user_id, username, methods, loa, int(time.time()) + lifetime,
+                         secrets.token_hex(16))
+    token = _seal(hsm, "t", {"u": claims.user_id, "n": claims.username, "m": claims.methods,
+                             "l": claims.loa, "x": claims.expires_at, "j": claims.nonce})
+    _TOKENS.put(token, claims)
+    return token, claims
+
+
+def open_token(hsm: Hsm, token: str) -> TokenClaims:
+    """The claims of an access token minted by this SAM (expired or not), else InvalidToken."""
+    claims = _TOKENS.get(token)
+    if claims is not None:
+        return claims  # type: ignore[no-any-return]
+    raw = _open(hsm, "t", token)
+    try:
+        if raw is None:
+            raise KeyError
+        claims = TokenClaims(int(raw["u"]), str(raw["n"]), str(raw["m"]), str(raw["l"]),
+                             int(raw["x"]), str(raw["j"]))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidToken("The access token is not valid")
+    _TOKENS.put(token, claims)
+    return claims
+
+
+# -- Signature Activation Data ---------------------------------------------------------------
+@dataclass(frozen=True)
+class SadBinding:
+    """What one SAD allows: this user, this credential in this epoch, exactly these hashes
+    (a multiset; empty only below SCAL2), in this hash algorithm, this many times, until then."""
+
+    nonce: str
+    user_id: int
+    credential_id: str
+    epoch: int
+    hash_oid: str | None
+    hashes: tuple[str, ...]  # base64 (standard alphabet), as authorized, repeats kept
+    count: int
+    expires_at: int  # Unix seconds
+    scal: str
+
+
+def mint_sad(hsm: Hsm, *, user_id: int, credential_id: str, epoch: int, hash_oid: str | None,
+             hashes: Sequence[str], count: int, lifetime: int, scal: str) -> tuple[str, SadBinding]:
+    binding = SadBinding(secrets.token_hex(16), user_id, credential_id, epoch, hash_oid,
+                         tuple(hashes), count, int(time.time()) + lifetime, scal)
+    sad = _seal(hsm, "s", {"j": binding.nonce, "u": user_id, "c": credential_id, "e": epoch,
+                           "a": hash_oid, "h": list(binding.hashes), "k": count,
+                           "x": binding.expires_at, "s": scal})
+    _SADS.put(sad, binding)
+    return sad, binding
+
+
+def open_sad(hsm: Hsm, sad: str) -> SadBinding:
+    """The binding of a SAD this SAM minted, else InvalidRequest (nothing says which part)."""
+    binding = _SADS.get(sad)
+    if binding is not None:
+        return binding  # type: ignore[no-any-return]
+    raw = _open(hsm, "s", sad)
+    try:
+        if raw is None:
+            raise KeyError
+        binding = SadBinding(str(raw["j"]), int(raw["u"]), str(raw["c"]), int(raw["e"]),
+                             None if raw["a"] is None else str(raw["a"]),
+                             tuple(str(h) for h in raw["h"]), int(raw["k"]), int(raw["x"]),
+                             str(raw["s"]))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidRequest("Invalid parameter SAD")
+    _SADS.put(sad, binding)
+    return binding
+
+
+# -- credential records ----------------------------------------------------------------------
+# Every field that decides who may sign with the key and how. Counters that change on every
+# try (failed_attempts, locked) and descriptive ones (description, dates) are not sealed.
+SEALED_FIELDS = ("id", "user_id", "key_label", "key_type", "key_size", "curve", "status",
+                 "epoch", "activation", "pin_hash", "activation_address", "scal", "multisign")
+
+
+def _credential_parts(row: Any) -> tuple[Any, ...]:
+    return tuple(getattr(row, name) for name in SEALED_FIELDS)
+
+
+def credential_seal(hsm: Hsm, row: Any) -> str:
+    """The seal to store with a credential record whose sealed fields are as in `row`."""
+    parts = _credential_parts(row)
+    tag = keys.mac(hsm, keys.SEAL_KEY, "credential", *parts).hex()
+    _CREDENTIALS.put((parts, tag), True)
+    return tag
+
+
+def credential_intact(hsm: Hsm, row: Any) -> bool:
+    """Whether a credential record's sealed fields are as the SAM last sealed them."""
+    parts = _credential_parts(row)
+    key = (parts, row.seal)
+    if _CREDENTIALS.get(key):
+        return True
+    if not keys.mac_matches(hsm, keys.SEAL_KEY, row.seal, "credential", *parts):
+        return False
+    _CREDENTIALS.put(key, True)
+    return True

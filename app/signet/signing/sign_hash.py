@@ -1,0 +1,151 @@
+"""signHash: the path of one signature, top-down — the credential and the algorithm are
+checked here, `sam` verifies and spends the SAD into a permit, the permit signs in the HSM,
+and the audit trail is written once, with the spend and the signatures together.
+
+How the transaction is shaped depends on the database. With row locks (PostgreSQL, Oracle,
+SQL Server) it is one transaction: the SAD's row stays locked while the HSM signs (other SADs
+sign in parallel), and the signatures leave only once their records are committed; an HSM
+failure rolls the spend back. SQLite locks the whole database for a writer, so there the SAD
+is spent in one short transaction, the HSM signs with no lock held, and a second transaction
+records the signatures; an HSM failure gives the count back. A crash in between loses count,
+never adds it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from signet.auth.tokens import Principal
+from signet.errors import InvalidRequest, SignetError
+from signet.events import Event, append_events
+from signet.hsm import HsmError
+from signet.sam import Permit, decode_hash, open_permit, refund
+from signet.signing.context import Services
+from signet.signing.csc import (
+    HASH_OID_OF,
+    check_algorithm_names,
+    resolve_algorithm,
+    signing_credential,
+)
+
+
+@contextmanager
+def refusals_recorded(services: Services, principal: Principal, credential_id: Any
+                      ) -> Iterator[None]:
+    """Record a refused spend (`sad.rejected`, or the event the refusal names, such as
+    `integrity.violation`) in a transaction of its own once the spending one has rolled
+    back (SQLite's writers cannot nest)."""
+    try:
+        yield
+    except SignetError as exc:
+        event = getattr(exc, "event", "sad.rejected")
+        with services.database.transaction() as session:
+            append_events(session, [Event(event, principal.username, str(credential_id)[:256],
+                                          "failure", {"reason": exc.description})])
+        raise
+
+
+def spent_event(principal: Principal, credential_id: str, count: int) -> Event:
+    return Event("sad.spent", principal.username, credential_id, details={"count": count})
+
+
+def failed_event(principal: Principal, credential_id: str, reason: str) -> Event:
+    return Event("signature.failed", principal.username, credential_id, "failure",
+                 {"reason": reason})
+
+
+def _digests(hashes: Any, hash_name: str | None) -> list[bytes]:
+    if not isinstance(hashes, list) or not hashes or not all(isinstance(h, str) for h in hashes):
+        raise InvalidRequest("Missing (or invalid type) array parameter hashes")
+    digests = [decode_hash(h) for h in hashes]
+    if hash_name:
+        expected = hashlib.new(hash_name).digest_size
+        for value, digest in zip(hashes, digests, strict=True):
+            if len(digest) != expected:
+                raise InvalidRequest(f"Invalid hash {value[:60]!r}: a {hash_name} hash has "
+                                     f"{expected} bytes, this one {len(digest)}")
+    return digests
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    credential_id: str
+    permit: Permit
+    digests: list[bytes]
+    hash_name: str
+    scheme: str
+    salt: int | None
+    spent: Event
+    created: Event
+
+
+def _prepare(services: Services, session: Any, principal: Principal, *, credential_id: Any,
+             sad: str, hashes: Sequence[str], hash_oid: str | None, sign_algo: str,
+             sign_algo_params: str | None) -> _Prepared:
+    """Check the credential and the algorithm, then let `sam` verify and spend the SAD."""
+    credential = signing_credential(session, services.hsm, principal, credential_id)
+    hash_name, scheme, salt = resolve_algorithm(credential, sign_algo, hash_oid,
+                                                sign_algo_params)
+    digests = _digests(hashes, hash_name)
+    oid = HASH_OID_OF[hash_name]
+    permit = open_permit(session, services.hsm, sad=sad, user_id=principal.user_id,
+                         credential=credential, hash_oid=oid, digests=digests, exact=True)
+    return _Prepared(
+        credential.id, permit, digests, hash_name, scheme, salt,
+        spent_event(principal, credential.id, len(digests)),
+        Event("signature.created", principal.username, credential.id, details={
+            "algorithm": sign_algo, "hash_algorithm": oid, "scheme": scheme,
+            "hashes": [base64.b64encode(d).decode() for d in digests]}))
+
+
+def _sign(prepared: _Prepared) -> list[bytes]:
+    return [prepared.permit.sign(d, prepared.hash_name, prepared.scheme, prepared.salt)
+            for d in prepared.digests]
+
+
+def sign_hash(services: Services, principal: Principal, *, credential_id: Any, sad: Any,
+              hashes: Any, hash_oid: str | None, sign_algo: str,
+              sign_algo_params: str | None) -> list[bytes]:
+    """Sign each hash, in request order, with the credential's key, under the SAD."""
+    if not isinstance(sad, str) or not sad:
+        raise InvalidRequest("Missing (or invalid type) string parameter SAD")
+    check_algorithm_names(sign_algo, hash_oid)
+    database = services.database
+    prepared: _Prepared | None = None
+
+    def prepare(session: Any) -> _Prepared:
+        return _prepare(services, session, principal, credential_id=credential_id, sad=sad,
+                        hashes=hashes, hash_oid=hash_oid, sign_algo=sign_algo,
+                        sign_algo_params=sign_algo_params)
+
+    if database.locks_rows:
+        try:
+            with refusals_recorded(services, principal, credential_id), \
+                    database.transaction() as session:
+                prepared = prepare(session)
+                signatures = _sign(prepared)
+                append_events(session, [prepared.spent, prepared.created])
+        except HsmError as exc:
+            if prepared is not None:  # the spend was rolled back with the rest
+                with database.transaction() as session:
+                    append_events(session, [failed_event(principal, prepared.credential_id,
+                                                         str(exc))])
+            raise
+        return signatures
+    with refusals_recorded(services, principal, credential_id), \
+            database.transaction() as session:
+        prepared = prepare(session)
+    try:
+        signatures = _sign(prepared)
+    except HsmError as exc:
+        with database.transaction() as session:
+            refund(session, prepared.permit)
+            append_events(session, [failed_event(principal, prepared.credential_id, str(exc))])
+        raise
+    with database.transaction() as session:
+        append_events(session, [prepared.spent, prepared.created])
+    return signatures
