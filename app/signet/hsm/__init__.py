@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, exceptions
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from signet.config import HsmSettings
+from signet.config import ConfigError, HsmSettings
 from signet.errors import BackendError
 
 T = TypeVar("T")
@@ -202,11 +202,17 @@ class Hsm:
         try:
             token = retry_opening(lambda: lib.get_token(token_label=self.settings.token_label))
         except (exceptions.NoSuchToken, exceptions.PKCS11Error) as exc:
+            # The library read its store while the token was missing (an emptied directory, a
+            # restore in progress): only a new initialisation will see the token come back.
+            self._reinitialise()
             raise HsmError(
                 f"token {self.settings.token_label!r} not found in {self.settings.module} "
                 f"({exc.__class__.__name__}); is it initialised and its store in place?"
             ) from exc
-        pin = self.settings.read_pin()
+        try:
+            pin = self.settings.read_pin()
+        except ConfigError as exc:
+            raise HsmError(f"token {self.settings.token_label!r}: no user PIN ({exc})") from exc
 
         def log_in() -> Any:
             try:
@@ -284,7 +290,7 @@ class Hsm:
             failure.__class__.__name__)
         return HsmError(
             f"HSM token {self.settings.token_label!r} is not usable ({cause}); check the HSM "
-            "(SoftHSM: its token directory) - the next request reconnects"
+            "(SoftHSM: its directories.tokendir); the next request reconnects"
         )
 
     def _call(self, operation: Callable[[Any], T]) -> T:
