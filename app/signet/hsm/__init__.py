@@ -48,19 +48,11 @@ RSA_SIZES = (2048, 3072, 4096)
 # store was reloaded. Looking the key up again is the cure, if the token still answers.
 _STALE_HANDLE = (exceptions.ObjectHandleInvalid, exceptions.KeyHandleInvalid)
 
-# The token, our session or the library broke: drop the session and re-initialise the library.
-# SoftHSM answers a token whose store vanished with CKR_GENERAL_ERROR.
-_BROKEN = (
-    exceptions.SessionClosed,
-    exceptions.SessionHandleInvalid,
-    exceptions.DeviceRemoved,
-    exceptions.DeviceError,
-    exceptions.DeviceMemory,
-    exceptions.TokenNotPresent,
-    exceptions.TokenNotRecognised,
-    exceptions.UserNotLoggedIn,
-    exceptions.GeneralError,
-)
+# The token, our session or the library broke (SoftHSM answers a token whose store vanished
+# with CKR_GENERAL_ERROR): a new session, on a re-initialised library if the token is silent.
+_BROKEN = (exceptions.SessionClosed, exceptions.SessionHandleInvalid, exceptions.DeviceRemoved,
+           exceptions.DeviceError, exceptions.DeviceMemory, exceptions.TokenNotPresent,
+           exceptions.TokenNotRecognised, exceptions.UserNotLoggedIn, exceptions.GeneralError)
 
 
 class _TokenLost(Exception):
@@ -73,7 +65,7 @@ class HsmError(BackendError):
 
 
 class KeyNotFound(HsmError):
-    pass
+    """No object with that label in the token (which does answer)."""
 
 
 @dataclass(frozen=True)
@@ -186,9 +178,8 @@ class Hsm:
         try:
             self._lib = pkcs11.lib(self.settings.module)
         except (RuntimeError, OSError) as exc:
-            # python-pkcs11 raises PKCS11Error (a RuntimeError) both for a module it cannot
-            # load and for a C_Initialize that fails: SoftHSM's fails when its token
-            # directory is missing.
+            # PKCS11Error (a RuntimeError) for a module that will not load, and for a failed
+            # C_Initialize: SoftHSM's fails while its token directory is missing.
             detail = str(exc) or exc.__class__.__name__
             raise HsmError(
                 f"HSM token {self.settings.token_label!r} unavailable: cannot load or "
@@ -197,18 +188,27 @@ class Hsm:
             ) from exc
         return self._lib
 
-    def _open(self) -> Any:
-        lib = self._load_library()
+    def _find_token(self) -> Any:
+        def find() -> Any:
+            return self._load_library().get_token(token_label=self.settings.token_label)
+
         try:
-            token = retry_opening(lambda: lib.get_token(token_label=self.settings.token_label))
-        except (exceptions.NoSuchToken, exceptions.PKCS11Error) as exc:
-            # The library read its store while the token was missing (an emptied directory, a
-            # restore in progress): only a new initialisation will see the token come back.
+            return retry_opening(find)
+        except (exceptions.NoSuchToken, exceptions.PKCS11Error):
+            # SoftHSM keeps a token it could not read (its store gone, or being rewritten
+            # by another process's login) unusable until the library reads its store again.
             self._reinitialise()
+        try:
+            return retry_opening(find)
+        except (exceptions.NoSuchToken, exceptions.PKCS11Error) as exc:
+            self._reinitialise()  # and the next call reads the store once more
             raise HsmError(
                 f"token {self.settings.token_label!r} not found in {self.settings.module} "
                 f"({exc.__class__.__name__}); is it initialised and its store in place?"
             ) from exc
+
+    def _open(self) -> Any:
+        token = self._find_token()
         try:
             pin = self.settings.read_pin()
         except ConfigError as exc:
@@ -235,9 +235,8 @@ class Hsm:
             # it without closing it (its number may belong to a live session now).
             self._session = None
             self._keys.clear()
-            generation = self._library.generation
             self._session = self._open()
-            self._pid, self._generation = os.getpid(), generation
+            self._pid, self._generation = os.getpid(), self._library.generation
         return self._session
 
     def _reset(self) -> None:
@@ -263,7 +262,7 @@ class Hsm:
         """Whether the token answers C_GetTokenInfo now (a real call, unlike `session.token`,
         which python-pkcs11 filled in when the session opened)."""
         try:
-            session.token.slot.get_token()
+            retry_opening(session.token.slot.get_token)  # through another process's login
         except exceptions.PKCS11Error:
             return False
         return True
@@ -275,17 +274,19 @@ class Hsm:
             raise _TokenLost
 
     def _recover(self, failure: Exception) -> None:
-        """Prepare the one retry after `failure`: a stale handle in a token that still answers
-        needs only a fresh lookup; anything else needs a new session on a re-read token."""
+        """Prepare the one retry after `failure`. A token that still answers needs only fresh
+        lookups (after a stale handle or a passing error) or a new session (after a session
+        error); one that does not is read again by a re-initialised library."""
         self._keys.clear()
         session = self._session
-        if (isinstance(failure, _STALE_HANDLE) and session is not None
-                and self._token_answers(session)):
-            return
-        self._reinitialise()
+        if (session is None or isinstance(failure, _TokenLost)
+                or not self._token_answers(session)):
+            self._reinitialise()
+        elif not isinstance(failure, (*_STALE_HANDLE, exceptions.GeneralError)):
+            self._reset()
 
     def _unusable(self, failure: Exception) -> HsmError:
-        self._reinitialise()
+        self._reset()
         cause = "it stopped answering" if isinstance(failure, _TokenLost) else (
             failure.__class__.__name__)
         return HsmError(
@@ -319,7 +320,7 @@ class Hsm:
         does not answer, or its user PIN is locked."""
 
         def probe(session: Any) -> dict[str, Any]:
-            token = session.token.slot.get_token()
+            token = retry_opening(session.token.slot.get_token)
             if token.flags & pkcs11.TokenFlag.USER_PIN_LOCKED:
                 raise HsmError(f"token {token.label!r}: the user PIN is locked")
             return {"token": token.label, "manufacturer": token.manufacturer_id.strip()}
