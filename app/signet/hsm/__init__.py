@@ -1,10 +1,19 @@
 """The HSM over PKCS#11: key generation inside the token and raw signing of hashes.
 
 One logged-in session per process, opened lazily after a fork, and every call serialised by a
-lock: SoftHSM (and python-pkcs11's C_Initialize(NULL)) is not safe for concurrent threads."""
+lock: SoftHSM (and python-pkcs11's C_Initialize(NULL)) is not safe for concurrent threads.
+
+A token that vanishes and comes back heals without a restart. SoftHSM 2.6.1 (file store), when
+its token directory disappears, refuses every cached object handle (CKR_OBJECT_HANDLE_INVALID),
+finds no objects at all, and answers C_GetTokenInfo and C_OpenSession with CKR_GENERAL_ERROR;
+it does not sign from memory, and it stays so after the directory returns, until the library
+is finalised and initialised again (which re-reads the store). So a failed call drops the
+cached handles, re-initialises the library when the token no longer answers, and is retried
+once; if that fails too the caller gets an HsmError (503) and the next call tries again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -20,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, exceptions
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from signet.config import HsmSettings
+from signet.config import ConfigError, HsmSettings
 from signet.errors import BackendError
 
 T = TypeVar("T")
@@ -35,18 +44,20 @@ HASHES: dict[str, tuple[int, str, Any, Any]] = {
 CURVES = {"P-256": ("secp256r1", 256), "P-384": ("secp384r1", 384)}
 RSA_SIZES = (2048, 3072, 4096)
 
-# Errors after which the session (or the whole library) is worth reopening.
-_RECONNECT = (
-    exceptions.SessionClosed,
-    exceptions.SessionHandleInvalid,
-    exceptions.DeviceRemoved,
-    exceptions.DeviceError,
-    exceptions.TokenNotPresent,
-    exceptions.TokenNotRecognised,
-    exceptions.UserNotLoggedIn,
-    exceptions.CryptokiNotInitialised if hasattr(exceptions, "CryptokiNotInitialised") else
-    exceptions.DeviceError,
-)
+# A key handle the token no longer knows: the key was destroyed or replaced, or the token's
+# store was reloaded. Looking the key up again is the cure, if the token still answers.
+_STALE_HANDLE = (exceptions.ObjectHandleInvalid, exceptions.KeyHandleInvalid)
+
+# The token, our session or the library broke (SoftHSM answers a token whose store vanished
+# with CKR_GENERAL_ERROR): a new session, on a re-initialised library if the token is silent.
+_BROKEN = (exceptions.SessionClosed, exceptions.SessionHandleInvalid, exceptions.DeviceRemoved,
+           exceptions.DeviceError, exceptions.DeviceMemory, exceptions.TokenNotPresent,
+           exceptions.TokenNotRecognised, exceptions.UserNotLoggedIn, exceptions.GeneralError)
+
+
+class _TokenLost(Exception):
+    """A search found nothing and the token then failed to answer C_GetTokenInfo: the empty
+    result says nothing about the key, the token is broken."""
 
 
 class HsmError(BackendError):
@@ -54,7 +65,7 @@ class HsmError(BackendError):
 
 
 class KeyNotFound(HsmError):
-    pass
+    """No object with that label in the token (which does answer)."""
 
 
 @dataclass(frozen=True)
@@ -125,32 +136,83 @@ def retry_opening(open_token: Callable[[], T]) -> T:
     return open_token()
 
 
+class _Library:
+    """One PKCS#11 module as this process loaded it: a single lock for every Hsm on it, and
+    the count of its initialisations. A session or handle from an earlier initialisation is
+    dead, and its number may name another object now, so nothing from it is ever reused."""
+
+    _all: dict[str, _Library] = {}
+    _all_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.generation = 0
+
+    @classmethod
+    def of(cls, module: str) -> _Library:
+        with cls._all_lock:
+            return cls._all.setdefault(module, cls())
+
+
 class Hsm:
     """A token in a PKCS#11 module. Thread-safe and fork-safe within a process."""
 
+    # How long the health probe waits for a signature in progress before calling the HSM busy.
+    CHECK_LOCK_TIMEOUT = 5.0
+
     def __init__(self, settings: HsmSettings) -> None:
         self.settings = settings
-        self._lock = threading.RLock()
+        self._library = _Library.of(settings.module)
+        self._lock = self._library.lock
         self._pid: int | None = None
+        self._generation = -1
+        self._lib: Any = None
         self._session: Any = None
         self._keys: dict[str, Any] = {}
 
     # -- connection -------------------------------------------------------------------------
-    def _open(self) -> Any:
+    def _load_library(self) -> Any:
+        """The module, loaded and initialised (again, after a finalisation or a failed start)."""
         for name, value in self.settings.library_env.items():
             os.environ[name] = value
         try:
-            lib = pkcs11.lib(self.settings.module)
+            self._lib = pkcs11.lib(self.settings.module)
         except (RuntimeError, OSError) as exc:
-            raise HsmError(f"cannot load PKCS#11 module {self.settings.module}: {exc}")
+            # PKCS11Error (a RuntimeError) for a module that will not load, and for a failed
+            # C_Initialize: SoftHSM's fails while its token directory is missing.
+            detail = str(exc) or exc.__class__.__name__
+            raise HsmError(
+                f"HSM token {self.settings.token_label!r} unavailable: cannot load or "
+                f"initialise PKCS#11 module {self.settings.module} ({detail}); check the module "
+                "and the token's store (SoftHSM: directories.tokendir)"
+            ) from exc
+        return self._lib
+
+    def _find_token(self) -> Any:
+        def find() -> Any:
+            return self._load_library().get_token(token_label=self.settings.token_label)
+
         try:
-            token = retry_opening(lambda: lib.get_token(token_label=self.settings.token_label))
+            return retry_opening(find)
+        except (exceptions.NoSuchToken, exceptions.PKCS11Error):
+            # SoftHSM keeps a token it could not read (its store gone, or being rewritten
+            # by another process's login) unusable until the library reads its store again.
+            self._reinitialise()
+        try:
+            return retry_opening(find)
         except (exceptions.NoSuchToken, exceptions.PKCS11Error) as exc:
+            self._reinitialise()  # and the next call reads the store once more
             raise HsmError(
                 f"token {self.settings.token_label!r} not found in {self.settings.module} "
-                f"({exc.__class__.__name__}); is it initialised?"
-            )
-        pin = self.settings.read_pin()
+                f"({exc.__class__.__name__}); is it initialised and its store in place?"
+            ) from exc
+
+    def _open(self) -> Any:
+        token = self._find_token()
+        try:
+            pin = self.settings.read_pin()
+        except ConfigError as exc:
+            raise HsmError(f"token {self.settings.token_label!r}: no user PIN ({exc})") from exc
 
         def log_in() -> Any:
             try:
@@ -160,50 +222,115 @@ class Hsm:
 
         try:
             return retry_opening(log_in)
-        except exceptions.PinIncorrect:
-            raise HsmError(f"token {self.settings.token_label!r} refused the user PIN")
+        except (exceptions.PinIncorrect, exceptions.PinLocked) as exc:
+            raise HsmError(
+                f"token {self.settings.token_label!r} refused the user PIN "
+                f"({exc.__class__.__name__})"
+            ) from exc
 
     def _current_session(self) -> Any:
-        pid = os.getpid()
-        if self._session is None or self._pid != pid:
+        if (self._session is None or self._pid != os.getpid()
+                or self._generation != self._library.generation):
+            # After a fork or another Hsm's re-initialisation the old session is dead: forget
+            # it without closing it (its number may belong to a live session now).
             self._session = None
             self._keys.clear()
             self._session = self._open()
-            self._pid = pid
+            self._pid, self._generation = os.getpid(), self._library.generation
         return self._session
 
     def _reset(self) -> None:
-        try:
-            if self._session is not None:
-                self._session.close()
-        except Exception:  # noqa: S110 - the session is already broken; drop it
-            pass
-        self._session = None
+        """Close our session (if it is still of this process and initialisation) and forget
+        it and every handle found through it."""
+        session, self._session = self._session, None
         self._keys.clear()
+        if (session is not None and self._pid == os.getpid()
+                and self._generation == self._library.generation):
+            with contextlib.suppress(Exception):  # a broken session fails to close
+                session.close()
+
+    def _reinitialise(self) -> None:
+        """C_Finalize now, C_Initialize on the next call: SoftHSM then reads its token store
+        afresh. Every session and handle of this process (of any Hsm) dies with it."""
+        self._reset()
+        self._library.generation += 1
+        if self._lib is not None:
+            with contextlib.suppress(Exception):  # it is initialised anew all the same
+                self._lib.finalize()
+
+    def _token_answers(self, session: Any) -> bool:
+        """Whether the token answers C_GetTokenInfo now (a real call, unlike `session.token`,
+        which python-pkcs11 filled in when the session opened)."""
+        try:
+            retry_opening(session.token.slot.get_token)  # through another process's login
+        except exceptions.PKCS11Error:
+            return False
+        return True
+
+    def _nothing_found(self, session: Any) -> None:
+        """Called when a search came back empty: a broken token finds nothing, so make sure
+        the token is alive before the caller reports the object as absent."""
+        if not self._token_answers(session):
+            raise _TokenLost
+
+    def _recover(self, failure: Exception) -> None:
+        """Prepare the one retry after `failure`. A token that still answers needs only fresh
+        lookups (after a stale handle or a passing error) or a new session (after a session
+        error); one that does not is read again by a re-initialised library."""
+        self._keys.clear()
+        session = self._session
+        if (session is None or isinstance(failure, _TokenLost)
+                or not self._token_answers(session)):
+            self._reinitialise()
+        elif not isinstance(failure, (*_STALE_HANDLE, exceptions.GeneralError)):
+            self._reset()
+
+    def _unusable(self, failure: Exception) -> HsmError:
+        self._reset()
+        cause = "it stopped answering" if isinstance(failure, _TokenLost) else (
+            failure.__class__.__name__)
+        return HsmError(
+            f"HSM token {self.settings.token_label!r} is not usable ({cause}); check the HSM "
+            "(SoftHSM: its directories.tokendir); the next request reconnects"
+        )
 
     def _call(self, operation: Callable[[Any], T]) -> T:
-        """Run operation(session) under the lock; reconnect once on a session/device error."""
+        """Run operation(session) under the lock. A stale handle or a broken token or session
+        is recovered from once (fresh lookup, or re-initialised library and new session) and
+        the operation retried; no loop, so a signature costs nothing more when all is well."""
         with self._lock:
             try:
                 return operation(self._current_session())
-            except _RECONNECT:
-                self._reset()
-                try:
-                    return operation(self._current_session())
-                except _RECONNECT as exc:
-                    self._reset()
-                    raise HsmError(f"HSM unavailable after reconnect: {exc.__class__.__name__}")
+            except (*_STALE_HANDLE, *_BROKEN, _TokenLost) as exc:
+                failure: Exception = exc
             except exceptions.PKCS11Error as exc:
-                raise HsmError(f"HSM error: {exc.__class__.__name__} {exc}".strip())
+                raise HsmError(f"HSM error: {exc.__class__.__name__} {exc}".strip()) from exc
+            self._recover(failure)
+            try:
+                return operation(self._current_session())
+            except (*_STALE_HANDLE, *_BROKEN, _TokenLost) as exc:
+                raise self._unusable(exc) from exc
+            except exceptions.PKCS11Error as exc:
+                raise HsmError(f"HSM error: {exc.__class__.__name__} {exc}".strip()) from exc
 
     def check(self) -> dict[str, Any]:
-        """Health probe: the token answers and we are logged in."""
+        """Health probe: a real round trip to the token (C_GetTokenInfo), through the same
+        recovery as a signature, within a bounded wait for the lock. Down means this process
+        cannot use the token now: the module will not initialise, the token is not found or
+        does not answer, or its user PIN is locked."""
 
         def probe(session: Any) -> dict[str, Any]:
-            token = session.token
+            token = retry_opening(session.token.slot.get_token)
+            if token.flags & pkcs11.TokenFlag.USER_PIN_LOCKED:
+                raise HsmError(f"token {token.label!r}: the user PIN is locked")
             return {"token": token.label, "manufacturer": token.manufacturer_id.strip()}
 
-        return self._call(probe)
+        if not self._lock.acquire(timeout=self.CHECK_LOCK_TIMEOUT):
+            raise HsmError(f"HSM busy: the token was not free within {self.CHECK_LOCK_TIMEOUT:g} s")
+        try:
+            return self._call(probe)
+        finally:
+            self._lock.release()
 
     # -- keys -------------------------------------------------------------------------------
     def generate_key(self, label: str, spec: KeySpec) -> None:
@@ -248,6 +375,7 @@ class Hsm:
             if any(True for _ in session.get_objects(
                     {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label})):
                 return False
+            self._nothing_found(session)
             session.generate_key(
                 KeyType.GENERIC_SECRET, 256, label=label, id=label.encode(), store=True,
                 template={Attribute.TOKEN: True, Attribute.PRIVATE: True,
@@ -267,9 +395,10 @@ class Hsm:
             if key is None:
                 try:
                     key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
-                except exceptions.NoSuchKey:
+                except exceptions.NoSuchKey as exc:
+                    self._nothing_found(session)
                     raise KeyNotFound(f"no secret key labelled {label!r} in the token; "
-                                      "run `signet init`")
+                                      "run `signet init`") from exc
                 except exceptions.MultipleObjectsReturned:
                     raise HsmError(f"several secret keys labelled {label!r}; fix the token")
                 self._keys["secret:" + label] = key
@@ -282,8 +411,9 @@ class Hsm:
         if key is None:
             try:
                 key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
-            except exceptions.NoSuchKey:
-                raise KeyNotFound(f"no private key labelled {label!r} in the token")
+            except exceptions.NoSuchKey as exc:
+                self._nothing_found(session)
+                raise KeyNotFound(f"no private key labelled {label!r} in the token") from exc
             except exceptions.MultipleObjectsReturned:
                 raise HsmError(f"several private keys labelled {label!r}; fix the token")
             self._keys[label] = key
@@ -293,8 +423,9 @@ class Hsm:
         def read(session: Any) -> Any:
             try:
                 key = session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
-            except exceptions.NoSuchKey:
-                raise KeyNotFound(f"no public key labelled {label!r} in the token")
+            except exceptions.NoSuchKey as exc:
+                self._nothing_found(session)
+                raise KeyNotFound(f"no public key labelled {label!r} in the token") from exc
             if key.key_type == KeyType.RSA:
                 return rsa.RSAPublicNumbers(
                     int.from_bytes(key[Attribute.PUBLIC_EXPONENT], "big"),
@@ -308,16 +439,23 @@ class Hsm:
 
     def key_exists(self, label: str) -> bool:
         def find(session: Any) -> bool:
-            return any(True for _ in session.get_objects(
-                {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label}))
+            if any(True for _ in session.get_objects(
+                    {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label})):
+                return True
+            self._nothing_found(session)
+            return False
 
         return self._call(find)
 
     def destroy_key(self, label: str) -> None:
         def destroy(session: Any) -> None:
-            for obj in list(session.get_objects({Attribute.LABEL: label})):
+            found = list(session.get_objects({Attribute.LABEL: label}))
+            if not found:
+                self._nothing_found(session)
+            for obj in found:
                 obj.destroy()
             self._keys.pop(label, None)
+            self._keys.pop("secret:" + label, None)
 
         self._call(destroy)
 

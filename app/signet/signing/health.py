@@ -16,9 +16,12 @@ def check_health(services: Services) -> dict[str, Any]:
         checks["database"] = {"status": "ok", "engine": services.database.engine.dialect.name}
     except StoreError as exc:
         checks["database"] = {"status": "down", "reason": str(exc)}
+    # A real round trip to the token, bounded, which also heals this process's session when
+    # the token has come back: "ok" means this process can sign now.
     try:
         checks["hsm"] = {"status": "ok", **services.hsm.check()}
     except HsmError as exc:
-        checks["hsm"] = {"status": "down", "reason": str(exc)}
+        checks["hsm"] = {"status": "down", "token": services.hsm.settings.token_label,
+                         "reason": str(exc)}
     down = [name for name, check in checks.items() if check["status"] != "ok"]
     return {"status": "down" if down else "ok", "down": down, "checks": checks}
