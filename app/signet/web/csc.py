@@ -22,6 +22,7 @@ from signet.errors import InvalidRequest, InvalidToken
 from signet.signing import Services, sign_doc
 from signet.signing import csc as usecases
 from signet.web import multipart, spool
+from signet.web.jsonbody import parse_json_object
 from signet.web.openapi import describe
 
 V1_METHODS = ["info", "auth/login", "auth/revoke", "credentials/list", "credentials/info",
@@ -37,12 +38,7 @@ def services() -> Services:
 
 # -- request parsing ------------------------------------------------------------------------
 def body() -> dict[str, Any]:
-    if not request.data:
-        return {}
-    data = request.get_json(force=True, silent=True)
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object")
-    return data
+    return parse_json_object(request.get_data(cache=True))
 
 
 def string(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
