@@ -22,7 +22,7 @@ from signet.errors import InvalidRequest, InvalidToken
 from signet.signing import Services, sign_doc
 from signet.signing import csc as usecases
 from signet.web import multipart, spool
-from signet.web.jsonbody import parse_json_object
+from signet.web.jsonbody import check_complete, parse_json_object
 from signet.web.openapi import describe
 
 V1_METHODS = ["info", "auth/login", "auth/revoke", "credentials/list", "credentials/info",
@@ -38,7 +38,9 @@ def services() -> Services:
 
 # -- request parsing ------------------------------------------------------------------------
 def body() -> dict[str, Any]:
-    return parse_json_object(request.get_data(cache=True))
+    data = request.get_data(cache=True)
+    check_complete(len(data), request.content_length)
+    return parse_json_object(data)
 
 
 def string(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:

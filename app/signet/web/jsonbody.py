@@ -47,6 +47,13 @@ def parse_json_object(text: bytes, *, what: str = "The request body") -> dict[st
     return value
 
 
+def check_complete(received: int, content_length: int | None) -> None:
+    """Refuse a body that ended (the client closed its side) before its Content-Length."""
+    if content_length is not None and received < content_length:
+        raise InvalidRequest(f"The request body ended after {received} of the "
+                             f"{content_length} bytes its Content-Length announces")
+
+
 def check_json(value: Any, *, what: str = "The request body") -> None:
     """Refuse a parsed value nested deeper than MAX_DEPTH or holding a string that is not
     valid Unicode. Iterative, so that no depth can exhaust Python's stack."""

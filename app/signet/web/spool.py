@@ -28,7 +28,7 @@ import pybase64
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from signet.errors import InvalidRequest
-from signet.web.jsonbody import parse_json
+from signet.web.jsonbody import check_complete, parse_json
 
 READ_SIZE = 1024 * 1024
 SPOOL_THRESHOLD = 64 * 1024
@@ -397,6 +397,7 @@ def request_chunks(environ: dict[str, Any], limit: int) -> Generator[bytes, None
             if total > limit:
                 raise too_large
             yield chunk
+        check_complete(total, length)
     finally:
         with suppress(Exception):  # a client that went away has no answer to read
             while total <= limit and (chunk := stream.read(READ_SIZE)):
