@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import threading
 import time
 import uuid
