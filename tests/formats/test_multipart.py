@@ -95,7 +95,7 @@ def test_only_digests_need_no_document_part():
     ([("request", b"{}", None), ("document", b"%PDF", None), ("request", b"{}", None)], 400,
      "More than one part named request"),
     ([("request", b"[1]", None)], 400, "The request part must be a JSON object"),
-    ([("request", b"{", None)], 400, "The request part must be a JSON object"),
+    ([("request", b"{", None)], 400, "The request part is not JSON"),
     ([("request", json.dumps(REQUEST).encode(), None), ("document", b"1", None)], 400,
      "Invalid parameter documents: 2 entries for 1 document parts"),
     ([("request", json.dumps({"documents": [{"document": "QQ=="}]}).encode(), None),

@@ -779,11 +779,10 @@ def _cms_label(attached: bool) -> str:
 
 # -- XML (XAdES) --------------------------------------------------------------------------
 def _xml_parser() -> Any:
-    from lxml import etree
+    from signet.formats._xml import safe_parser
 
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, remove_blank_text=False, huge_tree=True
-    )
+    # huge_tree: an enveloping signature over a large document has a text node over 10 MB
+    return safe_parser(huge_tree=True)
 
 
 def _c14n(element: Any, algorithm: str | None) -> bytes:
@@ -811,10 +810,15 @@ async def _verify_xml(
 ) -> VerificationReport:
     from lxml import etree
 
+    from signet.formats._xml import XmlRefused, refuse_doctype
+
     try:
         root = etree.parse(str(path), parser=_xml_parser()).getroot()
+        refuse_doctype(root)
     except (etree.XMLSyntaxError, OSError) as exc:
         raise VerifyError(f"{path}: not well-formed XML: {_short(exc)}") from exc
+    except XmlRefused as exc:
+        raise VerifyError(f"{path}: {exc}") from exc
     if root.tag == _tag(DS, "Signature"):
         signatures = [root]
     else:
@@ -887,6 +891,7 @@ async def _verify_xades(
             etree_bytes(root),
             x509_cert=signer_pyca,
             expect_config=config,
+            parser=_xml_parser(),
             uri_resolver=(lambda uri: Path(detached).read_bytes()) if detached else None,
         )
         signed_data = [r.signed_data for r in results]

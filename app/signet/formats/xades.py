@@ -23,6 +23,7 @@ from signxml.signer import SignatureReference
 from signxml.xades import XAdESDataObjectFormat, XAdESSigner
 
 from signet.formats._io import CHUNK_SIZE, Source, open_source, read_source, stream_digest
+from signet.formats._xml import XmlRefused, parse_xml, refuse_doctype, safe_parser
 from signet.formats.errors import FormatError
 from signet.formats.keys import RemoteKey, key_adapter, to_pyca
 from signet.formats.levels import Level, parse_level
@@ -58,11 +59,6 @@ def _tag(namespace: str, name: str) -> str:
 def _c14n(element: Any) -> bytes:
     """Inclusive C14N of an element in its document context (what C14N 1.1 gives us here)."""
     return etree.tostring(element, method="c14n", exclusive=False, with_comments=False)
-
-
-def _safe_parser() -> etree.XMLParser:
-    # no DTD entity expansion, no network: documents come from clients
-    return etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
 
 
 class _SignetXAdESSigner(XAdESSigner):
@@ -212,7 +208,7 @@ async def async_sign_xades(
             cert=[to_pyca(c) for c in key.all_certificates],
             always_add_key_value=False,
         )
-    except InvalidInput as exc:
+    except (InvalidInput, etree.XMLSyntaxError) as exc:
         raise FormatError(f"XAdES signing failed: {exc}") from exc
     signature = result if packaging != "enveloped" else _our_signature(result)
 
@@ -236,16 +232,23 @@ async def async_sign_xades(
 
 def _parse_xml(raw: bytes) -> Any:
     try:
-        return etree.fromstring(raw, parser=_safe_parser())
-    except etree.XMLSyntaxError as exc:
+        return parse_xml(raw)
+    except XmlRefused as exc:
         raise FormatError(f"an enveloped XAdES signature needs an XML document: {exc}") from exc
 
 
 def _try_parse_xml(raw: bytes) -> Any:
+    """XML to embed as such in an enveloping signature, or None for data to embed in base64.
+    XML with a DOCTYPE is refused, not base64-encoded: its sender meant it as XML."""
     try:
-        return etree.fromstring(raw, parser=_safe_parser())
+        root = etree.fromstring(raw, parser=safe_parser())
     except etree.XMLSyntaxError:
         return None
+    try:
+        refuse_doctype(root)
+    except XmlRefused as exc:
+        raise FormatError(f"an enveloping XAdES signature over XML: {exc}") from exc
+    return root
 
 
 def _child(element: Any, namespace: str, name: str) -> Any:
@@ -328,7 +331,7 @@ def _reference_octets(
     if uri == "":
         # enveloped-signature transform, then C14N, over a standalone copy of the document
         doc_root = signature.getroottree().getroot()
-        copy = etree.fromstring(etree.tostring(doc_root), parser=_safe_parser())
+        copy = etree.fromstring(etree.tostring(doc_root), parser=safe_parser())
         signature_index = list(doc_root).index(signature)
         del copy[signature_index]
         yield _c14n(copy)
@@ -342,7 +345,7 @@ def _reference_octets(
     target = matches[0]
     if reference.find(f"{_tag(DS, 'Transforms')}/{_tag(DS, 'Transform')}") is not None:
         # enveloping: signxml canonicalises a standalone copy of the ds:Object
-        target = etree.fromstring(etree.tostring(target), parser=_safe_parser())
+        target = etree.fromstring(etree.tostring(target), parser=safe_parser())
     yield _c14n(target)
 
 

@@ -22,6 +22,7 @@ from signet.errors import InvalidRequest, InvalidToken
 from signet.signing import Services, sign_doc, sign_hash
 from signet.signing import csc as usecases
 from signet.web import multipart, spool
+from signet.web.jsonbody import check_complete, parse_json_object
 from signet.web.openapi import describe
 
 V1_METHODS = ["info", "auth/login", "auth/revoke", "credentials/list", "credentials/info",
@@ -37,12 +38,9 @@ def services() -> Services:
 
 # -- request parsing ------------------------------------------------------------------------
 def body() -> dict[str, Any]:
-    if not request.data:
-        return {}
-    data = request.get_json(force=True, silent=True)
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object")
-    return data
+    data = request.get_data(cache=True)
+    check_complete(len(data), request.content_length)
+    return parse_json_object(data)
 
 
 def string(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:

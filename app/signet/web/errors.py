@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
+from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
 from signet.errors import BackendError, SignetError
@@ -17,11 +18,28 @@ _HTTP_ERRORS = {
     403: "access_denied",
     404: "invalid_request",
     405: "invalid_request",
+    406: "invalid_request",
+    408: "invalid_request",
+    411: "invalid_request",
     413: "invalid_request",
+    414: "invalid_request",
     415: "invalid_request",
+    417: "invalid_request",
+    431: "invalid_request",
     429: "temporarily_unavailable",
     503: "temporarily_unavailable",
 }
+
+
+class RequestTimeout(TimeoutError):
+    """The client sent its request too slowly (raised by the server's socket reader)."""
+
+
+def csc_error_code(status: int) -> str:
+    """The CSC ``error`` code for an HTTP status."""
+    if status in _HTTP_ERRORS:
+        return _HTTP_ERRORS[status]
+    return "invalid_request" if 400 <= status < 500 else "server_error"
 
 
 def error_response(status: int, error: str, description: str) -> Response:
@@ -40,11 +58,16 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
-        return error_response(status, _HTTP_ERRORS.get(status, "server_error"),
-                              exc.description or exc.name)
+        return error_response(status, csc_error_code(status), exc.description or exc.name)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        if isinstance(exc, RequestTimeout):
+            return error_response(408, "invalid_request", str(exc))
+        if isinstance(exc, ParseException | NoMoreData):
+            # gunicorn reads a chunked body as the app reads it, and finds its faults then
+            return error_response(400, "invalid_request",
+                                  f"Malformed request body: {exc or type(exc).__name__}")
         if isinstance(exc, BackendError):
             log.error("backend unavailable: %s", exc)
             return error_response(503, "temporarily_unavailable", str(exc))

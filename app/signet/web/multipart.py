@@ -12,7 +12,6 @@ two transports apart.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +20,7 @@ from typing import Any
 from werkzeug.http import parse_options_header
 
 from signet.errors import InvalidRequest
+from signet.web.jsonbody import parse_json
 from signet.web.spool import (
     JSON_SLACK,
     MAX_SPOOLED,
@@ -167,10 +167,7 @@ def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
 
 
 def _request_json(text: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
+    value = parse_json(text, what="The request part")
     if not isinstance(value, dict):
         raise InvalidRequest("The request part must be a JSON object")
     return value

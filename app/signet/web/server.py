@@ -32,7 +32,8 @@ def run_gunicorn(settings: Settings, *, listen: str | None = None,
     options = {
         "bind": listen or settings.web.listen,
         "workers": workers or settings.web.workers,
-        "worker_class": "gthread" if settings.web.threads > 1 else "sync",
+        # gthread, but a request is read before a thread takes it (signet.web.worker)
+        "worker_class": "signet.web.worker.SignetWorker",
         "threads": settings.web.threads,
         "timeout": 120,
         "graceful_timeout": 20,

@@ -28,6 +28,7 @@ import pybase64
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from signet.errors import InvalidRequest
+from signet.web.jsonbody import check_complete, parse_json
 
 READ_SIZE = 1024 * 1024
 SPOOL_THRESHOLD = 64 * 1024
@@ -35,7 +36,7 @@ SKELETON_LIMIT = 16 * 1024 * 1024
 MAX_SPOOLED = 100  # documents on disk per request: each holds a file descriptor until the end
 _HASH_ASIDE = 64 * 1024  # pieces this large are hashed on a hashing thread
 JSON_SLACK = 1024 * 1024  # room for the JSON around one maximal document
-NOT_JSON = "The request body must be a JSON object"
+NOT_JSON = "The request body is not JSON: it ends inside a string"
 
 # A JSON string's content up to its closing quote (or the end of the data); escapes are skipped
 # whole, so the match stops at a quote only if it is unescaped.
@@ -371,10 +372,7 @@ def scan(chunks: Iterable[bytes], *, max_document: int, threshold: int = SPOOL_T
             empty = empty and not chunk
             scanner.feed(chunk)
         skeleton = scanner.finish()
-        try:
-            value = None if empty else json.loads(skeleton)
-        except ValueError:
-            raise InvalidRequest(NOT_JSON)
+        value = None if empty else parse_json(skeleton)
     except BaseException:
         scanner.close()
         raise
@@ -399,6 +397,7 @@ def request_chunks(environ: dict[str, Any], limit: int) -> Generator[bytes, None
             if total > limit:
                 raise too_large
             yield chunk
+        check_complete(total, length)
     finally:
         with suppress(Exception):  # a client that went away has no answer to read
             while total <= limit and (chunk := stream.read(READ_SIZE)):

@@ -1,0 +1,213 @@
+"""The gunicorn worker of `signet serve`: a request is read before a thread takes it, within
+time limits, and every answer gunicorn itself gives is CSC error JSON.
+
+gunicorn's gthread worker hands a connection to a thread as soon as its first byte arrives; the
+thread then blocks on the socket until the whole request is in. A client that sends one byte a
+second holds that thread for as long as it likes, and as many such clients as there are threads
+stop the worker. Here the worker's main loop, which waits on all sockets at once, reads each
+request's head and the first ``BUFFERED`` bytes of its body itself, and only a request read
+that far reaches a thread. Time limits bound both phases: ``HEAD_TIMEOUT`` for the request line
+and headers, and ``BODY_TIMEOUT`` plus one second for every ``MIN_RATE`` bytes for the body (in
+the main loop and, beyond ``BUFFERED``, in the thread). A client that misses them gets 408.
+
+gunicorn answers protocol errors it finds itself (a Content-Length that is not a number, a
+header line over its limit, a bad chunk size) with an HTML page written by
+``gunicorn.util.write_error``; it offers no hook for that page, so this worker replaces that
+one function, in its own process, with one that writes the CSC error JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import selectors
+import time
+from contextlib import suppress
+from functools import partial
+from typing import Any
+
+from gunicorn import util
+from gunicorn.http.unreader import SocketUnreader
+from gunicorn.http2 import negotiation
+from gunicorn.workers.gthread import ThreadWorker
+
+from signet.web.errors import RequestTimeout, csc_error_code
+
+HEAD_TIMEOUT = 10.0  # seconds for the request line and the headers
+BODY_TIMEOUT = 20.0  # seconds for a body, plus one for every MIN_RATE bytes of it
+MIN_RATE = 16 * 1024  # bytes a second: a slow mobile uplink still makes it
+BUFFERED = 256 * 1024  # body bytes the main loop reads before a thread takes over
+HEAD_LIMIT = 128 * 1024  # beyond this without a blank line, gunicorn's parser refuses it
+_READ = 64 * 1024
+
+
+def csc_error_bytes(status: int, reason: str, description: str) -> bytes:
+    """A whole HTTP/1.1 answer carrying the CSC error JSON; the connection closes after it."""
+    body = json.dumps({"error": csc_error_code(status),
+                       "error_description": description or reason}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+def write_csc_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """Stands in for gunicorn.util.write_error (same signature)."""
+    util.write_nonblock(sock, csc_error_bytes(status_int, reason, mesg))
+
+
+class _TimedUnreader(SocketUnreader):  # type: ignore[misc]
+    """gunicorn's socket reader, with the body's deadline: each read waits at most until it,
+    and each byte read moves it on by 1/MIN_RATE s."""
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__(sock)
+        self.deadline = time.monotonic() + BODY_TIMEOUT
+
+    def chunk(self, size_hint: int | None = None) -> bytes:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestTimeout(_too_slow())
+        before = self.sock.gettimeout()  # gunicorn's own drain sets a shorter one
+        self.sock.settimeout(remaining if before is None else min(before, remaining))
+        try:
+            data: bytes = super().chunk(size_hint)
+        except TimeoutError:
+            raise RequestTimeout(_too_slow()) from None
+        finally:
+            self.sock.settimeout(before)
+        self.deadline += len(data) / MIN_RATE
+        return data
+
+
+def _too_slow() -> str:
+    return (f"The request was not received in time: the headers within {HEAD_TIMEOUT:g} s, "
+            f"the body within {BODY_TIMEOUT:g} s plus 1 s for every {MIN_RATE // 1024} KiB")
+
+
+class _Reading:
+    """A request the main loop is reading: what has come, and by when the rest must."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytearray(data)
+        self.deadline = time.monotonic() + HEAD_TIMEOUT
+        self.body_start: int | None = None
+        self.wanted: int | None = None  # body bytes to read here; None: hand over at once
+        self.chunked = False
+
+
+def _body_to_buffer(head: bytes) -> tuple[int | None, bool]:
+    """How many body bytes to read before a thread takes the request, and whether it is
+    chunked; None where gunicorn should judge the headers at once (it will refuse them or
+    answer Expect: 100-continue)."""
+    length: int | None = None
+    chunked = False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip()
+        if name == b"expect":
+            return None, False
+        if name == b"transfer-encoding":
+            if not value.lower().endswith(b"chunked"):
+                return None, False  # gunicorn refuses other codings (501)
+            chunked = True
+        elif name == b"content-length":
+            if length is not None or not value.isdigit():
+                return None, False
+            length = int(value)
+    if chunked:
+        return (None, False) if length is not None else (BUFFERED, True)
+    return min(length or 0, BUFFERED), False
+
+
+class SignetWorker(ThreadWorker):  # type: ignore[misc]
+    """gthread, with requests read in the main loop up to BUFFERED body bytes."""
+
+    def init_process(self) -> None:
+        util.write_error = write_csc_error  # gunicorn's only writer of its own error pages
+        self.reading: dict[Any, _Reading] = {}
+        super().init_process()
+
+    def _reads_itself(self, conn: Any) -> bool:
+        return not (self.cfg.is_ssl or conn.is_http2
+                    or negotiation.prior_knowledge_allowed(self.cfg, conn.client))
+
+    def enqueue_req(self, conn: Any) -> None:
+        if not self._reads_itself(conn):
+            super().enqueue_req(conn)
+            return
+        pipelined = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+        reading = _Reading(pipelined)
+        conn.sock.setblocking(False)
+        if self._ready(reading):
+            self._hand_over(conn, reading)
+            return
+        self.reading[conn] = reading
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, conn))
+
+    def _readable(self, conn: Any, _sock: Any) -> None:
+        reading = self.reading[conn]
+        ended = False
+        try:
+            while not self._ready(reading):
+                data = conn.sock.recv(_READ)
+                if not data:
+                    ended = True
+                    break
+                reading.data += data
+                if reading.body_start is not None:
+                    reading.deadline += len(data) / MIN_RATE
+        except BlockingIOError:
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        if ended and not reading.data:
+            self._drop(conn)  # the client went away between requests
+            return
+        # Whole, or cut short by the client: gunicorn and the app say what is missing.
+        self._stop_reading(conn)
+        self._hand_over(conn, reading)
+
+    def _ready(self, reading: _Reading) -> bool:
+        data = reading.data
+        if reading.body_start is None:
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                return len(data) > HEAD_LIMIT or data.find(b"\n\n") >= 0
+            reading.body_start = end + 4
+            reading.wanted, reading.chunked = _body_to_buffer(bytes(data[:end]))
+            reading.deadline = time.monotonic() + BODY_TIMEOUT
+        if reading.wanted is None:
+            return True
+        body = len(data) - reading.body_start
+        if reading.chunked and data.endswith(b"\r\n0\r\n\r\n"):
+            return True
+        return body >= reading.wanted
+
+    def _hand_over(self, conn: Any, reading: _Reading) -> None:
+        conn.init()
+        if not isinstance(conn.parser.unreader, _TimedUnreader):
+            conn.parser.unreader = _TimedUnreader(conn.sock)
+        conn.parser.unreader.deadline = max(reading.deadline, time.monotonic() + 1)
+        conn.parser.unreader.unread(bytes(reading.data))
+        conn.data_ready = True
+        super().enqueue_req(conn)
+
+    def _stop_reading(self, conn: Any) -> None:
+        del self.reading[conn]
+        self.poller.unregister(conn.sock)
+
+    def _drop(self, conn: Any) -> None:
+        if conn in self.reading:
+            self._stop_reading(conn)
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        for conn in [c for c, r in self.reading.items() if r.deadline <= now]:
+            # If its buffer is full or it is gone, closing is the answer.
+            with suppress(OSError):
+                conn.sock.send(csc_error_bytes(408, "Request Timeout", _too_slow()))
+            self.log.warning("Request from %s not received in time", conn.client)
+            self._drop(conn)
