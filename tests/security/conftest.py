@@ -41,6 +41,11 @@ def audit_events(services) -> list[tuple[str, dict]]:
     return [(event, json.loads(details)) for event, details in rows]
 
 
+def text_of(message: Message) -> str:
+    """The mail's body as its reader sees it (transfer encoding undone)."""
+    return message.get_payload(decode=True).decode()
+
+
 class Csc:
     """A CSC client on the Flask test client; codes are read from the real Maildir."""
 
@@ -73,13 +78,13 @@ class Csc:
         sent = self.post("credentials/sendOTP", {"credentialID": credential_id, **request})
         assert sent.status_code == 204, sent.json
         box = self.mails()
-        (new,) = [box[key] for key in box.keys() if key not in seen]
+        (new,) = [box[key] for key in box.iterkeys() if key not in seen]
         return new
 
     @staticmethod
     def code_in(message: Message) -> str:
-        found = re.search(r"^\s+(\d{6,8})\s*$", message.get_payload(), re.M)
-        assert found, message.get_payload()
+        found = re.search(r"^\s+(\d{6,8})\s*$", text_of(message), re.M)
+        assert found, text_of(message)
         return found.group(1)
 
     def authorize(self, credential_id: str, code: str, **request):

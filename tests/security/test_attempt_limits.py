@@ -12,7 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from tests.security.conftest import PASSWORD, SHA256, audit_events, digests, error_of
+from tests.security.conftest import (
+    PASSWORD,
+    SHA256,
+    audit_events,
+    digests,
+    error_of,
+    text_of,
+)
 
 REQUEST = {"num_signatures": 1, "hashes": digests("parallel"), "hash_oid": SHA256}
 
@@ -68,8 +75,8 @@ def send_code(node, principal, credential_id) -> str:
     usecases.send_otp(node, principal, credential_id, hashes=REQUEST["hashes"],
                       hash_oid=SHA256, num_signatures=1)
     box = mailbox.Maildir(node.settings.notify.maildir)
-    (new,) = [box[key] for key in box.keys() if key not in seen]
-    return re.search(r"^\s+(\d{6,8})\s*$", new.get_payload(), re.M).group(1)
+    (new,) = [box[key] for key in box.iterkeys() if key not in seen]
+    return re.search(r"^\s+(\d{6,8})\s*$", text_of(new), re.M).group(1)
 
 
 def test_forty_parallel_wrong_codes_over_two_nodes_compare_exactly_the_limit(nodes, alice):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from tests.security.conftest import SHA256, audit_events, digests, error_of
+from tests.security.conftest import SHA256, audit_events, digests, error_of, text_of
 
 HASHES = digests("contract", "annex")
 REQUEST = {"numSignatures": 2, "hashes": HASHES, "hashAlgorithmOID": SHA256,
@@ -63,7 +63,7 @@ def test_the_mail_shows_labels_count_fingerprint_and_true_lifetime_never_the_cod
                            (90, "valid for 1 minute 30 seconds")):
         services.settings.sam.otp_lifetime_seconds = lifetime
         mail = csc.send_otp(alice, **REQUEST)
-        code, body = csc.code_in(mail), mail.get_payload()
+        code, body = csc.code_in(mail), text_of(mail)
         assert mail["To"] == "alice@example.test"
         assert code not in mail["Subject"] and mail["Subject"].endswith("for 2 signatures")
         assert "Documents:   annex.pdf, contract.pdf" in body
@@ -110,7 +110,7 @@ def test_v1_send_otp_binds_the_code_on_first_use(client, services, alice):
     v1 = Csc(client, services, version="v1")
     v1.login()
     mail = v1.send_otp(alice)
-    assert "approves the first signing request that uses it" in mail.get_payload()
+    assert "approves the first signing request that uses it" in text_of(mail)
     code = v1.code_in(mail)
     assert code not in mail["Subject"]
     first = v1.authorize(alice, code, numSignatures=1, hash=digests("first"))
