@@ -680,7 +680,9 @@ def _describe_all() -> None:
                  "description and signet_labels of the authorize call to come (a Signet "
                  "extension), the code approves that request only (docs/csc.md)", tag=title)
         describe(f"{base}/credentials/authorize", "post",
-                 f"{title}: second factor → SAD bound to the hashes", tag=title)
+                 f"{title}: second factor → SAD bound to the hashes; an OTP works only for "
+                 "the request it was sent for (hashes, numSignatures, description, "
+                 "signet_labels: docs/csc.md)", tag=title)
         describe(f"{base}/credentials/extendTransaction", "post",
                  f"{title}: renew a SAD", tag=title)
         describe(f"{base}/signatures/signHash", "post", f"{title}: sign hashes with a SAD",
