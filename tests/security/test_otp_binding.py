@@ -133,6 +133,8 @@ def test_send_otp_refuses_a_malformed_request_to_come(csc, alice):
            ({"description": "x" * 501}, "description"),
            ({"hashes": ["not base64!"]}, "base64"),
            ({"numSignatures": 1}, "numSignatures"),
+           ({"numSignatures": 0}, "numSignatures"),
+           ({"numSignatures": True}, "numSignatures"),
            ({"hashAlgorithmOID": "1.2.3"}, "hashAlgorithmOID")]
     for change, named in bad:
         sent = csc.post("credentials/sendOTP", {"credentialID": alice, **REQUEST, **change})

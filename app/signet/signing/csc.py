@@ -214,7 +214,8 @@ def send_otp(services: Services, principal: Principal, credential_id: Any, *,
     request = None
     if hashes or num_signatures is not None:
         request = signing_request(hashes=hashes, hash_oid=hash_oid,
-                                  num_signatures=num_signatures or len(hashes),
+                                  num_signatures=(len(hashes) if num_signatures is None
+                                                  else num_signatures),
                                   description=description, labels=labels)
     elif hash_oid or description or labels:
         raise InvalidRequest("Missing parameter hashes: a code bound to a request needs its "
