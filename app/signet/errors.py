@@ -39,6 +39,16 @@ class AccessDenied(SignetError):
     error, status = "access_denied", 403
 
 
+class TooManyRequests(SignetError):
+    """Refused for now; `retry_after` says in how many seconds to try again."""
+
+    error, status = "temporarily_unavailable", 429
+
+    def __init__(self, description: str, *, retry_after: int) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(SignetError):
     error, status = "temporarily_unavailable", 503
 

@@ -1,42 +1,48 @@
-"""Second factors that activate a credential: e-mailed OTP and PIN, with a shared lockout.
+"""Second factors that activate a credential: e-mailed one-time codes bound to one request, and
+PINs, with a shared count of failed tries that holds on every engine and node.
 
-Failures are counted on the credential; after sam.otp_max_attempts the credential locks until
-an administrator unlocks it."""
+Every check runs with the credential's row locked (`lock_for_factor_check`): tries on one
+credential queue, each sees the count and the lock its predecessors committed, and after
+sam.otp_max_attempts failures the credential locks until an administrator unlocks it.
+Verifiers are computed in the HSM by the caller (a `CodeVerifier`); this module only compares
+and counts, so it never reaches the HSM itself."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 
 from signet.auth.tokens import _aware, now
 from signet.config import SamSettings
+from signet.errors import InvalidRequest
 from signet.events import append_event
 from signet.store import Credential, OtpChallenge, bulk_update
 
+AUTHORIZE = "authorize"
+# Used codes still within their lifetime that a code is compared with before a miss counts
+# as a failed try, so that a code sent twice (a retry, a double click) is "already used".
+_RECENT_USED = 3
 
-def _code_digest(credential_id: str, code: str) -> str:
-    return hashlib.sha256(f"{credential_id}:{code}".encode()).hexdigest()
+
+@dataclass(frozen=True)
+class CodeTerms:
+    """What a code's verifier covers besides the code itself."""
+
+    credential_id: str
+    purpose: str
+    binding: str | None  # the request's canonical JSON; None: bound to its first use
+    expires: int  # epoch seconds
 
 
-def new_otp(session: Session, credential: Any, settings: SamSettings) -> str:
-    """Create a fresh OTP for the credential (earlier ones stop working); return the code."""
-    code = "".join(secrets.choice("0123456789") for _ in range(settings.otp_digits))
-    stamp = now()
-    session.execute(bulk_update(OtpChallenge).where(OtpChallenge.credential_id == credential.id,
-                                               OtpChallenge.used.is_(False))
-                    .values(used=True))
-    session.add(OtpChallenge(credential_id=credential.id,
-                             code_hash=_code_digest(credential.id, code), created_at=stamp,
-                             expires_at=stamp + timedelta(seconds=settings.otp_lifetime_seconds),
-                             used=False))
-    return code
+# (terms, code) -> the verifier (hex), computed where the key is (the SAM, in the HSM).
+CodeVerifier = Callable[[CodeTerms, str], str]
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,40 @@ class FactorResult:
 
 
 _CREDENTIALS = cast(Table, Credential.__table__)
+_LOCK_CREDENTIAL = select(_CREDENTIALS).with_for_update()
+
+
+def lock_for_factor_check(session: Session, credential_id: str) -> Any:
+    """The credential's row, locked until the transaction ends (SELECT ... FOR UPDATE; SQLite's
+    writers are serialised already). Take it before any factor is compared: whoever waited
+    here then reads the failures and the lock committed before it."""
+    row = session.connection().execute(
+        _LOCK_CREDENTIAL.where(_CREDENTIALS.c.id == credential_id)).first()
+    if row is None:
+        raise InvalidRequest("Invalid parameter credentialID")
+    return row
+
+
+def _expiry(moment: datetime) -> int:
+    return int(_aware(moment).timestamp())
+
+
+def new_otp(session: Session, credential: Any, settings: SamSettings, *,
+            binding: str | None, verifier: CodeVerifier) -> tuple[str, datetime]:
+    """Create a fresh code for the credential, for the request `binding` (None: the first
+    authorize that uses it); earlier codes stop working. Return (code, expiry). The caller
+    holds the credential's row lock."""
+    code = "".join(secrets.choice("0123456789") for _ in range(settings.otp_digits))
+    stamp = now().replace(microsecond=0)
+    expires_at = stamp + timedelta(seconds=settings.otp_lifetime_seconds)
+    terms = CodeTerms(credential.id, AUTHORIZE, binding, _expiry(expires_at))
+    session.execute(bulk_update(OtpChallenge).where(OtpChallenge.credential_id == credential.id,
+                                               OtpChallenge.used.is_(False))
+                    .values(used=True))
+    session.add(OtpChallenge(credential_id=credential.id, purpose=AUTHORIZE, binding=binding,
+                             code_hash=verifier(terms, code), created_at=stamp,
+                             expires_at=expires_at, used=False))
+    return code, expires_at
 
 
 def _reset_failures(session: Session, credential: Any) -> None:
@@ -58,19 +98,19 @@ def _reset_failures(session: Session, credential: Any) -> None:
 
 def _fail(session: Session, credential: Any, settings: SamSettings, actor: str,
           factor: str, error: str, description: str) -> FactorResult:
-    """Count a failed try (one atomic increment, so concurrent tries all count) and lock the
-    credential at the limit. `credential` is a row or an object with its columns."""
+    """Count a failed try and lock the credential at the limit (the caller holds the
+    credential's row lock, so tries are counted one after the other)."""
     conn = session.connection()
-    conn.execute(update(_CREDENTIALS).where(_CREDENTIALS.c.id == credential.id)
-                 .values(failed_attempts=_CREDENTIALS.c.failed_attempts + 1))
-    attempts = conn.execute(select(_CREDENTIALS.c.failed_attempts)
-                            .where(_CREDENTIALS.c.id == credential.id)).scalar_one()
+    attempts = conn.execute(update(_CREDENTIALS).where(_CREDENTIALS.c.id == credential.id)
+                            .values(failed_attempts=_CREDENTIALS.c.failed_attempts + 1)
+                            .returning(_CREDENTIALS.c.failed_attempts)).scalar_one()
     left = settings.otp_max_attempts - attempts
-    append_event(session, f"{factor.lower()}.failed", actor=actor, subject=credential.id,
-                 outcome="failure", reason=description, attempts=attempts)
     if left <= 0:
         conn.execute(update(_CREDENTIALS).where(_CREDENTIALS.c.id == credential.id)
                      .values(locked=True))
+    append_event(session, f"{factor.lower()}.failed", actor=actor, subject=credential.id,
+                 outcome="failure", reason=description, attempts=attempts)
+    if left <= 0:
         append_event(session, "credential.locked", actor=actor, subject=credential.id,
                      outcome="failure", reason=f"{attempts} failed {factor} tries")
         return FactorResult(False, "access_denied" if factor == "OTP" else "invalid_request",
@@ -79,33 +119,76 @@ def _fail(session: Session, credential: Any, settings: SamSettings, actor: str,
     return FactorResult(False, error, f"{description} ({left} tries left)")
 
 
+def _matches(verifier: CodeVerifier, challenge: OtpChallenge, binding: str | None,
+             code: str) -> bool:
+    terms = CodeTerms(challenge.credential_id, challenge.purpose, binding,
+                      _expiry(challenge.expires_at))
+    return hmac.compare_digest(challenge.code_hash, verifier(terms, code))
+
+
 def verify_otp(session: Session, credential: Any, code: str, settings: SamSettings,
-               actor: str) -> FactorResult:
-    challenge = session.execute(
+               actor: str, *, binding: str, verifier: CodeVerifier) -> FactorResult:
+    """Check `code` for the authorization request `binding` and count the outcome. The caller
+    holds the credential's row lock (`lock_for_factor_check`).
+
+    A code issued for another request is refused (and burnt); an unbound code (v1 sendOTP) is
+    bound to this request now. A right code that was already used is refused without counting
+    a failed try: whoever sends it knew it."""
+    stamp = now()
+    challenges = session.execute(
         select(OtpChallenge).where(OtpChallenge.credential_id == credential.id,
-                                   OtpChallenge.used.is_(False))
-        .order_by(OtpChallenge.id.desc()).limit(1).with_for_update()
-    ).scalar_one_or_none()
-    if challenge is None:
-        return _fail(session, credential, settings, actor, "OTP", "invalid_otp",
-                     "No OTP is pending for this credential; request one first")
-    if _aware(challenge.expires_at) <= now():
-        challenge.used = True
+                                   OtpChallenge.purpose == AUTHORIZE,
+                                   or_(OtpChallenge.used.is_(False),
+                                       OtpChallenge.expires_at > stamp))
+        .order_by(OtpChallenge.id.desc()).limit(_RECENT_USED + 1)
+    ).scalars().all()
+    pending = next((c for c in challenges if not c.used), None)
+    if pending is not None and _aware(pending.expires_at) <= stamp:
+        pending.used = True
         return _fail(session, credential, settings, actor, "OTP", "invalid_otp",
                      f"The OTP has expired (valid {settings.otp_lifetime_seconds} s); "
                      "request a new one")
-    if not hmac.compare_digest(challenge.code_hash, _code_digest(credential.id, code)):
-        return _fail(session, credential, settings, actor, "OTP", "invalid_otp",
-                     "The OTP is invalid")
+    if pending is not None:
+        if pending.binding is None and _matches(verifier, pending, None, code):
+            # v1 sendOTP: this first use decides what the code approves; the row now says so.
+            pending.binding = binding
+            pending.code_hash = verifier(CodeTerms(credential.id, AUTHORIZE, binding,
+                                                   _expiry(pending.expires_at)), code)
+            return _verified(session, credential, pending, actor, bound_on_use=True)
+        if pending.binding is not None and _matches(verifier, pending, binding, code):
+            return _verified(session, credential, pending, actor, bound_on_use=False)
+        if (pending.binding is not None and pending.binding != binding
+                and _matches(verifier, pending, pending.binding, code)):
+            pending.used = True  # the code is known to whoever sent it: it approves nothing now
+            return _fail(session, credential, settings, actor, "OTP", "invalid_otp",
+                         "The OTP was issued for another request (other hashes, count, "
+                         "description or document labels); it is void now: request a new "
+                         "code for this request")
+    for used in (c for c in challenges if c.used and _aware(c.expires_at) > stamp):
+        if _matches(verifier, used, used.binding, code):
+            append_event(session, "otp.reused", actor=actor, subject=credential.id,
+                         outcome="failure", reason="the OTP was already used")
+            return FactorResult(False, "invalid_otp",
+                                "The OTP has already been used (or replaced by a newer one); "
+                                "request a new one")
+    return _fail(session, credential, settings, actor, "OTP", "invalid_otp",
+                 "The OTP is invalid" if pending is not None else
+                 "No OTP is pending for this credential; request one first")
+
+
+def _verified(session: Session, credential: Any, challenge: OtpChallenge, actor: str, *,
+              bound_on_use: bool) -> FactorResult:
     challenge.used = True
     _reset_failures(session, credential)
-    append_event(session, "otp.verified", actor=actor, subject=credential.id)
+    append_event(session, "otp.verified", actor=actor, subject=credential.id,
+                 bound_on_use=bound_on_use)
     return FactorResult(True)
 
 
 def verify_pin(session: Session, credential: Any, matches: bool, settings: SamSettings,
                actor: str) -> FactorResult:
-    """Count the outcome of a PIN check (the SAM compares the PIN in the HSM)."""
+    """Count the outcome of a PIN check (the SAM compares the PIN in the HSM). The caller
+    holds the credential's row lock and compared after taking it."""
     if not matches:
         return _fail(session, credential, settings, actor, "PIN", "invalid_pin",
                      "The PIN is invalid")

@@ -108,6 +108,17 @@ class SamSettings(_Section):
     otp_max_attempts: int = Field(default=5, ge=1, le=20)
 
 
+class LoginSettings(_Section):
+    """Failed logins, counted in the database (so every node sees them) per user name and per
+    client address; at the limit within the window, that key is refused for block_seconds."""
+
+    window_seconds: int = Field(default=900, ge=10, le=86400)
+    max_failures_per_user: int = Field(default=10, ge=1, le=1000)
+    # Higher than per user: many users may share one address (a proxy, a NAT).
+    max_failures_per_address: int = Field(default=50, ge=1, le=100000)
+    block_seconds: int = Field(default=900, ge=1, le=86400)
+
+
 class FormatsSettings(_Section):
     """Document signatures: the RFC 3161 TSA and how revocation data is fetched."""
 
@@ -166,6 +177,7 @@ class Settings(BaseSettings):
     ca: CaSettings = Field(default_factory=CaSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     sam: SamSettings = Field(default_factory=SamSettings)
+    login: LoginSettings = Field(default_factory=LoginSettings)
     formats: FormatsSettings = Field(default_factory=FormatsSettings)
     web: WebSettings = Field(default_factory=WebSettings)
 

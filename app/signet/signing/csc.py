@@ -13,7 +13,8 @@ from asn1crypto import algos
 from asn1crypto import x509 as asn1_x509
 from sqlalchemy import Table, bindparam, select
 
-from signet.auth.factors import new_otp, verify_otp, verify_pin
+from signet.auth.factors import lock_for_factor_check, new_otp, verify_otp, verify_pin
+from signet.auth.throttle import ThrottleKeys, audit_refusal, reserve_login, settle_login
 from signet.auth.tokens import (
     Principal,
     check_password,
@@ -28,11 +29,13 @@ from signet.errors import (
     InvalidToken,
     ServiceUnavailable,
     SignetError,
+    TooManyRequests,
 )
 from signet.events import append_event
 from signet.notify import DeliveryError, send_email
 from signet.sam import check_credential, extend_sad, issue_sad, mint_token, open_token, pin_matches
 from signet.signing.context import Services
+from signet.signing.otp import code_verifier, otp_address, otp_message, signing_request
 from signet.store import Credential, User
 
 HASH_OIDS = {
@@ -72,7 +75,18 @@ def now() -> datetime:
 
 # -- sessions -------------------------------------------------------------------------------
 def login(services: Services, username: str, password: str, source: str) -> tuple[str, int]:
+    """A password login, throttled per user name and per client address (`source`) on the
+    counts all nodes share; the token is minted by the SAM."""
+    keys, limits = ThrottleKeys.of(username, source), services.settings.login
+    with services.database.transaction() as session:
+        wait = reserve_login(session, keys, limits)
+    if wait is not None:
+        with services.database.transaction() as session:
+            audit_refusal(session, username=username, source=source, retry_after=wait)
+        raise TooManyRequests(f"Too many failed logins for this user or from this address; "
+                              f"try again in {wait} s", retry_after=wait)
     lifetime = services.settings.web.access_token_lifetime_seconds
+    token = None
     with services.database.transaction() as session:
         user = check_password(session, username, password, source=source)
         if user is not None:
@@ -82,8 +96,12 @@ def login(services: Services, username: str, password: str, source: str) -> tupl
                          methods=claims.methods, loa=claims.loa,
                          expires_at=datetime.fromtimestamp(claims.expires_at, UTC),
                          source=source)
-            return token, lifetime
-    raise SignetError("Invalid username or password", error="authentication_error", status=401)
+        settle_login(session, keys, limits, ok=token is not None, username=username,
+                     source=source)
+    if token is None:
+        raise SignetError("Invalid username or password", error="authentication_error",
+                          status=401)
+    return token, lifetime
 
 
 def authenticate(services: Services, token: str) -> Principal:
@@ -218,34 +236,62 @@ def ensure_usable(credential: Credential) -> None:
                            "ask an administrator to unlock it")
 
 
-def send_otp(services: Services, principal: Principal, credential_id: Any) -> None:
+def send_otp(services: Services, principal: Principal, credential_id: Any, *,
+             hashes: Sequence[str] = (), hash_oid: str | None = None,
+             num_signatures: int | None = None, description: str | None = None,
+             labels: Sequence[str] = ()) -> None:
+    """E-mail a one-time code for the credential, bound to the authorization request to come
+    when the client names it (its hashes or numSignatures, and its hashAlgorithmOID,
+    description and document labels: a Signet extension); without them (v1 clients), bound to
+    the first authorize that uses it."""
+    sam = services.settings.sam
+    if hash_oid is not None and hash_oid not in HASH_OIDS:
+        raise InvalidRequest("Invalid parameter hashAlgorithmOID")
+    request = None
+    if hashes or num_signatures is not None:
+        request = signing_request(hashes=hashes, hash_oid=hash_oid,
+                                  num_signatures=(len(hashes) if num_signatures is None
+                                                  else num_signatures),
+                                  description=description, labels=labels)
+    elif hash_oid or description or labels:
+        raise InvalidRequest("Missing parameter hashes: a code bound to a request needs its "
+                             "hashes (or numSignatures)")
     with services.database.transaction() as session:
         credential = own_credential(session, principal, credential_id)
         check_credential(services.hsm, credential)
         ensure_usable(credential)
+        ensure_usable(lock_for_factor_check(session, credential.id))
         if credential.activation != "otp":
             raise InvalidRequest("This credential is activated by PIN, not OTP")
+        if request is not None and not 1 <= request.num_signatures <= sam.max_signatures_per_sad:
+            raise InvalidRequest("Invalid parameter numSignatures")
+        if request is not None and len(request.hashes) > request.num_signatures:
+            raise InvalidRequest("Invalid parameter numSignatures: fewer than the hashes")
         user = session.get(User, principal.user_id)
         assert user is not None
-        if not user.email:
+        email = otp_address(credential, user)
+        if not email:
             raise InvalidRequest("No e-mail address is registered for OTP delivery")
-        code = new_otp(session, credential, services.settings.sam)
-        email = user.email
-    minutes = services.settings.sam.otp_lifetime_seconds // 60
+        code, _ = new_otp(session, credential, sam,
+                          binding=request.binding() if request is not None else None,
+                          verifier=code_verifier(services.hsm))
+    subject, text = otp_message(
+        name=user.display_name, credential_id=credential.id, code=code,
+        lifetime=sam.otp_lifetime_seconds, request=request,
+        hash_name=HASH_OIDS.get(request.hash_algorithm or "") if request else None)
     try:
-        send_email(services.settings.notify, email, f"Your signing code: {code}",
-                   f"Hello {user.display_name},\n\nyour one-time code to authorise a signature "
-                   f"with credential {credential.id} is\n\n    {code}\n\nIt is valid for "
-                   f"{minutes} minutes and can be used once. If you did not ask for it, "
-                   "do not share it and tell your administrator.\n")
+        send_email(services.settings.notify, email, subject, text)
     except DeliveryError as exc:
         with services.database.transaction() as session:
             append_event(session, "otp.delivery_failed", actor=principal.username,
                          subject=credential.id, outcome="failure", reason=str(exc))
         raise ServiceUnavailable(f"The OTP could not be delivered: {exc}")
+    bound: dict[str, Any] = ({"fingerprint": request.fingerprint(),
+                              "labels": list(request.labels),
+                              "num_signatures": request.num_signatures} if request else {})
     with services.database.transaction() as session:
         append_event(session, "otp.sent", actor=principal.username, subject=credential.id,
-                     channel="email", to=email)
+                     channel="email", to=email, bound=request is not None, **bound)
 
 
 def authorize(
@@ -258,6 +304,8 @@ def authorize(
     hash_oid: str | None,
     pin: str | None,
     otp: str | None,
+    description: str | None = None,
+    labels: Sequence[str] = (),
 ) -> tuple[str, int]:
     """Check the second factor, then issue SAD bound to the hashes."""
     sam = services.settings.sam
@@ -265,6 +313,8 @@ def authorize(
         raise InvalidRequest("Invalid parameter numSignatures")
     if hash_oid is not None and hash_oid not in HASH_OIDS:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
+    request = signing_request(hashes=hashes, hash_oid=hash_oid, num_signatures=num_signatures,
+                              description=description, labels=labels)
     failure = None
     with services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
@@ -274,13 +324,20 @@ def authorize(
                                      "its SAD must be bound to the hashes to sign")
             if len(hashes) > num_signatures:
                 raise InvalidRequest("Invalid parameter numSignatures: fewer than the hashes")
+        if credential.activation == "otp" and not otp:
+            raise InvalidRequest("Missing parameter OTP")
+        if credential.activation != "otp" and not pin:
+            raise InvalidRequest("Missing parameter PIN")
+        # Tries on one credential queue here; each sees the failures and the lock before it.
+        credential = lock_for_factor_check(session, credential.id)
+        check_credential(services.hsm, credential)  # as read under the lock
+        ensure_usable(credential)
         if credential.activation == "otp":
-            if not otp:
-                raise InvalidRequest("Missing parameter OTP")
-            result = verify_otp(session, credential, otp, sam, principal.username)
+            assert otp
+            result = verify_otp(session, credential, otp, sam, principal.username,
+                                binding=request.binding(), verifier=code_verifier(services.hsm))
         else:
-            if not pin:
-                raise InvalidRequest("Missing parameter PIN")
+            assert pin
             matches = pin_matches(services.hsm, credential.pin_hash, credential.id, pin)
             result = verify_pin(session, credential, matches, sam, principal.username)
         if result.ok:

@@ -192,10 +192,25 @@ def revoke_view() -> ResponseReturnValue:
     return Response(status=204)
 
 
+def labels(data: dict[str, Any]) -> list[str]:
+    """signet_labels (a Signet extension): the names of the documents the hashes are of."""
+    value = data.get("signet_labels", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest("Invalid type for array parameter signet_labels: strings expected")
+    return value
+
+
 @authenticated
 def send_otp_view() -> ResponseReturnValue:
     data = body()
-    usecases.send_otp(services(), principal(), string(data, "credentialID"))
+    v1_api = request.blueprint == "csc_v1"
+    count = data.get("numSignatures")
+    usecases.send_otp(
+        services(), principal(), string(data, "credentialID"),
+        hashes=hash_list(data, "hash" if v1_api else "hashes", required=False),
+        hash_oid=None if v1_api else string(data, "hashAlgorithmOID", required=False),
+        num_signatures=None if count is None else integer(data, "numSignatures"),
+        description=string(data, "description", required=False), labels=labels(data))
     return Response(status=204)
 
 
@@ -326,7 +341,8 @@ def v2_authorize() -> ResponseReturnValue:
         num_signatures=integer(data, "numSignatures"),
         hashes=hash_list(data, "hashes", required=False),
         hash_oid=string(data, "hashAlgorithmOID", required=False),
-        pin=factors.get("PIN"), otp=factors.get("OTP"))
+        pin=factors.get("PIN"), otp=factors.get("OTP"),
+        description=string(data, "description", required=False), labels=labels(data))
     return jsonify({"SAD": sad, "expiresIn": expires})
 
 
@@ -619,7 +635,8 @@ def v1_authorize() -> ResponseReturnValue:
         services(), principal(), credential_id=string(data, "credentialID"),
         num_signatures=integer(data, "numSignatures"),
         hashes=hash_list(data, "hash", required=False), hash_oid=None,
-        pin=string(data, "PIN", required=False), otp=string(data, "OTP", required=False))
+        pin=string(data, "PIN", required=False), otp=string(data, "OTP", required=False),
+        description=string(data, "description", required=False), labels=labels(data))
     return jsonify({"SAD": sad, "expiresIn": expires})
 
 
@@ -657,9 +674,13 @@ def _describe_all() -> None:
                  tag=title)
         describe(f"{base}/credentials/info", "post", f"{title}: one credential", tag=title)
         describe(f"{base}/credentials/sendOTP", "post",
-                 f"{title}: send a one-time code by e-mail", tag=title)
+                 f"{title}: send a one-time code by e-mail; with the hashes, numSignatures, "
+                 "description and signet_labels of the authorize call to come (a Signet "
+                 "extension), the code approves that request only (docs/csc.md)", tag=title)
         describe(f"{base}/credentials/authorize", "post",
-                 f"{title}: second factor → SAD bound to the hashes", tag=title)
+                 f"{title}: second factor → SAD bound to the hashes; an OTP works only for "
+                 "the request it was sent for (hashes, numSignatures, description, "
+                 "signet_labels: docs/csc.md)", tag=title)
         describe(f"{base}/credentials/extendTransaction", "post",
                  f"{title}: renew a SAD", tag=title)
         describe(f"{base}/signatures/signHash", "post", f"{title}: sign hashes with a SAD",

@@ -8,7 +8,7 @@ from flask import Flask, Response, jsonify
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
-from signet.errors import BackendError, SignetError
+from signet.errors import BackendError, SignetError, TooManyRequests
 
 log = logging.getLogger("signet.web")
 
@@ -53,7 +53,10 @@ def error_response(status: int, error: str, description: str) -> Response:
 def init_app(app: Flask) -> None:
     @app.errorhandler(SignetError)
     def _signet(exc: SignetError) -> Response:
-        return error_response(exc.status, exc.error, exc.description)
+        response = error_response(exc.status, exc.error, exc.description)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
