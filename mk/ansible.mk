@@ -8,7 +8,15 @@
 VENV ?= .venv
 ANSIBLE_VENV_BIN := $(abspath $(VENV))/bin
 ANSIBLE_LOG_DIR := $(CURDIR)/build/ansible/logs
-ANSIBLE_HOST_DEBS := podman runc debootstrap uidmap slirp4netns fuse-overlayfs netavark aardvark-dns
+ANSIBLE_HOST_DEBS := podman runc debootstrap uidmap slirp4netns fuse-overlayfs netavark aardvark-dns \
+                     iptables
+# What the scenarios run on the host, as program:package; each is checked after the install,
+# so a machine that lacks one fails here, naming it, instead of deep inside a podman build
+# (netavark without iptables: "No such file or directory (os error 2)").
+ANSIBLE_HOST_TOOLS := podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap \
+                      slirp4netns:slirp4netns fuse-overlayfs:fuse-overlayfs \
+                      /usr/lib/podman/netavark:netavark /usr/lib/podman/aardvark-dns:aardvark-dns \
+                      iptables:iptables
 MOLECULE_ROLES := hsm_softhsm hsm_nshield database signet_app monitoring otp_gateways
 # Longest first, so that two parallel lanes finish close together.
 MOLECULE_SCENARIOS := appliance signet_app monitoring otp_gateways database hsm_softhsm hsm_nshield
@@ -47,6 +55,10 @@ ansible-host-deps:
 	  (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
 	   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $$missing) \
 	   >/tmp/signet-apt-ansible.log 2>&1 || { tail -20 /tmp/signet-apt-ansible.log; exit 1; }; fi
+	@for pair in $(ANSIBLE_HOST_TOOLS); do tool=$${pair%%:*}; package=$${pair##*:}; \
+	  if ! { [ -x "$$tool" ] || PATH=$$PATH:/usr/sbin:/sbin command -v "$$tool" >/dev/null; }; then \
+	    echo "missing host tool $$tool (Debian package $$package): Molecule cannot run without it" >&2; \
+	    exit 1; fi; done
 
 # Rebuilt only when tests/molecule/Containerfile or the script change (label on the image).
 ansible-image: ansible-host-deps
