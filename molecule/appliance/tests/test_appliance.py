@@ -62,7 +62,9 @@ def newest_otp(host, before):
         fresh = sorted(files - before)
         if fresh:
             mail = host.file(f"{MAILDIR}/{fresh[-1]}").content_string
-            match = re.search(r"Your signing code: (\d{6,8})", mail)
+            # The code is on a line of its own in the body, never in the Subject.
+            assert not re.search(r"^Subject:.*\d{6}", mail, re.M), mail
+            match = re.search(r"^    (\d{6,8})$", mail, re.M)
             assert match, mail
             return match.group(1)
         time.sleep(0.5)
