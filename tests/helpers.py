@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+ACTIVATION_CODE = r"^\s+([0-9A-Z]{5}-[0-9A-Z]{5})\s*$"
+
 
 def signet_cli(
     *args: str,
@@ -36,6 +38,57 @@ def signet_cli(
         env={**os.environ, **(env or {})},
         timeout=120,
     )
+
+
+def activation_code_in_mail(maildir: str | Path, credential_id: str) -> str:
+    """The newest activation code mailed for the credential, read from a Maildir."""
+    import mailbox
+    import re
+
+    found = []
+    for message in mailbox.Maildir(str(maildir), create=False):
+        body = message.get_payload(decode=True).decode()
+        match = re.search(ACTIVATION_CODE, body, re.M)
+        if match and credential_id in body:
+            found.append((message.get_date(), match.group(1)))
+    assert found, f"no activation mail for {credential_id} in {maildir}"
+    return max(found)[1]
+
+
+def enrol(services, username, *, key, activation="otp", pin=None, actor="test", **extra):
+    """Enrol a credential the way Signet does (pending, code mailed) and activate it as its
+    owner would: the code read from the Maildir, the PIN (PIN credentials) set by her through
+    the use case the endpoint calls. Returns the CredentialView as enrolled."""
+    from sqlalchemy import select
+
+    from signet.auth.tokens import Principal
+    from signet.signing import activation as activation_usecase
+    from signet.signing import admin
+    from signet.store import User
+
+    view = admin.create_credential(services, username, key=key, actor=actor,
+                                   activation=activation, **extra)
+    code = activation_code_in_mail(services.settings.notify.maildir, view.credential_id)
+    with services.database.transaction() as session:
+        user_id = session.execute(select(User.id).where(User.username == username)).scalar_one()
+    owner = Principal(user_id=user_id, username=username, auth_methods="pwd", loa="low")
+    activation_usecase.activate(services, owner, view.credential_id, code, pin)
+    return view
+
+
+def activate_over_api(url: str, username: str, password: str, credential_id: str, code: str,
+                      pin: str | None = None) -> None:
+    """The owner activates her credential through the Signet extension endpoint."""
+    session = requests.Session()
+    login = session.post(f"{url}/csc/v2/auth/login", auth=(username, password), timeout=30)
+    assert login.status_code == 200, login.text
+    token = login.json()["access_token"]
+    body = {"credentialID": credential_id, "activationCode": code}
+    if pin is not None:
+        body["PIN"] = pin
+    done = session.post(f"{url}/csc/v2/credentials/activate", json=body, timeout=30,
+                        headers={"Authorization": f"Bearer {token}"})
+    assert done.status_code == 200, done.text
 
 
 def free_port() -> int:

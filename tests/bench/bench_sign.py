@@ -49,7 +49,7 @@ SIGNET = str(VENV_BIN / "signet") if (VENV_BIN / "signet").exists() else "signet
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 TOKEN_LABEL = "bench"
 SO_PIN, USER_PIN = "12345678", "123456"
-USERNAME, PASSWORD, CRED_PIN = "bench", "bench password", "97531"
+USERNAME, PASSWORD, CRED_PIN = "bench", "bench password", "975310"
 SHA256_OID = "2.16.840.1.101.3.4.2.1"
 SIGN_ALGO = {"rsa": "1.2.840.113549.1.1.11", "ec": "1.2.840.10045.4.3.2"}
 # DER DigestInfo prefix of a SHA-256 hash (RFC 8017, 9.2 note 1).
@@ -488,7 +488,6 @@ class Bench:
         for key in KEYS:
             out = self.cli(
                 "credentials", "create", USERNAME, "--key", key, "--activation", "pin",
-                "--pin-stdin", stdin=CRED_PIN + "\n",
             )  # fmt: skip
             self.credentials[key] = out.split()[1]
             log(f"credential {self.credentials[key]} ({key})")
@@ -515,9 +514,29 @@ class Bench:
                 conn.close()
                 if healthy:
                     log(f"gunicorn ({WORKERS} workers) serves on 127.0.0.1:{self.port}")
+                    self.activate()
                     return
             time.sleep(0.2)
         raise SystemExit("gunicorn did not report healthy in 60 s:\n" + self.server_tail())
+
+    def activate(self) -> None:
+        """The bench user activates her pending credentials as any signer does: `signet
+        activate` with the code from her mail (the Maildir) and her own PIN."""
+        import mailbox
+        import re
+
+        for key, cred_id in self.credentials.items():
+            code = next(
+                match.group(1)
+                for message in mailbox.Maildir(str(self.dir / "mail"), create=False)
+                if cred_id in (body := message.get_payload(decode=True).decode())
+                and (match := re.search(r"^\s+([0-9A-Z]{5}-[0-9A-Z]{5})\s*$", body, re.M))
+            )
+            self.cli(
+                "activate", "--server", f"http://127.0.0.1:{self.port}", "--user", USERNAME,
+                "--credential", cred_id, stdin=f"{PASSWORD}\n{code}\n{CRED_PIN}\n{CRED_PIN}\n",
+            )  # fmt: skip
+            log(f"credential {cred_id} ({key}) activated")
 
     def server_tail(self) -> str:
         with contextlib.suppress(OSError):

@@ -17,7 +17,14 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import create_engine, text
 
-from tests.helpers import free_port, self_signed_tls, signet_cli, signet_server
+from tests.helpers import (
+    ACTIVATION_CODE,
+    activate_over_api,
+    free_port,
+    self_signed_tls,
+    signet_cli,
+    signet_server,
+)
 
 PASSWORD = "e2e password"
 SMTP_USER, SMTP_PASSWORD = "signet", "smtp-secret"
@@ -34,6 +41,18 @@ class Inbox:
                 (envelope.rcpt_tos, message_from_bytes(envelope.content), session.authenticated)
             )
         return "250 OK"
+
+    def activation_code_for(self, credential_id: str, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                for _, msg, _auth in reversed(self.messages):
+                    body = msg.get_payload(decode=True).decode()
+                    found = re.search(ACTIVATION_CODE, body, re.M)
+                    if credential_id in body and found:
+                        return found.group(1)
+            time.sleep(0.05)
+        raise AssertionError(f"no activation mail for {credential_id}")
 
     def code_for(self, credential_id: str, after: int, timeout: float = 10) -> str:
         deadline = time.monotonic() + timeout
@@ -155,11 +174,13 @@ def server(request, softhsm, smtp_server, tmp_path_factory):
             conn.execute(text(f'DROP DATABASE IF EXISTS "{db_url.rsplit("/", 1)[1]}" WITH (FORCE)'))
 
 
-def create_credential(
-    server: Server, user: str, key: str, *extra: str, stdin: str | None = None
-) -> str:
-    made = signet_cli(
-        "credentials", "create", user, "--key", key, *extra, env=server.env, stdin=stdin
-    )
+def create_credential(server: Server, user: str, key: str, *extra: str, pin: str | None = None
+                      ) -> str:
+    """Enrol with the admin CLI (pending, code mailed), then activate as the owner does: the
+    code from her mail, through the activation endpoint (setting her PIN if given)."""
+    made = signet_cli("credentials", "create", user, "--key", key, *extra, env=server.env)
     assert made.returncode == 0, made.stderr
-    return made.stdout.split()[1]
+    credential_id = made.stdout.split()[1]
+    code = server.inbox.activation_code_for(credential_id)
+    activate_over_api(server.url, user, PASSWORD, credential_id, code, pin)
+    return credential_id

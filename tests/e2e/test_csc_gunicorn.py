@@ -36,7 +36,7 @@ def b64(data: bytes) -> str:
 
 def test_twenty_parallel_sign_hash_on_one_sad_exactly_five_succeed(server):
     credential = create_credential(
-        server, "alice", "rsa-2048", "--activation", "pin", "--pin-stdin", stdin="24680\n"
+        server, "alice", "rsa-2048", "--activation", "pin", pin="246801"
     )
     session = server.login("alice")
     digests = [hashlib.sha256(f"parallel {i}".encode()).digest() for i in range(5)]
@@ -47,7 +47,7 @@ def test_twenty_parallel_sign_hash_on_one_sad_exactly_five_succeed(server):
             "numSignatures": 5,
             "hashes": [b64(d) for d in digests],
             "hashAlgorithmOID": SHA256,
-            "authData": [{"id": "PIN", "value": "24680"}],
+            "authData": [{"id": "PIN", "value": "246801"}],
         },
         timeout=30,
     )

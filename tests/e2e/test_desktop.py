@@ -51,7 +51,7 @@ from tests.pki.make_pdf import write_pdf
 from tests.pki.signet_test_pki import TestPKI, serve_test_pki
 
 SIGNET = str(Path(sys.executable).parent / "signet")
-PIN = "13579"
+PIN = "135790"
 XML_DOC = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
     b'<invoice xmlns="urn:signet:test">\n  <line>Signet desktop line</line>\n'
@@ -81,18 +81,27 @@ def tsa_pki(tmp_path_factory):
         yield running
 
 
-def _credential(server: Server, user: str, *args: str, stdin: str | None = None) -> str:
+def _credential(server: Server, user: str, *args: str, pin: str | None = None) -> str:
+    """Enrolled by the admin CLI, activated by its owner with `signet activate` (password,
+    mailed code and, for a PIN credential, her PIN twice, one a line on stdin)."""
     # web.base_url makes the certificate's CRL distribution point name this very server
     made = signet_cli(
         "credentials",
         "create",
         user,
         *args,
-        stdin=stdin,
         env={**server.env, "SIGNET_WEB__BASE_URL": server.url},
     )
     assert made.returncode == 0, made.stderr
-    return made.stdout.split()[1]
+    credential_id = made.stdout.split()[1]
+    code = server.inbox.activation_code_for(credential_id)
+    lines = [PASSWORD, code] + ([pin, pin] if pin is not None else [])
+    done = signet_cli("activate", "--server", server.url, "--user", user, "--credential",
+                      credential_id, stdin="".join(f"{line}\n" for line in lines),
+                      env={"SIGNET_CONFIG": "/nonexistent"})
+    assert done.returncode == 0, done.stderr
+    assert f"credential {credential_id} is active" in done.stdout
+    return credential_id
 
 
 def _crl_problem(leaf_der: bytes) -> tuple[bool, str | None]:
@@ -121,7 +130,7 @@ def desk(server, tsa_pki, tmp_path_factory) -> Desk:
     tmp = tmp_path_factory.mktemp("desk")
     alice = _credential(server, "alice", "--key", "rsa-2048")
     bob_ec = _credential(
-        server, "bob", "--key", "ec-p256", "--activation", "pin", "--pin-stdin", stdin=PIN + "\n"
+        server, "bob", "--key", "ec-p256", "--activation", "pin", pin=PIN
     )
     bob_locked = _credential(server, "bob", "--key", "rsa-2048")
     session = server.login("alice")
@@ -468,7 +477,7 @@ def test_refusals_by_the_service_end_in_one_clear_line(desk, tmp_path):
     assert_one_line_error(run, "refused the OTP", "tries left")
     assert not (tmp_path / "note.txt.p7s").exists()
 
-    run = sign(desk, *base, "--credential", desk.bob_ec, user="bob", pin="24680")
+    run = sign(desk, *base, "--credential", desk.bob_ec, user="bob", pin="246801")
     assert_one_line_error(run, "refused the PIN", "tries left")
 
     session = desk.server.login("bob")

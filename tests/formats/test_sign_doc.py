@@ -35,10 +35,10 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from werkzeug.serving import make_server
 
-from tests.helpers import free_port, signet_server
+from tests.helpers import enrol, free_port, signet_server
 
 SHA256 = "2.16.840.1.101.3.4.2.1"
-PIN = "97531"
+PIN = "975310"
 ALGOS = {
     "rsa-pkcs1": ("rsa", "1.2.840.113549.1.1.11", None),
     "rsa-pss": ("rsa", "1.2.840.113549.1.1.10", "pss"),
@@ -110,7 +110,7 @@ def live(settings_env, pki, monkeypatch, tmp_path):
                    email="alice@example.test", actor="test")
     credentials = {}
     for key in ("rsa-2048", "ec-p256"):
-        view = admin.create_credential(services, "alice", key=key, actor="test",
+        view = enrol(services, "alice", key=key, actor="test",
                                        activation="pin", pin=PIN)
         credentials[key.split("-")[0]] = view.credential_id
     server = make_server("127.0.0.1", port, create_app(services=services), threaded=True)

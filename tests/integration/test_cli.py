@@ -30,6 +30,8 @@ def test_every_command_has_help():
         ["users", "disable", "--help"],
         ["credentials", "create", "--help"],
         ["credentials", "list", "--help"],
+        ["credentials", "resend-activation", "--help"],
+        ["activate", "--help"],
         ["credentials", "revoke", "--help"],
         ["audit", "verify", "--help"],
         ["serve", "--help"],
@@ -56,8 +58,10 @@ def test_users_and_credentials_lifecycle(initialised):
     created = signet_cli("credentials", "create", "carol", "--key", "ec-p256", env=env)
     assert created.returncode == 0, created.stderr
     credential_id = created.stdout.split()[1]
+    assert "pending: an activation code was sent to c@example.test" in created.stdout
     listed = signet_cli("credentials", "list", "--user", "carol", env=env)
     assert credential_id in listed.stdout and "ec-p256" in listed.stdout
+    assert "pending" in listed.stdout
     users = signet_cli("users", "list", env=env)
     assert "carol" in users.stdout and "Carol C" in users.stdout
     assert signet_cli("credentials", "revoke", credential_id, env=env).returncode == 0

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 
 from signet.signing import admin
 from signet.store import AuditRecord, Credential, SignatureActivation
-from tests.helpers import signet_server
+from tests.helpers import enrol, signet_server
 
 SHA = {
     "sha256": "2.16.840.1.101.3.4.2.1",
@@ -129,8 +129,8 @@ def alice(services):
         email="alice@example.test",
         actor="test",
     )
-    rsa = admin.create_credential(services, "alice", key="rsa-2048", actor="test").credential_id
-    ecc = admin.create_credential(services, "alice", key="ec-p256", actor="test").credential_id
+    rsa = enrol(services, "alice", key="rsa-2048", actor="test").credential_id
+    ecc = enrol(services, "alice", key="ec-p256", actor="test").credential_id
     return {"rsa": rsa, "ec": ecc}
 
 
@@ -254,7 +254,7 @@ def test_v1_flavour_flow(client, services, alice):
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_credentials_list_pages(client, services, alice, version):
-    third = admin.create_credential(services, "alice", key="rsa-3072", actor="test").credential_id
+    third = enrol(services, "alice", key="rsa-3072", actor="test").credential_id
     csc = Csc(client, services, version)
     csc.login()
     everything = csc.post("credentials/list", {}).json
@@ -404,8 +404,8 @@ def test_expired_otp_is_refused(csc, services, alice):
 
 
 def test_pin_credential(csc, services, alice):
-    pin_cred = admin.create_credential(
-        services, "alice", key="ec-p384", actor="test", activation="pin", pin="97531"
+    pin_cred = enrol(
+        services, "alice", key="ec-p384", actor="test", activation="pin", pin="975310"
     ).credential_id
     csc.login()
     digest = hashlib.sha384(b"pin").digest()
@@ -421,7 +421,7 @@ def test_pin_credential(csc, services, alice):
         stored = session.get(Credential, pin_cred).pin_hash
     # Only an HMAC keyed in the HSM is kept: nothing to guess the PIN against offline.
     assert re.fullmatch(r"hsm-hmac-sha256\$[0-9a-f]{64}", stored)
-    body["authData"] = [{"id": "PIN", "value": "97531"}]
+    body["authData"] = [{"id": "PIN", "value": "975310"}]
     sad = csc.post("credentials/authorize", body).json["SAD"]
     signed = csc.sign(pin_cred, sad, [digest], "1.2.840.10045.4.3.3", "sha384")
     _, cert = certificate(csc, pin_cred)

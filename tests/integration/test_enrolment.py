@@ -11,6 +11,7 @@ from sqlalchemy import select
 from signet.errors import Conflict, InvalidRequest, NotFound
 from signet.signing import admin
 from signet.store import AuditRecord, Certificate, Credential, User
+from tests.helpers import enrol
 
 
 def add_alice(services, email="alice@example.test"):
@@ -114,12 +115,10 @@ def test_bad_requests_are_refused_without_side_effects(services):
     add_alice(services, email=None)
     with pytest.raises(Conflict, match="already exists"):
         add_alice(services)
-    with pytest.raises(InvalidRequest, match="no email address"):
+    with pytest.raises(InvalidRequest, match="no e-mail address"):
         admin.create_credential(services, "alice", key="rsa-2048", actor="test")
     with pytest.raises(InvalidRequest, match="unknown key type"):
-        admin.create_credential(
-            services, "alice", key="rsa-1000", actor="test", activation="pin", pin="1234"
-        )
+        admin.create_credential(services, "alice", key="rsa-1000", actor="test", activation="pin")
     with pytest.raises(NotFound):
         admin.create_credential(services, "nobody", key="rsa-2048", actor="test")
     with pytest.raises(InvalidRequest, match="password too short"):
@@ -141,9 +140,7 @@ def test_bad_requests_are_refused_without_side_effects(services):
 
 def test_status_changes_are_audited_and_revocation_is_final(services):
     add_alice(services)
-    view = admin.create_credential(
-        services, "alice", key="ec-p256", actor="test", activation="pin", pin="4321"
-    )
+    view = enrol(services, "alice", key="ec-p256", activation="pin", pin="482913")
     cid = view.credential_id
     admin.set_credential_status(services, cid, "disabled", actor="test")
     admin.set_credential_status(services, cid, "active", actor="test")

@@ -100,10 +100,11 @@ class Csc:
 def alice(services) -> str:
     """Alice, and her e-mailed-code credential's ID."""
     from signet.signing import admin
+    from tests.helpers import enrol
 
     admin.add_user(services, "alice", password=PASSWORD, display_name="Alice",
                    email="alice@example.test", actor="test")
-    return admin.create_credential(services, "alice", key="ec-p256",
+    return enrol(services, "alice", key="ec-p256",
                                    actor="test").credential_id
 
 

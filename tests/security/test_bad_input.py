@@ -22,9 +22,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from tests.helpers import free_port, signet_cli, signet_server
+from tests.helpers import enrol, free_port, signet_cli, signet_server
 
-PIN = "97531"
+PIN = "975310"
 PASSWD = "root:x:0:0"  # what /etc/passwd starts with: must never be in an answer
 SHA256 = "2.16.840.1.101.3.4.2.1"
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
@@ -68,7 +68,7 @@ def alice(services, client):
 
     admin.add_user(services, "alice", password="long password", display_name="Alice",
                    email="alice@example.test", actor="test")
-    credential = admin.create_credential(services, "alice", key="ec-p256", actor="test",
+    credential = enrol(services, "alice", key="ec-p256", actor="test",
                                          activation="pin", pin=PIN).credential_id
     login = client.post("/csc/v2/auth/login", headers={
         "Authorization": "Basic " + b64(b"alice:long password")})

@@ -24,7 +24,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
-from tests.helpers import free_port, signet_cli, signet_server
+from tests.helpers import (
+    activate_over_api,
+    activation_code_in_mail,
+    free_port,
+    signet_cli,
+    signet_server,
+)
 
 SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so",
                    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
@@ -208,7 +214,7 @@ def test_a_handle_to_a_replaced_key_is_looked_up_again(outage_report):
 # -- under gunicorn, through the CSC API ----------------------------------------------------
 
 PASSWORD = "heal password"
-CREDENTIAL_PIN = "24680"
+CREDENTIAL_PIN = "246801"
 SHA256 = "2.16.840.1.101.3.4.2.1"
 PSS_PARAMS = base64.b64encode(algos.RSASSAPSSParams({
     "hash_algorithm": {"algorithm": "sha256"},
@@ -299,10 +305,14 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     credentials = {}
     for key in ("rsa-2048", "ec-p256"):
         made = signet_cli("credentials", "create", "carol", "--key", key, "--activation", "pin",
-                          "--pin-stdin", env=env, stdin=CREDENTIAL_PIN + "\n")
+                          env=env)
         assert made.returncode == 0, made.stderr
         credentials[key] = made.stdout.split()[1]
     with signet_server(env=env, workers=2, port=port) as url:
+        for credential_id in credentials.values():  # carol sets her PIN herself
+            activate_over_api(url, "carol", PASSWORD, credential_id,
+                              activation_code_in_mail(base / "mail", credential_id),
+                              CREDENTIAL_PIN)
         yield Node(url, token, credentials)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import insert, select, update
 
 from signet.signing import admin
 from signet.store import AccessToken, AuditRecord, Certificate, Credential, SignatureActivation
+from tests.helpers import enrol
 from tests.integration.test_csc_api import PASSWORD, Csc
 
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
@@ -32,11 +33,11 @@ def alice(services):
     for name in ("alice", "mallory"):
         admin.add_user(services, name, password=PASSWORD, display_name=name.title(),
                        email=f"{name}@example.test", actor="test")
-    return {"ec": admin.create_credential(services, "alice", key="ec-p256",
+    return {"ec": enrol(services, "alice", key="ec-p256",
                                           actor="test").credential_id,
-            "ec2": admin.create_credential(services, "alice", key="ec-p256",
+            "ec2": enrol(services, "alice", key="ec-p256",
                                            actor="test").credential_id,
-            "mallory": admin.create_credential(services, "mallory", key="ec-p256",
+            "mallory": enrol(services, "mallory", key="ec-p256",
                                                actor="test").credential_id}
 
 

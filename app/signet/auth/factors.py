@@ -26,6 +26,12 @@ from signet.events import append_event
 from signet.store import Credential, OtpChallenge, bulk_update
 
 AUTHORIZE = "authorize"
+ACTIVATION = "activation"
+# Activation codes: 10 characters from 31 that are hard to confuse (no 0/O, 1/I/L), about
+# 50 bits: they live for days, not minutes. Shown as XXXXX-XXXXX; case, spaces and dashes
+# are ignored when one is typed back.
+ACTIVATION_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+ACTIVATION_LENGTH = 10
 # Used codes still within their lifetime that a code is compared with before a miss counts
 # as a failed try, so that a code sent twice (a retry, a double click) is "already used".
 _RECENT_USED = 3
@@ -108,8 +114,9 @@ def _fail(session: Session, credential: Any, settings: SamSettings, actor: str,
     if left <= 0:
         conn.execute(update(_CREDENTIALS).where(_CREDENTIALS.c.id == credential.id)
                      .values(locked=True))
-    append_event(session, f"{factor.lower()}.failed", actor=actor, subject=credential.id,
-                 outcome="failure", reason=description, attempts=attempts)
+    event = f"{factor.lower().replace(' ', '_')}.failed"
+    append_event(session, event, actor=actor, subject=credential.id, outcome="failure",
+                 reason=description, attempts=attempts)
     if left <= 0:
         append_event(session, "credential.locked", actor=actor, subject=credential.id,
                      outcome="failure", reason=f"{attempts} failed {factor} tries")
@@ -192,5 +199,67 @@ def verify_pin(session: Session, credential: Any, matches: bool, settings: SamSe
     if not matches:
         return _fail(session, credential, settings, actor, "PIN", "invalid_pin",
                      "The PIN is invalid")
+    _reset_failures(session, credential)
+    return FactorResult(True)
+
+
+# -- activation codes (the owner's first use of a pending credential) -------------------------
+def normal_activation_code(code: str) -> str:
+    """An activation code as typed (any case, spaces and dashes) in its stored form."""
+    return "".join(ch for ch in code.upper() if ch not in " -\t")
+
+
+def shown_activation_code(code: str) -> str:
+    """An activation code as the mail shows it: two groups of five."""
+    return f"{code[:5]}-{code[5:]}"
+
+
+def new_activation_code(session: Session, credential: Any, settings: SamSettings, *,
+                        verifier: CodeVerifier) -> tuple[str, datetime]:
+    """Create a fresh activation code for a pending credential; earlier activation codes stop
+    working. Only its verifier is stored. Return (code, expiry). The caller holds the
+    credential's row lock."""
+    code = "".join(secrets.choice(ACTIVATION_ALPHABET) for _ in range(ACTIVATION_LENGTH))
+    stamp = now().replace(microsecond=0)
+    expires_at = stamp + timedelta(hours=settings.activation_lifetime_hours)
+    terms = CodeTerms(credential.id, ACTIVATION, None, _expiry(expires_at))
+    session.execute(bulk_update(OtpChallenge).where(OtpChallenge.credential_id == credential.id,
+                                                    OtpChallenge.purpose == ACTIVATION,
+                                                    OtpChallenge.used.is_(False))
+                    .values(used=True))
+    session.add(OtpChallenge(credential_id=credential.id, purpose=ACTIVATION, binding=None,
+                             code_hash=verifier(terms, code), created_at=stamp,
+                             expires_at=expires_at, used=False))
+    return code, expires_at
+
+
+def verify_activation_code(session: Session, credential: Any, code: str, settings: SamSettings,
+                           actor: str, *, verifier: CodeVerifier) -> FactorResult:
+    """Check an activation code and count a wrong one like a wrong OTP (the credential locks
+    at sam.otp_max_attempts). The caller holds the credential's row lock. A right code is
+    spent here; an expired one is refused without counting (it opens nothing any more)."""
+    pending = session.execute(
+        select(OtpChallenge).where(OtpChallenge.credential_id == credential.id,
+                                   OtpChallenge.purpose == ACTIVATION,
+                                   OtpChallenge.used.is_(False))
+        .order_by(OtpChallenge.id.desc()).limit(1)
+    ).scalars().first()
+    lifetime = f"{settings.activation_lifetime_hours} hours"
+    if pending is None:
+        append_event(session, "activation.failed", actor=actor, subject=credential.id,
+                     outcome="failure", reason="no activation code is pending")
+        return FactorResult(False, "invalid_request",
+                            "No activation code is pending for this credential; ask your "
+                            "administrator to send a new one")
+    if _aware(pending.expires_at) <= now():
+        append_event(session, "activation.failed", actor=actor, subject=credential.id,
+                     outcome="failure", reason="the activation code has expired")
+        return FactorResult(False, "invalid_request",
+                            f"The activation code has expired (valid {lifetime}); ask your "
+                            "administrator to send a new one")
+    if not _matches(verifier, pending, None, normal_activation_code(code)):
+        return _fail(session, credential, settings, actor, "activation code", "invalid_request",
+                     "The activation code is invalid")
+    pending.used = True
     _reset_failures(session, credential)
     return FactorResult(True)

@@ -1,4 +1,5 @@
-"""`signet sign` and `signet verify`: the desktop path (any CSC v2 service, local files)."""
+"""`signet sign`, `signet verify` and `signet activate`: the desktop path (any CSC v2 service,
+local files; activation on a Signet service)."""
 
 from __future__ import annotations
 
@@ -214,3 +215,55 @@ def verify_command(file: Path, detached: Path | None, trust: tuple[Path, ...]) -
         click.echo(line)
     if not report.ok:
         sys.exit(1)
+
+
+@click.command("activate")
+@click.option(
+    "--server",
+    required=True,
+    metavar="URL",
+    envvar="SIGNET_SERVER",
+    help="Signet service: https://host (→ /csc/v2) or the full …/v2 base URL [env SIGNET_SERVER].",
+)
+@click.option(
+    "--user",
+    required=True,
+    envvar="SIGNET_USER",
+    help="Your user name at the service [env SIGNET_USER].",
+)
+@click.option(
+    "--credential",
+    "credential_id",
+    required=True,
+    metavar="ID",
+    help="The credential named in the activation mail.",
+)
+@desktop_friendly
+def activate_command(server: str, user: str, credential_id: str) -> None:
+    """Activate your new credential with the code e-mailed to you.
+
+    Asks for your password, the activation code and, for a PIN credential, the PIN you
+    choose (twice). When standard input is not a terminal, reads them one a line in that
+    order: password, code, PIN, PIN again (no PIN lines for an OTP credential). Only you ever
+    know the PIN: the service keeps a verifier made in its HSM."""
+    from signet.client import CscClient, DesktopError
+    from signet.client.csc import auth_factor
+
+    terminal = ConsoleTerminal()
+    client = CscClient(server)
+    client.login(user, terminal.secret(f"password for {user}: "))
+    try:
+        factor = auth_factor(client.credential_info(credential_id))
+        code = terminal.secret("activation code (from the e-mail): ").strip()
+        if not code:
+            raise DesktopError("no activation code given")
+        pin = None
+        if factor.kind == "PIN":
+            pin = terminal.secret("new PIN (6 to 16 digits): ")
+            if terminal.secret("new PIN again: ") != pin:
+                raise DesktopError("the two PINs differ; nothing was changed")
+        client.activate(credential_id, code, pin)
+    finally:
+        client.revoke()
+    how = "your PIN" if pin is not None else "one-time codes sent to your e-mail"
+    click.echo(f"credential {credential_id} is active: it signs with {how}")

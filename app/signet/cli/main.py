@@ -84,7 +84,7 @@ def init(demo: bool) -> None:
         click.echo(f"created the SAM key {label!r} in the HSM")
     if demo:
         for line in ensure_demo_users(services):
-            click.echo(f"created {line}")
+            click.echo(line)
 
 
 @main.group()
@@ -188,21 +188,39 @@ def credentials() -> None:
 @click.option("--key", default="rsa-3072", show_default=True,
               help="rsa-2048, rsa-3072, rsa-4096, ec-p256 or ec-p384.")
 @click.option("--activation", type=click.Choice(["otp", "pin"]), default="otp",
-              show_default=True, help="Second factor that activates the key.")
-@click.option("--pin-stdin", is_flag=True, help="Read the PIN from standard input.")
+              show_default=True,
+              help="Second factor that activates the key: one-time codes by e-mail, or a PIN "
+                   "the user chooses when she activates the credential.")
 @click.option("--description", help="Free text shown to the user.")
 @friendly
-def credentials_create(username: str, key: str, activation: str, pin_stdin: bool,
+def credentials_create(username: str, key: str, activation: str,
                        description: str | None) -> None:
-    """Generate a key in the HSM for USERNAME and have the CA certify it."""
+    """Generate a key in the HSM for USERNAME and have the CA certify it.
+
+    The credential is pending: an activation code is e-mailed to the user's address, and
+    only she activates it (`signet activate`), choosing her PIN for a PIN credential. Nobody
+    else ever learns or sets it."""
     from signet.signing.admin import create_credential
 
-    pin = _read_secret(f"PIN for the new {key} credential", pin_stdin) \
-        if activation == "pin" else None
-    view = create_credential(_services(), username, key=key, activation=activation, pin=pin,
+    view = create_credential(_services(), username, key=key, activation=activation,
                              description=description, actor=_actor())
     click.echo(f"credential {view.credential_id} created for {username}: {view.key}, "
                f"{view.subject}, valid until {view.not_after:%Y-%m-%d}")
+    click.echo(f"pending: an activation code was sent to {view.activation_sent_to} (valid "
+               f"until {view.activation_expires:%Y-%m-%d %H:%M} UTC); {username} activates "
+               "it with `signet activate`")
+
+
+@credentials.command("resend-activation")
+@click.argument("credential_id")
+@friendly
+def credentials_resend_activation(credential_id: str) -> None:
+    """Send a fresh activation code for a pending credential (earlier codes stop working)."""
+    from signet.signing.admin import resend_activation
+
+    sent = resend_activation(_services(), credential_id, actor=_actor())
+    click.echo(f"credential {credential_id}: a new activation code was sent to {sent.to} "
+               f"(valid until {sent.expires_at:%Y-%m-%d %H:%M} UTC)")
 
 
 @credentials.command("list")
@@ -272,8 +290,9 @@ def serve(listen: str | None, workers: int | None) -> None:
     run_gunicorn(settings, listen=listen, workers=workers)
 
 
-from signet.cli.desktop import sign_command, verify_command  # noqa: E402
+from signet.cli.desktop import activate_command, sign_command, verify_command  # noqa: E402
 
+main.add_command(activate_command)
 main.add_command(sign_command)
 main.add_command(verify_command)
 

@@ -224,6 +224,14 @@ class CscClient:
             },
         )
 
+    def activate(self, credential_id: str, code: str, pin: str | None = None) -> dict[str, Any]:
+        """Signet extension: activate a pending credential with the code mailed to its owner
+        (and, for a PIN credential, set the PIN she chose)."""
+        body = {"credentialID": credential_id, "activationCode": code}
+        if pin is not None:
+            body["PIN"] = pin
+        return self.call("credentials/activate", body)
+
     def send_otp(self, credential_id: str) -> None:
         self.call("credentials/sendOTP", {"credentialID": credential_id})
 

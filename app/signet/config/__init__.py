@@ -106,6 +106,9 @@ class SamSettings(_Section):
     otp_digits: int = Field(default=6, ge=6, le=8)
     otp_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
     otp_max_attempts: int = Field(default=5, ge=1, le=20)
+    # How long the code that activates a new credential stays valid (it travels by e-mail
+    # and waits for its owner; an administrator can send a fresh one).
+    activation_lifetime_hours: int = Field(default=72, ge=1, le=720)
 
 
 class LoginSettings(_Section):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,8 +17,9 @@ from signet.errors import Conflict, InvalidRequest, NotFound
 from signet.events import AuditFinding, append_event, verify_chain
 from signet.hsm import KeySpec
 from signet.pki import CAError, certificate_row, enrol_key
-from signet.sam import check_credential, credential_seal, pin_verifier, prepare_pin_key
+from signet.sam import check_credential, credential_seal
 from signet.sam.keys import prepare_keys
+from signet.signing.activation import ActivationSent, send_activation
 from signet.signing.context import Services
 from signet.store import Authenticator, Credential, User, upgrade
 
@@ -48,6 +49,9 @@ class CredentialView:
     locked: bool
     subject: str
     not_after: datetime | None
+    # Set by create_credential: where the activation code went, and until when it is valid.
+    activation_sent_to: str | None = None
+    activation_expires: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -130,37 +134,34 @@ def create_credential(
     key: str,
     actor: str,
     activation: str = "otp",
-    pin: str | None = None,
     description: str | None = None,
     credential_id: str | None = None,
 ) -> CredentialView:
-    """Enrol a new credential: key generated in the HSM, certified by the CA connector."""
+    """Enrol a new credential: key generated in the HSM, certified by the CA connector. It is
+    pending: an activation code goes to the user's e-mail address (sealed in the record), and
+    only she activates it, choosing her PIN for a PIN credential (`signing.activation`)."""
     try:
         spec = KeySpec.parse(key)
     except ValueError as exc:
         raise InvalidRequest(str(exc))
     if activation not in ("otp", "pin"):
         raise InvalidRequest(f"unknown activation {activation!r}; use otp or pin")
-    if activation == "pin" and (not pin or not pin.isdigit() or not 4 <= len(pin) <= 16):
-        raise InvalidRequest("a PIN credential needs a PIN of 4 to 16 digits")
-    if activation == "pin":
-        prepare_pin_key(services.hsm)  # databases initialised before PIN verifiers were keyed
     with services.database.transaction() as session:
         user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
         if user is None:
             raise NotFound(f"no user named {username!r}")
         if user.status != "active":
             raise Conflict(f"user {username!r} is {user.status}")
-        if activation == "otp" and not user.email:
-            raise InvalidRequest(f"user {username!r} has no email address for OTP; "
-                                 "add one or use --activation pin")
+        if not user.email:
+            # E-mail is the only delivery channel implemented for activation codes.
+            raise InvalidRequest(f"user {username!r} has no e-mail address to send the "
+                                 "activation code to; add the user again with --email")
         common_name, email = user.display_name, user.email
     credential_id = credential_id or str(uuid.uuid4())
     if not re.match(r"^[A-Za-z0-9._-]{1,64}$", credential_id) or \
             credential_id.startswith("signet-"):
         # (The SAM's own keys are labelled signet-…: a credential must never share a label.)
         raise InvalidRequest(f"invalid credential id {credential_id!r}")
-    pin_hash = pin_verifier(services.hsm, credential_id, pin) if pin else None
     try:
         chain = enrol_key(services.hsm, services.ca, key_label=credential_id, spec=spec,
                           common_name=common_name, email=email,
@@ -176,9 +177,8 @@ def create_credential(
             credential = Credential(
                 id=credential_id, user_id=user.id, description=description,
                 key_label=credential_id, key_type=spec.key_type, key_size=spec.size,
-                curve=spec.curve, status="active", activation=activation,
-                pin_hash=pin_hash, scal="2", multisign=100, epoch=0,
-                activation_address=email if activation == "otp" else None,
+                curve=spec.curve, status="pending", activation=activation,
+                pin_hash=None, scal="2", multisign=100, epoch=0, activation_address=email,
                 locked=False, failed_attempts=0, created_at=stamp, updated_at=stamp,
             )
             credential.seal = credential_seal(services.hsm, credential)
@@ -195,7 +195,15 @@ def create_credential(
     except Exception:
         services.hsm.destroy_key(credential_id)
         raise
-    return _credential_view(credential, username, chain[0])
+    sent = send_activation(services, credential_id, actor=actor)
+    return replace(_credential_view(credential, username, chain[0]),
+                   activation_sent_to=sent.to, activation_expires=sent.expires_at)
+
+
+def resend_activation(services: Services, credential_id: str, *, actor: str
+                      ) -> ActivationSent:
+    """A fresh activation code for a pending credential, to its sealed address."""
+    return send_activation(services, credential_id, actor=actor)
 
 
 def _credential_view(c: Credential, username: str, cert: asn1_x509.Certificate | None
@@ -238,7 +246,7 @@ def set_credential_status(services: Services, credential_id: str, status: str, *
         check_credential(services.hsm, credential)
         if credential.status == "revoked" and status != "revoked":
             raise Conflict(f"credential {credential_id!r} is revoked; it cannot change again")
-        if credential.status == "pending" and status in ("active", "unlock"):
+        if credential.status == "pending" and status == "active":
             raise Conflict(f"credential {credential_id!r} is pending: only its owner "
                            "activates it")
         serial = next((c.serial for c in credential.certificates if c.position == 0), None)

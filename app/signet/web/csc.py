@@ -701,6 +701,10 @@ def _describe_all() -> None:
 
 
 def init_app(app: Flask) -> None:
+    # The extension's views join the v1 and v2 blueprints when the module is first imported.
+    from signet.web.activation import describe_activate
+
     _describe_all()
+    describe_activate()
     app.register_blueprint(v2)
     app.register_blueprint(v1)
