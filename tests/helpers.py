@@ -69,8 +69,8 @@ def signet_server(
                 try:
                     if requests.get(url + "/health", timeout=5).status_code == 200:
                         break
-                except requests.ConnectionError:
-                    pass
+                except (requests.ConnectionError, requests.Timeout):
+                    pass  # not listening yet, or its workers still booting (a loaded host)
                 if server.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
                     raise AssertionError(f"signet serve did not come up:\n{log.read()}")
