@@ -71,7 +71,7 @@ test: deps-test venv
 	@$(MAKE) --no-print-directory lint
 	tests/services/postgres start
 	@set -o pipefail; SIGNET_TEST_PG_URL=$$(tests/services/postgres url) \
-	  $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration $(wildcard tests/formats) $(wildcard tests/e2e); \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/security $(wildcard tests/formats) $(wildcard tests/e2e); \
 	  rc=$$?; tests/services/postgres stop; exit $$rc
 	@if [ -f mk/ansible.mk ]; then $(MAKE) --no-print-directory test-ansible; fi
 

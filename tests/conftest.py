@@ -112,6 +112,7 @@ def settings_env(
         "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
         "SIGNET_NOTIFY__MAILDIR": str(tmp_path / "mail"),
         "SIGNET_CA__OPTIONS": '{"key_label": "ca-' + secrets.token_hex(6) + '"}',
+        "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp_path / "audit-checkpoints.jsonl"),
         "SOFTHSM2_CONF": softhsm["conf"],
     }
     monkeypatch.delenv("SIGNET_CONFIG", raising=False)

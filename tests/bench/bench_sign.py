@@ -474,6 +474,7 @@ class Bench:
                 "SIGNET_HSM__PIN_FILE": str(pin_file),
                 "SIGNET_HSM__PIN_ENV": "",
                 "SIGNET_NOTIFY__MAILDIR": str(self.dir / "mail"),
+                "SIGNET_AUDIT__CHECKPOINT_FILE": str(self.dir / "audit-checkpoints.jsonl"),
                 "SIGNET_SAM__MAX_SIGNATURES_PER_SAD": str(MAX_SAD),
                 "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
             }

@@ -150,6 +150,7 @@ def server(request, softhsm, smtp_server, tmp_path_factory):
             "SIGNET_NOTIFY__SMTP__PASSWORD_FILE": smtp_server["password_file"],
             "SIGNET_NOTIFY__SMTP__CA_FILE": smtp_server["ca_file"],
             "SIGNET_NOTIFY__SMTP__SENDER": "signet@localhost",
+            "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp / "audit-checkpoints.jsonl"),
             "SOFTHSM2_CONF": softhsm["conf"],
         }
     )

@@ -34,6 +34,7 @@ def test_every_command_has_help():
         ["activate", "--help"],
         ["credentials", "revoke", "--help"],
         ["audit", "verify", "--help"],
+        ["audit", "checkpoint", "--help"],
         ["serve", "--help"],
     ):
         result = signet_cli(*args)

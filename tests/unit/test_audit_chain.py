@@ -1,10 +1,24 @@
-"""The audit chain finds every edited, deleted or reordered record and names it."""
+"""The audit chain finds every edited, deleted or reordered record and names it; keyed (here
+with a software key standing in for the HSM's), every rewritten, forged or cut-off one too."""
+
+import hashlib
+import hmac
+import json
+import secrets
 
 import pytest
 from sqlalchemy import create_engine, delete, update
 from sqlalchemy.orm import Session
 
-from signet.events import append_event, verify_chain
+from signet.events import (
+    Event,
+    append_checkpoint,
+    append_event,
+    append_events,
+    verify_chain,
+    verify_checkpoints,
+)
+from signet.events.audit import GENESIS, record_hash
 from signet.store import AuditHead, AuditRecord, Base
 
 
@@ -105,3 +119,96 @@ def test_batches_and_single_records_chain_on_each_engine(database_url):
             assert s.get(AuditHead, 1).last_hash == rows[-1].record_hash
     finally:
         database.dispose()
+
+
+# -- keyed: a software HMAC key in place of the HSM's audit key ---------------------------------
+
+
+@pytest.fixture
+def keyed():
+    """Records 1-6 appended one by one, 7 and 8 in one append: only 8 carries its MAC."""
+    key = secrets.token_bytes(32)
+
+    def audit_mac(domain, *parts):
+        return hmac.new(key, json.dumps([domain, *parts]).encode(), hashlib.sha256).digest()
+
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine, info={"audit_mac": audit_mac}) as s:
+        for i in range(1, 7):
+            append_event(s, "test.event", actor="tester", subject=f"s{i}", n=i)
+        append_events(s, [Event("batch.first", "tester"), Event("batch.last", "tester")])
+        s.commit()
+        yield s
+
+
+def rechain(session, start):
+    """What an insider does after an edit: recompute the hashes from `start` on, and the head."""
+    prev = session.get(AuditRecord, start - 1).record_hash if start > 1 else GENESIS
+    for rec in session.query(AuditRecord).filter(AuditRecord.seq >= start).order_by(
+            AuditRecord.seq):
+        rec.prev_hash = prev
+        rec.record_hash = prev = record_hash(rec.seq, rec.at, rec.event, rec.actor,
+                                             rec.subject, rec.outcome, rec.details, prev)
+    session.get(AuditHead, 1).last_hash = prev
+    session.flush()
+
+
+def test_the_last_record_of_each_append_carries_the_mac(keyed):
+    macs = [bool(r.mac) for r in keyed.query(AuditRecord).order_by(AuditRecord.seq)]
+    assert macs == [True] * 6 + [False, True]
+    assert check(keyed) == (8, [])
+
+
+def test_a_rewritten_and_rechained_record_fails_the_macs(keyed):
+    keyed.get(AuditRecord, 3).outcome = "failure"
+    rechain(keyed, 3)
+    unkeyed = keyed.info.pop("audit_mac")
+    assert check(keyed) == (8, [])  # the hashes alone are fooled
+    keyed.info["audit_mac"] = unkeyed
+    _, findings = check(keyed)
+    assert [(f.seq, f.problem) for f in findings] == [(3, (
+        "MAC does not match: records rewritten (one or more of record 3); the MACs of 4 "
+        "later records fail too"))]
+
+
+def test_an_altered_mac_alone_is_named_as_such(keyed):
+    keyed.get(AuditRecord, 3).mac = "00" * 32
+    keyed.flush()
+    _, findings = check(keyed)
+    assert len(findings) == 1 and findings[0].seq == 3
+    assert "the MAC itself was altered" in findings[0].problem
+
+
+def test_records_appended_without_the_key_are_not_covered(keyed):
+    audit_mac = keyed.info.pop("audit_mac")
+    append_event(keyed, "forged", actor="mallory")  # chain and head as Signet would
+    keyed.info["audit_mac"] = audit_mac
+    _, findings = check(keyed)
+    assert [(f.seq, f.problem.split(" (")[0]) for f in findings] == [
+        (9, "record 9 not covered by any MAC")]
+
+
+def test_a_cut_inside_an_append_leaves_its_first_record_uncovered(keyed):
+    keyed.execute(delete(AuditRecord).where(AuditRecord.seq == 8))
+    head = keyed.get(AuditHead, 1)
+    head.last_seq, head.last_hash = 7, keyed.get(AuditRecord, 7).record_hash
+    keyed.flush()
+    _, findings = check(keyed)
+    assert [f.seq for f in findings] == [7] and "not covered" in findings[0].problem
+
+
+def test_a_checkpoint_finds_the_tail_cut_at_an_append_boundary(keyed):
+    checkpoint = append_checkpoint(keyed, actor="tester")
+    assert (checkpoint.seq, checkpoint.record) == (8, 9)
+    line = checkpoint.line()
+    assert verify_checkpoints(keyed, "export", [line]) == (1, [])
+    keyed.execute(delete(AuditRecord).where(AuditRecord.seq > 6))
+    head = keyed.get(AuditHead, 1)
+    head.last_seq, head.last_hash = 6, keyed.get(AuditRecord, 6).record_hash
+    keyed.flush()
+    assert check(keyed) == (6, [])  # whole, as far as hashes and MACs can tell
+    _, findings = verify_checkpoints(keyed, "export", [line])
+    assert [(f.seq, f.problem) for f in findings] == [(8, (
+        f"missing, yet the checkpoint of {checkpoint.at} (export line 1) anchors it: the tail "
+        "was cut (or the record deleted)"))]

@@ -67,3 +67,18 @@ def test_pin_never_from_the_database_only_file_or_env(clean_env, monkeypatch, tm
     clean_env.write_text(f'[hsm]\npin_file = "{tmp_path}/nope"\n')
     with pytest.raises(ConfigError, match="hsm.pin_file"):
         load_settings().hsm.read_pin()
+
+
+def test_the_settings_digest_leaves_out_the_database_password():
+    from signet.config import Settings, settings_digest
+
+    def digest(url: str, **more) -> str:
+        return settings_digest(Settings(database={"url": url}, hsm={"pin_env": "PIN"}, **more))
+
+    base = "postgresql://signet:one@db/signet"
+    assert digest(base) == digest("postgresql://signet:two@db/signet")
+    assert digest(base) != digest("postgresql://signet:one@db2/signet")
+    assert digest(base) != digest(base, sam={"otp_digits": 8})
+    assert digest("postgresql://signet@db/signet?password=one") == \
+        digest("postgresql://signet@db/signet?password=two")
+

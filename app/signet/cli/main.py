@@ -69,19 +69,20 @@ def main() -> None:
 @click.option("--demo", is_flag=True, help="Also create the demo users alice and bob.")
 @friendly
 def init(demo: bool) -> None:
-    """Migrate the database and make the CA ready (idempotent)."""
+    """Migrate the database, make the SAM's keys and the CA ready (idempotent); every key
+    created is recorded in the audit trail."""
     from signet.signing.admin import initialise
     from signet.signing.demo import ensure_demo_users
 
     services = _services()
     done = initialise(services)
     click.echo(_revision_line(done.revision_before, done.revision_after))
+    for label in done.keys_created:
+        click.echo(f"created the SAM key {label!r} in the HSM")
     if done.ca_created:
         click.echo(f"created CA {services.ca.name!r} (key in the HSM) and its certificate")
     else:
         click.echo(f"CA {services.ca.name!r} ready")
-    for label in done.keys_created:
-        click.echo(f"created the SAM key {label!r} in the HSM")
     if demo:
         for line in ensure_demo_users(services):
             click.echo(line)
@@ -261,21 +262,43 @@ _status_command("unlock", "unlock", "Unlock a credential locked by failed OTP/PI
 
 @main.group()
 def audit() -> None:
-    """The tamper-evident audit trail."""
+    """The tamper-evident audit trail (docs/audit.md)."""
 
 
 @audit.command("verify")
+@click.option("--checkpoints", "checkpoint_file", metavar="FILE",
+              help="Checkpoint file to check against (default: audit.checkpoint_file).")
 @friendly
-def audit_verify() -> None:
-    """Check the hash chain; name every edited, deleted or reordered record."""
+def audit_verify(checkpoint_file: str | None) -> None:
+    """Check the trail: every record's hash, link and MAC (in the HSM), and the checkpoints
+    exported to FILE; name every edited, rewritten, deleted or cut-off record."""
     from signet.signing.admin import verify_audit
 
-    checked, findings = verify_audit(_services())
-    if findings:
-        for finding in findings:
+    check = verify_audit(_services(), checkpoint_file)
+    if check.checkpoints is None:
+        click.echo(f"signet: warning: no checkpoint file {check.checkpoint_file}: a cut-off "
+                   "tail cannot be found", err=True)
+    if check.findings:
+        for finding in check.findings:
             click.echo(f"TAMPERED {finding}")
-        _fail(f"audit trail broken: {len(findings)} problem(s) in {checked} records")
-    click.echo(f"audit trail intact: {checked} records")
+        _fail(f"audit trail broken: {len(check.findings)} problem(s) in {check.records} "
+              "records")
+    anchored = ("" if check.checkpoints is None else
+                f", {check.checkpoints} checkpoint(s) in {check.checkpoint_file} hold")
+    click.echo(f"audit trail intact: {check.records} records{anchored}")
+
+
+@audit.command("checkpoint")
+@friendly
+def audit_checkpoint() -> None:
+    """Anchor the trail's newest record: a keyed checkpoint, in the trail and appended to
+    audit.checkpoint_file (run it from a timer)."""
+    from signet.signing.admin import checkpoint_audit
+
+    services = _services()
+    checkpoint = checkpoint_audit(services, actor=_actor())
+    click.echo(f"checkpoint {checkpoint.record} anchors record {checkpoint.seq}; "
+               f"appended to {services.settings.audit.checkpoint_file}")
 
 
 @main.command()
@@ -283,10 +306,13 @@ def audit_verify() -> None:
 @click.option("--workers", type=int, help="Worker processes (default: web.workers).")
 @friendly
 def serve(listen: str | None, workers: int | None) -> None:
-    """Serve the API with gunicorn."""
-    from signet.web.server import run_gunicorn
+    """Serve the API with gunicorn (recording service.started and a checkpoint first)."""
+    from signet.web.server import record_start, run_gunicorn
 
     settings = load_settings()
+    checkpoint = record_start(settings, actor=_actor())
+    click.echo(f"signet: service.started recorded; checkpoint {checkpoint} appended to "
+               f"{settings.audit.checkpoint_file}", err=True)
     run_gunicorn(settings, listen=listen, workers=workers)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +15,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_CONFIG_FILE = "/etc/signet/signet.toml"
 
@@ -168,6 +172,15 @@ class WebSettings(_Section):
         return listen
 
 
+class AuditSettings(_Section):
+    """The audit trail's checkpoints (docs/audit.md)."""
+
+    # Each checkpoint is appended here as one JSON line once its record is committed, and
+    # `signet audit verify` checks the trail against the file. Keep it where the database's
+    # writers cannot reach, and copy it off the host.
+    checkpoint_file: str = Field(default="var/audit-checkpoints.jsonl", min_length=1)
+
+
 class Settings(BaseSettings):
     """Signet's settings. Environment: SIGNET_<SECTION>__<KEY>, e.g. SIGNET_DATABASE__URL."""
 
@@ -183,6 +196,7 @@ class Settings(BaseSettings):
     login: LoginSettings = Field(default_factory=LoginSettings)
     formats: FormatsSettings = Field(default_factory=FormatsSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     _config_file: str | None = None
 
@@ -200,6 +214,28 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+
+def _without_password(url: str) -> str:
+    """A database URL with its password masked (read as the database layer reads it)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url.split(":", 1)[0] + ":<unparsable>"
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True)
+
+
+def settings_digest(settings: Settings) -> str:
+    """SHA-256 (hex) of the effective settings, recorded when the service starts: every value,
+    as canonical JSON, but the database URL's password. The schema holds no other secret:
+    PINs and passwords are named by a file or a variable, and their content is never read
+    here."""
+    values = settings.model_dump(mode="json")
+    values["database"]["url"] = _without_password(settings.database.url)
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _config_path() -> Path | None:

@@ -1,5 +1,30 @@
-"""Security events: the hash-chained audit trail, and (later) its forwarding to syslog/SNMP/SIEM."""
+"""Security events: the keyed, hash-chained audit trail and its checkpoints, and (later) their
+forwarding to syslog/SNMP/SIEM."""
 
-from signet.events.audit import AuditFinding, Event, append_event, append_events, verify_chain
+from signet.events.audit import (
+    AuditFinding,
+    AuditMac,
+    Event,
+    append_event,
+    append_events,
+    verify_chain,
+)
+from signet.events.checkpoints import (
+    Checkpoint,
+    append_checkpoint,
+    export_checkpoint,
+    verify_checkpoints,
+)
 
-__all__ = ["AuditFinding", "Event", "append_event", "append_events", "verify_chain"]
+__all__ = [
+    "AuditFinding",
+    "AuditMac",
+    "Checkpoint",
+    "Event",
+    "append_checkpoint",
+    "append_event",
+    "append_events",
+    "export_checkpoint",
+    "verify_chain",
+    "verify_checkpoints",
+]

@@ -8,6 +8,7 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import select
 
 from signet.config import Settings
+from signet.events import Event, append_events
 from signet.hsm import Hsm, KeySpec
 from signet.pki.connector import CAError, IssueRequest
 from signet.pki.x509build import (
@@ -20,6 +21,7 @@ from signet.pki.x509build import (
 from signet.store import Certificate, Database
 
 DEFAULT_KEY_LABEL = "signet-local-ca"
+INIT_ACTOR = "signet-init"  # ensure_ready runs for `signet init` only
 
 
 class LocalCAConnector:
@@ -61,6 +63,8 @@ class LocalCAConnector:
             return asn1_x509.Certificate.load(row.der) if row else None
 
     def ensure_ready(self) -> bool:
+        """Generate the CA key in the HSM and self-sign the root certificate, whichever is
+        missing; both are recorded in the audit trail (`key.generated`, `ca.created`)."""
         root = self._stored_root()
         created = root is None
         if not self.hsm.key_exists(self.key_label):
@@ -68,6 +72,10 @@ class LocalCAConnector:
                 raise CAError(f"local CA: its certificate is in the database but key "
                               f"{self.key_label!r} is not in the token; restore the token")
             self.hsm.generate_key(self.key_label, self.key_spec)
+            with self.database.transaction() as session:
+                append_events(session, [Event("key.generated", INIT_ACTOR, self.key_label,
+                                              details={"key": str(self.key_spec),
+                                                       "purpose": "ca", "ca": self.name})])
         if root is None:
             spki = public_key_info(self.hsm.public_key(self.key_label))
             name = make_name(self.common_name, self.organization, self.country)
@@ -76,6 +84,11 @@ class LocalCAConnector:
                                      is_ca=True)
             with self.database.transaction() as session:
                 session.add(_certificate_row(root, role="ca", ca_name=self.name))
+                append_events(session, [Event("ca.created", INIT_ACTOR, self.name, details={
+                    "key_label": self.key_label, "serial": format(root.serial_number, "x"),
+                    "subject": root.subject.human_friendly,
+                    "not_after": root.not_valid_after.isoformat(),
+                    "sha256": root.sha256.hex()})])
         self._root = root
         return created
 

@@ -1,20 +1,35 @@
-"""Administration use cases: initialisation, users, credentials, the audit check."""
+"""Administration use cases: initialisation, users, credentials, the audit trail's checks and
+checkpoints."""
 
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from asn1crypto import x509 as asn1_x509
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from signet.auth.passwords import check_password_policy, hash_secret
+from signet.config import settings_digest
 from signet.errors import Conflict, InvalidRequest, NotFound
-from signet.events import AuditFinding, append_event, verify_chain
+from signet.events import (
+    AuditFinding,
+    Checkpoint,
+    Event,
+    append_checkpoint,
+    append_event,
+    append_events,
+    export_checkpoint,
+    verify_chain,
+    verify_checkpoints,
+)
 from signet.hsm import KeySpec
 from signet.pki import CAError, certificate_row, enrol_key
 from signet.sam import check_credential, credential_seal
@@ -62,11 +77,23 @@ class Initialised:
     keys_created: list[str]
 
 
+INIT_ACTOR = "signet-init"
+
+
 def initialise(services: Services) -> Initialised:
-    """Migrate the database, make the CA ready and the SAM's keys in the HSM; idempotent."""
+    """Migrate the database, make the SAM's keys in the HSM and the CA ready; idempotent.
+    The SAM's keys come first: from then on every audit record is keyed (the audit key is
+    one of them), the records of their own creation included."""
     before, after = upgrade(services.settings.database)
+    keys_created = prepare_keys(services.hsm)
+    if keys_created:
+        with services.database.transaction() as session:
+            append_events(session, [
+                Event("key.generated", INIT_ACTOR, label,
+                      details={"key": "hmac-sha256", "purpose": "sam"})
+                for label in keys_created])
     ca_created = services.ca.ensure_ready()
-    return Initialised(before, after, ca_created, prepare_keys(services.hsm))
+    return Initialised(before, after, ca_created, keys_created)
 
 
 def add_user(services: Services, username: str, *, password: str, display_name: str | None,
@@ -281,6 +308,55 @@ def set_credential_status(services: Services, credential_id: str, status: str, *
         forget_crl_cache()
 
 
-def verify_audit(services: Services) -> tuple[int, list[AuditFinding]]:
+class AuditCheck(NamedTuple):
+    records: int
+    findings: list[AuditFinding]
+    checkpoint_file: str
+    checkpoints: int | None  # None: there is no checkpoint file (yet)
+
+
+def verify_audit(services: Services, checkpoint_file: str | None = None) -> AuditCheck:
+    """Check every record's hash, link and MAC (in the HSM), then the trail against the
+    exported checkpoints: `checkpoint_file`, or the configured one (which may not exist yet:
+    nothing has been checkpointed before `signet serve` first starts)."""
+    path = checkpoint_file or services.settings.audit.checkpoint_file
+    try:
+        lines: list[str] | None = Path(path).read_text(encoding="utf-8",
+                                                       errors="replace").splitlines()
+    except FileNotFoundError:
+        if checkpoint_file:
+            raise NotFound(f"checkpoint file {path} not found")
+        lines = None
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read checkpoint file {path}: {exc.strerror}")
+    with services.database.transaction(read_only=True) as session:
+        records, findings = verify_chain(session)
+        checkpoints = None
+        if lines is not None:
+            checkpoints, against = verify_checkpoints(session, path, lines)
+            findings += against
+    return AuditCheck(records, findings, path, checkpoints)
+
+
+def checkpoint_audit(services: Services, *, actor: str) -> Checkpoint:
+    """Anchor the trail's head: the `audit.checkpoint` record, then (once it is committed)
+    its line in the checkpoint file."""
     with services.database.transaction() as session:
-        return verify_chain(session)
+        checkpoint = append_checkpoint(session, actor=actor)
+    path = services.settings.audit.checkpoint_file
+    try:
+        export_checkpoint(path, checkpoint)
+    except OSError as exc:
+        raise InvalidRequest(f"audit.checkpoint_file: cannot append to {path}: "
+                             f"{exc.strerror} (record {checkpoint.record} is in the trail)")
+    return checkpoint
+
+
+def record_service_start(services: Services, *, actor: str) -> Checkpoint:
+    """`service.started`, with the version and a digest of the effective settings, then a
+    checkpoint anchoring it."""
+    with services.database.transaction() as session:
+        append_event(session, "service.started", actor=actor, subject=socket.gethostname(),
+                     version=version("signet"),
+                     settings_sha256=settings_digest(services.settings))
+    return checkpoint_audit(services, actor=actor)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 
 from signet.config import Settings, load_settings
 from signet.hsm import Hsm
 from signet.pki import CAConnector, load_connector
+from signet.sam import keys
 from signet.store import Database
 
 
@@ -20,6 +21,9 @@ class Services:
     def __post_init__(self) -> None:
         self.database = Database(self.settings.database)
         self.hsm = Hsm(self.settings.hsm)
+        # The audit trail's records and checkpoints are keyed in the HSM; events may not reach
+        # it, so the MAC travels with the database's sessions.
+        self.database.audit_mac = partial(keys.mac, self.hsm, keys.AUDIT_KEY)
 
     @cached_property
     def ca(self) -> CAConnector:

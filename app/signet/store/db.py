@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from pathlib import Path
@@ -101,6 +101,10 @@ class _WriterQueue:
 class Database:
     """One per process: an engine and a session factory."""
 
+    # The audit key's MAC (signet.events.audit.AuditMac), set by the composition root where
+    # there is an HSM; every transaction carries it in session.info for the audit trail.
+    audit_mac: Callable[..., bytes] | None = None
+
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
         self.engine = make_engine(settings)
@@ -122,6 +126,8 @@ class Database:
         self._after_fork()
         queue = self._writers.held() if self._writers and not read_only else nullcontext()
         session = self._sessions()
+        if self.audit_mac is not None:
+            session.info["audit_mac"] = self.audit_mac
         marker = _read_only.set(read_only)
         try:
             with queue, session.begin():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from signet.config import Settings
+from signet.errors import ServiceUnavailable
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -25,6 +27,50 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         from signet.web.app import create_app
 
         return create_app(self.settings)
+
+
+def _record_start(settings: Settings, actor: str) -> dict[str, Any]:
+    from signet.signing import Services
+    from signet.signing.admin import record_service_start
+
+    services = Services(settings)
+    try:
+        return {"record": record_service_start(services, actor=actor).record}
+    except Exception as exc:
+        return {"error": getattr(exc, "description", None) or
+                f"{exc.__class__.__name__}: {exc}"}
+    finally:
+        services.database.dispose()
+
+
+def record_start(settings: Settings, *, actor: str) -> int:
+    """Record `service.started` and a checkpoint, once per `signet serve` (not per worker);
+    return the checkpoint's record. In a child process: gunicorn's master must never open the
+    PKCS#11 library, as its workers fork from it (the library is initialised once per
+    process). A plain fork and a pipe: no semaphores, which a sandbox may not offer."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe and leave without the parent's exit hooks
+        os.close(read_end)
+        try:
+            outcome = _record_start(settings, actor)
+        except BaseException as exc:  # whatever it was, the parent must hear of it
+            outcome = {"error": f"{exc.__class__.__name__}: {exc}"}
+        with os.fdopen(write_end, "w") as pipe:
+            json.dump(outcome, pipe)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        report = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    try:
+        outcome = json.loads(report)
+    except ValueError:
+        outcome = {"error": f"the recording process ended with status {status} and no report"}
+    if "error" in outcome:
+        raise ServiceUnavailable("cannot record the service's start in the audit trail: "
+                                 f"{outcome['error']}")
+    return int(outcome["record"])
 
 
 def run_gunicorn(settings: Settings, *, listen: str | None = None,

@@ -26,10 +26,17 @@ def test_settings_private_and_complete(host):
     conf = host.file("/etc/signet/signet.toml")
     assert (conf.user, conf.group, conf.mode) == ("root", "signet", 0o640)
     text = conf.content_string
-    for section in ("[database]", "[hsm]", "[ca]", "[sam]", "[web]"):
+    for section in ("[database]", "[hsm]", "[ca]", "[sam]", "[web]", "[audit]"):
         assert section in text
     assert 'url = "sqlite:////var/lib/signet/signet.db"' in text
     assert 'pin_file = "/etc/signet/hsm.pin"' in text
+    assert 'checkpoint_file = "/var/lib/signet/audit-checkpoints.jsonl"' in text
+
+
+def test_the_service_checkpointed_the_audit_trail_when_it_started(host):
+    export = host.file("/var/lib/signet/audit-checkpoints.jsonl")
+    assert (export.user, export.group, export.mode) == ("signet", "signet", 0o640)
+    assert '"event":"audit.checkpoint"' in export.content_string
 
 
 def test_service_running_hardened(host):
