@@ -218,6 +218,7 @@ def served(softhsm, tmp_path_factory):
         "SIGNET_CA__OPTIONS": '{"key_label": "bad-input-ca-' + uuid.uuid4().hex[:8] + '"}',
         "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
         "SIGNET_NOTIFY__MAILDIR": str(tmp / "mail"),
+        "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp / "audit-checkpoints.jsonl"),
         "SOFTHSM2_CONF": softhsm["conf"],
     })
     assert signet_cli("init", env=env).returncode == 0

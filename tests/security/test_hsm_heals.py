@@ -296,6 +296,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         "SIGNET_HSM__PIN_ENV": "",
         "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
         "SIGNET_NOTIFY__MAILDIR": str(base / "mail"),
+        "SIGNET_AUDIT__CHECKPOINT_FILE": str(base / "audit-checkpoints.jsonl"),
         "SOFTHSM2_CONF": token["conf"],
     })
     assert signet_cli("init", env=env).returncode == 0

@@ -52,7 +52,10 @@ _STALE_HANDLE = (exceptions.ObjectHandleInvalid, exceptions.KeyHandleInvalid)
 # with CKR_GENERAL_ERROR): a new session, on a re-initialised library if the token is silent.
 _BROKEN = (exceptions.SessionClosed, exceptions.SessionHandleInvalid, exceptions.DeviceRemoved,
            exceptions.DeviceError, exceptions.DeviceMemory, exceptions.TokenNotPresent,
-           exceptions.TokenNotRecognised, exceptions.UserNotLoggedIn, exceptions.GeneralError)
+           exceptions.TokenNotRecognised, exceptions.UserNotLoggedIn, exceptions.GeneralError,
+           # a token file read while another process's login rewrote it: SoftHSM keeps the
+           # misread state until the library reads the store again
+           exceptions.UserPinNotInitialized)
 
 
 class _TokenLost(Exception):
@@ -119,10 +122,11 @@ def ecdsa_raw_to_der(raw: bytes) -> bytes:
 
 
 # SoftHSM's file store rewrites the token's own file on every C_Login (its PIN-count flags), and
-# another process reading it meanwhile fails: C_GetTokenInfo with CKR_GENERAL_ERROR, or the
-# token looks absent. Gunicorn workers, the CLI or the bench opening one token together hit
-# that (two processes opening it in a loop: 15-70 % of attempts); a few short retries ride it
-# out. A token that really is missing is reported after them, about 0.1 s later.
+# another process reading it meanwhile fails: C_GetTokenInfo with CKR_GENERAL_ERROR, the token
+# looks absent, or (read half-written) its user PIN looks uninitialised. Gunicorn workers, the
+# CLI or the bench opening one token together hit that (two processes opening it in a loop:
+# 15-70 % of attempts); a few short retries ride it out. A token that really is missing is
+# reported after them, about 0.1 s later.
 _OPEN_ATTEMPTS = 8
 
 
@@ -131,7 +135,8 @@ def retry_opening(open_token: Callable[[], T]) -> T:
     for attempt in range(1, _OPEN_ATTEMPTS):
         try:
             return open_token()
-        except (exceptions.GeneralError, exceptions.NoSuchToken):
+        except (exceptions.GeneralError, exceptions.NoSuchToken,
+                exceptions.UserPinNotInitialized):
             time.sleep(0.002 * attempt * (1 + random.random()))
     return open_token()
 
