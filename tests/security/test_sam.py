@@ -142,6 +142,32 @@ def test_a_sad_works_only_for_its_user_and_credential(csc, client, services, ali
         "Invalid parameter SAD"
 
 
+def test_a_revoked_token_or_disabled_user_signs_nothing_and_spends_nothing(csc, client,
+                                                                           services, alice):
+    """signHash reads the token's state with the credential, in the signing transaction:
+    a token revoked, or a user disabled, after the SAD was issued stops the signature (401)
+    before anything is spent, and a token of another user cannot reach Alice's credential."""
+    h1, h2 = digest("after revocation"), digest("after disable")
+    sad = csc.authorize(alice["ec"], [h1, h2]).json["SAD"]
+    mallory = Csc(client, services)
+    mallory.login("mallory")
+    assert refused(mallory.sign(alice["ec"], sad, [h1], ECDSA_SHA256)) == \
+        "Invalid parameter credentialID"
+    token = csc.token
+    fresh = Csc(client, services)
+    fresh.login()
+    assert csc.post("auth/revoke", {"token": token}).status_code == 204
+    assert "revoked" in refused(csc.sign(alice["ec"], sad, [h1], ECDSA_SHA256), 401)
+    admin.set_user_status(services, "alice", "disabled", actor="test")
+    assert "disabled" in refused(fresh.sign(alice["ec"], sad, [h1], ECDSA_SHA256), 401)
+    with services.database.transaction() as session:
+        spent = session.execute(select(SignatureActivation.spent)).scalar_one()
+    assert spent == ""
+    assert "sad.rejected" not in [e for e, _ in last_events(services, 2)]
+    admin.set_user_status(services, "alice", "active", actor="test")
+    assert_signed(services, alice["ec"], fresh.sign(alice["ec"], sad, [h2], ECDSA_SHA256), [h2])
+
+
 def test_forged_token_and_sad_rows_never_sign(csc, client, services, alice):
     """The attack that worked before: one access_tokens row and one sads row, each holding the
     SHA-256 of a value of the insider's choosing."""

@@ -8,9 +8,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from signet.auth.passwords import hash_secret, verify_secret
@@ -37,6 +37,17 @@ class Principal:
     username: str
     auth_methods: str
     loa: str
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A caller whose bearer token the SAM has verified (its MAC, its expiry), not yet
+    checked against the database (revoked? user disabled?): the signing transaction does
+    that in the query that reads the credential (`check_token_state`), one round trip less
+    on the hot path. Not a Principal, so that it cannot stand in for one unchecked."""
+
+    principal: Principal
+    token: str
 
 
 def now() -> datetime:
@@ -89,21 +100,43 @@ _TOKEN_QUERY = (
     .where(_TOKENS.c.token_hash == bindparam("digest")))
 
 
-def resolve_token(conn: Connection, token: str, *, user_id: int, username: str, methods: str,
-                  loa: str, expires_at: datetime) -> Principal:
+def resolve_token(conn: Connection, caller: Claimed) -> Principal:
     """The caller behind a bearer token whose claims (user, methods, expiry) the SAM has
     verified: the database says only whether it was revoked and whether the user is
     disabled. One Core query: this runs on every API call."""
-    if expires_at <= now():
-        raise InvalidToken("The access token has expired")
-    row = conn.execute(_TOKEN_QUERY, {"digest": token_digest(token)}).first()
-    if row is None or row.user_id != user_id:
+    row = conn.execute(_TOKEN_QUERY, {"digest": token_digest(caller.token)}).first()
+    check_token_state(None if row is None else (row.revoked, row.user_id, row.status),
+                      caller.principal.user_id)
+    return caller.principal
+
+
+def with_token_state(table: Table, onclause: Any) -> Select[Any]:
+    """A query for the row of `table` that `onclause` picks (bind parameters of the
+    caller's choosing), with the state of the token whose digest is bound as `digest`:
+    columns token_revoked, token_user_id, user_status (`token_state_of`). No token row, no
+    row; a token but no row of `table`: its columns are None."""
+    return (select(table, _TOKENS.c.revoked.label("token_revoked"),
+                   _TOKENS.c.user_id.label("token_user_id"),
+                   _USERS.c.status.label("user_status"))
+            .select_from(_TOKENS.join(_USERS, _TOKENS.c.user_id == _USERS.c.id)
+                         .outerjoin(table, onclause))
+            .where(_TOKENS.c.token_hash == bindparam("digest")))
+
+
+def token_state_of(row: Any) -> tuple[bool, int, str] | None:
+    """The token state of a `with_token_state` row (None: no row, no token)."""
+    return None if row is None else (row.token_revoked, row.token_user_id, row.user_status)
+
+
+def check_token_state(state: tuple[bool, int, str] | None, user_id: int) -> None:
+    """Refuse a token whose database record — (revoked, user id, the user's status), None
+    when there is none — says it was revoked, belongs to someone else or to a disabled user."""
+    if state is None or state[1] != user_id:
         raise InvalidToken("The access token is not valid")
-    if row.revoked:
+    if state[0]:
         raise InvalidToken("The access token has been revoked")
-    if row.status != "active":
+    if state[2] != "active":
         raise InvalidToken("The user is disabled")
-    return Principal(user_id, username, methods, loa)
 
 
 def token_row_exists(conn: Connection, token: str) -> bool:

@@ -14,14 +14,26 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import Table, bindparam, select
 
 from signet.auth.factors import lock_for_factor_check, new_otp, verify_otp, verify_pin
-from signet.auth.throttle import ThrottleKeys, audit_refusal, reserve_login, settle_login
+from signet.auth.throttle import (
+    ThrottleKeys,
+    audit_refusal,
+    prune_due,
+    prune_stale,
+    reserve_login,
+    settle_login,
+)
 from signet.auth.tokens import (
+    Claimed,
     Principal,
     check_password,
+    check_token_state,
     record_login,
     resolve_token,
     revoke_token,
+    token_digest,
     token_row_exists,
+    token_state_of,
+    with_token_state,
 )
 from signet.errors import (
     AccessDenied,
@@ -98,16 +110,19 @@ def login(services: Services, username: str, password: str, source: str) -> tupl
                          source=source)
         settle_login(session, keys, limits, ok=token is not None, username=username,
                      source=source)
+    if prune_due():
+        with services.database.transaction() as session:
+            prune_stale(session, limits)
     if token is None:
         raise SignetError("Invalid username or password", error="authentication_error",
                           status=401)
     return token, lifetime
 
 
-def authenticate(services: Services, token: str) -> Principal:
-    """The caller behind a bearer token: its claims are the SAM's (MAC-checked), the
-    database adds only revocation and the user's status. A token refused by the SAM that
-    the database nevertheless knows was written there by someone else: recorded."""
+def claimed(services: Services, token: str) -> Claimed:
+    """The caller behind a bearer token as its claims say (MAC-checked by the SAM, not
+    expired), the database not asked yet. A token refused by the SAM that the database
+    nevertheless knows was written there by someone else: recorded."""
     try:
         claims = open_token(services.hsm, token)
     except InvalidToken:
@@ -119,10 +134,18 @@ def authenticate(services: Services, token: str) -> Principal:
                              outcome="failure", reason="an access token row the SAM did not "
                              "mint was presented")
         raise
+    if claims.expires_at <= now().timestamp():
+        raise InvalidToken("The access token has expired")
+    return Claimed(Principal(claims.user_id, claims.username, claims.methods, claims.loa),
+                   token)
+
+
+def authenticate(services: Services, token: str) -> Principal:
+    """The caller behind a bearer token: its claims are the SAM's (`claimed`), the database
+    adds only revocation and the user's status."""
+    caller = claimed(services, token)
     with services.database.single_read() as conn:
-        return resolve_token(conn, token, user_id=claims.user_id, username=claims.username,
-                             methods=claims.methods, loa=claims.loa,
-                             expires_at=datetime.fromtimestamp(claims.expires_at, UTC))
+        return resolve_token(conn, caller)
 
 
 def logout(services: Services, principal: Principal, token: str) -> None:
@@ -207,15 +230,29 @@ def credential_info(services: Services, principal: Principal, credential_id: Any
 
 _CREDENTIALS = cast(Table, Credential.__table__)
 _CREDENTIAL_BY_ID = select(_CREDENTIALS).where(_CREDENTIALS.c.id == bindparam("credential_id"))
+# The signing hot path: the token's state and the credential in one round trip.
+_CREDENTIAL_AND_TOKEN = with_token_state(
+    _CREDENTIALS, _CREDENTIALS.c.id == bindparam("credential_id"))
 
 
-def signing_credential(session: Any, hsm: Any, principal: Principal, credential_id: Any) -> Any:
+def signing_credential(session: Any, hsm: Any, caller: Principal | Claimed,
+                       credential_id: Any) -> Any:
     """The caller's usable credential, its record sealed by the SAM, read with one Core query
-    (the signing hot path): a row with the Credential columns."""
+    (the signing hot path): a row with the Credential columns. A `Claimed` caller's token is
+    checked against the database in the same query."""
     if not isinstance(credential_id, str) or not credential_id:
         raise InvalidRequest("Missing (or invalid type) string parameter credentialID")
-    credential = session.connection().execute(
-        _CREDENTIAL_BY_ID, {"credential_id": credential_id}).first()
+    conn = session.connection()
+    if isinstance(caller, Claimed):
+        principal = caller.principal
+        credential = conn.execute(_CREDENTIAL_AND_TOKEN, {
+            "credential_id": credential_id, "digest": token_digest(caller.token)}).first()
+        check_token_state(token_state_of(credential), principal.user_id)
+        if credential is not None and credential.id is None:
+            credential = None
+    else:
+        principal = caller
+        credential = conn.execute(_CREDENTIAL_BY_ID, {"credential_id": credential_id}).first()
     if credential is None or credential.user_id != principal.user_id:
         raise InvalidRequest("Invalid parameter credentialID")
     check_credential(hsm, credential)

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from signet.auth.tokens import Principal
-from signet.errors import InvalidRequest, SignetError
+from signet.auth.tokens import Claimed, Principal
+from signet.errors import InvalidRequest, InvalidToken, SignetError
 from signet.events import Event, append_events
 from signet.hsm import HsmError
 from signet.sam import Permit, decode_hash, open_permit, refund
@@ -38,9 +38,11 @@ def refusals_recorded(services: Services, principal: Principal, credential_id: A
                       ) -> Iterator[None]:
     """Record a refused spend (`sad.rejected`, or the event the refusal names, such as
     `integrity.violation`) in a transaction of its own once the spending one has rolled
-    back (SQLite's writers cannot nest)."""
+    back (SQLite's writers cannot nest). A token found revoked is no refused spend."""
     try:
         yield
+    except InvalidToken:
+        raise
     except SignetError as exc:
         event = getattr(exc, "event", "sad.rejected")
         with services.database.transaction() as session:
@@ -83,11 +85,13 @@ class _Prepared:
     created: Event
 
 
-def _prepare(services: Services, session: Any, principal: Principal, *, credential_id: Any,
+def _prepare(services: Services, session: Any, caller: Claimed, *, credential_id: Any,
              sad: str, hashes: Sequence[str], hash_oid: str | None, sign_algo: str,
              sign_algo_params: str | None) -> _Prepared:
-    """Check the credential and the algorithm, then let `sam` verify and spend the SAD."""
-    credential = signing_credential(session, services.hsm, principal, credential_id)
+    """Check the token and the credential (one query), the algorithm, then let `sam` verify
+    and spend the SAD."""
+    principal = caller.principal
+    credential = signing_credential(session, services.hsm, caller, credential_id)
     hash_name, scheme, salt = resolve_algorithm(credential, sign_algo, hash_oid,
                                                 sign_algo_params)
     digests = _digests(hashes, hash_name)
@@ -107,10 +111,13 @@ def _sign(prepared: _Prepared) -> list[bytes]:
             for d in prepared.digests]
 
 
-def sign_hash(services: Services, principal: Principal, *, credential_id: Any, sad: Any,
+def sign_hash(services: Services, caller: Claimed, *, credential_id: Any, sad: Any,
               hashes: Any, hash_oid: str | None, sign_algo: str,
               sign_algo_params: str | None) -> list[bytes]:
-    """Sign each hash, in request order, with the credential's key, under the SAD."""
+    """Sign each hash, in request order, with the credential's key, under the SAD, for a
+    caller whose token the SAM has verified (the database's word on it is read with the
+    credential)."""
+    principal = caller.principal
     if not isinstance(sad, str) or not sad:
         raise InvalidRequest("Missing (or invalid type) string parameter SAD")
     check_algorithm_names(sign_algo, hash_oid)
@@ -118,7 +125,7 @@ def sign_hash(services: Services, principal: Principal, *, credential_id: Any, s
     prepared: _Prepared | None = None
 
     def prepare(session: Any) -> _Prepared:
-        return _prepare(services, session, principal, credential_id=credential_id, sad=sad,
+        return _prepare(services, session, caller, credential_id=credential_id, sad=sad,
                         hashes=hashes, hash_oid=hash_oid, sign_algo=sign_algo,
                         sign_algo_params=sign_algo_params)
 
