@@ -83,16 +83,25 @@ def new_otp(session: Session, credential: Any, settings: SamSettings, *,
     authorize that uses it); earlier codes stop working. Return (code, expiry). The caller
     holds the credential's row lock."""
     code = "".join(secrets.choice("0123456789") for _ in range(settings.otp_digits))
+    return code, _store_code(session, credential, code, AUTHORIZE, binding, verifier,
+                             timedelta(seconds=settings.otp_lifetime_seconds))
+
+
+def _store_code(session: Session, credential: Any, code: str, purpose: str,
+                binding: str | None, verifier: CodeVerifier, lifetime: timedelta) -> datetime:
+    """Keep the verifier of a new code for `purpose` and retire the credential's unused
+    codes (of every purpose for an OTP, of its own for an activation code); its expiry."""
     stamp = now().replace(microsecond=0)
-    expires_at = stamp + timedelta(seconds=settings.otp_lifetime_seconds)
-    terms = CodeTerms(credential.id, AUTHORIZE, binding, _expiry(expires_at))
-    session.execute(bulk_update(OtpChallenge).where(OtpChallenge.credential_id == credential.id,
-                                               OtpChallenge.used.is_(False))
-                    .values(used=True))
-    session.add(OtpChallenge(credential_id=credential.id, purpose=AUTHORIZE, binding=binding,
+    expires_at = stamp + lifetime
+    terms = CodeTerms(credential.id, purpose, binding, _expiry(expires_at))
+    retired = [OtpChallenge.credential_id == credential.id, OtpChallenge.used.is_(False)]
+    if purpose == ACTIVATION:
+        retired.append(OtpChallenge.purpose == ACTIVATION)
+    session.execute(bulk_update(OtpChallenge).where(*retired).values(used=True))
+    session.add(OtpChallenge(credential_id=credential.id, purpose=purpose, binding=binding,
                              code_hash=verifier(terms, code), created_at=stamp,
                              expires_at=expires_at, used=False))
-    return code, expires_at
+    return expires_at
 
 
 def _reset_failures(session: Session, credential: Any) -> None:
@@ -220,17 +229,8 @@ def new_activation_code(session: Session, credential: Any, settings: SamSettings
     working. Only its verifier is stored. Return (code, expiry). The caller holds the
     credential's row lock."""
     code = "".join(secrets.choice(ACTIVATION_ALPHABET) for _ in range(ACTIVATION_LENGTH))
-    stamp = now().replace(microsecond=0)
-    expires_at = stamp + timedelta(hours=settings.activation_lifetime_hours)
-    terms = CodeTerms(credential.id, ACTIVATION, None, _expiry(expires_at))
-    session.execute(bulk_update(OtpChallenge).where(OtpChallenge.credential_id == credential.id,
-                                                    OtpChallenge.purpose == ACTIVATION,
-                                                    OtpChallenge.used.is_(False))
-                    .values(used=True))
-    session.add(OtpChallenge(credential_id=credential.id, purpose=ACTIVATION, binding=None,
-                             code_hash=verifier(terms, code), created_at=stamp,
-                             expires_at=expires_at, used=False))
-    return code, expires_at
+    return code, _store_code(session, credential, code, ACTIVATION, None, verifier,
+                             timedelta(hours=settings.activation_lifetime_hours))
 
 
 def verify_activation_code(session: Session, credential: Any, code: str, settings: SamSettings,

@@ -17,13 +17,15 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from signet.errors import InvalidRequest, InvalidToken
+from signet.errors import InvalidRequest, InvalidToken, SignetError
 from signet.hsm import Hsm
 from signet.sam import keys
+
+_T = TypeVar("_T")
 
 
 class _Remembered:
@@ -83,6 +85,24 @@ def _open(hsm: Hsm, kind: str, value: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+def _opened(hsm: Hsm, kind: str, value: str, seen: _Remembered,
+            parse: Callable[[dict[str, Any]], _T], refusal: type[SignetError],
+            reason: str) -> _T:
+    """What a sealed string of `kind` says (remembered once verified), else `refusal`."""
+    known = seen.get(value)
+    if known is not None:
+        return known  # type: ignore[no-any-return]
+    raw = _open(hsm, kind, value)
+    try:
+        if raw is None:
+            raise KeyError(kind)
+        opened = parse(raw)
+    except (KeyError, TypeError, ValueError):
+        raise refusal(reason) from None
+    seen.put(value, opened)
+    return opened
+
+
 # -- access tokens ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TokenClaims:
@@ -108,19 +128,13 @@ def mint_token(hsm: Hsm, *, user_id: int, username: str, methods: str, loa: str,
 
 def open_token(hsm: Hsm, token: str) -> TokenClaims:
     """The claims of an access token minted by this SAM (expired or not), else InvalidToken."""
-    claims = _TOKENS.get(token)
-    if claims is not None:
-        return claims  # type: ignore[no-any-return]
-    raw = _open(hsm, "t", token)
-    try:
-        if raw is None:
-            raise KeyError
-        claims = TokenClaims(int(raw["u"]), str(raw["n"]), str(raw["m"]), str(raw["l"]),
-                             int(raw["x"]), str(raw["j"]))
-    except (KeyError, TypeError, ValueError):
-        raise InvalidToken("The access token is not valid")
-    _TOKENS.put(token, claims)
-    return claims
+    return _opened(hsm, "t", token, _TOKENS, _token_claims, InvalidToken,
+                   "The access token is not valid")
+
+
+def _token_claims(raw: dict[str, Any]) -> TokenClaims:
+    return TokenClaims(int(raw["u"]), str(raw["n"]), str(raw["m"]), str(raw["l"]),
+                       int(raw["x"]), str(raw["j"]))
 
 
 # -- Signature Activation Data ---------------------------------------------------------------
@@ -153,21 +167,15 @@ def mint_sad(hsm: Hsm, *, user_id: int, credential_id: str, epoch: int, hash_oid
 
 def open_sad(hsm: Hsm, sad: str) -> SadBinding:
     """The binding of a SAD this SAM minted, else InvalidRequest (nothing says which part)."""
-    binding = _SADS.get(sad)
-    if binding is not None:
-        return binding  # type: ignore[no-any-return]
-    raw = _open(hsm, "s", sad)
-    try:
-        if raw is None:
-            raise KeyError
-        binding = SadBinding(str(raw["j"]), int(raw["u"]), str(raw["c"]), int(raw["e"]),
-                             None if raw["a"] is None else str(raw["a"]),
-                             tuple(str(h) for h in raw["h"]), int(raw["k"]), int(raw["x"]),
-                             str(raw["s"]))
-    except (KeyError, TypeError, ValueError):
-        raise InvalidRequest("Invalid parameter SAD")
-    _SADS.put(sad, binding)
-    return binding
+    return _opened(hsm, "s", sad, _SADS, _sad_binding, InvalidRequest,
+                   "Invalid parameter SAD")
+
+
+def _sad_binding(raw: dict[str, Any]) -> SadBinding:
+    return SadBinding(str(raw["j"]), int(raw["u"]), str(raw["c"]), int(raw["e"]),
+                      None if raw["a"] is None else str(raw["a"]),
+                      tuple(str(h) for h in raw["h"]), int(raw["k"]), int(raw["x"]),
+                      str(raw["s"]))
 
 
 # -- credential records ----------------------------------------------------------------------
