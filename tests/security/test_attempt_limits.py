@@ -189,3 +189,37 @@ def test_parallel_wrong_logins_over_two_nodes_stop_at_the_limit(nodes, alice):
     assert statuses == {401: 5, 429: 15}, statuses
     events = [event for event, _ in audit_events(nodes[0])]
     assert events.count("login.failed") == 5 and events.count("login.throttled") == 15
+
+
+def test_throttle_rows_that_no_longer_count_are_pruned(csc, services, alice, monkeypatch):
+    """A spray of made-up user names leaves no lasting rows: the next login after the prune
+    interval deletes the rows whose window is over and that no block holds, and only those."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from signet.auth import throttle
+    from signet.store import LoginThrottle
+
+    stamp = datetime.now(UTC)
+    old = stamp - timedelta(seconds=services.settings.login.window_seconds + 60)
+    rows = {"user:sprayed-1": (old, None), "user:sprayed-2": (old, stamp - timedelta(hours=1)),
+            "user:still-blocked": (old, stamp + timedelta(hours=1)),
+            "user:recent": (stamp - timedelta(seconds=5), None)}
+    with services.database.transaction() as session:
+        session.execute(insert(LoginThrottle), [
+            {"key": key, "failures": 3, "window_start": start, "blocked_until": until}
+            for key, (start, until) in rows.items()])
+    monkeypatch.setitem(throttle._pruned, "at", float("-inf"))
+    assert csc.login("alice").status_code == 200
+    with services.database.transaction(read_only=True) as session:
+        left = set(session.execute(select(LoginThrottle.key)).scalars())
+    assert {"user:still-blocked", "user:recent"} <= left
+    assert not left & {"user:sprayed-1", "user:sprayed-2"}
+    # Within the interval nothing is pruned.
+    with services.database.transaction() as session:
+        session.execute(insert(LoginThrottle), [
+            {"key": "user:sprayed-3", "failures": 1, "window_start": old, "blocked_until": None}])
+    assert csc.login("alice").status_code == 200
+    with services.database.transaction(read_only=True) as session:
+        assert session.get(LoginThrottle, "user:sprayed-3") is not None

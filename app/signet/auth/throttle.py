@@ -6,15 +6,21 @@ limit within the window, or is blocked, refuses the login before any password is
 failed login keeps its reservation (and blocks the key at the limit); a successful one clears
 its user's count and gives back its reservation on the address, so it never clears the count
 other users' failures left there. Parallel tries cannot slip past the limit: each holds a
-reserved place before its password is compared."""
+reserved place before its password is compared.
+
+Rows that no longer count (their window is over and no block is in force) are deleted by
+`prune_stale`, which `signing` runs at most every PRUNE_INTERVAL seconds per process: a spray
+of made-up user names leaves no lasting rows."""
 
 from __future__ import annotations
 
 import math
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -107,3 +113,32 @@ def settle_login(session: Session, keys: ThrottleKeys, settings: LoginSettings, 
             append_event(session, "login.blocked", actor=username[:128], subject=row.key,
                          outcome="failure", source=source, failures=row.failures,
                          blocked_seconds=settings.block_seconds)
+
+
+PRUNE_INTERVAL = 300.0
+PRUNE_BATCH = 1000
+_pruned = {"at": float("-inf")}
+_prune_lock = threading.Lock()
+
+
+def prune_due() -> bool:
+    """Whether this process should prune now (true at most once every PRUNE_INTERVAL s)."""
+    with _prune_lock:
+        if time.monotonic() - _pruned["at"] < PRUNE_INTERVAL:
+            return False
+        _pruned["at"] = time.monotonic()
+        return True
+
+
+def prune_stale(session: Session, settings: LoginSettings) -> int:
+    """Delete up to PRUNE_BATCH rows that no longer count (they would start afresh at their
+    next use); rows a login holds right now are skipped, not waited for. How many went."""
+    stamp = now()
+    stale = session.execute(
+        select(LoginThrottle.key)
+        .where(LoginThrottle.window_start < stamp - timedelta(seconds=settings.window_seconds),
+               or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until < stamp))
+        .limit(PRUNE_BATCH).with_for_update(skip_locked=True)).scalars().all()
+    if stale:
+        session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(stale)))
+    return len(stale)
