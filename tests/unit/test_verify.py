@@ -1,4 +1,4 @@
-"""signet.formats.verify on B-B signatures made by signet.formats with a throw-away CA (no
+"""signet.validation on B-B signatures made by signet.formats with a throw-away CA (no
 network): every format and packaging verifies, tampering and missing anchors are reported,
 and unusable input is a VerifyError with a message, not a traceback."""
 
@@ -7,11 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
+from signet.cli.main import main as signet_main
 from signet.formats import RemoteKey, sign_document
-from signet.formats.verify import VerifyError, detect_format, load_certificates, verify_file
+from signet.validation import (
+    ContentFault,
+    VerifyError,
+    detect_format,
+    load_certificates,
+    verify_file,
+)
 from tests.helpers import throwaway_chain
 from tests.pki.make_pdf import write_pdf
 
@@ -95,13 +103,18 @@ def test_b_b_verifies_and_tampering_is_found(ca, tmp_path: Path, fmt, packaging,
     assert tampered.lines()[-1].startswith("result: FAILED")
 
 
-def test_jades_compact_verifies(ca, tmp_path: Path):
+def sign_blob(ca, tmp_path: Path, name: str, **options) -> Path:
+    """``tmp_path/name``: a B-B signature over ``tmp_path/blob.bin``."""
     document = tmp_path / "blob.bin"
     document.write_bytes(BLOB)
-    signed = tmp_path / "blob.jws"
+    signed = tmp_path / name
     with open(signed, "wb") as out:
-        sign_document(document, out, format="jades", level="B-B", key=ca["key"],
-                      serialization="compact")  # fmt: skip
+        sign_document(document, out, level="B-B", key=ca["key"], **options)
+    return signed
+
+
+def test_jades_compact_verifies(ca, tmp_path: Path):
+    signed = sign_blob(ca, tmp_path, "blob.jws", format="jades", serialization="compact")
     report = verify_file(signed, trust=ca["anchors"])
     assert report.ok and report.format == "JAdES (JWS compact)", "\n".join(report.lines())
     header, payload, signature = signed.read_text().split(".")
@@ -116,15 +129,38 @@ def test_unusable_input_is_a_verify_error(ca, tmp_path: Path):
     text.write_text("hello\n")
     with pytest.raises(VerifyError, match="not a PDF, CMS"):
         verify_file(text)
-    document = tmp_path / "blob.bin"
-    document.write_bytes(BLOB)
-    signed = tmp_path / "blob.p7s"
-    with open(signed, "wb") as out:
-        sign_document(document, out, format="cades", level="B-B", key=ca["key"])
-    with pytest.raises(VerifyError, match="--detached FILE"):
+    signed = sign_blob(ca, tmp_path, "blob.p7s", format="cades")
+    attached = sign_blob(ca, tmp_path, "blob.p7m", format="cades", packaging="attached")
+    with pytest.raises(VerifyError, match="is a detached CAdES signature") as missing:
         verify_file(signed, trust=ca["anchors"])
+    assert missing.value.fault is ContentFault.MISSING and "--" not in str(missing.value)
+    with pytest.raises(VerifyError, match="carries its content") as unexpected:
+        verify_file(attached, detached=tmp_path / "blob.bin", trust=ca["anchors"])
+    assert unexpected.value.fault is ContentFault.UNEXPECTED and "--" not in str(unexpected.value)
+    with pytest.raises(VerifyError, match="absent.bin: no such file") as absent:
+        verify_file(signed, detached=tmp_path / "absent.bin", trust=ca["anchors"])
+    assert absent.value.fault is ContentFault.NOT_FOUND and "--" not in str(absent.value)
     with pytest.raises(ValueError, match="no certificate"):
         load_certificates(text)
+
+
+def test_cli_verify_names_detached_in_its_advice(ca, tmp_path: Path):
+    """The CLI words the library's content faults in terms of its --detached option."""
+    signed = sign_blob(ca, tmp_path, "blob.p7m", format="cades", packaging="attached")
+    document = tmp_path / "blob.bin"
+    detached = sign_blob(ca, tmp_path, "blob.p7s", format="cades")
+    absent = tmp_path / "absent.bin"
+    for args, message in (
+        ([signed, "--detached", document], f"{signed} carries its content: drop --detached"),
+        ([signed, "--detached", absent], f"--detached {absent}: no such file"),
+        (
+            [detached, "--trust", ca["root_pem"]],
+            f"{detached} is a detached CAdES signature: give the signed file with --detached FILE",
+        ),
+    ):
+        result = CliRunner().invoke(signet_main, ["verify", *map(str, args)])
+        assert (result.exit_code, result.stdout) == (1, ""), result.output
+        assert result.stderr == f"signet: error: {message}\n"
 
 
 def test_detect_format():

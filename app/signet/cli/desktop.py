@@ -33,11 +33,13 @@ def desktop_friendly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from signet.client import CscError, DesktopError
         from signet.formats import FormatError
-        from signet.formats.verify import VerifyError
+        from signet.validation import VerifyError
 
         try:
             return func(*args, **kwargs)
-        except (DesktopError, VerifyError, FormatError) as exc:
+        except VerifyError as exc:
+            _fail(_verify_error_message(exc))
+        except (DesktopError, FormatError) as exc:
             _fail(str(exc))
         except CscError as exc:
             _fail(str(exc))
@@ -53,6 +55,18 @@ def desktop_friendly(func: F) -> F:
             _fail(f"unexpected {exc.__class__.__name__}: {exc} (set SIGNET_DEBUG=1 for details)")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _verify_error_message(exc: Any) -> str:
+    """A VerifyError in this command's terms: the signed content is given with --detached."""
+    from signet.validation import ContentFault
+
+    advice = {
+        ContentFault.MISSING: "{problem}: give the signed file with --detached FILE",
+        ContentFault.UNEXPECTED: "{problem}: drop --detached",
+        ContentFault.NOT_FOUND: "--detached {problem}",
+    }
+    return advice[exc.fault].format(problem=exc.problem) if exc.fault else str(exc)
 
 
 class ConsoleTerminal:
@@ -202,7 +216,7 @@ def verify_command(file: Path, detached: Path | None, trust: tuple[Path, ...]) -
     """Verify the signatures in FILE and report what holds and what was not checked.
 
     Exit status 0 only if every signature is intact, valid and trusted."""
-    from signet.formats.verify import VerifyError, load_certificates, verify_file
+    from signet.validation import VerifyError, load_certificates, verify_file
 
     anchors = []
     for path in trust:
