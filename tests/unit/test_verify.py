@@ -20,7 +20,7 @@ from signet.validation import (
     load_certificates,
     verify_file,
 )
-from tests.helpers import throwaway_chain
+from tests.helpers import signet_cli, throwaway_chain
 from tests.pki.make_pdf import write_pdf
 
 XML_DOC = b'<?xml version="1.0"?>\n<doc xmlns="urn:signet:unit"><line>unit line</line></doc>\n'
@@ -142,6 +142,31 @@ def test_unusable_input_is_a_verify_error(ca, tmp_path: Path):
     assert absent.value.fault is ContentFault.NOT_FOUND and "--" not in str(absent.value)
     with pytest.raises(ValueError, match="no certificate"):
         load_certificates(text)
+
+
+def test_cli_verify_without_trust_says_so_in_one_line(ca, tmp_path: Path):
+    """`signet verify` with no --trust (or a --trust that is not the signer's root) prints the
+    report and a hint naming --trust, exits 1, and shows no pyHanko traceback."""
+    signed = sign_blob(ca, tmp_path, "blob.p7m", format="cades", packaging="attached")
+    untrusted = signet_cli("verify", str(signed))
+    assert untrusted.returncode == 1, untrusted.stderr
+    assert untrusted.stderr == (
+        "signet: no --trust given, so no signature can be trusted: name the root certificate "
+        "of the signer (and of the TSA) with --trust CERT\n"
+    )
+    assert "  trusted: no (no trust anchor given)" in untrusted.stdout.splitlines()
+    assert untrusted.stdout.splitlines()[-1].startswith("result: FAILED")
+
+    other_root, _ = throwaway_chain("Other", ec.generate_private_key(ec.SECP256R1()).public_key())
+    other_pem = tmp_path / "other.pem"
+    other_pem.write_bytes(other_root.public_bytes(serialization.Encoding.PEM))
+    wrong = signet_cli("verify", str(signed), "--trust", str(other_pem))
+    assert (wrong.returncode, wrong.stderr) == (1, ""), wrong.stderr
+    assert "  trusted: no (NO_CERTIFICATE_CHAIN_FOUND)" in wrong.stdout.splitlines()
+
+    trusted = signet_cli("verify", str(signed), "--trust", str(ca["root_pem"]))
+    assert (trusted.returncode, trusted.stderr) == (0, ""), trusted.stderr
+    assert trusted.stdout.splitlines()[-1].startswith("result: OK")
 
 
 def test_cli_verify_names_detached_in_its_advice(ca, tmp_path: Path):

@@ -69,6 +69,20 @@ def _verify_error_message(exc: Any) -> str:
     return advice[exc.fault].format(problem=exc.problem) if exc.fault else str(exc)
 
 
+def _quiet_validator_logs() -> None:
+    """pyHanko logs each path it cannot build with a traceback; the report already says why a
+    signature is not trusted, so those records stay out of the terminal (SIGNET_DEBUG shows
+    them)."""
+    import logging
+
+    if os.environ.get("SIGNET_DEBUG"):
+        return
+    for name in ("pyhanko", "pyhanko_certvalidator"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+
+
 class ConsoleTerminal:
     """Secrets from the terminal (getpass) or, when stdin is not a TTY, one line each from
     stdin; progress lines on stderr."""
@@ -209,7 +223,8 @@ def sign_command(
     multiple=True,
     type=click.Path(path_type=Path),
     metavar="CERT",
-    help="Trust anchor (PEM/DER; the signer's and the TSA's roots); repeatable.",
+    help="Trust anchor (PEM/DER; the signer's and the TSA's roots); repeatable. "
+    "Without one no signature is trusted.",
 )
 @desktop_friendly
 def verify_command(file: Path, detached: Path | None, trust: tuple[Path, ...]) -> None:
@@ -224,9 +239,16 @@ def verify_command(file: Path, detached: Path | None, trust: tuple[Path, ...]) -
             anchors.extend(load_certificates(path))
         except (OSError, ValueError) as exc:
             raise VerifyError(f"--trust {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    _quiet_validator_logs()
     report = verify_file(file, detached=detached, trust=anchors)
     for line in report.lines():
         click.echo(line)
+    if not anchors:
+        click.echo(
+            "signet: no --trust given, so no signature can be trusted: name the root "
+            "certificate of the signer (and of the TSA) with --trust CERT",
+            err=True,
+        )
     if not report.ok:
         sys.exit(1)
 
