@@ -4,6 +4,8 @@ and unusable input is a VerifyError with a message, not a traceback."""
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -142,6 +144,20 @@ def test_unusable_input_is_a_verify_error(ca, tmp_path: Path):
     assert absent.value.fault is ContentFault.NOT_FOUND and "--" not in str(absent.value)
     with pytest.raises(ValueError, match="no certificate"):
         load_certificates(text)
+
+
+def test_a_damaged_embedded_structure_is_a_verify_error(ca, tmp_path: Path):
+    """Unreadable data inside a signature (here a JAdES xVals certificate that is not base64)
+    is a VerifyError naming the file and the problem, not a bare ValueError."""
+    signed = sign_blob(ca, tmp_path, "blob.json", format="jades")
+    document = json.loads(signed.read_text())
+    x_vals = json.dumps({"xVals": [{"x509Cert": {"val": "abc"}}]}).encode()
+    document["header"] = {"etsiU": [base64.urlsafe_b64encode(x_vals).rstrip(b"=").decode()]}
+    signed.write_text(json.dumps(document))
+    with pytest.raises(
+        VerifyError, match="blob.json: part of it cannot be read: Incorrect padding"
+    ):
+        verify_file(signed, trust=ca["anchors"])
 
 
 def test_cli_verify_without_trust_says_so_in_one_line(ca, tmp_path: Path):

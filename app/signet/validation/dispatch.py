@@ -9,7 +9,7 @@ from pathlib import Path
 from asn1crypto import x509 as asn1_x509
 
 from signet.validation.cms import verify_cms
-from signet.validation.errors import ContentFault, VerifyError
+from signet.validation.errors import ContentFault, VerifyError, short
 from signet.validation.jws import verify_jws
 from signet.validation.pdf import verify_pdf
 from signet.validation.report import VerificationReport
@@ -56,7 +56,12 @@ def verify_file(
         "jades": verify_jws,
     }[kind]
     anchors = list(trust)
-    report = asyncio.run(verifier(path, Path(detached) if detached else None, anchors))
+    try:
+        report = asyncio.run(verifier(path, Path(detached) if detached else None, anchors))
+    except ValueError as exc:
+        # a structure the file embeds (a certificate, CRL, OCSP response, token, base64 or
+        # JSON text) does not parse: the file is damaged, and no verdict can be given
+        raise VerifyError(f"{path}: part of it cannot be read: {short(exc)}") from exc
     if not anchors:
         report.notes.append(f"{NO_ANCHOR}: no signature can be trusted")
     return report
