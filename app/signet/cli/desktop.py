@@ -33,11 +33,13 @@ def desktop_friendly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from signet.client import CscError, DesktopError
         from signet.formats import FormatError
-        from signet.formats.verify import VerifyError
+        from signet.validation import VerifyError
 
         try:
             return func(*args, **kwargs)
-        except (DesktopError, VerifyError, FormatError) as exc:
+        except VerifyError as exc:
+            _fail(_verify_error_message(exc))
+        except (DesktopError, FormatError) as exc:
             _fail(str(exc))
         except CscError as exc:
             _fail(str(exc))
@@ -53,6 +55,32 @@ def desktop_friendly(func: F) -> F:
             _fail(f"unexpected {exc.__class__.__name__}: {exc} (set SIGNET_DEBUG=1 for details)")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _verify_error_message(exc: Any) -> str:
+    """A VerifyError in this command's terms: the signed content is given with --detached."""
+    from signet.validation import ContentFault
+
+    advice = {
+        ContentFault.MISSING: "{problem}: give the signed file with --detached FILE",
+        ContentFault.UNEXPECTED: "{problem}: drop --detached",
+        ContentFault.NOT_FOUND: "--detached {problem}",
+    }
+    return advice[exc.fault].format(problem=exc.problem) if exc.fault else str(exc)
+
+
+def _quiet_validator_logs() -> None:
+    """pyHanko logs each path it cannot build with a traceback; the report already says why a
+    signature is not trusted, so those records stay out of the terminal (SIGNET_DEBUG shows
+    them)."""
+    import logging
+
+    if os.environ.get("SIGNET_DEBUG"):
+        return
+    for name in ("pyhanko", "pyhanko_certvalidator"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
 
 
 class ConsoleTerminal:
@@ -195,14 +223,15 @@ def sign_command(
     multiple=True,
     type=click.Path(path_type=Path),
     metavar="CERT",
-    help="Trust anchor (PEM/DER; the signer's and the TSA's roots); repeatable.",
+    help="Trust anchor (PEM/DER; the signer's and the TSA's roots); repeatable. "
+    "Without one no signature is trusted.",
 )
 @desktop_friendly
 def verify_command(file: Path, detached: Path | None, trust: tuple[Path, ...]) -> None:
     """Verify the signatures in FILE and report what holds and what was not checked.
 
     Exit status 0 only if every signature is intact, valid and trusted."""
-    from signet.formats.verify import VerifyError, load_certificates, verify_file
+    from signet.validation import VerifyError, load_certificates, verify_file
 
     anchors = []
     for path in trust:
@@ -210,9 +239,16 @@ def verify_command(file: Path, detached: Path | None, trust: tuple[Path, ...]) -
             anchors.extend(load_certificates(path))
         except (OSError, ValueError) as exc:
             raise VerifyError(f"--trust {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    _quiet_validator_logs()
     report = verify_file(file, detached=detached, trust=anchors)
     for line in report.lines():
         click.echo(line)
+    if not anchors:
+        click.echo(
+            "signet: no --trust given, so no signature can be trusted: name the root "
+            "certificate of the signer (and of the TSA) with --trust CERT",
+            err=True,
+        )
     if not report.ok:
         sys.exit(1)
 

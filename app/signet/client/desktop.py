@@ -46,7 +46,7 @@ from signet.formats import (
     parse_level,
     sign_document,
 )
-from signet.formats.verify import load_certificates
+from signet.validation import load_certificates
 
 TSA_ENV = "SIGNET_TSA_URL"
 OUTPUT_SUFFIX = {"pades": ".pdf", "xades": ".xml", "jades": ".json"}

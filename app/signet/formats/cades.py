@@ -11,11 +11,17 @@ from __future__ import annotations
 import hashlib
 from typing import IO
 
-from asn1crypto import algos, cms, core
+from asn1crypto import algos, cms
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.general import SigningError
 
 from signet.formats._io import CHUNK_SIZE, Source, open_source, read_source
+from signet.formats.asn1 import (
+    ARCHIVE_V3_SIGNER_INFO_FIELDS,
+    ID_AA_ATS_HASH_INDEX_V3,
+    ID_AA_ETS_ARCHIVE_TIMESTAMP_V3,
+    ATSHashIndexV3,
+)
 from signet.formats.cms_signer import RemoteCMSSigner
 from signet.formats.errors import FormatError, ServiceError
 from signet.formats.keys import RemoteKey
@@ -27,46 +33,7 @@ from signet.formats.services import (
     timestamp_token_certificates,
 )
 
-ID_AA_ETS_ARCHIVE_TIMESTAMP_V3 = "0.4.0.1733.2.4"
-ID_AA_ATS_HASH_INDEX_V3 = "0.4.0.19122.1.5"
 PACKAGINGS = ("detached", "attached")
-
-
-class _OctetStrings(core.SequenceOf):
-    _child_spec = core.OctetString
-
-
-class ATSHashIndexV3(core.Sequence):
-    """EN 319 122-1 ATSHashIndexV3; hashIndAlgorithm is always written out (as DSS does)."""
-
-    _fields = [
-        ("hash_ind_algorithm", algos.DigestAlgorithm),
-        ("certificates_hash_index", _OctetStrings),
-        ("crls_hash_index", _OctetStrings),
-        ("unsigned_attr_values_hash_index", _OctetStrings),
-    ]
-
-
-class _SetOfATSHashIndexV3(core.SetOf):
-    _child_spec = ATSHashIndexV3
-
-
-class _SetOfContentInfo(core.SetOf):
-    _child_spec = cms.ContentInfo
-
-
-def _register_attributes() -> None:
-    # asn1crypto knows neither attribute; registering maps OIDs to value types so that
-    # signatures we write (and read back) parse into real objects instead of Any.
-    for oid, name, spec in (
-        (ID_AA_ETS_ARCHIVE_TIMESTAMP_V3, "archive_time_stamp_v3", _SetOfContentInfo),
-        (ID_AA_ATS_HASH_INDEX_V3, "ats_hash_index_v3", _SetOfATSHashIndexV3),
-    ):
-        cms.CMSAttributeType._map.setdefault(oid, name)
-        cms.CMSAttribute._oid_specs.setdefault(cms.CMSAttributeType._map[oid], spec)
-
-
-_register_attributes()
 
 
 async def async_sign_cades(
@@ -227,14 +194,7 @@ def archive_timestamp_v3_digest(
     hasher = hashlib.new(hash_name)
     hasher.update(signed_data["encap_content_info"]["content_type"].dump())
     hasher.update(_message_digest(signer_info))
-    for field in (
-        "version",
-        "sid",
-        "digest_algorithm",
-        "signed_attrs",
-        "signature_algorithm",
-        "signature",
-    ):
+    for field in ARCHIVE_V3_SIGNER_INFO_FIELDS:
         hasher.update(signer_info[field].dump())
     hasher.update(index.dump())
     return hasher.digest(), index
