@@ -579,17 +579,20 @@ def v2_sign_doc() -> ResponseReturnValue:
         raise
 
 
-@authenticated
 def timestamp_view() -> ResponseReturnValue:
-    data = body()
+    data = body()  # a malformed body is a 400 whatever is offered
     if TIMESTAMP not in offered_methods("v2"):
-        not_offered(TIMESTAMP)()
+        return not_offered(TIMESTAMP)()  # like the other methods not offered: before any token
+    return _timestamp(data)
+
+
+@authenticated
+def _timestamp(data: dict[str, Any]) -> ResponseReturnValue:
     v1_api = request.blueprint == "csc_v1"
     token = sign_doc.timestamp(services(), principal(), hash_b64=data.get("hash"),
                                hash_oid=data.get("hashAlgo" if v1_api else "hashAlgorithmOID"),
                                nonce=data.get("nonce"))
     return jsonify({"timestamp": b64(token)})
-
 
 
 # -- v1 -------------------------------------------------------------------------------------
