@@ -31,6 +31,31 @@ class Conflict(SignetError):
     error, status = "invalid_request", 409
 
 
+class NotAcceptable(SignetError):
+    """The answer the client accepts (its Accept header) cannot be given for this request."""
+
+    error, status = "invalid_request", 406
+
+
+class PayloadTooLarge(SignetError):
+    """The request body, or a document in it, is over a limit the service sets."""
+
+    error, status = "invalid_request", 413
+
+
+class MethodNotImplemented(SignetError):
+    """A CSC method (or an option of one) this service does not offer; info lists those it
+    does."""
+
+    error, status = "invalid_request", 501
+
+
+class BadGateway(SignetError):
+    """A service Signet relies on for the request (the CA) answered with a failure."""
+
+    error, status = "temporarily_unavailable", 502
+
+
 class InvalidToken(SignetError):
     error, status = "invalid_token", 401
 

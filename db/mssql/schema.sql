@@ -244,6 +244,36 @@ UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num 
 
 GO
 
+
+CREATE TABLE refresh_tokens (
+    id INTEGER NOT NULL IDENTITY, 
+    token_hash VARCHAR(64) NOT NULL, 
+    family VARCHAR(32) NOT NULL, 
+    user_id INTEGER NOT NULL, 
+    access_token_hash VARCHAR(64) NOT NULL, 
+    created_at DATETIMEOFFSET NOT NULL, 
+    expires_at DATETIMEOFFSET NOT NULL, 
+    used BIT NOT NULL, 
+    revoked BIT NOT NULL, 
+    CONSTRAINT pk_refresh_tokens PRIMARY KEY (id), 
+    CONSTRAINT fk_refresh_tokens_user_id_users FOREIGN KEY(user_id) REFERENCES users (id), 
+    CONSTRAINT uq_refresh_tokens_token_hash UNIQUE (token_hash)
+);
+
+GO
+
+CREATE INDEX ix_refresh_tokens_family ON refresh_tokens (family);
+
+GO
+
+CREATE INDEX ix_refresh_tokens_user_id ON refresh_tokens (user_id);
+
+GO
+
+UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002';
+
+GO
+
 COMMIT;
 
 GO

@@ -178,3 +178,25 @@ CREATE TABLE login_throttle (
 
 UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
 
+
+CREATE TABLE refresh_tokens (
+    id INTEGER NOT NULL, 
+    token_hash VARCHAR(64) NOT NULL, 
+    family VARCHAR(32) NOT NULL, 
+    user_id INTEGER NOT NULL, 
+    access_token_hash VARCHAR(64) NOT NULL, 
+    created_at DATETIME NOT NULL, 
+    expires_at DATETIME NOT NULL, 
+    used BOOLEAN NOT NULL, 
+    revoked BOOLEAN NOT NULL, 
+    CONSTRAINT pk_refresh_tokens PRIMARY KEY (id), 
+    CONSTRAINT fk_refresh_tokens_user_id_users FOREIGN KEY(user_id) REFERENCES users (id), 
+    CONSTRAINT uq_refresh_tokens_token_hash UNIQUE (token_hash)
+);
+
+CREATE INDEX ix_refresh_tokens_family ON refresh_tokens (family);
+
+CREATE INDEX ix_refresh_tokens_user_id ON refresh_tokens (user_id);
+
+UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002';
+

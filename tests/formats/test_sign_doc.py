@@ -298,6 +298,12 @@ def test_timestamp_endpoint_and_info(live):
     offered = live.session.post(f"{live.url}/csc/v2/info", json={}, timeout=30).json()
     assert offered["conformance_levels"] == ["Ades-B-B", "Ades-B-T", "Ades-B-LT", "Ades-B-LTA"]
     assert "signatures/signDoc" in offered["methods"]
+    assert "signatures/timestamp" in offered["methods"]  # a TSA is configured
+    v1 = live.session.post(f"{live.url}/csc/v1/signatures/timestamp", json={
+        "hash": b64(digest), "hashAlgo": SHA256}, timeout=30)
+    assert v1.status_code == 200, v1.text
+    assert openssl_ts_verify(base64.b64decode(v1.json()["timestamp"]), digest, live.root_pem,
+                             live.tmp)
     assert offered["signature_formats"]["formats"] == ["C", "X", "P", "J"]
 
 

@@ -198,7 +198,7 @@ def test_full_flow_signatures_verify(csc, alice, key, sign_algo, hash_name, sche
     assert set(listed.json["credentialIDs"]) == set(alice.values())
     info, cert = certificate(csc, alice[key])
     assert sign_algo in info["key"]["algo"] or sign_algo == "1.2.840.113549.1.1.1"
-    assert info["scal"] == "2" and info["auth"]["mode"] == "explicit"
+    assert info["SCAL"] == "2" and "scal" not in info and info["auth"]["mode"] == "explicit"
     digests = [hashlib.new(hash_name, f"document {i}".encode()).digest() for i in range(3)]
     authorized = csc.authorize(alice[key], digests, hash_name)
     assert authorized.status_code == 200, authorized.json
@@ -428,15 +428,46 @@ def test_pin_credential(csc, services, alice):
     verify(cert, base64.b64decode(signed.json["signatures"][0]), digest, "sha384", "ecdsa")
 
 
-def test_extend_transaction(csc, alice):
+def test_extend_transaction(csc, services, alice):
+    """SCAL2 multi-call: authorize 3 signatures for a first hash, then extendTransaction with
+    the next hashes binds the new SAD to those hashes, with the count left, and not to the
+    old ones."""
     csc.login()
-    digest = hashlib.sha256(b"extend").digest()
-    sad = csc.authorize(alice["ec"], [digest]).json["SAD"]
-    extended = csc.post("credentials/extendTransaction", {"credentialID": alice["ec"], "SAD": sad})
-    assert extended.status_code == 200
+    first, second, third = (hashlib.sha256(t).digest() for t in (b"one", b"two", b"three"))
+    sad = csc.authorize(alice["ec"], [first], num=3).json["SAD"]
+    assert csc.sign(alice["ec"], sad, [first], "1.2.840.10045.4.3.2").status_code == 200
+
+    def extend(sad, digests, **extra):
+        body = {"credentialID": alice["ec"], "SAD": sad,
+                "hashes": [base64.b64encode(d).decode() for d in digests],
+                "hashAlgorithmOID": SHA["sha256"], **extra}
+        return csc.post("credentials/extendTransaction", body)
+
+    # SCAL2: an extension without hashes is refused, and leaves the SAD whole.
+    assert "hashes" in error_of(csc.post("credentials/extendTransaction",
+                                         {"credentialID": alice["ec"], "SAD": sad}), 400)
+    assert "differs" in error_of(extend(sad, [second], hashAlgorithmOID=SHA["sha384"]), 400)
+    assert "2 signature(s) left" in error_of(extend(sad, [second, third, first]), 400)
+    extended = extend(sad, [second, third])
+    assert extended.status_code == 200, extended.json
+    assert extended.json["expiresIn"] > 0
     new = extended.json["SAD"]
-    error_of(csc.sign(alice["ec"], sad, [digest], "1.2.840.10045.4.3.2"), 400)
-    assert csc.sign(alice["ec"], new, [digest], "1.2.840.10045.4.3.2").status_code == 200
+    error_of(csc.sign(alice["ec"], sad, [second], "1.2.840.10045.4.3.2"), 400)  # replaced
+    # Bound to the new hashes: the old one is refused, the new ones sign.
+    assert "not authorized" in error_of(csc.sign(alice["ec"], new, [first],
+                                                 "1.2.840.10045.4.3.2"), 400)
+    signed = csc.sign(alice["ec"], new, [second, third], "1.2.840.10045.4.3.2")
+    assert signed.status_code == 200, signed.json
+    _, cert = certificate(csc, alice["ec"])
+    for signature, digest in zip(signed.json["signatures"], (second, third), strict=True):
+        verify(cert, base64.b64decode(signature), digest, "sha256", "ecdsa")
+    with services.database.transaction() as session:
+        rows = {row.sad_hash: row for row in session.execute(select(SignatureActivation))
+                .scalars()}
+    stored = rows[hashlib.sha256(new.encode()).hexdigest()]
+    assert stored.hashes.splitlines() == [base64.b64encode(d).decode() for d in (second, third)]
+    assert (stored.num_signatures, stored.remaining) == (2, 0)
+    assert rows[hashlib.sha256(sad.encode()).hexdigest()].remaining == 0
 
 
 def test_tokens(csc, client, services, alice):
@@ -536,4 +567,20 @@ def test_info(client):
     for version in ("v1", "v2"):
         info = client.post(f"/csc/{version}/info", json={}).json
         assert "signatures/signHash" in info["methods"] and info["authType"] == ["basic"]
+        # No TSA is configured here: timestamp is not offered, and says so with a 501.
+        assert "signatures/timestamp" not in info["methods"]
+        assert "not implemented" in error_of(client.post(f"/csc/{version}/signatures/timestamp",
+                                                         json={}), 501)
     assert client.post("/csc/v2/info").json["specs"] == "2.0.0.2"
+
+
+def test_methods_not_offered_answer_501(csc, client, alice):
+    csc.login()
+    listed = client.post("/csc/v2/info", json={}).json["methods"]
+    for method in ("credentials/authorizeCheck", "credentials/getChallenge",
+                   "signatures/signPolling"):
+        assert method not in listed
+        assert method in error_of(csc.post(method, {}), 501)
+        assert method in error_of(client.post(f"/csc/v2/{method}", json={}), 501)
+    # A path the specification does not name is still not found.
+    error_of(csc.post("credentials/nonsense", {}), 404)

@@ -36,10 +36,10 @@ def nodes(services, settings_env):
 
 
 def principal_of(node, username="alice"):
-    from signet.signing import csc as usecases
+    from signet.signing import sessions
 
-    token, _ = usecases.login(node, username, PASSWORD, "10.1.1.1")
-    return usecases.authenticate(node, token)
+    token = sessions.login(node, username, PASSWORD, "10.1.1.1").access_token
+    return sessions.authenticate(node, token)
 
 
 def authorize(node, principal, credential_id, code, start: threading.Barrier):
@@ -170,7 +170,7 @@ def test_login_is_throttled_per_address_and_a_success_does_not_clear_it(csc, ser
 
 def test_parallel_wrong_logins_over_two_nodes_stop_at_the_limit(nodes, alice):
     from signet.errors import SignetError
-    from signet.signing import csc as usecases
+    from signet.signing import sessions
 
     nodes[0].settings.login.max_failures_per_user = 5
     nodes[1].settings.login.max_failures_per_user = 5
@@ -179,7 +179,7 @@ def test_parallel_wrong_logins_over_two_nodes_stop_at_the_limit(nodes, alice):
     def wrong_login(i):
         start.wait()
         try:
-            usecases.login(nodes[i % 2], "alice", "wrong", f"203.0.113.{i}")
+            sessions.login(nodes[i % 2], "alice", "wrong", f"203.0.113.{i}")
         except SignetError as exc:
             return exc.status
         return 200

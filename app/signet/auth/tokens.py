@@ -1,5 +1,5 @@
-"""Bearer access tokens: who may log in, and what the database keeps of a token the SAM
-minted (its SHA-256, for revocation)."""
+"""Bearer access tokens and refresh tokens: who may log in, and what the database keeps of a
+token the SAM minted (its SHA-256, for revocation and, for a refresh token, its single use)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from signet.auth.passwords import hash_secret, verify_secret
 from signet.errors import InvalidRequest, InvalidToken
 from signet.events import append_event
-from signet.store import AccessToken, Authenticator, User, bulk_update
+from signet.store import AccessToken, Authenticator, RefreshToken, User, bulk_update
 
 
 @functools.cache
@@ -82,14 +82,60 @@ def check_password(session: Session, username: str, password: str, *, source: st
 
 
 def record_login(session: Session, token: str, *, user_id: int, username: str, methods: str,
-                 loa: str, expires_at: datetime, source: str) -> None:
+                 loa: str, expires_at: datetime, source: str, method: str = "password") -> None:
     """Keep what revocation needs of a token the SAM minted (its SHA-256, never the token),
-    and audit the login."""
+    and audit the login (`method`: password, or refresh_token)."""
     session.add(AccessToken(token_hash=token_digest(token), user_id=user_id, scope="service",
                             auth_methods=methods, loa=loa, created_at=now(),
                             expires_at=expires_at, revoked=False))
-    append_event(session, "login", actor=username, subject=username, method="password",
+    append_event(session, "login", actor=username, subject=username, method=method,
                  source=source)
+
+
+def record_refresh_token(session: Session, token: str, *, user_id: int, family: str,
+                         access_token: str, expires_at: datetime) -> None:
+    """Keep what single use and revocation need of a refresh token the SAM minted: its
+    SHA-256, its family, and the SHA-256 of the access token issued with it."""
+    session.add(RefreshToken(token_hash=token_digest(token), family=family, user_id=user_id,
+                             access_token_hash=token_digest(access_token), created_at=now(),
+                             expires_at=expires_at, used=False, revoked=False))
+
+
+def spend_refresh_token(session: Session, token: str, *, user_id: int) -> str | None:
+    """Mark a refresh token (its claims checked by the SAM) used, once: None when it was
+    unused, else why it cannot be used. A token used before is a replay — it was stolen,
+    or its holder's copy was — and the caller revokes its family."""
+    spent = session.execute(
+        bulk_update(RefreshToken).where(RefreshToken.token_hash == token_digest(token),
+                                        RefreshToken.user_id == user_id,
+                                        RefreshToken.used.is_(False),
+                                        RefreshToken.revoked.is_(False))
+        .values(used=True))
+    if spent.rowcount == 1:  # type: ignore[attr-defined]
+        user = session.get(User, user_id)
+        return None if user is not None and user.status == "active" else "user disabled"
+    row = session.execute(select(RefreshToken.used, RefreshToken.revoked).where(
+        RefreshToken.token_hash == token_digest(token))).first()
+    if row is None:
+        return "unknown"
+    return "revoked" if row.revoked else "replayed"
+
+
+def revoke_refresh_family(session: Session, token: str, *, user_id: int) -> str | None:
+    """Revoke the family of one of the user's refresh tokens: every refresh token in it and
+    every access token issued with one. The family, or None if the token is not hers."""
+    family = session.execute(select(RefreshToken.family).where(
+        RefreshToken.token_hash == token_digest(token),
+        RefreshToken.user_id == user_id)).scalar_one_or_none()
+    if family is None:
+        return None
+    session.execute(bulk_update(RefreshToken).where(RefreshToken.family == family)
+                    .values(revoked=True))
+    issued = select(RefreshToken.access_token_hash).where(RefreshToken.family == family)
+    session.execute(bulk_update(AccessToken).where(
+        AccessToken.user_id == user_id,
+        AccessToken.token_hash.in_(issued)).values(revoked=True))
+    return family
 
 
 _TOKENS = cast(Table, AccessToken.__table__)
@@ -145,13 +191,32 @@ def token_row_exists(conn: Connection, token: str) -> bool:
         _TOKENS.c.token_hash == token_digest(token))).first() is not None
 
 
-def revoke_token(session: Session, principal: Principal, token: str) -> None:
-    """Revoke one of the caller's own tokens."""
+def revoke_access_token(session: Session, principal: Principal, token: str) -> bool:
+    """Revoke one of the caller's own access tokens; False if the token is not one."""
     result = session.execute(
         bulk_update(AccessToken).where(AccessToken.token_hash == token_digest(token),
-                                  AccessToken.user_id == principal.user_id)
+                                       AccessToken.user_id == principal.user_id)
         .values(revoked=True)
     )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise InvalidRequest("Invalid string parameter token")
-    append_event(session, "token.revoked", actor=principal.username, subject=principal.username)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def revoke_token(session: Session, principal: Principal, token: str, *,
+                 hint: str = "access_token") -> None:
+    """Revoke one of the caller's own tokens, looked for first where `hint` says (RFC 7009):
+    an access token alone, a refresh token with its whole family."""
+    kinds = ["access_token", "refresh_token"]
+    if hint == "refresh_token":
+        kinds.reverse()
+    for kind in kinds:
+        if kind == "access_token" and revoke_access_token(session, principal, token):
+            append_event(session, "token.revoked", actor=principal.username,
+                         subject=principal.username, kind=kind)
+            return
+        if kind == "refresh_token":
+            family = revoke_refresh_family(session, token, user_id=principal.user_id)
+            if family is not None:
+                append_event(session, "token.revoked", actor=principal.username,
+                             subject=principal.username, kind=kind, family=family)
+                return
+    raise InvalidRequest("Invalid parameter token: not a token of the caller's")

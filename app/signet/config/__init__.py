@@ -157,6 +157,10 @@ class WebSettings(_Section):
     # Threads per worker: they overlap database round trips; PKCS#11 calls stay serialised.
     threads: int = Field(default=4, ge=1, le=64)
     access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
+    # How long a password login may be renewed with refresh tokens (auth/login with
+    # rememberMe, then refresh_token): each is used once and replaced, and no replacement
+    # outlives the login that began it. 0: no refresh tokens are issued.
+    refresh_token_lifetime_seconds: int = Field(default=86400, ge=0, le=30 * 86400)
     # Public base URL, used in info and OpenAPI; None derives it from the request.
     base_url: str | None = None
     name: str = "Signet"

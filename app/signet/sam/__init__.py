@@ -28,21 +28,25 @@ from signet.events import append_event
 from signet.hsm import Hsm
 from signet.sam import keys
 from signet.sam.seals import (
+    RefreshClaims,
     SadBinding,
     TokenClaims,
     credential_intact,
     credential_seal,
+    mint_refresh_token,
     mint_sad,
     mint_token,
+    open_refresh_token,
     open_sad,
     open_token,
 )
 from signet.store import SignatureActivation
 
 __all__ = [
-    "IntegrityViolation", "Permit", "SadBinding", "TokenClaims", "check_credential",
-    "credential_seal", "decode_hash", "extend_sad", "issue_sad", "mint_token", "open_permit",
-    "open_token", "pin_matches", "pin_verifier", "prepare_pin_key", "refund", "sad_binding",
+    "IntegrityViolation", "Permit", "RefreshClaims", "SadBinding", "TokenClaims",
+    "check_credential", "credential_seal", "decode_hash", "extend_sad", "issue_sad",
+    "mint_refresh_token", "mint_token", "open_permit", "open_refresh_token", "open_token",
+    "pin_matches", "pin_verifier", "prepare_pin_key", "refund", "sad_binding",
 ]
 
 
@@ -249,10 +253,20 @@ def refund(session: Session, permit: Permit) -> int:
 
 
 def extend_sad(session: Session, hsm: Hsm, *, sad: str, user_id: int, username: str,
-               credential: Any, lifetime_seconds: int) -> tuple[str, int]:
-    """Replace a still valid SAD by a new one with the same binding, what is left of its
-    count and its spent markers."""
+               credential: Any, lifetime_seconds: int, hashes: Sequence[str] = (),
+               hash_oid: str | None = None) -> tuple[str, int]:
+    """Replace a still valid SAD by a new one for what is left of its count. Without
+    `hashes`, with the same binding and spent markers (never at SCAL2). With them (the
+    multi-call flow of SCAL2), bound to exactly those hashes, in the SAD's hash algorithm,
+    for the signatures it has left: the old hashes cannot be signed under it."""
     binding = sad_binding(hsm, sad, user_id=user_id, credential=credential)
+    if binding.scal == "2" and not hashes:
+        raise InvalidRequest("Missing parameter hashes: the credential is SCAL2, and the "
+                             "extended SAD is bound to the hashes to sign with it")
+    if hash_oid and binding.hash_oid and hash_oid != binding.hash_oid:
+        raise InvalidRequest("Invalid parameter hashAlgorithmOID: it differs from the one "
+                             "the SAD was authorized for")
+    normal = [_normal(decode_hash(h)) for h in hashes]
     conn = session.connection()
     row = conn.execute(update(_SADS).where(_SADS.c.sad_hash == _sad_digest(sad),
                                            _SADS.c.remaining > 0)
@@ -264,14 +278,24 @@ def extend_sad(session: Session, hsm: Hsm, *, sad: str, user_id: int, username: 
     remaining = binding.count - len(spent)
     if remaining <= 0:
         raise InvalidRequest("SAD already spent")
-    new, renewed = mint_sad(hsm, user_id=user_id, credential_id=credential.id,
-                            epoch=binding.epoch, hash_oid=binding.hash_oid,
-                            hashes=binding.hashes, count=binding.count,
-                            lifetime=lifetime_seconds, scal=binding.scal)
-    _store(session, new, renewed, remaining=remaining, spent=row.spent)
+    if len(normal) > remaining:
+        raise InvalidRequest(f"Invalid parameter hashes: {len(normal)} hashes, and the SAD "
+                             f"has {remaining} signature(s) left")
+    if normal:  # a fresh binding: these hashes, the count left, nothing spent under it yet
+        new, renewed = mint_sad(hsm, user_id=user_id, credential_id=credential.id,
+                                epoch=binding.epoch, hash_oid=binding.hash_oid or hash_oid,
+                                hashes=normal, count=remaining, lifetime=lifetime_seconds,
+                                scal=binding.scal)
+        _store(session, new, renewed)
+    else:
+        new, renewed = mint_sad(hsm, user_id=user_id, credential_id=credential.id,
+                                epoch=binding.epoch, hash_oid=binding.hash_oid,
+                                hashes=binding.hashes, count=binding.count,
+                                lifetime=lifetime_seconds, scal=binding.scal)
+        _store(session, new, renewed, remaining=remaining, spent=row.spent)
     append_event(session, "sad.extended", actor=username, subject=credential.id,
                  remaining=remaining, expires_in=lifetime_seconds, sad=renewed.nonce,
-                 replaces=binding.nonce)
+                 replaces=binding.nonce, hashes=normal or None)
     return new, lifetime_seconds
 
 

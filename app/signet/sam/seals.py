@@ -1,6 +1,6 @@
-"""Sealed objects: access tokens, SADs and credential records, each authenticated by an HMAC
-under the SAM's seal key in the HSM. A row in the database is only checked against them: one
-written or edited by someone without the key never verifies.
+"""Sealed objects: access and refresh tokens, SADs and credential records, each authenticated
+by an HMAC under the SAM's seal key in the HSM. A row in the database is only checked against
+them: one written or edited by someone without the key never verifies.
 
 Tokens and SADs carry their own binding, ``<kind>1.<base64url JSON>.<base64url MAC>``, so what
 they allow is read from the MAC-checked string, never from the database. A credential record
@@ -135,6 +135,45 @@ def open_token(hsm: Hsm, token: str) -> TokenClaims:
 def _token_claims(raw: dict[str, Any]) -> TokenClaims:
     return TokenClaims(int(raw["u"]), str(raw["n"]), str(raw["m"]), str(raw["l"]),
                        int(raw["x"]), str(raw["j"]))
+
+
+# -- refresh tokens --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RefreshClaims:
+    """Who a refresh token speaks for, how she authenticated at the password login that began
+    its family, and until when the family may be renewed (rotation never moves that end)."""
+
+    user_id: int
+    username: str
+    methods: str
+    loa: str
+    family: str  # the nonce of the family's first token
+    expires_at: int  # Unix seconds: the family's end
+    nonce: str
+
+
+def mint_refresh_token(hsm: Hsm, *, user_id: int, username: str, methods: str, loa: str,
+                       family: str | None, expires_at: int) -> tuple[str, RefreshClaims]:
+    """A refresh token of a new family (`family` None) or the next of one."""
+    nonce = secrets.token_hex(16)
+    claims = RefreshClaims(user_id, username, methods, loa, family or nonce, expires_at, nonce)
+    token = _seal(hsm, "r", {"u": user_id, "n": username, "m": methods, "l": loa,
+                             "f": claims.family, "x": expires_at, "j": nonce})
+    return token, claims
+
+
+def open_refresh_token(hsm: Hsm, token: str) -> RefreshClaims:
+    """The claims of a refresh token minted by this SAM (expired or not), else
+    InvalidRequest. Not remembered: each is used once."""
+    raw = _open(hsm, "r", token)
+    try:
+        if raw is None:
+            raise KeyError
+        return RefreshClaims(int(raw["u"]), str(raw["n"]), str(raw["m"]), str(raw["l"]),
+                             str(raw["f"]), int(raw["x"]), str(raw["j"]))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidRequest("Invalid parameter refresh_token: not a refresh token of this "
+                             "service") from None
 
 
 # -- Signature Activation Data ---------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from signet.auth.passwords import check_password_policy, hash_secret
 from signet.config import settings_digest
-from signet.errors import Conflict, InvalidRequest, NotFound
+from signet.errors import BadGateway, Conflict, InvalidRequest, NotFound
 from signet.events import (
     AuditFinding,
     Checkpoint,
@@ -195,8 +195,7 @@ def create_credential(
                           validity_days=services.settings.ca.end_entity_validity_days,
                           qc_statements=services.settings.ca.qc_statements)
     except CAError as exc:
-        raise InvalidRequest(f"enrolment failed: {exc}", status=502,
-                             error="temporarily_unavailable")
+        raise BadGateway(f"enrolment failed: {exc}")
     stamp = now()
     try:
         with services.database.transaction() as session:

@@ -1,5 +1,5 @@
-"""CSC use cases: login, credentials, authorization with a second factor (signHash is in
-sign_hash, signDoc in sign_doc)."""
+"""CSC use cases: credentials, authorization with a second factor (logins are in sessions,
+signHash in sign_hash, signDoc in sign_doc)."""
 
 from __future__ import annotations
 
@@ -14,38 +14,18 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import Table, bindparam, select
 
 from signet.auth.factors import lock_for_factor_check, new_otp, verify_otp, verify_pin
-from signet.auth.throttle import (
-    ThrottleKeys,
-    audit_refusal,
-    prune_due,
-    prune_stale,
-    reserve_login,
-    settle_login,
-)
 from signet.auth.tokens import (
     Claimed,
     Principal,
-    check_password,
     check_token_state,
-    record_login,
-    resolve_token,
-    revoke_token,
     token_digest,
-    token_row_exists,
     token_state_of,
     with_token_state,
 )
-from signet.errors import (
-    AccessDenied,
-    InvalidRequest,
-    InvalidToken,
-    ServiceUnavailable,
-    SignetError,
-    TooManyRequests,
-)
+from signet.errors import AccessDenied, InvalidRequest, ServiceUnavailable, SignetError
 from signet.events import append_event
 from signet.notify import DeliveryError, send_email
-from signet.sam import check_credential, extend_sad, issue_sad, mint_token, open_token, pin_matches
+from signet.sam import check_credential, extend_sad, issue_sad, pin_matches
 from signet.signing.context import Services
 from signet.signing.otp import code_verifier, otp_address, otp_message, signing_request
 from signet.store import Credential, User
@@ -85,74 +65,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-# -- sessions -------------------------------------------------------------------------------
-def login(services: Services, username: str, password: str, source: str) -> tuple[str, int]:
-    """A password login, throttled per user name and per client address (`source`) on the
-    counts all nodes share; the token is minted by the SAM."""
-    keys, limits = ThrottleKeys.of(username, source), services.settings.login
-    with services.database.transaction() as session:
-        wait = reserve_login(session, keys, limits)
-    if wait is not None:
-        with services.database.transaction() as session:
-            audit_refusal(session, username=username, source=source, retry_after=wait)
-        raise TooManyRequests(f"Too many failed logins for this user or from this address; "
-                              f"try again in {wait} s", retry_after=wait)
-    lifetime = services.settings.web.access_token_lifetime_seconds
-    token = None
-    with services.database.transaction() as session:
-        user = check_password(session, username, password, source=source)
-        if user is not None:
-            token, claims = mint_token(services.hsm, user_id=user.id, username=user.username,
-                                       methods="pwd", loa="low", lifetime=lifetime)
-            record_login(session, token, user_id=user.id, username=user.username,
-                         methods=claims.methods, loa=claims.loa,
-                         expires_at=datetime.fromtimestamp(claims.expires_at, UTC),
-                         source=source)
-        settle_login(session, keys, limits, ok=token is not None, username=username,
-                     source=source)
-    if prune_due():
-        with services.database.transaction() as session:
-            prune_stale(session, limits)
-    if token is None:
-        raise SignetError("Invalid username or password", error="authentication_error",
-                          status=401)
-    return token, lifetime
-
-
-def claimed(services: Services, token: str) -> Claimed:
-    """The caller behind a bearer token as its claims say (MAC-checked by the SAM, not
-    expired), the database not asked yet. A token refused by the SAM that the database
-    nevertheless knows was written there by someone else: recorded."""
-    try:
-        claims = open_token(services.hsm, token)
-    except InvalidToken:
-        with services.database.single_read() as conn:
-            forged = token_row_exists(conn, token)
-        if forged:
-            with services.database.transaction() as session:
-                append_event(session, "integrity.violation", actor="-", subject="access_tokens",
-                             outcome="failure", reason="an access token row the SAM did not "
-                             "mint was presented")
-        raise
-    if claims.expires_at <= now().timestamp():
-        raise InvalidToken("The access token has expired")
-    return Claimed(Principal(claims.user_id, claims.username, claims.methods, claims.loa),
-                   token)
-
-
-def authenticate(services: Services, token: str) -> Principal:
-    """The caller behind a bearer token: its claims are the SAM's (`claimed`), the database
-    adds only revocation and the user's status."""
-    caller = claimed(services, token)
-    with services.database.single_read() as conn:
-        return resolve_token(conn, caller)
-
-
-def logout(services: Services, principal: Principal, token: str) -> None:
-    with services.database.transaction() as session:
-        revoke_token(session, principal, token)
-
-
 # -- credentials ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CredentialInfo:
@@ -176,7 +88,21 @@ class CredentialInfo:
     locked: bool
 
 
-def _info(credential: Credential) -> CredentialInfo:
+def multisign(credential: Any, services: Services) -> int:
+    """How many signatures one authorization of the credential may cover: its own limit,
+    within the service's (sam.max_signatures_per_sad). What info says is what authorize
+    enforces."""
+    return min(credential.multisign, services.settings.sam.max_signatures_per_sad)
+
+
+def _check_count(num_signatures: int, credential: Any, services: Services) -> None:
+    limit = multisign(credential, services)
+    if not 1 <= num_signatures <= limit:
+        raise InvalidRequest(f"Invalid parameter numSignatures: 1 to {limit} for this "
+                             "credential (its multisign)")
+
+
+def _info(credential: Credential, services: Services) -> CredentialInfo:
     certs = sorted(credential.certificates, key=lambda c: c.position)
     ee = asn1_x509.Certificate.load(certs[0].der)
     if certs[0].revoked_at is not None or credential.status == "revoked":
@@ -196,7 +122,7 @@ def _info(credential: Credential) -> CredentialInfo:
         issuer=ee.issuer.human_friendly, serial=format(ee.serial_number, "x"),
         valid_from=ee.not_valid_before, valid_to=ee.not_valid_after,
         activation=credential.activation, scal=credential.scal,
-        multisign=credential.multisign, locked=credential.locked,
+        multisign=multisign(credential, services), locked=credential.locked,
     )
 
 
@@ -216,7 +142,7 @@ def list_credentials(services: Services, principal: Principal, *, only_valid: bo
     with services.database.transaction(read_only=True) as session:
         rows = session.execute(select(Credential).where(Credential.user_id == principal.user_id)
                                .order_by(Credential.created_at, Credential.id)).scalars().all()
-        infos = [_info(c) for c in rows]
+        infos = [_info(c, services) for c in rows]
     if only_valid:
         infos = [i for i in infos if i.key_enabled and i.cert_status == "valid"]
     return infos
@@ -225,7 +151,7 @@ def list_credentials(services: Services, principal: Principal, *, only_valid: bo
 def credential_info(services: Services, principal: Principal, credential_id: Any
                     ) -> CredentialInfo:
     with services.database.transaction(read_only=True) as session:
-        return _info(own_credential(session, principal, credential_id))
+        return _info(own_credential(session, principal, credential_id), services)
 
 
 _CREDENTIALS = cast(Table, Credential.__table__)
@@ -300,8 +226,8 @@ def send_otp(services: Services, principal: Principal, credential_id: Any, *,
         ensure_usable(lock_for_factor_check(session, credential.id))
         if credential.activation != "otp":
             raise InvalidRequest("This credential is activated by PIN, not OTP")
-        if request is not None and not 1 <= request.num_signatures <= sam.max_signatures_per_sad:
-            raise InvalidRequest("Invalid parameter numSignatures")
+        if request is not None:
+            _check_count(request.num_signatures, credential, services)
         if request is not None and len(request.hashes) > request.num_signatures:
             raise InvalidRequest("Invalid parameter numSignatures: fewer than the hashes")
         user = session.get(User, principal.user_id)
@@ -346,8 +272,8 @@ def authorize(
 ) -> tuple[str, int]:
     """Check the second factor, then issue SAD bound to the hashes."""
     sam = services.settings.sam
-    if not 1 <= num_signatures <= sam.max_signatures_per_sad:
-        raise InvalidRequest("Invalid parameter numSignatures")
+    if num_signatures < 1:
+        raise InvalidRequest("Invalid parameter numSignatures: 1 or more")
     if hash_oid is not None and hash_oid not in HASH_OIDS:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
     request = signing_request(hashes=hashes, hash_oid=hash_oid, num_signatures=num_signatures,
@@ -355,6 +281,7 @@ def authorize(
     failure = None
     with services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
+        _check_count(num_signatures, credential, services)
         if credential.scal == "2":
             if not hashes:
                 raise InvalidRequest("Missing parameter hashes: this credential is SCAL2 and "
@@ -389,14 +316,19 @@ def authorize(
 
 
 def extend_transaction(services: Services, principal: Principal, *, credential_id: Any,
-                       sad: Any) -> tuple[str, int]:
+                       sad: Any, hashes: Sequence[str] = (),
+                       hash_oid: str | None = None) -> tuple[str, int]:
+    """A new SAD for what is left of one: at SCAL2, bound to the hashes sent with it."""
     if not isinstance(sad, str) or not sad:
         raise InvalidRequest("Missing (or invalid type) string parameter SAD")
+    if hash_oid is not None and hash_oid not in HASH_OIDS:
+        raise InvalidRequest("Invalid parameter hashAlgorithmOID")
     with services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
         return extend_sad(session, services.hsm, sad=sad, user_id=principal.user_id,
                           username=principal.username, credential=credential,
-                          lifetime_seconds=services.settings.sam.sad_lifetime_seconds)
+                          lifetime_seconds=services.settings.sam.sad_lifetime_seconds,
+                          hashes=hashes, hash_oid=hash_oid)
 
 
 def _pss_parameters(params_b64: str | None, hash_name: str | None) -> tuple[str, int]:

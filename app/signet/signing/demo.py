@@ -11,7 +11,7 @@ from signet.errors import InvalidRequest
 from signet.signing.activation import activate, send_activation
 from signet.signing.admin import add_user, create_credential, list_credentials, list_users
 from signet.signing.context import Services
-from signet.signing.csc import authenticate, login, logout
+from signet.signing.sessions import authenticate, login, logout
 
 DEMO_USERS = {
     "alice": ("Alice Example", "alice@signet.test", "signet-alice"),
@@ -48,7 +48,7 @@ def _activate_as_owner(services: Services, username: str, credential_id: str,
                        address: str) -> None:
     """What the demo user does: read the mail, log in, activate (the endpoint's use case)."""
     code = activation_code_in_maildir(services.settings.notify.maildir, address, credential_id)
-    token, _ = login(services, username, demo_password(username), "signet-init")
+    token = login(services, username, demo_password(username), "signet-init").access_token
     principal = authenticate(services, token)
     try:
         activate(services, principal, credential_id, code)

@@ -21,7 +21,12 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import select
 
 from signet.auth.tokens import Principal
-from signet.errors import InvalidRequest, ServiceUnavailable
+from signet.errors import (
+    InvalidRequest,
+    MethodNotImplemented,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
 from signet.events import Event, append_event, append_events
 from signet.formats import (
     FormatError,
@@ -218,8 +223,8 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
     for job in jobs:
         if job.document is not None:
             if _document_size(job.document) > limit:
-                raise InvalidRequest(f"document larger than {limit // 2**20} MiB "
-                                     "(formats.max_document_mb)", status=413)
+                raise PayloadTooLarge(f"document larger than {limit // 2**20} MiB "
+                                      "(formats.max_document_mb)")
             digests.append(_document_digest(job.document, doc_hash))
         else:
             assert job.digest is not None
@@ -335,8 +340,8 @@ def timestamp(services: Services, principal: Principal, *, hash_b64: Any, hash_o
             raise InvalidRequest("Invalid parameter nonce: expected a hexadecimal number")
     config = services_config(services).tsa
     if config is None:
-        raise InvalidRequest("No time-stamping service is configured here (formats.tsa_url)",
-                             error="invalid_request", status=501)
+        raise MethodNotImplemented("No time-stamping service is configured here "
+                                   "(formats.tsa_url)")
     try:
         token = timestamp_token(config, digest, HASH_OIDS[hash_oid], value)
     except ServiceError as exc:

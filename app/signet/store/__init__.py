@@ -11,6 +11,7 @@ from signet.store.models import (
     Credential,
     LoginThrottle,
     OtpChallenge,
+    RefreshToken,
     SignatureActivation,
     User,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "Database",
     "LoginThrottle",
     "OtpChallenge",
+    "RefreshToken",
     "SignatureActivation",
     "StoreError",
     "User",

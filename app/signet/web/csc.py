@@ -18,8 +18,8 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wsgi import ClosingIterator, wrap_file
 
 from signet.auth.tokens import Principal
-from signet.errors import InvalidRequest, InvalidToken
-from signet.signing import Services, sign_doc, sign_hash
+from signet.errors import InvalidRequest, InvalidToken, MethodNotImplemented, NotAcceptable
+from signet.signing import Services, sessions, sign_doc, sign_hash
 from signet.signing import csc as usecases
 from signet.web import multipart, spool
 from signet.web.jsonbody import check_complete, parse_json_object
@@ -28,7 +28,13 @@ from signet.web.openapi import describe
 V1_METHODS = ["info", "auth/login", "auth/revoke", "credentials/list", "credentials/info",
               "credentials/authorize", "credentials/extendTransaction", "credentials/sendOTP",
               "signatures/signHash"]
-V2_METHODS = [*V1_METHODS, "signatures/signDoc", "signatures/timestamp"]
+V2_METHODS = [*V1_METHODS, "signatures/signDoc"]
+TIMESTAMP = "signatures/timestamp"  # offered when a TSA is configured (formats.tsa_url)
+# Methods the specification names that Signet does not offer: 501 with a CSC error, as the
+# specification answers a method an RSSP does not implement (the OAuth 2.0 ones live outside
+# /csc/v2; none is served).
+NOT_OFFERED = {"v1": [], "v2": ["credentials/authorizeCheck", "credentials/getChallenge",
+                                "signatures/signPolling"]}
 B64_CHUNK = 3 * 256 * 1024  # signDoc answers are base64-encoded this many bytes at a time
 
 
@@ -122,7 +128,7 @@ def bearer() -> str:
 def authenticated(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
     def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
         token = bearer()
-        g.principal = usecases.authenticate(services(), token)
+        g.principal = sessions.authenticate(services(), token)
         g.token = token
         return view(*args, **kwargs)
 
@@ -134,7 +140,7 @@ def claimed(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseR
     """`authenticated` for signHash: the token's claims verified here, its database state
     read by the signing transaction with the credential (one round trip less)."""
     def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-        g.caller = usecases.claimed(services(), bearer())
+        g.caller = sessions.claimed(services(), bearer())
         return view(*args, **kwargs)
 
     wrapper.__name__ = view.__name__
@@ -154,6 +160,22 @@ def generalized(moment: datetime) -> str:
 
 
 # -- shared views ---------------------------------------------------------------------------
+def offered_methods(version: str) -> list[str]:
+    """The methods info lists: those that work here, with this configuration."""
+    methods = list(V2_METHODS if version == "v2" else V1_METHODS)
+    if services().settings.formats.tsa_url:
+        methods.append(TIMESTAMP)
+    return methods
+
+
+def not_offered(method: str) -> Callable[[], ResponseReturnValue]:
+    def view() -> ResponseReturnValue:
+        raise MethodNotImplemented(f"{method} is not implemented by this service; info lists "
+                                   "the methods it offers")
+
+    return view
+
+
 def info_view(version: str) -> ResponseReturnValue:
     body()
     settings = services().settings.web
@@ -167,7 +189,7 @@ def info_view(version: str) -> ResponseReturnValue:
         "lang": settings.lang,
         "description": "Signet remote signing service",
         "authType": ["basic"],
-        "methods": V2_METHODS if version == "v2" else V1_METHODS,
+        "methods": offered_methods(version),
         **({"signAlgorithms": {"algos": algos},
             "signature_formats": {
                 "formats": ["C", "X", "P", "J"],
@@ -177,30 +199,6 @@ def info_view(version: str) -> ResponseReturnValue:
             "conformance_levels": sign_doc.offered_levels(services())}
            if version == "v2" else {}),
     })
-
-
-def login_view() -> ResponseReturnValue:
-    data = body()
-    if "rememberMe" in data:
-        boolean(data, "rememberMe", False)
-    auth = request.authorization
-    if auth is None or auth.type != "basic" or auth.username is None:
-        raise InvalidRequest("HTTP Basic authentication (user name and password) is required",
-                             error="invalid_request", status=401)
-    token, lifetime = usecases.login(services(), auth.username, auth.password or "",
-                                     request.remote_addr or "")
-    return jsonify({"access_token": token, "expires_in": lifetime})
-
-
-@authenticated
-def revoke_view() -> ResponseReturnValue:
-    data = body()
-    token = string(data, "token", required=False) or g.token
-    hint = data.get("token_type_hint", "access_token")
-    if hint not in ("access_token", "refresh_token"):
-        raise InvalidRequest("Invalid parameter token_type_hint")
-    usecases.logout(services(), principal(), token)
-    return Response(status=204)
 
 
 def labels(data: dict[str, Any]) -> list[str]:
@@ -261,7 +259,8 @@ def info_v2(info: usecases.CredentialInfo, which: str, cert_info: bool, auth_inf
                    "generator": "email", "description": "One-time code sent by e-mail "
                                                         "(credentials/sendOTP)"})
         out["auth"] = {"mode": "explicit", "expression": factor["id"], "objects": [factor]}
-    out.update(scal=info.scal, multisign=info.multisign, lang=services().settings.web.lang)
+    # The specification's tables name the field SCAL (docs/csc.md)
+    out.update(SCAL=info.scal, multisign=info.multisign, lang=services().settings.web.lang)
     return out
 
 
@@ -290,8 +289,6 @@ def v2_info() -> ResponseReturnValue:
     return info_view("v2")
 
 
-v2.add_url_rule("/auth/login", "login", login_view, methods=["POST"])
-v2.add_url_rule("/auth/revoke", "revoke", revoke_view, methods=["POST"])
 v2.add_url_rule("/credentials/sendOTP", "send_otp", send_otp_view, methods=["POST"])
 
 
@@ -361,9 +358,10 @@ def v2_authorize() -> ResponseReturnValue:
 @authenticated
 def v2_extend() -> ResponseReturnValue:
     data = body()
-    sad, expires = usecases.extend_transaction(services(), principal(),
-                                               credential_id=string(data, "credentialID"),
-                                               sad=string(data, "SAD"))
+    sad, expires = usecases.extend_transaction(
+        services(), principal(), credential_id=string(data, "credentialID"),
+        sad=string(data, "SAD"), hashes=hash_list(data, "hashes", required=False),
+        hash_oid=string(data, "hashAlgorithmOID", required=False))
     return jsonify({"SAD": sad, "expiresIn": expires})
 
 
@@ -464,12 +462,11 @@ def _answer_type(jobs: list[sign_doc.DocumentJob], appended: bool) -> str:
     anything is signed, so that a request that cannot be answered spends no SAD."""
     wanted = request.accept_mimetypes.best_match(["application/json", multipart.MIXED, OCTETS])
     if wanted == OCTETS and len(jobs) > 1:
-        raise InvalidRequest(f"Accept: {OCTETS} answers one document a request, not "
-                             f"{len(jobs)}: accept {multipart.MIXED} for several", status=406)
+        raise NotAcceptable(f"Accept: {OCTETS} answers one document a request, not "
+                            f"{len(jobs)}: accept {multipart.MIXED} for several")
     if appended and wanted not in (OCTETS, multipart.MIXED):
-        raise InvalidRequest(f"{sign_doc.APPENDED} answers raw bytes, each output with a "
-                             f"{APPENDED_TO} header: accept {OCTETS} or {multipart.MIXED}",
-                             status=406)
+        raise NotAcceptable(f"{sign_doc.APPENDED} answers raw bytes, each output with a "
+                            f"{APPENDED_TO} header: accept {OCTETS} or {multipart.MIXED}")
     return wanted or "application/json"
 
 
@@ -593,12 +590,19 @@ def v2_sign_doc() -> ResponseReturnValue:
         raise
 
 
-@v2.post("/signatures/timestamp")
+def timestamp_view() -> ResponseReturnValue:
+    data = body()  # a malformed body is a 400 whatever is offered
+    if TIMESTAMP not in offered_methods("v2"):
+        return not_offered(TIMESTAMP)()  # like the other methods not offered: before any token
+    return _timestamp(data)
+
+
 @authenticated
-def v2_timestamp() -> ResponseReturnValue:
-    data = body()
+def _timestamp(data: dict[str, Any]) -> ResponseReturnValue:
+    v1_api = request.blueprint == "csc_v1"
     token = sign_doc.timestamp(services(), principal(), hash_b64=data.get("hash"),
-                               hash_oid=data.get("hashAlgorithmOID"), nonce=data.get("nonce"))
+                               hash_oid=data.get("hashAlgo" if v1_api else "hashAlgorithmOID"),
+                               nonce=data.get("nonce"))
     return jsonify({"timestamp": b64(token)})
 
 
@@ -611,8 +615,6 @@ def v1_info() -> ResponseReturnValue:
     return info_view("v1")
 
 
-v1.add_url_rule("/auth/login", "login", login_view, methods=["POST"])
-v1.add_url_rule("/auth/revoke", "revoke", revoke_view, methods=["POST"])
 v1.add_url_rule("/credentials/sendOTP", "send_otp", send_otp_view, methods=["POST"])
 
 
@@ -655,9 +657,10 @@ def v1_authorize() -> ResponseReturnValue:
 @authenticated
 def v1_extend() -> ResponseReturnValue:
     data = body()
-    sad, expires = usecases.extend_transaction(services(), principal(),
-                                               credential_id=string(data, "credentialID"),
-                                               sad=string(data, "SAD"))
+    sad, expires = usecases.extend_transaction(
+        services(), principal(), credential_id=string(data, "credentialID"),
+        sad=string(data, "SAD"), hashes=hash_list(data, "hash", required=False),
+        hash_oid=None)
     return jsonify({"SAD": sad, "expiresIn": expires})
 
 
@@ -674,13 +677,28 @@ def v1_sign_hash() -> ResponseReturnValue:
     return jsonify({"signatures": [b64(s) for s in signatures]})
 
 
+for _version, _blueprint in (("v2", v2), ("v1", v1)):
+    _blueprint.add_url_rule(f"/{TIMESTAMP}", "timestamp", timestamp_view, methods=["POST"])
+    for _method in NOT_OFFERED[_version]:
+        _blueprint.add_url_rule(f"/{_method}", _method.replace("/", "_"),
+                                not_offered(_method), methods=["POST"])
+
+
 def _describe_all() -> None:
     for version, title in (("v2", "CSC v2.0.0.2"), ("v1", "CSC v1.0.4")):
         base = f"/csc/{version}"
         describe(f"{base}/info", "post", f"{title}: service information", tag=title, auth=None)
-        describe(f"{base}/auth/login", "post", f"{title}: HTTP Basic login → access token",
-                 tag=title, auth="basic", responses={"401": "wrong user name or password"})
-        describe(f"{base}/auth/revoke", "post", f"{title}: revoke an access token", tag=title)
+        describe(f"{base}/auth/login", "post",
+                 f"{title}: HTTP Basic login → access token (and, with rememberMe, a refresh "
+                 "token); or refresh_token → new access and refresh tokens (each refresh "
+                 "token is used once; a replay revokes its family)",
+                 tag=title, auth="basic",
+                 responses={"401": "wrong user name or password",
+                            "400": "malformed Basic credentials, or a refresh token that is "
+                                   "expired, revoked, replayed or not this service's"})
+        describe(f"{base}/auth/revoke", "post",
+                 f"{title}: revoke an access token, or a refresh token with its family "
+                 "(token required; token_type_hint)", tag=title)
         describe(f"{base}/credentials/list", "post", f"{title}: the caller's credentials",
                  tag=title)
         describe(f"{base}/credentials/info", "post", f"{title}: one credential", tag=title)
@@ -693,7 +711,11 @@ def _describe_all() -> None:
                  "the request it was sent for (hashes, numSignatures, description, "
                  "signet_labels: docs/csc.md)", tag=title)
         describe(f"{base}/credentials/extendTransaction", "post",
-                 f"{title}: renew a SAD", tag=title)
+                 f"{title}: renew a SAD for the signatures it has left; at SCAL2 bound to the "
+                 "hashes sent with it", tag=title)
+        describe(f"{base}/{TIMESTAMP}", "post",
+                 f"{title}: an RFC 3161 time-stamp token over a hash (only when a TSA is "
+                 "configured; else 501)", tag=title, responses={"501": "no TSA configured"})
         describe(f"{base}/signatures/signHash", "post", f"{title}: sign hashes with a SAD",
                  tag=title)
     describe("/csc/v2/signatures/signDoc", "post",
@@ -707,12 +729,11 @@ def _describe_all() -> None:
                                "a JSON answer with signet_appended",
                         "413": "a document over formats.max_document_mb, or a body larger than "
                                "one such document in base64 and 1 MiB of JSON"})
-    describe("/csc/v2/signatures/timestamp", "post",
-             "CSC v2.0.0.2: an RFC 3161 time-stamp token over a hash", tag="CSC v2.0.0.2")
 
 
 def init_app(app: Flask) -> None:
     # The extension's views join the v1 and v2 blueprints when the module is first imported.
+    from signet.web import csc_auth  # noqa: F401 - auth/login and auth/revoke
     from signet.web.activation import describe_activate
 
     _describe_all()

@@ -19,7 +19,7 @@ from typing import Any
 
 from werkzeug.http import parse_options_header
 
-from signet.errors import InvalidRequest
+from signet.errors import InvalidRequest, PayloadTooLarge
 from signet.web.jsonbody import parse_json
 from signet.web.spool import (
     JSON_SLACK,
@@ -129,8 +129,8 @@ def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
     def take_request(data: memoryview) -> None:
         request.extend(data)
         if len(request) > JSON_SLACK:
-            raise InvalidRequest(f"The request part is larger than {JSON_SLACK // 2**20} MiB: "
-                                 "send fewer documents per request", status=413)
+            raise PayloadTooLarge(f"The request part is larger than {JSON_SLACK // 2**20} MiB: "
+                                  "send fewer documents per request")
 
     seen_request = False
     try:

@@ -27,7 +27,7 @@ from typing import IO, Any
 import pybase64
 from werkzeug.wsgi import get_content_length, get_input_stream
 
-from signet.errors import InvalidRequest
+from signet.errors import InvalidRequest, PayloadTooLarge
 from signet.web.jsonbody import check_complete, parse_json
 
 READ_SIZE = 1024 * 1024
@@ -48,15 +48,15 @@ def body_limit(max_document: int) -> int:
     return -(-max_document // 3) * 4 + JSON_SLACK
 
 
-def too_many_documents() -> InvalidRequest:
-    return InvalidRequest(f"More than {MAX_SPOOLED} documents over "
+def too_many_documents() -> PayloadTooLarge:
+    return PayloadTooLarge(f"More than {MAX_SPOOLED} documents over "
                           f"{SPOOL_THRESHOLD // 1024} KiB in one request: send fewer documents "
-                          "per request", status=413)
+                          "per request")
 
 
-def _too_large_document(max_document: int) -> InvalidRequest:
-    return InvalidRequest(f"document larger than {max_document // 2**20} MiB "
-                          "(formats.max_document_mb)", status=413)
+def _too_large_document(max_document: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"document larger than {max_document // 2**20} MiB "
+                           "(formats.max_document_mb)")
 
 
 _hashers: tuple[int, ThreadPoolExecutor] | None = None
@@ -220,10 +220,10 @@ class _Scanner:
     def _skeleton(self, text: bytes | bytearray) -> None:
         self.skeleton += text
         if len(self.skeleton) > self._skeleton_limit:
-            raise InvalidRequest(
+            raise PayloadTooLarge(
                 f"More than {self._skeleton_limit // 2**20} MiB of JSON besides the documents "
                 f"(strings over {self._threshold // 1024} KiB): send fewer documents per "
-                "request", status=413)
+                "request")
 
     def _raw_end(self, data: bytes, pos: int) -> tuple[int, bool]:
         """Where the string's content ends in data[pos:]: (index of the closing quote, True),
@@ -383,9 +383,9 @@ def request_chunks(environ: dict[str, Any], limit: int) -> Generator[bytes, None
     """The WSGI request body in chunks, refused (413) beyond ``limit`` bytes. Closed before
     the end (the body was refused), it reads and drops the rest of a body it would have
     accepted, so that the client, still sending, gets to read the error."""
-    too_large = InvalidRequest(
+    too_large = PayloadTooLarge(
         f"Request body larger than {limit} bytes, the most signDoc takes: one document of "
-        "formats.max_document_mb in base64, and 1 MiB of JSON", status=413)
+        "formats.max_document_mb in base64, and 1 MiB of JSON")
     length = get_content_length(environ)
     if length is not None and length > limit:
         raise too_large

@@ -14,6 +14,13 @@ gunicorn answers protocol errors it finds itself (a Content-Length that is not a
 header line over its limit, a bad chunk size) with an HTML page written by
 ``gunicorn.util.write_error``; it offers no hook for that page, so this worker replaces that
 one function, in its own process, with one that writes the CSC error JSON.
+
+An answer given before the request's body was read (a 401 on a bad token, say) leaves the rest
+of the body on the connection. The worker reads and drops it, up to ``BUFFERED`` bytes (what
+its main loop already holds), before the answer goes out; a body longer than that, or one that
+cannot be read, closes the connection, and the answer says ``Connection: close``. (gunicorn
+itself drains only 64 KiB after the answer was sent with ``keep-alive``, then closes: the
+client's next request on that connection was lost.)
 """
 
 from __future__ import annotations
@@ -118,6 +125,33 @@ def _body_to_buffer(head: bytes) -> tuple[int | None, bool]:
     return min(length or 0, BUFFERED), False
 
 
+def drained(body: Any, limit: int = BUFFERED) -> bool:
+    """Read and drop what the application left of a request body, at most `limit` bytes;
+    whether the body is now wholly read (else the connection must close)."""
+    try:
+        while limit > 0:
+            data = body.read(min(_READ, limit))
+            if not data:
+                return True
+            limit -= len(data)
+        return not body.read(1)
+    except Exception:  # a body that cannot be read: where it ends is unknown
+        return False
+
+
+def answer_then_drain(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
+    """The application, then the rest of its request's body drained (or the connection
+    closed) before the answer is written."""
+    answer = app(environ, start_response)
+    if not drained(environ["wsgi.input"]):
+        # gunicorn drops a Connection header the application sets; its response object,
+        # whose method start_response is, closes the connection and says so in the head.
+        response = getattr(start_response, "__self__", None)
+        if response is not None and hasattr(response, "force_close"):
+            response.force_close()
+    return answer
+
+
 class SignetWorker(ThreadWorker):  # type: ignore[misc]
     """gthread, with requests read in the main loop up to BUFFERED body bytes."""
 
@@ -125,6 +159,11 @@ class SignetWorker(ThreadWorker):  # type: ignore[misc]
         util.write_error = write_csc_error  # gunicorn's only writer of its own error pages
         self.reading: dict[Any, _Reading] = {}
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app = getattr(self, "wsgi")  # noqa: B009 - set by gunicorn's untyped load_wsgi
+        self.wsgi = partial(answer_then_drain, app)
 
     def _reads_itself(self, conn: Any) -> bool:
         return not (self.cfg.is_ssl or conn.is_http2

@@ -1,0 +1,175 @@
+"""Sessions: password logins, refresh tokens (rotated on each use), bearer authentication and
+revocation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from signet.auth.throttle import (
+    ThrottleKeys,
+    audit_refusal,
+    prune_due,
+    prune_stale,
+    reserve_login,
+    settle_login,
+)
+from signet.auth.tokens import (
+    Claimed,
+    Principal,
+    check_password,
+    record_login,
+    record_refresh_token,
+    resolve_token,
+    revoke_refresh_family,
+    revoke_token,
+    spend_refresh_token,
+    token_row_exists,
+)
+from signet.errors import InvalidRequest, InvalidToken, SignetError, TooManyRequests
+from signet.events import append_event
+from signet.sam import RefreshClaims, mint_refresh_token, mint_token, open_refresh_token, open_token
+from signet.signing.context import Services
+
+
+@dataclass(frozen=True)
+class Login:
+    """What auth/login answers: an access token, its lifetime, and a refresh token when one
+    was asked for (rememberMe) or used."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str | None = None
+
+
+def _moment(unix: int) -> datetime:
+    return datetime.fromtimestamp(unix, UTC)
+
+
+def login(services: Services, username: str, password: str, source: str, *,
+          remember_me: bool = False) -> Login:
+    """A password login, throttled per user name and per client address (`source`) on the
+    counts all nodes share; the tokens are minted by the SAM. With `remember_me`, a refresh
+    token begins a family that lives web.refresh_token_lifetime_seconds (none if 0)."""
+    keys, limits = ThrottleKeys.of(username, source), services.settings.login
+    with services.database.transaction() as session:
+        wait = reserve_login(session, keys, limits)
+    if wait is not None:
+        with services.database.transaction() as session:
+            audit_refusal(session, username=username, source=source, retry_after=wait)
+        raise TooManyRequests(f"Too many failed logins for this user or from this address; "
+                              f"try again in {wait} s", retry_after=wait)
+    web = services.settings.web
+    lifetime = web.access_token_lifetime_seconds
+    result = None
+    with services.database.transaction() as session:
+        user = check_password(session, username, password, source=source)
+        if user is not None:
+            token, claims = mint_token(services.hsm, user_id=user.id, username=user.username,
+                                       methods="pwd", loa="low", lifetime=lifetime)
+            record_login(session, token, user_id=user.id, username=user.username,
+                         methods=claims.methods, loa=claims.loa,
+                         expires_at=_moment(claims.expires_at), source=source)
+            refresh = None
+            if remember_me and web.refresh_token_lifetime_seconds:
+                refresh, family = mint_refresh_token(
+                    services.hsm, user_id=user.id, username=user.username,
+                    methods=claims.methods, loa=claims.loa, family=None,
+                    expires_at=int(time.time()) + web.refresh_token_lifetime_seconds)
+                record_refresh_token(session, refresh, user_id=user.id, family=family.family,
+                                     access_token=token, expires_at=_moment(family.expires_at))
+            result = Login(token, lifetime, refresh)
+        settle_login(session, keys, limits, ok=result is not None, username=username,
+                     source=source)
+    if prune_due():
+        with services.database.transaction() as session:
+            prune_stale(session, limits)
+    if result is None:
+        raise SignetError("Invalid username or password", error="authentication_error",
+                          status=401)
+    return result
+
+
+def refresh(services: Services, refresh_token: str, source: str) -> Login:
+    """auth/login with a refresh token: the token (sealed by the SAM) is spent and replaced
+    by the next of its family, with a new access token; the family's end stays where the
+    password login put it. A token spent before is a replay: its whole family is revoked."""
+    claims = open_refresh_token(services.hsm, refresh_token)
+    left = claims.expires_at - int(time.time())
+    if left <= 0:
+        raise InvalidRequest("Invalid parameter refresh_token: expired; log in with the "
+                             "password")
+    result = reason = None
+    with services.database.transaction() as session:
+        reason = spend_refresh_token(session, refresh_token, user_id=claims.user_id)
+        if reason is None:
+            result = _renew(services, session, claims, min(
+                left, services.settings.web.access_token_lifetime_seconds), source)
+        else:
+            family = (revoke_refresh_family(session, refresh_token, user_id=claims.user_id)
+                      if reason == "replayed" else None)
+            append_event(session, "login.failed", actor=claims.username,
+                         subject=claims.username, outcome="failure", method="refresh_token",
+                         reason=f"refresh token {reason}", source=source,
+                         **({"revoked_family": family} if family else {}))
+    if result is None:  # the refusal (and a replay's revocation) is committed first
+        raise InvalidRequest(f"Invalid parameter refresh_token: {reason}; log in with the "
+                             "password")
+    return result
+
+
+def _renew(services: Services, session: Session, claims: RefreshClaims, lifetime: int,
+           source: str) -> Login:
+    token, access = mint_token(services.hsm, user_id=claims.user_id, username=claims.username,
+                               methods=claims.methods, loa=claims.loa, lifetime=lifetime)
+    record_login(session, token, user_id=claims.user_id,
+                 username=claims.username, methods=access.methods, loa=access.loa,
+                 expires_at=_moment(access.expires_at), source=source, method="refresh_token")
+    following, _ = mint_refresh_token(services.hsm, user_id=claims.user_id,
+                                      username=claims.username, methods=claims.methods,
+                                      loa=claims.loa, family=claims.family,
+                                      expires_at=claims.expires_at)
+    record_refresh_token(session, following,
+                         user_id=claims.user_id, family=claims.family, access_token=token,
+                         expires_at=_moment(claims.expires_at))
+    return Login(token, lifetime, following)
+
+
+def claimed(services: Services, token: str) -> Claimed:
+    """The caller behind a bearer token as its claims say (MAC-checked by the SAM, not
+    expired), the database not asked yet: signHash reads the token's state with the
+    credential (`signing.csc.signing_credential`). A token refused by the SAM that the
+    database nevertheless knows was written there by someone else: recorded."""
+    try:
+        claims = open_token(services.hsm, token)
+    except InvalidToken:
+        with services.database.single_read() as conn:
+            forged = token_row_exists(conn, token)
+        if forged:
+            with services.database.transaction() as session:
+                append_event(session, "integrity.violation", actor="-", subject="access_tokens",
+                             outcome="failure", reason="an access token row the SAM did not "
+                             "mint was presented")
+        raise
+    if claims.expires_at <= time.time():
+        raise InvalidToken("The access token has expired")
+    return Claimed(Principal(claims.user_id, claims.username, claims.methods, claims.loa),
+                   token)
+
+
+def authenticate(services: Services, token: str) -> Principal:
+    """The caller behind a bearer token: its claims are the SAM's (`claimed`), the database
+    adds only revocation and the user's status."""
+    caller = claimed(services, token)
+    with services.database.single_read() as conn:
+        return resolve_token(conn, caller)
+
+
+def logout(services: Services, principal: Principal, token: str,
+           hint: str = "access_token") -> None:
+    """Revoke one of the caller's tokens: an access token, or a refresh token's family."""
+    with services.database.transaction() as session:
+        revoke_token(session, principal, token, hint=hint)

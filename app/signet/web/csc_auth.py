@@ -1,0 +1,82 @@
+"""CSC auth/login and auth/revoke under /csc/v2 and /csc/v1: HTTP Basic or a refresh token
+in, access (and refresh) tokens out; revocation of either kind."""
+
+from __future__ import annotations
+
+import binascii
+from base64 import b64decode
+
+from flask import Response, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from signet.errors import InvalidRequest, SignetError
+from signet.signing import sessions
+from signet.web.csc import authenticated, body, boolean, principal, services, string, v1, v2
+
+TOKEN_TYPES = ("access_token", "refresh_token")
+
+
+def basic_credentials() -> tuple[str, str] | None:
+    """(user name, password) from an HTTP Basic Authorization header (RFC 7617), None when
+    the request has no Authorization header. Anything else there is refused, never read as a
+    user with an empty password."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise SignetError("HTTP Basic authentication (user name and password) is required",
+                          error="invalid_request", status=401)
+    try:
+        decoded = b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        raise InvalidRequest("Malformed HTTP Basic credentials: base64 of UTF-8 "
+                             "\"user-id:password\" expected") from None
+    username, colon, password = decoded.partition(":")
+    if not colon or not username:
+        raise InvalidRequest("Malformed HTTP Basic credentials: \"user-id:password\" "
+                             "expected, a user name and a colon before the password")
+    return username, password
+
+
+def login_view() -> ResponseReturnValue:
+    data = body()
+    remember_me = boolean(data, "rememberMe", False)
+    refresh_token = string(data, "refresh_token", required=False)
+    credentials = basic_credentials()
+    source = request.remote_addr or ""
+    if refresh_token is not None:
+        if credentials is not None:
+            raise InvalidRequest("Give either HTTP Basic credentials or refresh_token, not "
+                                 "both")
+        if not refresh_token:
+            raise InvalidRequest("Invalid parameter refresh_token: empty")
+        outcome = sessions.refresh(services(), refresh_token, source)
+    elif credentials is None:
+        raise SignetError("HTTP Basic authentication (user name and password) is required",
+                          error="invalid_request", status=401)
+    else:
+        outcome = sessions.login(services(), *credentials, source, remember_me=remember_me)
+    answer: dict[str, str | int] = {"access_token": outcome.access_token}
+    if outcome.refresh_token is not None:
+        answer["refresh_token"] = outcome.refresh_token
+    answer["expires_in"] = outcome.expires_in
+    return jsonify(answer)
+
+
+@authenticated
+def revoke_view() -> ResponseReturnValue:
+    data = body()
+    token = string(data, "token")
+    assert token is not None
+    hint = data.get("token_type_hint", "access_token")
+    if hint not in TOKEN_TYPES:
+        raise InvalidRequest(f"Invalid parameter token_type_hint: use one of "
+                             f"{', '.join(TOKEN_TYPES)}")
+    sessions.logout(services(), principal(), token, hint)
+    return Response(status=204)
+
+
+for blueprint in (v2, v1):
+    blueprint.add_url_rule("/auth/login", "login", login_view, methods=["POST"])
+    blueprint.add_url_rule("/auth/revoke", "revoke", revoke_view, methods=["POST"])
