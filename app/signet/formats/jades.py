@@ -25,6 +25,7 @@ from signet.formats._io import CHUNK_SIZE, Source, open_source, read_source, str
 from signet.formats.errors import FormatError
 from signet.formats.keys import EcKeyAdapter, RemoteKey, RsaKeyAdapter, key_adapter
 from signet.formats.levels import Level, parse_level
+from signet.formats.names import document_uri
 from signet.formats.services import (
     ServicesConfig,
     ValidationDataCollector,
@@ -149,8 +150,9 @@ async def async_sign_jades(
 
     ``attached`` carries the document as the (base64url) JWS payload, so it reads the document
     into memory once (jwcrypto builds the JWS whole); ``detached`` uses ``sigD`` with
-    ObjectIdByURIHash over ``document_name`` and an empty payload, hashing the document in
-    chunks. ``json`` writes the flattened JWS JSON serialisation.
+    ObjectIdByURIHash over ``document_name`` (a file name, made a relative URI) and an empty
+    payload, hashing the document in chunks. ``json`` writes the flattened JWS JSON
+    serialisation.
     """
     level = parse_level(level)
     if packaging not in PACKAGINGS:
@@ -173,7 +175,8 @@ async def async_sign_jades(
         if not document_name:
             raise FormatError("a detached JAdES signature needs document_name (the sigD URI)")
         with open_source(source) as stream:
-            detached = (document_name, hash_algorithm, stream_digest(stream, hash_algorithm))
+            detached = (document_uri(document_name), hash_algorithm,
+                        stream_digest(stream, hash_algorithm))
     else:
         payload = read_source(source)
     header = _protected_header(key, alg, mime_type=mime_type, detached=detached)

@@ -27,6 +27,7 @@ from signet.formats._xml import XmlRefused, parse_xml, refuse_doctype, safe_pars
 from signet.formats.errors import FormatError
 from signet.formats.keys import RemoteKey, key_adapter, to_pyca
 from signet.formats.levels import Level, parse_level
+from signet.formats.names import document_uri
 from signet.formats.services import (
     ServicesConfig,
     ValidationDataCollector,
@@ -146,7 +147,8 @@ async def async_sign_xades(
     * ``enveloped``: ``source`` is an XML document; the signature is appended to its root.
     * ``enveloping``: the signature carries the data in a ``ds:Object`` -- XML is embedded as
       is, anything else base64-encoded (``Encoding`` = xmldsig#base64).
-    * ``detached``: the signature references ``document_name`` (a relative URI, required) and
+    * ``detached``: the signature references ``document_name`` (a file name, required; made
+      a relative URI by :func:`~signet.formats.names.document_uri`) and
       covers the raw octets of ``source``, which is hashed in chunks and never loaded whole.
 
     Enveloped and enveloping signatures read the document into memory once: lxml and signxml
@@ -172,11 +174,12 @@ async def async_sign_xades(
     if packaging == "detached":
         if not document_name:
             raise FormatError("a detached XAdES signature needs document_name (the Reference URI)")
+        uri = document_uri(document_name)
         with open_source(source) as stream:
             digest = stream_digest(stream, hash_algorithm)
         signer = _SignetXAdESSigner(
             method=SignatureConstructionMethod.detached,
-            detached_uri=document_name,
+            detached_uri=uri,
             detached_digest=digest,
             **signer_kwargs,
         )

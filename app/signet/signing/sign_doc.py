@@ -33,6 +33,7 @@ from signet.formats import (
     TsaConfig,
     async_sign_cades,
     compute_document_digest,
+    document_uri,
     normalise_format,
     parse_level,
     sign_document,
@@ -58,6 +59,10 @@ SMALL_OUTPUTS_KEPT = 32 * 1024 * 1024
 APPENDED = "signet_appended"
 # What a document's signature comes back as: the document itself, or a separate object.
 DETACHED = {("cades", "detached"), ("xades", "detached"), ("jades", "detached")}
+# The documents[] field (a Signet extension) naming the file a detached XAdES or JAdES
+# signature references; a multipart/form-data document part's filename stands in for it.
+DOCUMENT_NAME = "signet_document_name"
+NAMED = {("xades", "detached"), ("jades", "detached")}
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ class DocumentJob:
     document: bytes | DocumentFile | None = None  # documents[]
     digest: bytes | None = None  # documentDigests[]: CAdES detached over the digest
     hash_oid: str | None = None
+    document_name: str | None = None  # what a detached XAdES/JAdES signature references
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,16 @@ def _check_job(job: DocumentJob, offered: list[str]) -> tuple[str, str, Level]:
     if job.digest is not None and (fmt, packaging) != ("cades", "detached"):
         raise InvalidRequest("documentDigests can be signed as CAdES detached (signature_format "
                              "C) only; send the documents themselves for PAdES, XAdES or JAdES")
+    if (fmt, packaging) in NAMED:
+        if not job.document_name:
+            raise InvalidRequest(f"Missing parameter {DOCUMENT_NAME}: a detached {fmt} "
+                                 "signature references its document by file name; give it in "
+                                 f"{DOCUMENT_NAME} (or as the multipart/form-data document "
+                                 "part's filename)")
+        try:
+            document_uri(job.document_name)
+        except FormatError as exc:
+            raise InvalidRequest(f"Invalid parameter {DOCUMENT_NAME}: {exc}")
     return fmt, packaging, level
 
 
@@ -272,7 +288,7 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                     sign_document(source, out, format=fmt, level=level, key=key,
                                   packaging=packaging, services=config,
                                   hash_algorithm=hash_name, scheme=scheme,
-                                  resume_digest=resume)
+                                  resume_digest=resume, document_name=job.document_name)
             except ServiceError as exc:
                 raise ServiceUnavailable(f"{exc}")
             except FormatError as exc:

@@ -1,0 +1,141 @@
+"""signDoc's detached XAdES and JAdES: the document's name comes from the request (the
+signet_document_name field, or a multipart document part's filename); every output is checked
+by a validator Signet does not use to sign (xmlsec1, joserfc)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+
+import requests
+import test_sign_doc
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
+from formats_helpers import DS, xmlsec1_verify
+from joserfc import jws as jose_jws
+from joserfc.errors import BadSignatureError
+from joserfc.jwk import ECKey
+from joserfc.registry import HeaderParameter
+from lxml import etree
+from test_sign_doc import ALGOS, b64
+
+# The live Signet of test_sign_doc (on SQLite), shared.
+live = test_sign_doc.live
+database_url = test_sign_doc.database_url
+
+NAME = "contract 2026 (final)#1.bin"
+URI = "contract%202026%20%28final%29%231.bin"
+JADES_HEADERS = jose_jws.JWSRegistry(
+    header_registry={
+        "sigT": HeaderParameter("Claimed signing time", "str"),
+        "sigD": HeaderParameter("Signed data objects", lambda value: None),
+        "etsiU": HeaderParameter("Unsigned JAdES properties", lambda value: None),
+    }
+)
+JADES_HEADERS.max_header_length = 16 * 1024  # x5c carries the certificate chain
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_xades_detached_named_by_the_json_field_verifies_with_xmlsec1(live):
+    document = os.urandom(5000)
+    sad = live.authorize("rsa", [hashlib.sha256(document).digest()])
+    entry = {
+        "document": b64(document),
+        "signature_format": "X",
+        "conformance_level": "Ades-B-T",
+        "signed_envelope_property": "Detached",
+    }
+    # Without a name it is refused before anything is spent ...
+    unnamed = live.sign_doc("rsa-pkcs1", sad, documents=[dict(entry)])
+    assert unnamed.status_code == 400
+    assert unnamed.json()["error_description"].startswith(
+        "Missing parameter signet_document_name: a detached xades signature references"
+    )
+    for bad, needle in (
+        ("a/b.bin", "not a file name"),
+        ("..", "not a file name"),
+        ("x\ny", "control character"),
+        ("n" * 256, "longer than 255"),
+    ):
+        refused = live.sign_doc(
+            "rsa-pkcs1", sad, documents=[{**entry, "signet_document_name": bad}]
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error_description"].startswith(
+            "Invalid parameter signet_document_name: "
+        ), refused.text
+        assert needle in refused.json()["error_description"]
+    # ... and the same SAD then signs it with its name.
+    response = live.sign_doc("rsa-pkcs1", sad, documents=[{**entry, "signet_document_name": NAME}])
+    assert response.status_code == 200, response.text
+    assert "DocumentWithSignature" not in response.json()
+    signed = base64.b64decode(response.json()["SignatureObject"][0])
+    references = etree.fromstring(signed).iterfind(f".//{{{DS}}}SignedInfo/{{{DS}}}Reference")
+    assert [r.get("URI") for r in references if not r.get("URI").startswith("#")] == [URI]
+    folder = live.tmp / "xades-detached"
+    folder.mkdir()
+    (folder / NAME).write_bytes(document)
+    (folder / "signature.xml").write_bytes(signed)
+    assert xmlsec1_verify(folder / "signature.xml", live.root_pem)
+    (folder / NAME).write_bytes(document[:-1] + bytes([document[-1] ^ 1]))
+    assert not xmlsec1_verify(folder / "signature.xml", live.root_pem)
+
+
+def test_jades_detached_named_by_the_part_filename_verifies_with_joserfc(live):
+    document = b'{"invoice": 7, "total": "12.00"}'
+    sad = live.authorize("ec", [hashlib.sha256(document).digest()])
+    request = {
+        "credentialID": live.credentials["ec"],
+        "SAD": sad,
+        "documents": [
+            {
+                "signature_format": "J",
+                "conformance_level": "Ades-B-T",
+                "signed_envelope_property": "Detached",
+                "signAlgo": ALGOS["ec-p256"][1],
+            }
+        ],
+    }
+    response = requests.post(
+        f"{live.url}/csc/v2/signatures/signDoc",
+        timeout=120,
+        headers={"Authorization": live.session.headers["Authorization"]},
+        files=[
+            ("request", (None, json.dumps(request), "application/json")),
+            ("document", (NAME, document, "application/json")),
+        ],
+    )
+    assert response.status_code == 200, response.text
+    signed = json.loads(base64.b64decode(response.json()["SignatureObject"][0]))
+    assert "payload" not in signed  # RFC 7515 appendix F: the payload travels apart
+    header = json.loads(base64.urlsafe_b64decode(signed["protected"] + "=="))
+    assert header["sigD"]["pars"] == [URI]
+    assert header["sigD"]["hashM"] == "S256"
+    # sigD (ObjectIdByURIHash) signs the document's hash; the JWS payload itself is empty.
+    assert header["sigD"]["hashV"] == [b64url(hashlib.sha256(document).digest())]
+    assert header["sigD"]["hashV"] != [b64url(hashlib.sha256(document + b" ").digest())]
+    cert = asn1_x509.Certificate.load(base64.b64decode(header["x5c"][0]))
+    key = ECKey.import_key(pem.armor("PUBLIC KEY", cert.public_key.dump()))
+    verified = jose_jws.deserialize_json(
+        {**signed, "payload": ""}, key, algorithms=["ES256"], registry=JADES_HEADERS
+    )
+    assert verified.payload == b""
+    assert json.loads(base64.urlsafe_b64decode(signed["header"]["etsiU"][0] + "=="))["sigTst"]
+    # A header naming another document's hash no longer verifies.
+    forged_header = {**header, "sigD": {**header["sigD"], "hashV": [b64url(b"\0" * 32)]}}
+    forged = {
+        **signed,
+        "payload": "",
+        "protected": b64url(json.dumps(forged_header, separators=(",", ":")).encode()),
+    }
+    try:
+        jose_jws.deserialize_json(forged, key, algorithms=["ES256"], registry=JADES_HEADERS)
+    except BadSignatureError:
+        pass
+    else:
+        raise AssertionError("joserfc accepted a forged sigD")
