@@ -139,3 +139,75 @@ def test_jades_detached_named_by_the_part_filename_verifies_with_joserfc(live):
         pass
     else:
         raise AssertionError("joserfc accepted a forged sigD")
+
+
+def signxml_verifies(signed: bytes) -> bool:
+    """signxml's XAdES verifier, pinned to the certificate in KeyInfo (xmlsec1 checks trust)."""
+    from cryptography import x509
+    from signxml.exceptions import SignXMLException
+    from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
+
+    signature = etree.fromstring(signed)
+    if signature.tag != f"{{{DS}}}Signature":
+        signature = signature.find(f"{{{DS}}}Signature")
+    cert = x509.load_der_x509_certificate(
+        base64.b64decode(signature.findtext(f".//{{{DS}}}X509Certificate"))
+    )
+    try:
+        XAdESVerifier().verify(
+            signed,
+            x509_cert=cert,
+            expect_config=XAdESSignatureConfiguration(
+                expect_references=True, verification_time=cert.not_valid_before_utc
+            ),
+        )
+    except SignXMLException:
+        return False
+    return True
+
+
+def test_signed_xml_is_refused_enveloped_and_embedded_unchanged_enveloping(live):
+    """An enveloped signature over XML that already carries one would break it: refused (the
+    SAD keeps its signature), and the same SAD signs it enveloping, in base64, where both
+    signatures verify, each with xmlsec1 and signxml."""
+    xml = b"<contract><party>Alice</party><amount>100</amount></contract>"
+    sad = live.authorize("rsa", [hashlib.sha256(xml).digest()])
+    first = live.sign_doc(
+        "rsa-pkcs1",
+        sad,
+        documents=[
+            {"document": b64(xml), "signature_format": "X", "signed_envelope_property": "Enveloped"}
+        ],
+    )
+    assert first.status_code == 200, first.text
+    signed_once = base64.b64decode(first.json()["DocumentWithSignature"][0])
+    sad = live.authorize("ec", [hashlib.sha256(signed_once).digest()])
+    entry = {"document": b64(signed_once), "signature_format": "X", "conformance_level": "Ades-B-T"}
+    again = live.sign_doc(
+        "ec-p256", sad, documents=[{**entry, "signed_envelope_property": "Enveloped"}]
+    )
+    assert again.status_code == 400, again.text
+    assert (
+        "already carries a signature (ds:Signature), which a second enveloped signature "
+        "would invalidate" in again.json()["error_description"]
+    )
+    response = live.sign_doc(
+        "ec-p256", sad, documents=[{**entry, "signed_envelope_property": "Enveloping"}]
+    )
+    assert response.status_code == 200, response.text
+    signed_twice = base64.b64decode(response.json()["DocumentWithSignature"][0])
+    (embedded,) = etree.fromstring(signed_twice).iterfind(
+        f"{{{DS}}}Object[@Encoding='http://www.w3.org/2000/09/xmldsig#base64']"
+    )
+    assert base64.b64decode(embedded.text) == signed_once
+    folder = live.tmp / "cosigned"
+    folder.mkdir()
+    for name, data in (("first.xml", signed_once), ("second.xml", signed_twice)):
+        (folder / name).write_bytes(data)
+        assert xmlsec1_verify(folder / name, live.root_pem), name
+        assert signxml_verifies(data), name
+    tampered = signed_twice.replace(embedded.text.encode()[:40], b64(xml).encode()[:40])
+    assert tampered != signed_twice
+    (folder / "tampered.xml").write_bytes(tampered)
+    assert not xmlsec1_verify(folder / "tampered.xml", live.root_pem)
+    assert not signxml_verifies(tampered)

@@ -145,8 +145,10 @@ async def async_sign_xades(
     """Write a XAdES signature to ``out``.
 
     * ``enveloped``: ``source`` is an XML document; the signature is appended to its root.
+      A document that already carries a ``ds:Signature`` is refused: ours would break it.
     * ``enveloping``: the signature carries the data in a ``ds:Object`` -- XML is embedded as
-      is, anything else base64-encoded (``Encoding`` = xmldsig#base64).
+      is, anything else (and XML that carries a signature) base64-encoded (``Encoding`` =
+      xmldsig#base64).
     * ``detached``: the signature references ``document_name`` (a file name, required; made
       a relative URI by :func:`~signet.formats.names.document_uri`) and
       covers the raw octets of ``source``, which is hashed in chunks and never loaded whole.
@@ -235,14 +237,26 @@ async def async_sign_xades(
 
 def _parse_xml(raw: bytes) -> Any:
     try:
-        return parse_xml(raw)
+        root = parse_xml(raw)
     except XmlRefused as exc:
         raise FormatError(f"an enveloped XAdES signature needs an XML document: {exc}") from exc
+    if _signed(root):
+        # Our Reference covers the whole document, the earlier signature included, and that
+        # one's (an enveloped-signature transform removes only its own ds:Signature) would
+        # then cover ours: appending breaks it, and nothing done to ours can prevent that.
+        raise FormatError(
+            "the XML document already carries a signature (ds:Signature), which a second "
+            "enveloped signature would invalidate; sign it as XAdES detached, or enveloping "
+            "(the document is then embedded in base64, unchanged)"
+        )
+    return root
 
 
 def _try_parse_xml(raw: bytes) -> Any:
     """XML to embed as such in an enveloping signature, or None for data to embed in base64.
-    XML with a DOCTYPE is refused, not base64-encoded: its sender meant it as XML."""
+    XML with a DOCTYPE is refused, not base64-encoded: its sender meant it as XML. XML that
+    carries signatures is embedded in base64: its own enveloped signatures cover the document
+    they are in, which must stay as it is (as its own root) for them to verify."""
     try:
         root = etree.fromstring(raw, parser=safe_parser())
     except etree.XMLSyntaxError:
@@ -251,7 +265,11 @@ def _try_parse_xml(raw: bytes) -> Any:
         refuse_doctype(root)
     except XmlRefused as exc:
         raise FormatError(f"an enveloping XAdES signature over XML: {exc}") from exc
-    return root
+    return None if _signed(root) else root
+
+
+def _signed(root: Any) -> bool:
+    return next(root.iter(_tag(DS, "Signature")), None) is not None
 
 
 def _child(element: Any, namespace: str, name: str) -> Any:
