@@ -41,6 +41,6 @@ __all__ = [
     "parse_level",
     "sign_document",
 ]
-from signet.formats.timestamp import async_timestamp_token, timestamp_token
+from signet.formats.timestamp import async_timestamp_token, check_tsa, timestamp_token
 
-__all__ += ["async_timestamp_token", "timestamp_token"]
+__all__ += ["async_timestamp_token", "check_tsa", "timestamp_token"]

@@ -30,7 +30,6 @@ from signet.formats.services import (
     ServicesConfig,
     ValidationDataCollector,
     make_timestamper,
-    timestamp_token_certificates,
 )
 
 OBJECT_ID_BY_URI_HASH = "http://uri.etsi.org/19182/ObjectIdByURIHash"
@@ -230,9 +229,7 @@ async def async_sign_jades(
 async def _validation_components(
     token: cms.ContentInfo, key: RemoteKey, collector: ValidationDataCollector
 ) -> list[str]:
-    tsa_cert, tsa_certs = timestamp_token_certificates(token)
-    await collector.add(tsa_cert, tsa_certs)
-    data = collector.result()
+    data = await collector.result_after(token)
     in_x5c = {c.dump() for c in key.all_certificates}
     x_vals = [
         {"x509Cert": {"val": _b64(cert.dump())}}

@@ -32,7 +32,6 @@ from signet.formats.services import (
     ServicesConfig,
     ValidationDataCollector,
     make_timestamper,
-    timestamp_token_certificates,
 )
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -317,9 +316,7 @@ def _append_timestamp(parent: Any, tag: str, token: cms.ContentInfo) -> None:
 async def _add_validation_data(
     unsigned: Any, token: cms.ContentInfo, key: RemoteKey, collector: ValidationDataCollector
 ) -> None:
-    tsa_cert, tsa_certs = timestamp_token_certificates(token)
-    await collector.add(tsa_cert, tsa_certs)
-    data = collector.result()
+    data = await collector.result_after(token)
     in_key_info = {c.dump() for c in key.all_certificates}
     certificate_values = etree.SubElement(unsigned, _tag(XADES, "CertificateValues"))
     for cert in data.certificates:

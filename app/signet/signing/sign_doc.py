@@ -32,6 +32,7 @@ from signet.formats import (
     ServicesConfig,
     TsaConfig,
     async_sign_cades,
+    check_tsa,
     compute_document_digest,
     document_uri,
     normalise_format,
@@ -144,7 +145,8 @@ def services_config(services: Services) -> ServicesConfig:
         tsa=tsa,
         revocation=RevocationConfig(ocsp_timeout=settings.ocsp_timeout_seconds,
                                     crl_timeout=settings.crl_timeout_seconds,
-                                    retries=settings.revocation_retries),
+                                    retries=settings.revocation_retries,
+                                    grace=settings.revocation_grace_seconds),
         trust_roots=tuple(roots))  # type: ignore[arg-type]
 
 
@@ -246,6 +248,14 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                 raise InvalidRequest(f"Invalid documentDigests hash: {doc_hash} has "
                                      f"{HASH_LENGTHS[doc_hash]} bytes")
             digests.append(job.digest)
+    config = services_config(services)
+    if config.tsa is not None and any(level.at_least(Level.B_T) for _, _, level in checked):
+        # The time-stamp comes after the HSM signature: a TSA that is down would waste it.
+        with refusals_recorded(services, principal, credential_id):
+            try:
+                check_tsa(config.tsa)
+            except ServiceError as exc:
+                raise ServiceUnavailable(f"{exc}; nothing was signed and the SAD was not spent")
     with refusals_recorded(services, principal, credential_id), \
             services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
@@ -257,7 +267,6 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
     outputs: list[SignedOutput] = []
     files: list[IO[bytes]] = []
     kept = 0  # bytes of outputs held in memory
-    config = services_config(services)
     try:
         for job, (fmt, packaging, level), (hash_name, scheme, _), digest in zip(
                 jobs, checked, algorithms, digests, strict=True):

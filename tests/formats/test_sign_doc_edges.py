@@ -1,19 +1,21 @@
-"""signDoc's detached XAdES and JAdES: the document's name comes from the request (the
-signet_document_name field, or a multipart document part's filename); every output is checked
-by a validator Signet does not use to sign (xmlsec1, joserfc)."""
+"""signDoc's edges, each checked by a validator Signet does not use to sign: detached XAdES and
+JAdES named from the request (signet_document_name, or a multipart part's filename; xmlsec1,
+joserfc), XML that already carries a signature, a TSA that is down, and B-LT revocation data
+issued after the signature time-stamp."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 
 import requests
 import test_sign_doc
-from asn1crypto import pem
+from asn1crypto import cms, crl, ocsp, pem
 from asn1crypto import x509 as asn1_x509
-from formats_helpers import DS, xmlsec1_verify
+from formats_helpers import DS, XADES, xmlsec1_verify
 from joserfc import jws as jose_jws
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import ECKey
@@ -211,3 +213,168 @@ def test_signed_xml_is_refused_enveloped_and_embedded_unchanged_enveloping(live)
     (folder / "tampered.xml").write_bytes(tampered)
     assert not xmlsec1_verify(folder / "tampered.xml", live.root_pem)
     assert not signxml_verifies(tampered)
+
+
+def test_a_tsa_that_does_not_answer_spends_no_sad(live, monkeypatch):
+    """B-T is time-stamped after the HSM signed: the TSA is asked first, so a TSA that is down
+    costs no signature of the SAD, and the refusal is in the audit trail."""
+    from sqlalchemy import select
+
+    from signet.store import AuditRecord
+    from tests.helpers import free_port
+
+    document = b"<note>time-stamp me</note>"
+    sad = live.authorize("rsa", [hashlib.sha256(document).digest()])
+    entry = {
+        "document": b64(document),
+        "signature_format": "X",
+        "conformance_level": "Ades-B-T",
+        "signed_envelope_property": "Enveloped",
+    }
+    dead = f"http://127.0.0.1:{free_port()}/tsa"
+    formats = live.services.settings.formats
+    working = formats.tsa_url
+    monkeypatch.setattr(formats, "tsa_url", dead)
+    monkeypatch.setattr(formats, "tsa_retries", 0)
+    refused = live.sign_doc("rsa-pkcs1", sad, documents=[dict(entry)])
+    assert refused.status_code == 503, refused.text
+    description = refused.json()["error_description"]
+    assert description.startswith(f"TSA service {dead} failed: ")
+    assert description.endswith("; nothing was signed and the SAD was not spent")
+    with live.services.database.transaction() as session:
+        event, details = session.execute(
+            select(AuditRecord.event, AuditRecord.details).order_by(AuditRecord.seq.desc()).limit(1)
+        ).one()
+    assert event == "sad.rejected" and dead in json.loads(details)["reason"]
+    monkeypatch.setattr(formats, "tsa_url", working)
+    signed = live.sign_doc("rsa-pkcs1", sad, documents=[dict(entry)])
+    assert signed.status_code == 200, signed.text
+    path = live.tmp / "stamped.xml"
+    path.write_bytes(base64.b64decode(signed.json()["DocumentWithSignature"][0]))
+    assert b"SignatureTimeStamp" in path.read_bytes()
+    assert xmlsec1_verify(path, live.root_pem)
+
+
+def _gen_time(token_der: bytes):
+    token = cms.ContentInfo.load(token_der)
+    return token["content"]["encap_content_info"]["content"].parsed["gen_time"].native
+
+
+def _revocation_times(crls: list[bytes], ocsps: list[bytes]) -> list[tuple[str, object]]:
+    """(issuer, thisUpdate) of each CRL and ("OCSP", producedAt) of each OCSP response."""
+    times = [
+        (
+            crl.CertificateList.load(der).issuer.human_friendly,
+            crl.CertificateList.load(der)["tbs_cert_list"]["this_update"].native,
+        )
+        for der in crls
+    ]
+    times += [
+        (
+            "OCSP",
+            ocsp.OCSPResponse.load(der)["response_bytes"]["response"]
+            .parsed["tbs_response_data"]["produced_at"]
+            .native,
+        )
+        for der in ocsps
+    ]
+    return times
+
+
+def test_b_lt_revocation_data_is_issued_after_the_signature_time_stamp(live):
+    """A local CA's CRL issued after the signature time-stamp's genTime is embedded at B-LT, in
+    CAdES, XAdES, JAdES and PAdES (beside the one fetched before signing, which validators that
+    judge at the time-stamp's time use). The test TSA's root publishes its CRL on a 90-day
+    schedule: that one is as fresh as its CA makes it."""
+    from make_pdf import write_pdf
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    documents = [
+        b"cades document",
+        b"<xades>document</xades>",
+        b'{"jades": "document"}',
+        write_pdf(live.tmp / "lt.pdf", 4096).read_bytes(),
+    ]
+    sad = live.authorize("rsa", [hashlib.sha256(d).digest() for d in documents])
+    response = live.sign_doc(
+        "rsa-pkcs1",
+        sad,
+        documents=[
+            {
+                "document": b64(document),
+                "signature_format": fmt,
+                "conformance_level": "Ades-B-LT",
+                "signed_envelope_property": packaging,
+            }
+            for document, fmt, packaging in zip(
+                documents,
+                "CXJP",
+                ("Attached", "Enveloped", "Attached", "Enveloped"),
+                strict=True,
+            )
+        ],
+    )
+    assert response.status_code == 200, response.text
+    p7m, xml, jades, pdf = map(base64.b64decode, response.json()["DocumentWithSignature"])
+
+    reader = PdfFileReader(io.BytesIO(pdf))
+    (stamp,) = [
+        a["values"][0].dump()
+        for a in reader.embedded_signatures[0].signer_info["unsigned_attrs"]
+        if a["type"].native == "signature_time_stamp_token"
+    ]
+    dss = reader.root["/DSS"]
+    pades = (
+        _gen_time(stamp),
+        _revocation_times(
+            [s.get_object().data for s in dss.get("/CRLs", [])],
+            [s.get_object().data for s in dss.get("/OCSPs", [])],
+        ),
+    )
+
+    signed_data = cms.ContentInfo.load(p7m)["content"]
+    (stamp,) = [
+        a["values"][0].dump()
+        for a in signed_data["signer_infos"][0]["unsigned_attrs"]
+        if a["type"].native == "signature_time_stamp_token"
+    ]
+    cades = (
+        _gen_time(stamp),
+        _revocation_times(
+            [c.chosen.dump() for c in signed_data["crls"] if c.name == "crl"],
+            [c.chosen["other_rev_info"].dump() for c in signed_data["crls"] if c.name == "other"],
+        ),
+    )
+
+    root = etree.fromstring(xml)
+    values = {
+        name: [base64.b64decode(e.text) for e in root.iter(f"{{{XADES}}}{name}")]
+        for name in ("EncapsulatedTimeStamp", "EncapsulatedCRLValue", "EncapsulatedOCSPValue")
+    }
+    xades = (
+        _gen_time(values["EncapsulatedTimeStamp"][0]),
+        _revocation_times(values["EncapsulatedCRLValue"], values["EncapsulatedOCSPValue"]),
+    )
+
+    unsigned = {}
+    for component in json.loads(jades)["header"]["etsiU"]:
+        unsigned.update(json.loads(base64.urlsafe_b64decode(component + "==")))
+    jades_times = (
+        _gen_time(base64.b64decode(unsigned["sigTst"]["tstTokens"][0]["val"])),
+        _revocation_times(
+            [base64.b64decode(v["val"]) for v in unsigned["rVals"].get("crlVals", [])],
+            [base64.b64decode(v["val"]) for v in unsigned["rVals"].get("ocspVals", [])],
+        ),
+    )
+
+    signet_ca = live.roots[0].subject.human_friendly
+    for name, (gen_time, times) in (
+        ("CAdES", cades),
+        ("XAdES", xades),
+        ("JAdES", jades_times),
+        ("PAdES", pades),
+    ):
+        local = [moment for issuer, moment in times if issuer == signet_ca]
+        assert any(moment >= gen_time for moment in local), (name, gen_time, times)
+        external = {issuer for issuer, _ in times if issuer != signet_ca}
+        assert external == {live.roots[1].subject.human_friendly}, (name, times)
