@@ -515,8 +515,14 @@ def test_refusals_by_the_service_end_in_one_clear_line(desk, tmp_path):
         user="bob",
         pin=PIN,
     )
-    assert_one_line_error(run, "TSA", dead_tsa)
+    assert_one_line_error(run, "TSA", dead_tsa, "nothing was signed")
     assert not list(tmp_path.glob("note.txt.p7s*")) and not list(tmp_path.glob(".note*"))
+    # The TSA is asked before the one-time code is sent: none goes out, none is wasted.
+    mails = len(desk.server.inbox.messages)
+    run = sign(desk, *base, "--level", "B-T", "--tsa", dead_tsa, "--credential", desk.alice)
+    assert_one_line_error(run, f"the time-stamping service (TSA) {dead_tsa} does not answer",
+                          "no one-time code was used")
+    assert "authorize" not in run.stderr and len(desk.server.inbox.messages) == mails
 
 
 def test_verify_reports_problems_in_one_line(tmp_path):

@@ -42,7 +42,8 @@ def tsa_services(pki: TestPKI) -> ServicesConfig:
     """The test PKI's TSA; revocation data is fetched from the OCSP/CRL URLs in the certs."""
     return ServicesConfig(
         tsa=TsaConfig(url=pki.tsa_url, timeout=10, retries=1, retry_backoff=0.1),
-        revocation=RevocationConfig(retries=1, retry_backoff=0.1),
+        # The test PKI's OCSP answers in whole seconds: one second after genTime suffices.
+        revocation=RevocationConfig(retries=1, retry_backoff=0.1, grace=1.0),
     )
 
 

@@ -168,3 +168,25 @@ def test_answers_parse_with_the_standard_mime_parser():
         "n0", "n1", "n2", "n3"]
     assert [p.get_payload(decode=True) for p in received] == [*outputs[:3], outputs[3][1234:]]
     assert [int(p["Content-Length"]) for p in received] == [5000, 0, 10, 3000 - 1234]
+
+
+def test_a_part_filename_names_the_document_unless_the_entry_does(opened):
+    """A document part's filename (UTF-8 as browsers and curl send it, or RFC 2231
+    filename*=) becomes its entry's signet_document_name; a name in the entry wins."""
+    request = {"documents": [{"signature_format": "X"}, {"signature_format": "J"},
+                             {"signature_format": "X", "signet_document_name": "given.xml"},
+                             {"signature_format": "C"}]}
+    boundary = b"b-1"
+    parts = [b'Content-Disposition: form-data; name="request"\r\n\r\n'
+             + json.dumps(request).encode(),
+             'Content-Disposition: form-data; name="document"; filename="été 1.xml"\r\n\r\n'
+             .encode() + b"<a/>",
+             b"Content-Disposition: form-data; name=\"document\"; filename*=UTF-8''%E2%82%AC"
+             b".json\r\n\r\n{}",
+             b'Content-Disposition: form-data; name="document"; filename="ignored.xml"\r\n\r\n'
+             b"<b/>",
+             b'Content-Disposition: form-data; name="document"\r\n\r\nno name']
+    data = b"".join(b"--b-1\r\n" + part + b"\r\n" for part in parts) + b"--b-1--\r\n"
+    with multipart.read_form([data], boundary, max_document=2**20) as parsed:
+        names = [entry.get("signet_document_name") for entry in parsed.value["documents"]]
+    assert names == ["été 1.xml", "€.json", "given.xml", None]

@@ -41,6 +41,7 @@ from signet.formats import (
     RemoteKey,
     ServicesConfig,
     TsaConfig,
+    check_tsa,
     compute_document_digest,
     normalise_format,
     parse_level,
@@ -232,6 +233,19 @@ def _read_tsa_url(request: DesktopSignRequest, level: Level) -> str | None:
     return url if level.at_least(Level.B_T) else None
 
 
+def _check_tsa(url: str, timeout: float) -> None:
+    """The time-stamp is asked for after the hash is signed: a TSA that does not answer would
+    waste the one-time code (and the SAD), so it is asked for a token first."""
+    try:
+        check_tsa(TsaConfig(url=url, timeout=timeout))
+    except FormatError as exc:
+        raise DesktopError(
+            f"the time-stamping service (TSA) {url} does not answer with a time-stamp: "
+            f"{getattr(exc, 'detail', exc)}; nothing was signed and no one-time code was "
+            f"used: check --tsa or {TSA_ENV}"
+        ) from exc
+
+
 def _check_input(path: Path) -> None:
     if not path.exists():
         raise DesktopError(f"{path}: no such file")
@@ -421,6 +435,9 @@ def sign_file(request: DesktopSignRequest, terminal: Terminal) -> Path:
     except CscError as exc:
         raise _explain(exc, f"contacting {client.base_url}") from exc
     specs = service.get("specs")
+    if tsa_url:
+        _check_tsa(tsa_url, request.timeout)
+        say(f"time-stamping: {tsa_url} answers")
     say(
         f"login: {service.get('name') or 'CSC service'} at {client.base_url}"
         + (f" (CSC {specs})" if specs else "")

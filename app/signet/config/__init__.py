@@ -139,6 +139,9 @@ class FormatsSettings(_Section):
     ocsp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     crl_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
     revocation_retries: int = Field(default=2, ge=0, le=10)
+    # B-LT and up: seconds after the signature time-stamp before the revocation data to embed
+    # is fetched, so that OCSP responses and CRLs (whole seconds) postdate the time-stamp.
+    revocation_grace_seconds: float = Field(default=2.0, ge=0, le=60)
     # Extra trust anchors (PEM or DER files), e.g. the TSA's root, for B-LT validation data.
     trust_roots: list[str] = Field(default_factory=list)
     max_document_mb: int = Field(default=256, ge=1, le=4096)

@@ -12,6 +12,7 @@ from signet.formats.errors import FormatError, ServiceError
 from signet.formats.jades import async_sign_jades
 from signet.formats.keys import HASH_NAMES, PSS_SALT_LENGTH, SCHEMES, RemoteKey, SignDigest
 from signet.formats.levels import Level, parse_level
+from signet.formats.names import document_uri
 from signet.formats.pades import async_sign_pades
 from signet.formats.services import RevocationConfig, ServicesConfig, TsaConfig
 from signet.formats.xades import async_sign_xades
@@ -35,10 +36,11 @@ __all__ = [
     "async_sign_pades",
     "async_sign_xades",
     "compute_document_digest",
+    "document_uri",
     "normalise_format",
     "parse_level",
     "sign_document",
 ]
-from signet.formats.timestamp import async_timestamp_token, timestamp_token
+from signet.formats.timestamp import async_timestamp_token, check_tsa, timestamp_token
 
-__all__ += ["async_timestamp_token", "timestamp_token"]
+__all__ += ["async_timestamp_token", "check_tsa", "timestamp_token"]

@@ -30,7 +30,6 @@ from signet.formats.services import (
     ServicesConfig,
     ValidationDataCollector,
     make_timestamper,
-    timestamp_token_certificates,
 )
 
 PACKAGINGS = ("detached", "attached")
@@ -120,9 +119,7 @@ async def _add_validation_data(
     signer_info: cms.SignerInfo,
     collector: ValidationDataCollector,
 ) -> None:
-    tsa_cert, tsa_certs = timestamp_token_certificates(_signature_timestamp(signer_info))
-    await collector.add(tsa_cert, tsa_certs)
-    data = collector.result()
+    data = await collector.result_after(_signature_timestamp(signer_info))
     certificates = list(signed_data["certificates"] or [])
     present = {choice.chosen.dump() for choice in certificates}
     for cert in data.certificates:

@@ -154,7 +154,8 @@ def sign_document(
     * ``packaging``: PAdES ``enveloped``; XAdES ``enveloped``/``enveloping``/``detached``;
       CAdES ``detached``/``attached``; JAdES ``attached``/``detached`` (default per format).
     * ``scheme``: ``pkcs1v15`` (RSA default), ``pss``, or ``ecdsa`` (EC keys).
-    * ``document_name``: the reference URI of detached XAdES/JAdES (required there).
+    * ``document_name``: the file name detached XAdES/JAdES reference (required there),
+      percent-encoded into a relative URI.
     * ``serialization``: JAdES ``json`` (any level) or ``compact`` (B-B only).
 
     ``out`` may be ``data`` itself for PAdES only: a readable, writable, seekable stream that

@@ -25,11 +25,11 @@ from signet.formats._io import CHUNK_SIZE, Source, open_source, read_source, str
 from signet.formats.errors import FormatError
 from signet.formats.keys import EcKeyAdapter, RemoteKey, RsaKeyAdapter, key_adapter
 from signet.formats.levels import Level, parse_level
+from signet.formats.names import document_uri
 from signet.formats.services import (
     ServicesConfig,
     ValidationDataCollector,
     make_timestamper,
-    timestamp_token_certificates,
 )
 
 OBJECT_ID_BY_URI_HASH = "http://uri.etsi.org/19182/ObjectIdByURIHash"
@@ -149,8 +149,9 @@ async def async_sign_jades(
 
     ``attached`` carries the document as the (base64url) JWS payload, so it reads the document
     into memory once (jwcrypto builds the JWS whole); ``detached`` uses ``sigD`` with
-    ObjectIdByURIHash over ``document_name`` and an empty payload, hashing the document in
-    chunks. ``json`` writes the flattened JWS JSON serialisation.
+    ObjectIdByURIHash over ``document_name`` (a file name, made a relative URI) and an empty
+    payload, hashing the document in chunks. ``json`` writes the flattened JWS JSON
+    serialisation.
     """
     level = parse_level(level)
     if packaging not in PACKAGINGS:
@@ -173,7 +174,8 @@ async def async_sign_jades(
         if not document_name:
             raise FormatError("a detached JAdES signature needs document_name (the sigD URI)")
         with open_source(source) as stream:
-            detached = (document_name, hash_algorithm, stream_digest(stream, hash_algorithm))
+            detached = (document_uri(document_name), hash_algorithm,
+                        stream_digest(stream, hash_algorithm))
     else:
         payload = read_source(source)
     header = _protected_header(key, alg, mime_type=mime_type, detached=detached)
@@ -227,9 +229,7 @@ async def async_sign_jades(
 async def _validation_components(
     token: cms.ContentInfo, key: RemoteKey, collector: ValidationDataCollector
 ) -> list[str]:
-    tsa_cert, tsa_certs = timestamp_token_certificates(token)
-    await collector.add(tsa_cert, tsa_certs)
-    data = collector.result()
+    data = await collector.result_after(token)
     in_x5c = {c.dump() for c in key.all_certificates}
     x_vals = [
         {"x509Cert": {"val": _b64(cert.dump())}}

@@ -36,7 +36,7 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers import pdf_byterange
-from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 
 from signet.formats._io import CHUNK_SIZE, Source, open_source, rw_output
 from signet.formats.cms_signer import RemoteCMSSigner
@@ -45,8 +45,8 @@ from signet.formats.keys import RemoteKey
 from signet.formats.levels import Level, parse_level
 from signet.formats.services import (
     ServicesConfig,
-    SignetFetcherBackend,
-    build_validation_context,
+    SignetTimeStamper,
+    ValidationDataCollector,
     make_timestamper,
 )
 
@@ -190,10 +190,11 @@ async def async_sign_pades(
     services = services or ServicesConfig()
     signer = RemoteCMSSigner(key, hash_algorithm, key.resolve_scheme(scheme))
     timestamper = make_timestamper(services, level.value) if level.at_least(Level.B_T) else None
-    backend = SignetFetcherBackend(services.revocation)
-    validation_context = None
+    collector = None
     if level.at_least(Level.B_LT):
-        validation_context = build_validation_context(key, services, backend)
+        # Before the signature, so that a revocation source that is down costs none.
+        collector = ValidationDataCollector(key, services)
+        await collector.add(key.certificate, key.chain)
     in_place = out is source
     if in_place:
         if resume_digest is not None and resume_digest[1] > out.seek(0, io.SEEK_END):
@@ -211,9 +212,9 @@ async def async_sign_pades(
                 reason=reason,
                 location=location,
                 contact_info=contact_info,
-                embed_validation_info=validation_context is not None,
-                validation_context=validation_context,
-                use_pades_lta=level is Level.B_LTA,
+                # B-LT's DSS and B-LTA's document time-stamp are added below, after the
+                # revocation data is fetched again past the signature time-stamp.
+                embed_validation_info=False,
                 # key-usage policy belongs to the credential's issuer, not to the format layer
                 signer_key_usage=set(),
             )
@@ -230,19 +231,34 @@ async def async_sign_pades(
                                                 bytes_reserved=reserved)
             if signer.signed_size is not None:
                 _remember(reserve_key, signer.signed_size)
+            if collector is not None:
+                assert isinstance(timestamper, SignetTimeStamper)
+                await _add_long_term_data(pdf_out, collector, timestamper, level, hash_algorithm)
         except ServiceError:
             raise
-        except (PathValidationError, PathBuildingError) as exc:
-            raise backend.service_error(exc) from exc
         except SigningError as exc:
             cause = exc.__cause__
             if isinstance(cause, ServiceError):
                 raise cause from exc
-            if isinstance(cause, PathValidationError | PathBuildingError) or backend.failures:
-                raise backend.service_error(exc) from exc
             raise FormatError(f"PAdES signing failed: {exc}") from exc
         except PdfError as exc:
             raise FormatError(f"the input is not a PDF pyHanko can update: {exc}") from exc
+
+
+async def _add_long_term_data(pdf: IO[bytes], collector: ValidationDataCollector,
+                              timestamper: SignetTimeStamper, level: Level,
+                              hash_algorithm: str) -> None:
+    """B-LT: a DSS revision with the validation data fetched after the signature
+    time-stamp (the last token the TSA gave); B-LTA: then a document time-stamp over it."""
+    assert timestamper.last_token is not None
+    data = await collector.result_after(timestamper.last_token)
+    DocumentSecurityStore.add_dss(pdf, None, certs=data.certificates, ocsps=data.ocsp_responses,
+                                  crls=data.crls, force_write=True, strict=False)
+    if level is Level.B_LTA:
+        writer = IncrementalPdfFileWriter(pdf, strict=False)
+        writer.IO_CHUNK_SIZE = CHUNK_SIZE
+        await signers.PdfTimeStamper(timestamper).async_timestamp_pdf(
+            writer, hash_algorithm, in_place=True, chunk_size=CHUNK_SIZE)
 
 
 def _free_field_name(writer: IncrementalPdfFileWriter) -> str:

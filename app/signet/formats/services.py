@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 from asn1crypto import cms, crl, ocsp
 from asn1crypto import x509 as asn1_x509
-from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
@@ -52,6 +52,10 @@ class RevocationConfig:
     crl_timeout: float = 20.0
     retries: int = 2
     retry_backoff: float = 0.5
+    # Seconds after the signature time-stamp's genTime before the revocation data embedded is
+    # fetched (the earlier fetch only shows the sources answer): OCSP responses and CRLs with
+    # whole-second times are then produced after the time-stamp.
+    grace: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class SignetTimeStamper(RequestsHTTPTimeStamper):
             headers["Authorization"] = f"Bearer {config.bearer_token}"
         super().__init__(config.url, timeout=config.timeout, auth=auth, headers=headers)
         self.config = config
+        self.last_token: cms.ContentInfo | None = None  # B-LT fetches revocation data after it
 
     async def async_request_tsa_response(self, req: Any) -> Any:
         last_error: Exception | None = None
@@ -102,7 +107,8 @@ class SignetTimeStamper(RequestsHTTPTimeStamper):
 
     async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> cms.ContentInfo:
         try:
-            return await super().async_timestamp(message_digest, md_algorithm)
+            self.last_token = await super().async_timestamp(message_digest, md_algorithm)
+            return self.last_token
         except ServiceError:
             raise
         except (TimestampRequestError, ValueError) as exc:
@@ -246,6 +252,9 @@ def build_validation_context(
         allow_fetching=True,
         revocation_mode="require",
         fetcher_backend=backend,
+        # The context's time is taken when it is made; an answer fetched a few (busy) seconds
+        # later is still what is wanted here, where nothing is being trusted.
+        time_tolerance=timedelta(seconds=30),
     )
 
 
@@ -267,20 +276,38 @@ def _ocsp_responder_certs(responses: Iterable[ocsp.OCSPResponse]) -> list[asn1_x
 
 
 class ValidationDataCollector:
-    """Gathers B-LT validation data by validating certificates now, keeping what was fetched.
+    """Gathers B-LT validation data by validating certificates, keeping what was fetched.
 
     Validation here is a means to gather the data, not a trust decision for a relying party;
     it still fails -- with the URL of the failing responder -- if a certificate is revoked or
     a revocation source is unreachable. Formats add the signer *before* calling sign_digest
-    so that such a failure does not cost a signature (a SAD); the TSA follows after.
+    so that such a failure does not cost a signature (a SAD). After the signature time-stamp,
+    :meth:`result_after` fetches everything again, ``RevocationConfig.grace`` seconds after
+    the time-stamp's genTime, and embeds both: ETSI validators look for revocation data issued
+    after the signature's time, while a validator that judges the signer's certificate at the
+    time-stamp's time (pyHanko by default) refuses data issued after it and uses the earlier.
     """
 
     def __init__(self, key: RemoteKey, services: ServicesConfig) -> None:
-        self.backend = SignetFetcherBackend(services.revocation)
-        self.context = build_validation_context(key, services, self.backend)
+        self._key, self._services = key, services
+        self._start()
+        self._earlier_ocsps: list[ocsp.OCSPResponse] = []
+        self._earlier_crls: list[crl.CertificateList] = []
+        self._targets: list[tuple[asn1_x509.Certificate, list[asn1_x509.Certificate]]] = []
+
+    def _start(self) -> None:
+        self.backend = SignetFetcherBackend(self._services.revocation)
+        self.context = build_validation_context(self._key, self._services, self.backend)
         self._certs: list[asn1_x509.Certificate] = []
 
     async def add(
+        self, cert: asn1_x509.Certificate, helpers: Sequence[asn1_x509.Certificate]
+    ) -> None:
+        """Validate ``cert`` now (its revocation sources answer) and collect it later too."""
+        self._targets.append((cert, list(helpers)))
+        await self._validate(cert, helpers)
+
+    async def _validate(
         self, cert: asn1_x509.Certificate, helpers: Sequence[asn1_x509.Certificate]
     ) -> None:
         validator = CertificateValidator(
@@ -292,14 +319,32 @@ class ValidationDataCollector:
             raise self.backend.service_error(exc) from exc
         self._certs.extend(path)
 
+    async def result_after(self, token: cms.ContentInfo) -> ValidationData:
+        """The validation data of every certificate added and of the TSA that made the
+        signature time-stamp ``token``, fetched anew after its genTime (plus the grace), with
+        what was fetched before."""
+        tsa_cert, tsa_certs = timestamp_token_certificates(token)
+        self._targets.append((tsa_cert, tsa_certs))
+        grace = self._services.revocation.grace
+        gen_time = token["content"]["encap_content_info"]["content"].parsed["gen_time"].native
+        # At most the grace itself: a TSA whose clock runs ahead must not stall signing.
+        wait = min((gen_time - datetime.now(UTC)).total_seconds() + grace, grace)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._earlier_ocsps, self._earlier_crls = list(self.context.ocsps), list(self.context.crls)
+        self._start()
+        for cert, helpers in self._targets:
+            await self._validate(cert, helpers)
+        return self.result()
+
     def result(self) -> ValidationData:
-        ocsps = unique_by_der(self.context.ocsps)
-        crls = unique_by_der(self.context.crls)
+        ocsps = unique_by_der([*self._earlier_ocsps, *self.context.ocsps])
+        crls = unique_by_der([*self._earlier_crls, *self.context.crls])
         certs = unique_certificates([*self._certs, *_ocsp_responder_certs(ocsps)])
         return ValidationData(certificates=certs, ocsp_responses=ocsps, crls=crls)
 
 
-def make_timestamper(services: ServicesConfig | None, level_name: str) -> TimeStamper:
+def make_timestamper(services: ServicesConfig | None, level_name: str) -> SignetTimeStamper:
     if services is None or services.tsa is None:
         raise FormatError(
             f"level {level_name} needs a time-stamping service: set ServicesConfig.tsa"

@@ -1,4 +1,5 @@
-"""RFC 3161 time-stamp tokens on request (CSC signatures/timestamp), with the client's nonce."""
+"""RFC 3161 time-stamp tokens on request (CSC signatures/timestamp), with the client's nonce,
+and the check that a TSA answers before a signature that needs it is made."""
 
 from __future__ import annotations
 
@@ -46,3 +47,11 @@ def timestamp_token(config: TsaConfig, digest: bytes, hash_name: str,
                     nonce: int | None = None) -> bytes:
     """Synchronous wrapper: the DER TimeStampToken."""
     return asyncio.run(async_timestamp_token(config, digest, hash_name, nonce)).dump()
+
+
+def check_tsa(config: TsaConfig, hash_name: str = "sha256") -> None:
+    """Ask the TSA for a token over a random digest: a signature from B-T up is time-stamped
+    only after the key has signed, so whoever spends a SAD (or an OTP) on one asks this first.
+    ServiceError, naming the TSA, when it does not answer with a token."""
+    digest = secrets.token_bytes(_HASH_LENGTHS[hash_name])
+    asyncio.run(async_timestamp_token(config, digest, hash_name))

@@ -27,11 +27,11 @@ from signet.formats._xml import XmlRefused, parse_xml, refuse_doctype, safe_pars
 from signet.formats.errors import FormatError
 from signet.formats.keys import RemoteKey, key_adapter, to_pyca
 from signet.formats.levels import Level, parse_level
+from signet.formats.names import document_uri
 from signet.formats.services import (
     ServicesConfig,
     ValidationDataCollector,
     make_timestamper,
-    timestamp_token_certificates,
 )
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -144,9 +144,12 @@ async def async_sign_xades(
     """Write a XAdES signature to ``out``.
 
     * ``enveloped``: ``source`` is an XML document; the signature is appended to its root.
+      A document that already carries a ``ds:Signature`` is refused: ours would break it.
     * ``enveloping``: the signature carries the data in a ``ds:Object`` -- XML is embedded as
-      is, anything else base64-encoded (``Encoding`` = xmldsig#base64).
-    * ``detached``: the signature references ``document_name`` (a relative URI, required) and
+      is, anything else (and XML that carries a signature) base64-encoded (``Encoding`` =
+      xmldsig#base64).
+    * ``detached``: the signature references ``document_name`` (a file name, required; made
+      a relative URI by :func:`~signet.formats.names.document_uri`) and
       covers the raw octets of ``source``, which is hashed in chunks and never loaded whole.
 
     Enveloped and enveloping signatures read the document into memory once: lxml and signxml
@@ -172,11 +175,12 @@ async def async_sign_xades(
     if packaging == "detached":
         if not document_name:
             raise FormatError("a detached XAdES signature needs document_name (the Reference URI)")
+        uri = document_uri(document_name)
         with open_source(source) as stream:
             digest = stream_digest(stream, hash_algorithm)
         signer = _SignetXAdESSigner(
             method=SignatureConstructionMethod.detached,
-            detached_uri=document_name,
+            detached_uri=uri,
             detached_digest=digest,
             **signer_kwargs,
         )
@@ -232,14 +236,26 @@ async def async_sign_xades(
 
 def _parse_xml(raw: bytes) -> Any:
     try:
-        return parse_xml(raw)
+        root = parse_xml(raw)
     except XmlRefused as exc:
         raise FormatError(f"an enveloped XAdES signature needs an XML document: {exc}") from exc
+    if _signed(root):
+        # Our Reference covers the whole document, the earlier signature included, and that
+        # one's (an enveloped-signature transform removes only its own ds:Signature) would
+        # then cover ours: appending breaks it, and nothing done to ours can prevent that.
+        raise FormatError(
+            "the XML document already carries a signature (ds:Signature), which a second "
+            "enveloped signature would invalidate; sign it as XAdES detached, or enveloping "
+            "(the document is then embedded in base64, unchanged)"
+        )
+    return root
 
 
 def _try_parse_xml(raw: bytes) -> Any:
     """XML to embed as such in an enveloping signature, or None for data to embed in base64.
-    XML with a DOCTYPE is refused, not base64-encoded: its sender meant it as XML."""
+    XML with a DOCTYPE is refused, not base64-encoded: its sender meant it as XML. XML that
+    carries signatures is embedded in base64: its own enveloped signatures cover the document
+    they are in, which must stay as it is (as its own root) for them to verify."""
     try:
         root = etree.fromstring(raw, parser=safe_parser())
     except etree.XMLSyntaxError:
@@ -248,7 +264,11 @@ def _try_parse_xml(raw: bytes) -> Any:
         refuse_doctype(root)
     except XmlRefused as exc:
         raise FormatError(f"an enveloping XAdES signature over XML: {exc}") from exc
-    return root
+    return None if _signed(root) else root
+
+
+def _signed(root: Any) -> bool:
+    return next(root.iter(_tag(DS, "Signature")), None) is not None
 
 
 def _child(element: Any, namespace: str, name: str) -> Any:
@@ -296,9 +316,7 @@ def _append_timestamp(parent: Any, tag: str, token: cms.ContentInfo) -> None:
 async def _add_validation_data(
     unsigned: Any, token: cms.ContentInfo, key: RemoteKey, collector: ValidationDataCollector
 ) -> None:
-    tsa_cert, tsa_certs = timestamp_token_certificates(token)
-    await collector.add(tsa_cert, tsa_certs)
-    data = collector.result()
+    data = await collector.result_after(token)
     in_key_info = {c.dump() for c in key.all_certificates}
     certificate_values = etree.SubElement(unsigned, _tag(XADES, "CertificateValues"))
     for cert in data.certificates:

@@ -37,7 +37,9 @@ from signet.formats import (
     ServicesConfig,
     TsaConfig,
     async_sign_cades,
+    check_tsa,
     compute_document_digest,
+    document_uri,
     normalise_format,
     parse_level,
     sign_document,
@@ -63,6 +65,10 @@ SMALL_OUTPUTS_KEPT = 32 * 1024 * 1024
 APPENDED = "signet_appended"
 # What a document's signature comes back as: the document itself, or a separate object.
 DETACHED = {("cades", "detached"), ("xades", "detached"), ("jades", "detached")}
+# The documents[] field (a Signet extension) naming the file a detached XAdES or JAdES
+# signature references; a multipart/form-data document part's filename stands in for it.
+DOCUMENT_NAME = "signet_document_name"
+NAMED = {("xades", "detached"), ("jades", "detached")}
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class DocumentJob:
     document: bytes | DocumentFile | None = None  # documents[]
     digest: bytes | None = None  # documentDigests[]: CAdES detached over the digest
     hash_oid: str | None = None
+    document_name: str | None = None  # what a detached XAdES/JAdES signature references
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,8 @@ def services_config(services: Services) -> ServicesConfig:
         tsa=tsa,
         revocation=RevocationConfig(ocsp_timeout=settings.ocsp_timeout_seconds,
                                     crl_timeout=settings.crl_timeout_seconds,
-                                    retries=settings.revocation_retries),
+                                    retries=settings.revocation_retries,
+                                    grace=settings.revocation_grace_seconds),
         trust_roots=tuple(roots))  # type: ignore[arg-type]
 
 
@@ -171,6 +179,16 @@ def _check_job(job: DocumentJob, offered: list[str]) -> tuple[str, str, Level]:
     if job.digest is not None and (fmt, packaging) != ("cades", "detached"):
         raise InvalidRequest("documentDigests can be signed as CAdES detached (signature_format "
                              "C) only; send the documents themselves for PAdES, XAdES or JAdES")
+    if (fmt, packaging) in NAMED:
+        if not job.document_name:
+            raise InvalidRequest(f"Missing parameter {DOCUMENT_NAME}: a detached {fmt} "
+                                 "signature references its document by file name; give it in "
+                                 f"{DOCUMENT_NAME} (or as the multipart/form-data document "
+                                 "part's filename)")
+        try:
+            document_uri(job.document_name)
+        except FormatError as exc:
+            raise InvalidRequest(f"Invalid parameter {DOCUMENT_NAME}: {exc}")
     return fmt, packaging, level
 
 
@@ -235,6 +253,14 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                 raise InvalidRequest(f"Invalid documentDigests hash: {doc_hash} has "
                                      f"{HASH_LENGTHS[doc_hash]} bytes")
             digests.append(job.digest)
+    config = services_config(services)
+    if config.tsa is not None and any(level.at_least(Level.B_T) for _, _, level in checked):
+        # The time-stamp comes after the HSM signature: a TSA that is down would waste it.
+        with refusals_recorded(services, principal, credential_id):
+            try:
+                check_tsa(config.tsa)
+            except ServiceError as exc:
+                raise ServiceUnavailable(f"{exc}; nothing was signed and the SAD was not spent")
     with refusals_recorded(services, principal, credential_id), \
             services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
@@ -246,7 +272,6 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
     outputs: list[SignedOutput] = []
     files: list[IO[bytes]] = []
     kept = 0  # bytes of outputs held in memory
-    config = services_config(services)
     try:
         for job, (fmt, packaging, level), (hash_name, scheme, _), digest in zip(
                 jobs, checked, algorithms, digests, strict=True):
@@ -277,7 +302,7 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                     sign_document(source, out, format=fmt, level=level, key=key,
                                   packaging=packaging, services=config,
                                   hash_algorithm=hash_name, scheme=scheme,
-                                  resume_digest=resume)
+                                  resume_digest=resume, document_name=job.document_name)
             except ServiceError as exc:
                 raise ServiceUnavailable(f"{exc}")
             except FormatError as exc:

@@ -416,7 +416,9 @@ def _jobs(data: dict[str, Any], spooled: spool.SpooledJson) -> list[sign_doc.Doc
                 "sign_algo_params": string(entry, "signAlgoParams", required=False),
             }
             if name == "documents":
-                jobs.append(sign_doc.DocumentJob(**common, document=_document(entry, spooled)))
+                jobs.append(sign_doc.DocumentJob(
+                    **common, document=_document(entry, spooled),
+                    document_name=string(entry, sign_doc.DOCUMENT_NAME, required=False)))
             else:
                 oid = string(entry, "hashAlgorithmOID")
                 for value in hash_list(entry, "hashes", required=True):

@@ -2,7 +2,8 @@
 outputs as raw parts of a multipart/mixed answer.
 
 A request has one part named ``request``, signDoc's JSON, whose ``documents`` entries leave
-``document`` out; the parts named ``document`` are those entries' bytes, in order. The request
+``document`` out; the parts named ``document`` are those entries' bytes, in order (a part's
+filename names the document a detached XAdES or JAdES signature references). The request
 part may come first, last or anywhere between: last, it lets a client hash its documents while
 it sends them and authorize (which needs their hashes) before it sends the SAD. Document parts
 are written to temporary files as they arrive and hashed on the way, exactly as long base64
@@ -20,6 +21,7 @@ from typing import Any
 from werkzeug.http import parse_options_header
 
 from signet.errors import InvalidRequest, PayloadTooLarge
+from signet.signing.sign_doc import DOCUMENT_NAME
 from signet.web.jsonbody import parse_json
 from signet.web.spool import (
     JSON_SLACK,
@@ -132,6 +134,7 @@ def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
             raise PayloadTooLarge(f"The request part is larger than {JSON_SLACK // 2**20} MiB: "
                                   "send fewer documents per request")
 
+    filenames: dict[str, str | None] = {}
     seen_request = False
     try:
         parts.until_delimiter(None)  # the preamble
@@ -148,7 +151,9 @@ def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
                 if len(strings) >= MAX_SPOOLED:
                     raise too_many_documents()
                 spooled = SpooledString(max_document, directory)
-                strings[f"\0signet-part-{nonce}-{len(strings)}"] = spooled
+                marker = f"\0signet-part-{nonce}-{len(strings)}"
+                strings[marker] = spooled
+                filenames[marker] = _filename(options)
                 parts.until_delimiter(spooled.write)
                 spooled.finish()
             else:
@@ -158,7 +163,7 @@ def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
             raise InvalidRequest("A multipart/form-data signDoc needs a form-data part named "
                                  "request: signDoc's JSON")
         value = _request_json(bytes(request))
-        _place(value, list(strings))
+        _place(value, filenames)
     except BaseException:
         for spooled in strings.values():
             spooled.close()
@@ -173,8 +178,23 @@ def _request_json(text: bytes) -> dict[str, Any]:
     return value
 
 
-def _place(value: dict[str, Any], markers: list[str]) -> None:
-    """Put the document parts, in order, where the documents entries' ``document`` goes."""
+def _filename(options: dict[str, str]) -> str | None:
+    """A part's filename. Headers are read as latin-1, but clients send a name's UTF-8 bytes
+    as they are (RFC 7578 section 4.2): decoded again, when they are UTF-8."""
+    name = options.get("filename")
+    if not name:
+        return None
+    try:
+        return name.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not UTF-8, or already decoded from filename*= (RFC 2231)
+        return name
+
+
+def _place(value: dict[str, Any], filenames: dict[str, str | None]) -> None:
+    """Put the document parts, in order, where the documents entries' ``document`` goes;
+    a part's filename names its document for a detached signature, unless the entry's
+    signet_document_name does."""
+    markers = list(filenames)
     entries = value.get("documents")
     if entries is None and not markers:
         return
@@ -189,6 +209,8 @@ def _place(value: dict[str, Any], markers: list[str]) -> None:
                              f"{len(markers)} document parts")
     for entry, marker in zip(entries, markers, strict=True):
         entry["document"] = marker
+        if filenames[marker] is not None:
+            entry.setdefault(DOCUMENT_NAME, filenames[marker])
 
 
 def mixed(parts: list[Any], *, read_size: int) -> tuple[str, int, Iterator[bytes]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from signet.signing.publication import ca_certificate, ca_crl
+from signet.signing.publication import CRL_CACHE_SECONDS, ca_certificate, ca_crl
 from signet.web.openapi import describe
 
 blueprint = Blueprint("pki", __name__, url_prefix="/pki")
@@ -20,7 +20,7 @@ def certificate(ca_name: str) -> Response:
 def revocation_list(ca_name: str) -> Response:
     response = Response(ca_crl(current_app.extensions["signet"], ca_name),
                         mimetype="application/pkix-crl")
-    response.headers["Cache-Control"] = "max-age=60"
+    response.headers["Cache-Control"] = f"max-age={CRL_CACHE_SECONDS}"
     return response
 
 
