@@ -65,7 +65,8 @@ class HsmSettings(_Section):
             try:
                 pin = Path(self.pin_file).read_text().strip()
             except OSError as exc:
-                raise ConfigError(f"hsm.pin_file: cannot read {self.pin_file}: {exc.strerror}")
+                raise ConfigError(f"hsm.pin_file: cannot read {self.pin_file}: "
+                                  f"{exc.strerror}") from exc
         else:
             assert self.pin_env
             pin = os.environ.get(self.pin_env, "")
@@ -263,6 +264,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(f"invalid configuration ({path or 'environment'}): {_describe(exc)}")
+        raise ConfigError(f"invalid configuration ({path or 'environment'}): "
+                          f"{_describe(exc)}") from exc
     except (OSError, ValueError) as exc:  # TOML syntax errors
-        raise ConfigError(f"cannot read configuration {path}: {exc}")
+        raise ConfigError(f"cannot read configuration {path}: {exc}") from exc

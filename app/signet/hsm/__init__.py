@@ -405,7 +405,8 @@ class Hsm:
                     raise KeyNotFound(f"no secret key labelled {label!r} in the token; "
                                       "run `signet init`") from exc
                 except exceptions.MultipleObjectsReturned:
-                    raise HsmError(f"several secret keys labelled {label!r}; fix the token")
+                    raise HsmError(f"several secret keys labelled {label!r}; "
+                                   "fix the token") from None
                 self._keys["secret:" + label] = key
             return bytes(key.sign(data, mechanism=Mechanism.SHA256_HMAC))
 
@@ -420,7 +421,7 @@ class Hsm:
                 self._nothing_found(session)
                 raise KeyNotFound(f"no private key labelled {label!r} in the token") from exc
             except exceptions.MultipleObjectsReturned:
-                raise HsmError(f"several private keys labelled {label!r}; fix the token")
+                raise HsmError(f"several private keys labelled {label!r}; fix the token") from None
             self._keys[label] = key
         return key
 

@@ -118,7 +118,7 @@ def open_token(hsm: Hsm, token: str) -> TokenClaims:
         claims = TokenClaims(int(raw["u"]), str(raw["n"]), str(raw["m"]), str(raw["l"]),
                              int(raw["x"]), str(raw["j"]))
     except (KeyError, TypeError, ValueError):
-        raise InvalidToken("The access token is not valid")
+        raise InvalidToken("The access token is not valid") from None
     _TOKENS.put(token, claims)
     return claims
 
@@ -165,7 +165,7 @@ def open_sad(hsm: Hsm, sad: str) -> SadBinding:
                              tuple(str(h) for h in raw["h"]), int(raw["k"]), int(raw["x"]),
                              str(raw["s"]))
     except (KeyError, TypeError, ValueError):
-        raise InvalidRequest("Invalid parameter SAD")
+        raise InvalidRequest("Invalid parameter SAD") from None
     _SADS.put(sad, binding)
     return binding
 

@@ -104,7 +104,7 @@ def add_user(services: Services, username: str, *, password: str, display_name: 
     try:
         check_password_policy(password)
     except ValueError as exc:
-        raise InvalidRequest(str(exc))
+        raise InvalidRequest(str(exc)) from exc
     if email is not None and not re.match(r"^[^@\s]+@[^@\s]+$", email):
         raise InvalidRequest(f"invalid email address {email!r}")
     stamp = now()
@@ -126,7 +126,7 @@ def add_user(services: Services, username: str, *, password: str, display_name: 
             append_event(session, "user.created", actor=actor, subject=username,
                          email=email, display_name=user.display_name)
     except IntegrityError:
-        raise Conflict(f"user {username!r} already exists")
+        raise Conflict(f"user {username!r} already exists") from None
     return UserView(username, display_name or username, email, "active", 0)
 
 
@@ -170,7 +170,7 @@ def create_credential(
     try:
         spec = KeySpec.parse(key)
     except ValueError as exc:
-        raise InvalidRequest(str(exc))
+        raise InvalidRequest(str(exc)) from exc
     if activation not in ("otp", "pin"):
         raise InvalidRequest(f"unknown activation {activation!r}; use otp or pin")
     with services.database.transaction() as session:
@@ -196,7 +196,7 @@ def create_credential(
                           qc_statements=services.settings.ca.qc_statements)
     except CAError as exc:
         raise InvalidRequest(f"enrolment failed: {exc}", status=502,
-                             error="temporarily_unavailable")
+                             error="temporarily_unavailable") from exc
     stamp = now()
     try:
         with services.database.transaction() as session:
@@ -325,10 +325,10 @@ def verify_audit(services: Services, checkpoint_file: str | None = None) -> Audi
                                                        errors="replace").splitlines()
     except FileNotFoundError:
         if checkpoint_file:
-            raise NotFound(f"checkpoint file {path} not found")
+            raise NotFound(f"checkpoint file {path} not found") from None
         lines = None
     except OSError as exc:
-        raise InvalidRequest(f"cannot read checkpoint file {path}: {exc.strerror}")
+        raise InvalidRequest(f"cannot read checkpoint file {path}: {exc.strerror}") from exc
     with services.database.transaction(read_only=True) as session:
         records, findings = verify_chain(session)
         checkpoints = None
@@ -348,7 +348,8 @@ def checkpoint_audit(services: Services, *, actor: str) -> Checkpoint:
         export_checkpoint(path, checkpoint)
     except OSError as exc:
         raise InvalidRequest(f"audit.checkpoint_file: cannot append to {path}: "
-                             f"{exc.strerror} (record {checkpoint.record} is in the trail)")
+                             f"{exc.strerror} (record {checkpoint.record} is in the "
+                             "trail)") from exc
     return checkpoint
 
 

@@ -285,7 +285,7 @@ def send_otp(services: Services, principal: Principal, credential_id: Any, *,
         with services.database.transaction() as session:
             append_event(session, "otp.delivery_failed", actor=principal.username,
                          subject=credential.id, outcome="failure", reason=str(exc))
-        raise ServiceUnavailable(f"The OTP could not be delivered: {exc}")
+        raise ServiceUnavailable(f"The OTP could not be delivered: {exc}") from exc
     bound: dict[str, Any] = ({"fingerprint": request.fingerprint(),
                               "labels": list(request.labels),
                               "num_signatures": request.num_signatures} if request else {})
@@ -369,7 +369,8 @@ def _pss_parameters(params_b64: str | None, hash_name: str | None) -> tuple[str,
         params = algos.RSASSAPSSParams.load(base64.b64decode(params_b64, validate=True))
         params.native  # noqa: B018 - forces a full parse, so bad DER fails here
     except (ValueError, TypeError):
-        raise InvalidRequest("Invalid parameter signAlgoParams: not DER RSASSA-PSS-params")
+        raise InvalidRequest("Invalid parameter signAlgoParams: not DER "
+                             "RSASSA-PSS-params") from None
     digest = params["hash_algorithm"]["algorithm"].native
     mgf = params["mask_gen_algorithm"]
     mgf_hash = mgf["parameters"]["algorithm"].native

@@ -159,7 +159,7 @@ def _check_job(job: DocumentJob, offered: list[str]) -> tuple[str, str, Level]:
         level = parse_level(job.level)
     except FormatError as exc:
         raise InvalidRequest(f"Invalid parameter signature_format, conformance_level or "
-                             f"signed_envelope_property: {exc}")
+                             f"signed_envelope_property: {exc}") from exc
     if f"Ades-{level.value}" not in offered:
         raise InvalidRequest(f"Invalid parameter conformance_level: {level.value} is not "
                              f"offered here (offered: {', '.join(offered)})")
@@ -274,10 +274,10 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                                   hash_algorithm=hash_name, scheme=scheme,
                                   resume_digest=resume)
             except ServiceError as exc:
-                raise ServiceUnavailable(f"{exc}")
+                raise ServiceUnavailable(f"{exc}") from exc
             except FormatError as exc:
                 raise InvalidRequest(f"The document cannot be signed as {fmt} "
-                                     f"{packaging}: {exc}")
+                                     f"{packaging}: {exc}") from exc
             out.flush()
             size = out.seek(0, io.SEEK_END)
             if give_up is None and size <= SMALL_OUTPUT and kept + size <= SMALL_OUTPUTS_KEPT:
@@ -326,13 +326,13 @@ def timestamp(services: Services, principal: Principal, *, hash_b64: Any, hash_o
     try:
         digest = base64.b64decode(hash_b64, validate=True)
     except ValueError:
-        raise InvalidRequest("Invalid parameter hash: not base64")
+        raise InvalidRequest("Invalid parameter hash: not base64") from None
     value = None
     if nonce is not None:
         try:
             value = int(str(nonce), 16)
         except ValueError:
-            raise InvalidRequest("Invalid parameter nonce: expected a hexadecimal number")
+            raise InvalidRequest("Invalid parameter nonce: expected a hexadecimal number") from None
     config = services_config(services).tsa
     if config is None:
         raise InvalidRequest("No time-stamping service is configured here (formats.tsa_url)",
@@ -340,9 +340,9 @@ def timestamp(services: Services, principal: Principal, *, hash_b64: Any, hash_o
     try:
         token = timestamp_token(config, digest, HASH_OIDS[hash_oid], value)
     except ServiceError as exc:
-        raise ServiceUnavailable(str(exc))
+        raise ServiceUnavailable(str(exc)) from exc
     except FormatError as exc:
-        raise InvalidRequest(f"Invalid parameter hash: {exc}")
+        raise InvalidRequest(f"Invalid parameter hash: {exc}") from exc
     with services.database.transaction() as session:
         append_event(session, "timestamp.issued", actor=principal.username,
                      subject=principal.username, hash=hash_b64, hash_algorithm=hash_oid,

@@ -385,7 +385,7 @@ def _document(entry: dict[str, Any], spooled: spool.SpooledJson
     try:
         return base64.b64decode(document, validate=True)
     except ValueError:
-        raise InvalidRequest("Invalid parameter document: not base64")
+        raise InvalidRequest("Invalid parameter document: not base64") from None
 
 
 def _jobs(data: dict[str, Any], spooled: spool.SpooledJson) -> list[sign_doc.DocumentJob]:
@@ -414,7 +414,7 @@ def _jobs(data: dict[str, Any], spooled: spool.SpooledJson) -> list[sign_doc.Doc
                     try:
                         digest = base64.b64decode(value, validate=True)
                     except ValueError:
-                        raise InvalidRequest("Invalid parameter hashes: not base64")
+                        raise InvalidRequest("Invalid parameter hashes: not base64") from None
                     jobs.append(sign_doc.DocumentJob(**common, digest=digest, hash_oid=oid))
     return jobs
 
