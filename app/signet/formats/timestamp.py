@@ -7,18 +7,19 @@ import secrets
 
 from asn1crypto import cms, tsp
 
+from signet.algorithms import HASHES
 from signet.formats.errors import FormatError, ServiceError
 from signet.formats.services import SignetTimeStamper, TsaConfig
-
-_HASH_LENGTHS = {"sha256": 32, "sha384": 48, "sha512": 64}
 
 
 async def async_timestamp_token(config: TsaConfig, digest: bytes, hash_name: str,
                                 nonce: int | None = None) -> cms.ContentInfo:
     """Ask the TSA to time-stamp `digest`; check the answer covers it (imprint and nonce)."""
-    if _HASH_LENGTHS.get(hash_name) != len(digest):
-        raise FormatError(f"a {hash_name} hash has {_HASH_LENGTHS.get(hash_name, '?')} bytes, "
-                          f"got {len(digest)}")
+    known = HASHES.get(hash_name)
+    if known is None:
+        raise FormatError(f"unsupported hash {hash_name!r}; use one of {', '.join(HASHES)}")
+    if known.length != len(digest):
+        raise FormatError(f"a {hash_name} hash has {known.length} bytes, got {len(digest)}")
     nonce = secrets.randbits(63) if nonce is None else nonce
     request = tsp.TimeStampReq({
         "version": 1,

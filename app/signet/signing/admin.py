@@ -16,6 +16,7 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from signet.algorithms import KeySpec
 from signet.auth.passwords import check_password_policy, hash_secret
 from signet.config import settings_digest
 from signet.errors import Conflict, InvalidRequest, NotFound
@@ -30,7 +31,6 @@ from signet.events import (
     verify_chain,
     verify_checkpoints,
 )
-from signet.hsm import KeySpec
 from signet.pki import CAError, certificate_row, enrol_key
 from signet.sam import check_credential, credential_seal
 from signet.sam.keys import prepare_keys

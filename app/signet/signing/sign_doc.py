@@ -20,6 +20,7 @@ from typing import IO, Any
 from asn1crypto import x509 as asn1_x509
 from sqlalchemy import select
 
+from signet.algorithms import HASH_BY_OID, HASHES
 from signet.auth.tokens import Principal
 from signet.errors import InvalidRequest, ServiceUnavailable
 from signet.events import Event, append_event, append_events
@@ -41,9 +42,6 @@ from signet.formats import (
 from signet.sam import open_permit, refund, sad_binding
 from signet.signing.context import Services
 from signet.signing.csc import (
-    HASH_LENGTHS,
-    HASH_OID_OF,
-    HASH_OIDS,
     resolve_algorithm,
     signing_credential,
 )
@@ -209,11 +207,11 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
         binding = sad_binding(services.hsm, sad, user_id=principal.user_id,
                               credential=credential)
     for (hash_name, scheme, salt), _ in zip(algorithms, jobs, strict=True):
-        if scheme == "pss" and salt != HASH_LENGTHS[hash_name]:
+        if scheme == "pss" and salt != HASHES[hash_name].length:
             raise InvalidRequest("Invalid parameter signAlgoParams: signDoc makes RSASSA-PSS "
-                                 f"with a salt as long as the hash ({HASH_LENGTHS[hash_name]})")
-    sad_oid = binding.hash_oid or HASH_OID_OF["sha256"]
-    doc_hash = HASH_OIDS[sad_oid]
+                                 f"with a salt as long as the hash ({HASHES[hash_name].length})")
+    sad_oid = binding.hash_oid or HASHES["sha256"].oid
+    doc_hash = HASH_BY_OID[sad_oid].name
     digests: list[bytes] = []
     for job in jobs:
         if job.document is not None:
@@ -226,9 +224,9 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
             if job.hash_oid and job.hash_oid != sad_oid:
                 raise InvalidRequest("The hash algorithm differs from the one the SAD was "
                                      "authorized for")
-            if len(job.digest) != HASH_LENGTHS[doc_hash]:
+            if len(job.digest) != HASHES[doc_hash].length:
                 raise InvalidRequest(f"Invalid documentDigests hash: {doc_hash} has "
-                                     f"{HASH_LENGTHS[doc_hash]} bytes")
+                                     f"{HASHES[doc_hash].length} bytes")
             digests.append(job.digest)
     with refusals_recorded(services, principal, credential_id), \
             services.database.transaction() as session:
@@ -321,7 +319,7 @@ def timestamp(services: Services, principal: Principal, *, hash_b64: Any, hash_o
     """An RFC 3161 token from the configured TSA over the client's hash."""
     if not isinstance(hash_b64, str) or not hash_b64:
         raise InvalidRequest("Missing (or invalid type) string parameter hash")
-    if not isinstance(hash_oid, str) or hash_oid not in HASH_OIDS:
+    if not isinstance(hash_oid, str) or hash_oid not in HASH_BY_OID:
         raise InvalidRequest("Missing or invalid parameter hashAlgorithmOID")
     try:
         digest = base64.b64decode(hash_b64, validate=True)
@@ -338,7 +336,7 @@ def timestamp(services: Services, principal: Principal, *, hash_b64: Any, hash_o
         raise InvalidRequest("No time-stamping service is configured here (formats.tsa_url)",
                              error="invalid_request", status=501)
     try:
-        token = timestamp_token(config, digest, HASH_OIDS[hash_oid], value)
+        token = timestamp_token(config, digest, HASH_BY_OID[hash_oid].name, value)
     except ServiceError as exc:
         raise ServiceUnavailable(str(exc)) from exc
     except FormatError as exc:

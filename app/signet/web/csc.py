@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.wsgi import ClosingIterator, wrap_file
 
+from signet.algorithms import CURVES, SIGNATURE_ALGORITHMS
 from signet.auth.tokens import Principal
 from signet.errors import InvalidRequest, InvalidToken
 from signet.signing import Services, sign_doc, sign_hash
@@ -146,8 +147,7 @@ def generalized(moment: datetime) -> str:
 def info_view(version: str) -> ResponseReturnValue:
     body()
     settings = services().settings.web
-    algos = sorted({oid for oid, (_, _, implied) in usecases.SIGN_ALGOS.items()
-                    if implied or oid == usecases.RSA_PSS})
+    algos = sorted(SIGNATURE_ALGORITHMS)
     return jsonify({
         "specs": "2.0.0.2" if version == "v2" else "1.0.4.0",
         "name": settings.name,
@@ -235,7 +235,7 @@ def key_block(info: usecases.CredentialInfo) -> dict[str, Any]:
     key: dict[str, Any] = {"status": "enabled" if info.key_enabled else "disabled",
                            "algo": info.algorithms, "len": info.key_size}
     if info.curve:
-        key["curve"] = usecases.CURVE_OIDS[info.curve]
+        key["curve"] = CURVES[info.curve].oid
     return key
 
 
