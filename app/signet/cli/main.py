@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from signet.config import ConfigError, load_settings
-from signet.errors import SignetError
+from signet.errors import BackendError, SignetError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,15 +32,13 @@ def friendly(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from signet.hsm import HsmError
         from signet.pki import CAError
-        from signet.store import StoreError
 
         try:
             return func(*args, **kwargs)
         except SignetError as exc:
             _fail(exc.description)
-        except (ConfigError, HsmError, CAError, StoreError) as exc:
+        except (ConfigError, BackendError, CAError) as exc:  # BackendError: HSM, database
             _fail(str(exc))
         except Exception as exc:  # the promise: never a traceback for the operator
             if os.environ.get("SIGNET_DEBUG"):

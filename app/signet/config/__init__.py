@@ -199,8 +199,6 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
 
-    _config_file: str | None = None
-
     @classmethod
     def settings_customise_sources(
         cls,
