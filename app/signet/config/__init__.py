@@ -25,6 +25,10 @@ class ConfigError(Exception):
     """The configuration is invalid; the message names the setting."""
 
 
+class ConfigMissing(ConfigError):
+    """There is no configuration at all: no file, and no database named in the environment."""
+
+
 class _Section(BaseModel):
     # A misspelt key is an error, not a silently ignored setting.
     model_config = ConfigDict(extra="forbid")
@@ -259,6 +263,13 @@ def load_settings(**overrides: Any) -> Settings:
     path = _config_path()
     if path is not None and not path.exists():
         raise ConfigError(f"SIGNET_CONFIG: file not found: {path}")
+    if path is None and "database" not in overrides and not os.environ.get(
+            "SIGNET_DATABASE__URL"):
+        # Defaults alone would open a database relative to the working directory.
+        raise ConfigMissing(f"no configuration: {DEFAULT_CONFIG_FILE} does not exist and "
+                            "SIGNET_CONFIG is not set; set SIGNET_CONFIG to your signet.toml "
+                            "(or give the settings as SIGNET_<SECTION>__<KEY> variables, "
+                            "SIGNET_DATABASE__URL at least)")
     try:
         return Settings(**overrides)
     except ValidationError as exc:

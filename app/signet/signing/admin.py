@@ -181,8 +181,9 @@ def create_credential(
             raise Conflict(f"user {username!r} is {user.status}")
         if not user.email:
             # E-mail is the only delivery channel implemented for activation codes.
-            raise InvalidRequest(f"user {username!r} has no e-mail address to send the "
-                                 "activation code to; add the user again with --email")
+            raise InvalidRequest(f"user {username!r} has no e-mail address, and activation "
+                                 "codes go only by e-mail: the address is given when a user "
+                                 "is added (signet users add USER --email ADDRESS)")
         common_name, email = user.display_name, user.email
     credential_id = credential_id or str(uuid.uuid4())
     if not re.match(r"^[A-Za-z0-9._-]{1,64}$", credential_id) or \
