@@ -1,9 +1,16 @@
 """The `signet` command as an operator uses it: clear one-line errors, never a traceback."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import requests
 from sqlalchemy import create_engine, text
 
-from tests.helpers import signet_cli
+from signet.config import DEFAULT_CONFIG_FILE
+from tests.helpers import signet_cli, signet_server
 
 
 @pytest.fixture
@@ -133,3 +140,49 @@ def test_audit_verify_names_the_tampered_record(initialised, database_url):
     result = signet_cli("audit", "verify", env=env)
     assert_clean_failure(result, "audit trail broken")
     assert f"TAMPERED record {seq}: content edited (user.disabled)" in result.stdout
+
+
+@pytest.mark.skipif(Path(DEFAULT_CONFIG_FILE).exists(), reason=f"{DEFAULT_CONFIG_FILE} exists")
+def test_no_configuration_says_what_to_set_and_creates_nothing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
+    env["HOME"] = str(tmp_path)
+    for command in (["users", "list"], ["init"], ["db", "upgrade"]):
+        result = subprocess.run([str(Path(sys.executable).parent / "signet"), *command],
+                                cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert f"{DEFAULT_CONFIG_FILE} does not exist" in result.stderr
+        assert "set SIGNET_CONFIG" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no var/signet.db, nothing at all
+
+
+def test_credentials_create_without_a_terminal_names_what_exists(initialised):
+    env = initialised
+    signet_cli("users", "add", "hugo", "--password-stdin", env=env, stdin="long enough pw\n")
+    refused = signet_cli("credentials", "create", "hugo", "--activation", "pin", env=env,
+                         stdin="")
+    assert_clean_failure(refused, "user 'hugo' has no e-mail address",
+                         "signet users add USER --email ADDRESS")
+    # every flag the message names exists on that command
+    usage = signet_cli("users", "add", "--help").stdout
+    assert "--email" in usage
+    signet_cli("users", "add", "iris", "--email", "i@example.test", "--password-stdin", env=env,
+               stdin="long enough pw\n")
+    created = signet_cli("credentials", "create", "iris", "--activation", "pin", env=env,
+                         stdin="")
+    assert created.returncode == 0, created.stderr
+    assert "pending: an activation code was sent to i@example.test" in created.stdout
+
+
+def test_each_serve_keeps_no_shared_control_socket(initialised, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in {**os.environ, **initialised}.items() if k != "XDG_RUNTIME_DIR"}
+    env["HOME"] = str(home)
+    with signet_server(env=env, workers=1) as first:
+        with signet_server(env=env, workers=1) as second:
+            assert requests.get(second + "/health", timeout=10).status_code == 200
+        # the second instance's exit took nothing of the first's
+        assert requests.get(first + "/health", timeout=10).status_code == 200
+        assert not (home / ".gunicorn").exists(), list(home.rglob("*"))

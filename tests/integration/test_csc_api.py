@@ -18,15 +18,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 from sqlalchemy import select, update
 
+from signet.algorithms import HASHES
 from signet.signing import admin
 from signet.store import AuditRecord, Credential, SignatureActivation
 from tests.helpers import enrol, signet_server
 
-SHA = {
-    "sha256": "2.16.840.1.101.3.4.2.1",
-    "sha384": "2.16.840.1.101.3.4.2.2",
-    "sha512": "2.16.840.1.101.3.4.2.3",
-}
+SHA = {name: algorithm.oid for name, algorithm in HASHES.items()}
 HASH_CLS = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 PASSWORD = "correct horse battery"
 
@@ -197,7 +194,7 @@ def test_full_flow_signatures_verify(csc, alice, key, sign_algo, hash_name, sche
     listed = csc.post("credentials/list", {"credentialInfo": True, "certificates": "chain"})
     assert set(listed.json["credentialIDs"]) == set(alice.values())
     info, cert = certificate(csc, alice[key])
-    assert sign_algo in info["key"]["algo"] or sign_algo == "1.2.840.113549.1.1.1"
+    assert sign_algo in info["key"]["algo"]
     assert info["SCAL"] == "2" and "scal" not in info and info["auth"]["mode"] == "explicit"
     digests = [hashlib.new(hash_name, f"document {i}".encode()).digest() for i in range(3)]
     authorized = csc.authorize(alice[key], digests, hash_name)
@@ -426,6 +423,76 @@ def test_pin_credential(csc, services, alice):
     signed = csc.sign(pin_cred, sad, [digest], "1.2.840.10045.4.3.3", "sha384")
     _, cert = certificate(csc, pin_cred)
     verify(cert, base64.b64decode(signed.json["signatures"][0]), digest, "sha384", "ecdsa")
+
+
+# What a client chooses for a signAlgo that names no hash: (hash, scheme).
+BARE_ALGORITHMS = {"1.2.840.113549.1.1.1": ("sha384", "pkcs1v15"),
+                   "1.2.840.113549.1.1.10": ("sha512", "pss"),
+                   "1.2.840.10045.2.1": ("sha512", "ecdsa")}
+
+
+def client_choice(sign_algo):
+    """(hash name, scheme) for a listed signAlgo, as a client reads the OID (asn1crypto)."""
+    if sign_algo in BARE_ALGORITHMS:
+        return BARE_ALGORITHMS[sign_algo]
+    algorithm = algos.SignedDigestAlgorithm({"algorithm": sign_algo})
+    scheme = {"rsassa_pkcs1v15": "pkcs1v15", "ecdsa": "ecdsa"}[algorithm.signature_algo]
+    return algorithm.hash_algo, scheme
+
+
+@pytest.mark.parametrize("key", ["rsa", "ec"])
+def test_every_listed_algorithm_signs(csc, alice, key):
+    """A client that picks from credentials/info's key/algo can use every entry, and only
+    entries that fit the key are listed (the service's info lists them all)."""
+    csc.login()
+    info, cert = certificate(csc, alice[key])
+    listed = info["key"]["algo"]
+    expected = ({"1.2.840.113549.1.1.1", "1.2.840.113549.1.1.10", "1.2.840.113549.1.1.11",
+                 "1.2.840.113549.1.1.12", "1.2.840.113549.1.1.13"} if key == "rsa" else
+                {"1.2.840.10045.2.1", "1.2.840.10045.4.3.2", "1.2.840.10045.4.3.3",
+                 "1.2.840.10045.4.3.4"})
+    assert set(listed) == expected
+    offered = csc.post("info", {}).json["signAlgorithms"]["algos"]
+    assert set(listed) <= set(offered)
+    plan = {algo: client_choice(algo) for algo in listed}
+    digests = {algo: hashlib.new(plan[algo][0], algo.encode()).digest() for algo in listed}
+    # One SAD for them all: no hashAlgorithmOID, as the hashes are of several algorithms.
+    authorized = csc.post("credentials/authorize", {
+        "credentialID": alice[key], "numSignatures": len(listed),
+        "hashes": [base64.b64encode(d).decode() for d in digests.values()],
+        "authData": [{"id": "OTP", "value": csc.otp(alice[key])}]})
+    assert authorized.status_code == 200, authorized.json
+    for algo in listed:
+        hash_name, scheme = plan[algo]
+        salt = HASHES[hash_name].length if scheme == "pss" else None
+        params = pss_params(hash_name, salt) if scheme == "pss" else None
+        signed = csc.sign(alice[key], authorized.json["SAD"], [digests[algo]], algo, hash_name,
+                          params)
+        assert signed.status_code == 200, (algo, signed.json)
+        signature = base64.b64decode(signed.json["signatures"][0])
+        verify(cert, signature, digests[algo], hash_name, scheme, salt)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_authorize_refuses_a_hash_of_the_wrong_length(client, services, alice, version):
+    csc = Csc(client, services, version)
+    csc.login()
+    code = csc.otp(alice["ec"])
+    sha1_sized = hashlib.sha1(b"not a sha256 hash").digest()  # its length only
+    refused = csc.authorize(alice["ec"], [hashlib.sha256(b"a").digest(), sha1_sized], otp=code)
+    assert "20 bytes" in error_of(refused, 400)
+    if version == "v2":  # a SHA-384 value under a SHA-256 hashAlgorithmOID
+        refused = csc.authorize(alice["ec"], [hashlib.sha384(b"b").digest()], otp=code)
+        assert "48 bytes" in error_of(refused, 400)
+        assert "32 for sha256" in refused.json["error_description"]
+    # refused before the second factor was looked at: the code still authorizes
+    digest = hashlib.sha256(b"c").digest()
+    authorized = csc.authorize(alice["ec"], [digest], otp=code)
+    assert authorized.status_code == 200, authorized.json
+    with services.database.transaction() as session:
+        events = [e for (e,) in session.execute(select(AuditRecord.event))]
+    assert events.count("credential.authorized") == 1
+    assert not [e for e in events if e.endswith(".failed")], events
 
 
 def test_extend_transaction(csc, services, alice):

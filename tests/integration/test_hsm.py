@@ -10,8 +10,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pkcs11 import Attribute
 
+from signet.algorithms import KeySpec
 from signet.config import HsmSettings
-from signet.hsm import Hsm, HsmError, KeySpec
+from signet.hsm import Hsm, HsmError
 
 HASHES = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
 

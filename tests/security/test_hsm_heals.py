@@ -98,8 +98,9 @@ def _outage_in_one_process(token: dict[str, str]) -> dict[str, Any]:
     order of the calls makes PKCS#11 numbers collide: the library numbers sessions and objects
     afresh after its re-initialisation, and here the session `hsm` opens then gets the number
     of `other`'s dead session, and another RSA key the number `other` cached for heal-rsa."""
+    from signet.algorithms import KeySpec
     from signet.config import HsmSettings
-    from signet.hsm import Hsm, KeySpec
+    from signet.hsm import Hsm
 
     settings = HsmSettings(module=token["module"], token_label=LABEL,
                            pin_file=token["pin_file"],

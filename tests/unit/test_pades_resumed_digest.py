@@ -25,10 +25,11 @@ from pyhanko.sign.validation import async_validate_pdf_signature, async_validate
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
+from signet.algorithms import KeySpec
 from signet.config import HsmSettings
 from signet.formats import RemoteKey, ServicesConfig, TsaConfig, sign_document
 from signet.formats.pades import _resume, _ResumedHash, _resuming
-from signet.hsm import Hsm, KeySpec
+from signet.hsm import Hsm
 from tests.formats.formats_helpers import pdfsig
 from tests.helpers import throwaway_chain
 from tests.pki.make_pdf import write_pdf

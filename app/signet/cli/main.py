@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
-from signet.config import ConfigError, load_settings
-from signet.errors import SignetError
+from signet.config import ConfigError, ConfigMissing, load_settings
+from signet.errors import BackendError, SignetError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,25 +22,26 @@ def _actor() -> str:
     return f"cli:{os.environ.get('SUDO_USER') or getpass.getuser()}"
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 1) -> None:
     click.echo(f"signet: error: {message}", err=True)
-    sys.exit(1)
+    sys.exit(status)
 
 
 def friendly(func: F) -> F:
-    """Turn every known failure into one line on stderr and exit status 1."""
+    """Turn every known failure into one line on stderr and exit status 1 (2 when there is
+    no configuration at all: a usage error)."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from signet.hsm import HsmError
         from signet.pki import CAError
-        from signet.store import StoreError
 
         try:
             return func(*args, **kwargs)
         except SignetError as exc:
             _fail(exc.description)
-        except (ConfigError, HsmError, CAError, StoreError) as exc:
+        except ConfigMissing as exc:
+            _fail(str(exc), status=2)
+        except (ConfigError, BackendError, CAError) as exc:  # BackendError: HSM, database
             _fail(str(exc))
         except Exception as exc:  # the promise: never a traceback for the operator
             if os.environ.get("SIGNET_DEBUG"):
@@ -62,7 +63,8 @@ def main() -> None:
     """Signet remote signing engine: administration.
 
     Settings come from the TOML file in SIGNET_CONFIG (default /etc/signet/signet.toml) and
-    SIGNET_<SECTION>__<KEY> environment variables."""
+    SIGNET_<SECTION>__<KEY> environment variables; with no file and no SIGNET_DATABASE__URL,
+    commands that need settings stop with exit status 2."""
 
 
 @main.command()

@@ -11,35 +11,7 @@ from urllib.parse import urlsplit
 import requests
 from asn1crypto import algos
 
-HASH_OIDS = {
-    "sha256": "2.16.840.1.101.3.4.2.1",
-    "sha384": "2.16.840.1.101.3.4.2.2",
-    "sha512": "2.16.840.1.101.3.4.2.3",
-}
-HASH_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
-RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
-RSA_PSS = "1.2.840.113549.1.1.10"
-EC_PUBLIC_KEY = "1.2.840.10045.2.1"
-# (scheme, hash) -> the full signature-algorithm OID CSC servers list in key.algo
-SIGN_ALGO_OIDS = {
-    ("pkcs1v15", "sha256"): "1.2.840.113549.1.1.11",
-    ("pkcs1v15", "sha384"): "1.2.840.113549.1.1.12",
-    ("pkcs1v15", "sha512"): "1.2.840.113549.1.1.13",
-    ("ecdsa", "sha256"): "1.2.840.10045.4.3.2",
-    ("ecdsa", "sha384"): "1.2.840.10045.4.3.3",
-    ("ecdsa", "sha512"): "1.2.840.10045.4.3.4",
-}
-SIGN_ALGO_NAMES = {
-    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
-    "1.2.840.113549.1.1.12": "sha384WithRSAEncryption",
-    "1.2.840.113549.1.1.13": "sha512WithRSAEncryption",
-    RSA_ENCRYPTION: "rsaEncryption",
-    RSA_PSS: "RSASSA-PSS",
-    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
-    "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
-    "1.2.840.10045.4.3.4": "ecdsa-with-SHA512",
-    EC_PUBLIC_KEY: "ecPublicKey",
-}
+from signet.algorithms import HASHES
 
 
 class CscError(Exception):
@@ -68,7 +40,7 @@ def pss_params_der(hash_name: str) -> bytes:
         {
             "hash_algorithm": digest,
             "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": digest},
-            "salt_length": HASH_SIZES[hash_name],
+            "salt_length": HASHES[hash_name].length,
             "trailer_field": "trailer_field_bc",
         }
     ).dump()
@@ -249,7 +221,7 @@ class CscClient:
             "credentialID": credential_id,
             "numSignatures": num_signatures,
             "hashes": [b64(h) for h in hashes],
-            "hashAlgorithmOID": HASH_OIDS[hash_name],
+            "hashAlgorithmOID": HASHES[hash_name].oid,
         }
         if factor:
             body["authData"] = [{"id": factor, "value": value}]
@@ -277,7 +249,7 @@ class CscClient:
             "credentialID": credential_id,
             "SAD": sad,
             "hashes": [b64(h) for h in hashes],
-            "hashAlgorithmOID": HASH_OIDS[hash_name],
+            "hashAlgorithmOID": HASHES[hash_name].oid,
             "signAlgo": sign_algo,
         }
         if sign_algo_params is not None:

@@ -22,13 +22,16 @@ from urllib.parse import urlsplit
 from asn1crypto import algos
 from asn1crypto import x509 as asn1_x509
 
-from signet.client.csc import (
-    EC_PUBLIC_KEY,
-    HASH_SIZES,
+from signet.algorithms import (
+    CURVE_BY_ASN1_NAME,
+    HASH_NAMES,
     RSA_ENCRYPTION,
     RSA_PSS,
-    SIGN_ALGO_NAMES,
-    SIGN_ALGO_OIDS,
+    algorithm_name,
+    bare_algorithm_oid,
+    signature_algorithm_oid,
+)
+from signet.client.csc import (
     AuthFactor,
     CscClient,
     CscError,
@@ -51,7 +54,6 @@ from signet.validation import load_certificates
 
 TSA_ENV = "SIGNET_TSA_URL"
 OUTPUT_SUFFIX = {"pades": ".pdf", "xades": ".xml", "jades": ".json"}
-_EC_HASH = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512"}
 
 
 class DesktopError(Exception):
@@ -176,7 +178,7 @@ class RemoteSigner:
             signature = _ecdsa_der(signature)
         say(
             f"sign: signatures/signHash signed it "
-            f"({SIGN_ALGO_NAMES.get(plan.sign_algo, plan.sign_algo)})"
+            f"({algorithm_name(plan.sign_algo)})"
         )
         if self.level.at_least(Level.B_T):
             steps = [f"time-stamp from {self.tsa_url}"]
@@ -355,7 +357,7 @@ def plan_signature(
     if scheme is None:
         only_pss = RSA_PSS in offered and not any(
             a in offered
-            for a in (RSA_ENCRYPTION, *(SIGN_ALGO_OIDS[("pkcs1v15", h)] for h in HASH_SIZES))
+            for a in (RSA_ENCRYPTION, *(signature_algorithm_oid("pkcs1v15", h) for h in HASH_NAMES))
         )
         scheme = "pss" if only_pss else "pkcs1v15"
     if (key_type == "ec") != (scheme == "ecdsa"):
@@ -363,7 +365,7 @@ def plan_signature(
             f"--scheme {scheme} does not fit the credential's {key_type.upper()} key"
         )
     hash_name = request.hash_name or (
-        _EC_HASH.get(leaf_key.curve[1], "sha256") if key_type == "ec" else "sha256"
+        _curve_hash(leaf_key.curve[1]) if key_type == "ec" else "sha256"
     )
     sign_algo, params = _sign_algorithm(scheme, hash_name, offered, credential_id)
     return SigningPlan(
@@ -377,6 +379,12 @@ def plan_signature(
     )
 
 
+def _curve_hash(asn1_name: str) -> str:
+    """The hash of the curve's strength (sha256 for a curve the registry does not know)."""
+    curve = CURVE_BY_ASN1_NAME.get(asn1_name)
+    return curve.hash if curve else "sha256"
+
+
 def _sign_algorithm(
     scheme: str, hash_name: str, offered: list[str], credential_id: str
 ) -> tuple[str, bytes | None]:
@@ -386,8 +394,8 @@ def _sign_algorithm(
     else:
         # the full signature algorithm, else the bare key algorithm plus hashAlgorithmOID
         candidates = [
-            SIGN_ALGO_OIDS[(scheme, hash_name)],
-            EC_PUBLIC_KEY if scheme == "ecdsa" else RSA_ENCRYPTION,
+            signature_algorithm_oid(scheme, hash_name),
+            bare_algorithm_oid(scheme),
         ]
         params = None
     if not offered:
@@ -395,7 +403,7 @@ def _sign_algorithm(
     for oid in candidates:
         if oid in offered:
             return oid, params
-    names = ", ".join(SIGN_ALGO_NAMES.get(a, a) for a in offered)
+    names = ", ".join(algorithm_name(a) for a in offered)
     raise DesktopError(
         f"credential {credential_id} does not offer {scheme} with {hash_name} (it offers: {names})"
     )
@@ -459,7 +467,7 @@ def sign_file(request: DesktopSignRequest, terminal: Terminal) -> Path:
         activation = {"OTP": "one-time code", "PIN": "PIN"}.get(plan.factor.kind, "no factor")
         say(
             f"credential: {credential_id} ({subject}; {_describe_key(plan)}; "
-            f"{SIGN_ALGO_NAMES.get(plan.sign_algo, plan.sign_algo)}; {activation})"
+            f"{algorithm_name(plan.sign_algo)}; {activation})"
         )
         document_digest = compute_document_digest(path, plan.hash_name)
         say(

@@ -12,7 +12,6 @@ import hashlib
 from typing import IO
 
 from asn1crypto import algos, cms
-from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.general import SigningError
 
 from signet.formats._io import CHUNK_SIZE, Source, open_source, read_source
@@ -213,7 +212,3 @@ def _attach_archive_timestamp(
     attrs = list(signer_info["unsigned_attrs"] or [])
     attrs.append(cms.CMSAttribute({"type": ID_AA_ETS_ARCHIVE_TIMESTAMP_V3, "values": [token]}))
     signer_info["unsigned_attrs"] = cms.CMSAttributes(attrs)
-
-
-def signer_certificates(signed_data: cms.SignedData) -> list[asn1_x509.Certificate]:
-    return [c.chosen for c in signed_data["certificates"] or [] if c.name == "certificate"]

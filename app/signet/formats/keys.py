@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 
+from signet.algorithms import HASH_NAMES
 from signet.formats.errors import FormatError
 
 SignDigest = Callable[[bytes, str, str], bytes]
@@ -28,17 +29,13 @@ SignDigest = Callable[[bytes, str, str], bytes]
   ``ECDSA-Sig-Value`` (SEQUENCE of r, s) -- formats converts to r||s where a format wants it.
 """
 
-HASH_NAMES = ("sha256", "sha384", "sha512")
-SCHEMES = ("pkcs1v15", "pss", "ecdsa")
 
 # A fixed PSS salt length (= digest length) is what XMLDSig (RFC 9231) and JWA (PS256...)
 # mandate, and what PKCS#11 CKM_RSA_PKCS_PSS needs to be told explicitly; CMS/PAdES accept it.
 PSS_SALT_LENGTH = "digest length"
 
 _PYCA_HASHES: dict[str, hashes.HashAlgorithm] = {
-    "sha256": hashes.SHA256(),
-    "sha384": hashes.SHA384(),
-    "sha512": hashes.SHA512(),
+    name: getattr(hashes, name.upper())() for name in HASH_NAMES
 }
 
 

@@ -8,18 +8,19 @@ import secrets
 
 from asn1crypto import cms, tsp
 
+from signet.algorithms import HASHES
 from signet.formats.errors import FormatError, ServiceError
 from signet.formats.services import SignetTimeStamper, TsaConfig
-
-_HASH_LENGTHS = {"sha256": 32, "sha384": 48, "sha512": 64}
 
 
 async def async_timestamp_token(config: TsaConfig, digest: bytes, hash_name: str,
                                 nonce: int | None = None) -> cms.ContentInfo:
     """Ask the TSA to time-stamp `digest`; check the answer covers it (imprint and nonce)."""
-    if _HASH_LENGTHS.get(hash_name) != len(digest):
-        raise FormatError(f"a {hash_name} hash has {_HASH_LENGTHS.get(hash_name, '?')} bytes, "
-                          f"got {len(digest)}")
+    known = HASHES.get(hash_name)
+    if known is None:
+        raise FormatError(f"unsupported hash {hash_name!r}; use one of {', '.join(HASHES)}")
+    if known.length != len(digest):
+        raise FormatError(f"a {hash_name} hash has {known.length} bytes, got {len(digest)}")
     nonce = secrets.randbits(63) if nonce is None else nonce
     request = tsp.TimeStampReq({
         "version": 1,
@@ -53,5 +54,5 @@ def check_tsa(config: TsaConfig, hash_name: str = "sha256") -> None:
     """Ask the TSA for a token over a random digest: a signature from B-T up is time-stamped
     only after the key has signed, so whoever spends a SAD (or an OTP) on one asks this first.
     ServiceError, naming the TSA, when it does not answer with a token."""
-    digest = secrets.token_bytes(_HASH_LENGTHS[hash_name])
+    digest = secrets.token_bytes(HASHES[hash_name].length)
     asyncio.run(async_timestamp_token(config, digest, hash_name))

@@ -19,7 +19,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pkcs11
@@ -29,20 +28,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, exceptions
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from signet.algorithms import CURVES, HASH_NAMES, HASHES, SCHEME_MECHANISMS, KeySpec
 from signet.config import ConfigError, HsmSettings
 from signet.errors import BackendError
 
 T = TypeVar("T")
 
-HASHES: dict[str, tuple[int, str, Any, Any]] = {
-    # name: (digest length, asn1crypto digest name, PKCS#11 hash mechanism, MGF)
-    "sha256": (32, "sha256", Mechanism.SHA256, pkcs11.MGF.SHA256),
-    "sha384": (48, "sha384", Mechanism.SHA384, pkcs11.MGF.SHA384),
-    "sha512": (64, "sha512", Mechanism.SHA512, pkcs11.MGF.SHA512),
-}
-
-CURVES = {"P-256": ("secp256r1", 256), "P-384": ("secp384r1", 384)}
-RSA_SIZES = (2048, 3072, 4096)
+# python-pkcs11's mechanisms for the registry's hashes: (hash mechanism, MGF1) for PSS.
+_PSS_MECHANISMS = {h.name: (getattr(Mechanism, h.mechanism), getattr(pkcs11.MGF, h.mgf))
+                   for h in HASHES.values()}
+_SCHEME_MECHANISMS = {scheme: getattr(Mechanism, name)
+                      for scheme, name in SCHEME_MECHANISMS.items()}
 
 # A key handle the token no longer knows: the key was destroyed or replaced, or the token's
 # store was reloaded. Looking the key up again is the cure, if the token still answers.
@@ -71,44 +67,20 @@ class KeyNotFound(HsmError):
     """No object with that label in the token (which does answer)."""
 
 
-@dataclass(frozen=True)
-class KeySpec:
-    key_type: str  # rsa | ec
-    size: int
-    curve: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> KeySpec:
-        """'rsa-3072', 'ec-p256', 'ec-p384' → KeySpec."""
-        kind, _, param = text.lower().partition("-")
-        if kind == "rsa" and param.isdigit() and int(param) in RSA_SIZES:
-            return cls("rsa", int(param))
-        if kind == "ec" and param in ("p256", "p384"):
-            curve = "P-" + param[1:]
-            return cls("ec", CURVES[curve][1], curve)
-        raise ValueError(
-            f"unknown key type {text!r}; use rsa-2048, rsa-3072, rsa-4096, ec-p256 or ec-p384"
-        )
-
-    def __str__(self) -> str:
-        return f"rsa-{self.size}" if self.key_type == "rsa" else f"ec-p{self.size}"
-
-
-def _digest_info_prefix(asn1_name: str, length: int) -> bytes:
-    encoded = algos.DigestInfo({"digest_algorithm": {"algorithm": asn1_name,
+def _digest_info_prefix(hash_name: str, length: int) -> bytes:
+    encoded = algos.DigestInfo({"digest_algorithm": {"algorithm": hash_name,
                                                      "parameters": core.Null()},
                                 "digest": bytes(length)}).dump()
     return encoded[:-length]
 
 
 # DER DigestInfo up to the digest value, per hash: built once, prepended on every signature.
-_DIGEST_INFO_PREFIX = {name: _digest_info_prefix(asn1_name, length)
-                       for name, (length, asn1_name, _, _) in HASHES.items()}
+_DIGEST_INFO_PREFIX = {h.name: _digest_info_prefix(h.name, h.length) for h in HASHES.values()}
 
 
 def digest_info(digest: bytes, hash_name: str) -> bytes:
     """The DER DigestInfo that CKM_RSA_PKCS expects the caller to prepend (PKCS#1 v1.5)."""
-    length = HASHES[hash_name][0]
+    length = HASHES[hash_name].length
     if len(digest) != length:
         raise HsmError(f"a {hash_name} digest has {length} bytes, got {len(digest)}")
     return _DIGEST_INFO_PREFIX[hash_name] + digest
@@ -363,7 +335,8 @@ class Hsm:
                 assert spec.curve
                 params = session.create_domain_parameters(
                     KeyType.EC,
-                    {Attribute.EC_PARAMS: encode_named_curve_parameters(CURVES[spec.curve][0])},
+                    {Attribute.EC_PARAMS:
+                        encode_named_curve_parameters(CURVES[spec.curve].asn1_name)},
                     local=True,
                 )
                 params.generate_keypair(
@@ -405,7 +378,8 @@ class Hsm:
                     raise KeyNotFound(f"no secret key labelled {label!r} in the token; "
                                       "run `signet init`") from exc
                 except exceptions.MultipleObjectsReturned:
-                    raise HsmError(f"several secret keys labelled {label!r}; fix the token")
+                    raise HsmError(f"several secret keys labelled {label!r}; "
+                                   "fix the token") from None
                 self._keys["secret:" + label] = key
             return bytes(key.sign(data, mechanism=Mechanism.SHA256_HMAC))
 
@@ -420,7 +394,7 @@ class Hsm:
                 self._nothing_found(session)
                 raise KeyNotFound(f"no private key labelled {label!r} in the token") from exc
             except exceptions.MultipleObjectsReturned:
-                raise HsmError(f"several private keys labelled {label!r}; fix the token")
+                raise HsmError(f"several private keys labelled {label!r}; fix the token") from None
             self._keys[label] = key
         return key
 
@@ -482,20 +456,19 @@ class Hsm:
         ECDSA comes back DER-encoded; PSS uses MGF1 with the same hash and, by default,
         a salt as long as the hash."""
         if hash_name not in HASHES:
-            raise HsmError(f"unsupported hash {hash_name!r}; use sha256, sha384 or sha512")
-        length, _, hash_mech, mgf = HASHES[hash_name]
+            raise HsmError(f"unsupported hash {hash_name!r}; use {', '.join(HASH_NAMES)}")
+        length = HASHES[hash_name].length
         if len(digest) != length:
             raise HsmError(f"a {hash_name} digest has {length} bytes, got {len(digest)}")
-
+        if scheme not in _SCHEME_MECHANISMS:
+            raise HsmError(f"unknown signature scheme {scheme!r}")
+        mechanism, data = _SCHEME_MECHANISMS[scheme], digest
+        param: tuple[Any, ...] | None = None
         if scheme == "pkcs1v15":
-            data, mechanism, param = digest_info(digest, hash_name), Mechanism.RSA_PKCS, None
+            data = digest_info(digest, hash_name)
         elif scheme == "pss":
             salt = length if salt_length is None else salt_length
-            data, mechanism, param = digest, Mechanism.RSA_PKCS_PSS, (hash_mech, mgf, salt)
-        elif scheme == "ecdsa":
-            data, mechanism, param = digest, Mechanism.ECDSA, None
-        else:
-            raise HsmError(f"unknown signature scheme {scheme!r}")
+            param = (*_PSS_MECHANISMS[hash_name], salt)
 
         def sign(session: Any) -> bytes:
             key = self._private_key(session, label)

@@ -39,7 +39,7 @@ def send_email(settings: NotifySettings, to: str, subject: str, body: str) -> No
                 (path / sub).mkdir(mode=0o700, exist_ok=True)
             box.add(msg)
         except OSError as exc:
-            raise DeliveryError(f"maildir {settings.maildir}: {exc.strerror or exc}")
+            raise DeliveryError(f"maildir {settings.maildir}: {exc.strerror or exc}") from exc
         return
     _send_smtp(settings, msg)
 
@@ -66,12 +66,12 @@ def _send_smtp(settings: NotifySettings, msg: EmailMessage) -> None:
                 client.login(smtp.username, password)
             client.send_message(msg)
     except smtplib.SMTPAuthenticationError:
-        raise DeliveryError(f"{where}: authentication refused for {smtp.username!r}")
+        raise DeliveryError(f"{where}: authentication refused for {smtp.username!r}") from None
     except smtplib.SMTPNotSupportedError as exc:
-        raise DeliveryError(f"{where}: {exc} (check notify.smtp.security)")
+        raise DeliveryError(f"{where}: {exc} (check notify.smtp.security)") from exc
     except smtplib.SMTPException as exc:
-        raise DeliveryError(f"{where}: {exc.__class__.__name__}: {exc}")
+        raise DeliveryError(f"{where}: {exc.__class__.__name__}: {exc}") from exc
     except ssl.SSLError as exc:
-        raise DeliveryError(f"{where}: TLS failed: {exc.reason or exc}")
+        raise DeliveryError(f"{where}: TLS failed: {exc.reason or exc}") from exc
     except (TimeoutError, OSError) as exc:
-        raise DeliveryError(f"{where}: unreachable: {exc.strerror or exc}")
+        raise DeliveryError(f"{where}: unreachable: {exc.strerror or exc}") from exc

@@ -61,7 +61,7 @@ def load_connector(settings: Settings, hsm: Hsm, database: Database) -> CAConnec
     try:
         cls = matches[0].load()
     except Exception as exc:  # a broken plug-in must not take the service down with a trace
-        raise CAError(f"ca.connector: cannot load {name!r}: {exc}")
+        raise CAError(f"ca.connector: cannot load {name!r}: {exc}") from exc
     connector = cls(settings, hsm, database)
     if not isinstance(connector, CAConnector):
         raise CAError(f"ca.connector: {name!r} does not implement the CA-connector interface")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from asn1crypto import x509 as asn1_x509
 
-from signet.hsm import Hsm, HsmError, KeySpec
+from signet.algorithms import KeySpec
+from signet.hsm import Hsm, HsmError
 from signet.pki.connector import CAConnector, CAError, IssueRequest
 from signet.pki.x509build import build_csr, make_name, public_key_info
 

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from asn1crypto import x509 as asn1_x509
 from sqlalchemy import select
 
+from signet.algorithms import KeySpec
 from signet.config import Settings
 from signet.events import Event, append_events
-from signet.hsm import Hsm, KeySpec
+from signet.hsm import Hsm
 from signet.pki.connector import CAError, IssueRequest
 from signet.pki.x509build import (
     DigestSigner,

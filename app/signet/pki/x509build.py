@@ -13,6 +13,8 @@ from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from signet.algorithms import CURVE_BY_ASN1_NAME
+
 # (digest bytes, hash name, scheme) -> signature; scheme: pkcs1v15 | ecdsa
 DigestSigner = Callable[[bytes, str, str], bytes]
 
@@ -55,9 +57,9 @@ def signature_choice(spki: keys.PublicKeyInfo) -> tuple[str, str, str]:
     """(asn1crypto signature algorithm, hash name, scheme) to sign with this key."""
     if spki.algorithm == "rsa":
         return "sha256_rsa", "sha256", "pkcs1v15"
-    if spki.curve[1] == "secp384r1":
-        return "sha384_ecdsa", "sha384", "ecdsa"
-    return "sha256_ecdsa", "sha256", "ecdsa"
+    curve = CURVE_BY_ASN1_NAME.get(spki.curve[1])
+    hash_name = curve.hash if curve else "sha256"
+    return f"{hash_name}_ecdsa", hash_name, "ecdsa"
 
 
 def make_name(common_name: str, organization: str | None = None, country: str | None = None,

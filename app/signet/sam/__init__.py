@@ -69,7 +69,7 @@ def decode_hash(value: str) -> bytes:
         padded = value + "=" * (-len(value) % 4)
         return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
     except (ValueError, TypeError):
-        raise InvalidRequest(f"Invalid base64 hash value {value[:60]!r}")
+        raise InvalidRequest(f"Invalid base64 hash value {value[:60]!r}") from None
 
 
 def _normal(digest: bytes) -> str:

@@ -16,6 +16,7 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from signet.algorithms import KeySpec
 from signet.auth.passwords import check_password_policy, hash_secret
 from signet.config import settings_digest
 from signet.errors import BadGateway, Conflict, InvalidRequest, NotFound
@@ -30,7 +31,6 @@ from signet.events import (
     verify_chain,
     verify_checkpoints,
 )
-from signet.hsm import KeySpec
 from signet.pki import CAError, certificate_row, enrol_key
 from signet.sam import check_credential, credential_seal
 from signet.sam.keys import prepare_keys
@@ -104,7 +104,7 @@ def add_user(services: Services, username: str, *, password: str, display_name: 
     try:
         check_password_policy(password)
     except ValueError as exc:
-        raise InvalidRequest(str(exc))
+        raise InvalidRequest(str(exc)) from exc
     if email is not None and not re.match(r"^[^@\s]+@[^@\s]+$", email):
         raise InvalidRequest(f"invalid email address {email!r}")
     stamp = now()
@@ -126,7 +126,7 @@ def add_user(services: Services, username: str, *, password: str, display_name: 
             append_event(session, "user.created", actor=actor, subject=username,
                          email=email, display_name=user.display_name)
     except IntegrityError:
-        raise Conflict(f"user {username!r} already exists")
+        raise Conflict(f"user {username!r} already exists") from None
     return UserView(username, display_name or username, email, "active", 0)
 
 
@@ -170,7 +170,7 @@ def create_credential(
     try:
         spec = KeySpec.parse(key)
     except ValueError as exc:
-        raise InvalidRequest(str(exc))
+        raise InvalidRequest(str(exc)) from exc
     if activation not in ("otp", "pin"):
         raise InvalidRequest(f"unknown activation {activation!r}; use otp or pin")
     with services.database.transaction() as session:
@@ -181,8 +181,9 @@ def create_credential(
             raise Conflict(f"user {username!r} is {user.status}")
         if not user.email:
             # E-mail is the only delivery channel implemented for activation codes.
-            raise InvalidRequest(f"user {username!r} has no e-mail address to send the "
-                                 "activation code to; add the user again with --email")
+            raise InvalidRequest(f"user {username!r} has no e-mail address, and activation "
+                                 "codes go only by e-mail: the address is given when a user "
+                                 "is added (signet users add USER --email ADDRESS)")
         common_name, email = user.display_name, user.email
     credential_id = credential_id or str(uuid.uuid4())
     if not re.match(r"^[A-Za-z0-9._-]{1,64}$", credential_id) or \
@@ -195,7 +196,7 @@ def create_credential(
                           validity_days=services.settings.ca.end_entity_validity_days,
                           qc_statements=services.settings.ca.qc_statements)
     except CAError as exc:
-        raise BadGateway(f"enrolment failed: {exc}")
+        raise BadGateway(f"enrolment failed: {exc}") from exc
     stamp = now()
     try:
         with services.database.transaction() as session:
@@ -324,10 +325,10 @@ def verify_audit(services: Services, checkpoint_file: str | None = None) -> Audi
                                                        errors="replace").splitlines()
     except FileNotFoundError:
         if checkpoint_file:
-            raise NotFound(f"checkpoint file {path} not found")
+            raise NotFound(f"checkpoint file {path} not found") from None
         lines = None
     except OSError as exc:
-        raise InvalidRequest(f"cannot read checkpoint file {path}: {exc.strerror}")
+        raise InvalidRequest(f"cannot read checkpoint file {path}: {exc.strerror}") from exc
     with services.database.transaction(read_only=True) as session:
         records, findings = verify_chain(session)
         checkpoints = None
@@ -347,7 +348,8 @@ def checkpoint_audit(services: Services, *, actor: str) -> Checkpoint:
         export_checkpoint(path, checkpoint)
     except OSError as exc:
         raise InvalidRequest(f"audit.checkpoint_file: cannot append to {path}: "
-                             f"{exc.strerror} (record {checkpoint.record} is in the trail)")
+                             f"{exc.strerror} (record {checkpoint.record} is in the "
+                             "trail)") from exc
     return checkpoint
 
 

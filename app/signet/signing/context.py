@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 
-from signet.config import Settings, load_settings
+from signet.config import Settings
 from signet.hsm import Hsm
 from signet.pki import CAConnector, load_connector
 from signet.sam import keys
@@ -28,7 +28,3 @@ class Services:
     @cached_property
     def ca(self) -> CAConnector:
         return load_connector(self.settings, self.hsm, self.database)
-
-    @classmethod
-    def from_environment(cls) -> Services:
-        return cls(load_settings())

@@ -13,6 +13,8 @@ from asn1crypto import algos
 from asn1crypto import x509 as asn1_x509
 from sqlalchemy import Table, bindparam, select
 
+from signet import algorithms
+from signet.algorithms import HASH_BY_OID, HASHES, SIGNATURE_ALGORITHMS
 from signet.auth.factors import lock_for_factor_check, new_otp, verify_otp, verify_pin
 from signet.auth.tokens import (
     Claimed,
@@ -25,40 +27,16 @@ from signet.auth.tokens import (
 from signet.errors import AccessDenied, InvalidRequest, ServiceUnavailable, SignetError
 from signet.events import append_event
 from signet.notify import DeliveryError, send_email
-from signet.sam import check_credential, extend_sad, issue_sad, pin_matches
+from signet.sam import check_credential, decode_hash, extend_sad, issue_sad, pin_matches
 from signet.signing.context import Services
 from signet.signing.otp import code_verifier, otp_address, otp_message, signing_request
 from signet.store import Credential, User
 
-HASH_OIDS = {
-    "2.16.840.1.101.3.4.2.1": "sha256",
-    "2.16.840.1.101.3.4.2.2": "sha384",
-    "2.16.840.1.101.3.4.2.3": "sha512",
-}
-HASH_OID_OF = {name: oid for oid, name in HASH_OIDS.items()}
-HASH_LENGTHS = {"sha256": 32, "sha384": 48, "sha512": 64}
-RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
-RSA_PSS = "1.2.840.113549.1.1.10"
-EC_PUBLIC_KEY = "1.2.840.10045.2.1"
-# signAlgo -> (key type, scheme, implied hash or None)
-SIGN_ALGOS: dict[str, tuple[str, str, str | None]] = {
-    "1.2.840.113549.1.1.11": ("rsa", "pkcs1v15", "sha256"),
-    "1.2.840.113549.1.1.12": ("rsa", "pkcs1v15", "sha384"),
-    "1.2.840.113549.1.1.13": ("rsa", "pkcs1v15", "sha512"),
-    RSA_ENCRYPTION: ("rsa", "pkcs1v15", None),
-    RSA_PSS: ("rsa", "pss", None),
-    "1.2.840.10045.4.3.2": ("ec", "ecdsa", "sha256"),
-    "1.2.840.10045.4.3.3": ("ec", "ecdsa", "sha384"),
-    "1.2.840.10045.4.3.4": ("ec", "ecdsa", "sha512"),
-    EC_PUBLIC_KEY: ("ec", "ecdsa", None),
-}
-CURVE_OIDS = {"P-256": "1.2.840.10045.3.1.7", "P-384": "1.3.132.0.34"}
-
 
 def key_algorithms(credential: Credential) -> list[str]:
-    """Full signature-algorithm OIDs the key can make (what pyHanko and others expect)."""
-    return [oid for oid, (kind, _, implied) in SIGN_ALGOS.items()
-            if kind == credential.key_type and (implied or oid == RSA_PSS)]
+    """Every signAlgo OID the key signs with: the full signature algorithms (what pyHanko and
+    others expect) and the bare key algorithms that take hashAlgorithmOID."""
+    return algorithms.key_algorithms(credential.key_type)
 
 
 def now() -> datetime:
@@ -208,8 +186,9 @@ def send_otp(services: Services, principal: Principal, credential_id: Any, *,
     description and document labels: a Signet extension); without them (v1 clients), bound to
     the first authorize that uses it."""
     sam = services.settings.sam
-    if hash_oid is not None and hash_oid not in HASH_OIDS:
+    if hash_oid is not None and hash_oid not in HASH_BY_OID:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
+    check_hash_lengths(hashes, hash_oid)
     request = None
     if hashes or num_signatures is not None:
         request = signing_request(hashes=hashes, hash_oid=hash_oid,
@@ -241,14 +220,14 @@ def send_otp(services: Services, principal: Principal, credential_id: Any, *,
     subject, text = otp_message(
         name=user.display_name, credential_id=credential.id, code=code,
         lifetime=sam.otp_lifetime_seconds, request=request,
-        hash_name=HASH_OIDS.get(request.hash_algorithm or "") if request else None)
+        hash_name=hash_name_of(request.hash_algorithm) if request else None)
     try:
         send_email(services.settings.notify, email, subject, text)
     except DeliveryError as exc:
         with services.database.transaction() as session:
             append_event(session, "otp.delivery_failed", actor=principal.username,
                          subject=credential.id, outcome="failure", reason=str(exc))
-        raise ServiceUnavailable(f"The OTP could not be delivered: {exc}")
+        raise ServiceUnavailable(f"The OTP could not be delivered: {exc}") from exc
     bound: dict[str, Any] = ({"fingerprint": request.fingerprint(),
                               "labels": list(request.labels),
                               "num_signatures": request.num_signatures} if request else {})
@@ -274,8 +253,9 @@ def authorize(
     sam = services.settings.sam
     if num_signatures < 1:
         raise InvalidRequest("Invalid parameter numSignatures: 1 or more")
-    if hash_oid is not None and hash_oid not in HASH_OIDS:
+    if hash_oid is not None and hash_oid not in HASH_BY_OID:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
+    check_hash_lengths(hashes, hash_oid)
     request = signing_request(hashes=hashes, hash_oid=hash_oid, num_signatures=num_signatures,
                               description=description, labels=labels)
     failure = None
@@ -321,7 +301,7 @@ def extend_transaction(services: Services, principal: Principal, *, credential_i
     """A new SAD for what is left of one: at SCAL2, bound to the hashes sent with it."""
     if not isinstance(sad, str) or not sad:
         raise InvalidRequest("Missing (or invalid type) string parameter SAD")
-    if hash_oid is not None and hash_oid not in HASH_OIDS:
+    if hash_oid is not None and hash_oid not in HASH_BY_OID:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
     with services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
@@ -338,11 +318,12 @@ def _pss_parameters(params_b64: str | None, hash_name: str | None) -> tuple[str,
         params = algos.RSASSAPSSParams.load(base64.b64decode(params_b64, validate=True))
         params.native  # noqa: B018 - forces a full parse, so bad DER fails here
     except (ValueError, TypeError):
-        raise InvalidRequest("Invalid parameter signAlgoParams: not DER RSASSA-PSS-params")
+        raise InvalidRequest("Invalid parameter signAlgoParams: not DER "
+                             "RSASSA-PSS-params") from None
     digest = params["hash_algorithm"]["algorithm"].native
     mgf = params["mask_gen_algorithm"]
     mgf_hash = mgf["parameters"]["algorithm"].native
-    if digest not in HASH_OID_OF:
+    if digest not in HASHES:
         raise InvalidRequest(f"Invalid parameter signAlgoParams: hash {digest} not offered")
     if mgf["algorithm"].native != "mgf1" or mgf_hash != digest:
         raise InvalidRequest("Invalid parameter signAlgoParams: MGF1 with the same hash only")
@@ -354,12 +335,31 @@ def _pss_parameters(params_b64: str | None, hash_name: str | None) -> tuple[str,
     return digest, int(params["salt_length"].native)
 
 
+def hash_name_of(hash_oid: str | None) -> str | None:
+    """The registry's name of a hash OID (None for none or an unknown one)."""
+    known = HASH_BY_OID.get(hash_oid or "")
+    return known.name if known else None
+
+
+def check_hash_lengths(hashes: Sequence[str], hash_oid: str | None) -> None:
+    """Refuse a hash that cannot be a digest of hashAlgorithmOID (without one, of any hash
+    offered), so no SAD is bound to a value that no signature could use."""
+    offered = [HASH_BY_OID[hash_oid]] if hash_oid else list(HASHES.values())
+    for value in hashes:
+        size = len(decode_hash(value))
+        if all(size != algorithm.length for algorithm in offered):
+            expected = " or ".join(f"{a.length} for {a.name}" for a in offered)
+            wanted = "hashAlgorithmOID wants" if hash_oid else "the hashes offered want"
+            raise InvalidRequest(f"Invalid hash value {value[:60]!r}: {size} bytes, where "
+                                 f"{wanted} {expected}")
+
+
 def check_algorithm_names(sign_algo: Any, hash_oid: Any) -> None:
     """Refuse an unknown signAlgo or hashAlgorithmOID before any credential is looked up,
     so a malformed request is named by its bad parameter."""
-    if sign_algo not in SIGN_ALGOS:
+    if sign_algo not in SIGNATURE_ALGORITHMS:
         raise InvalidRequest("Invalid parameter signAlgo")
-    if hash_oid is not None and hash_oid not in HASH_OIDS:
+    if hash_oid is not None and hash_oid not in HASH_BY_OID:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
 
 
@@ -367,15 +367,16 @@ def resolve_algorithm(credential: Credential, sign_algo: str, hash_oid: str | No
                       sign_algo_params: str | None) -> tuple[str, str, int | None]:
     """(hash name, scheme, PSS salt length) for a signAlgo on this credential's key."""
     check_algorithm_names(sign_algo, hash_oid)
-    key_type, scheme, implied = SIGN_ALGOS[sign_algo]
-    if key_type != credential.key_type:
+    algorithm = SIGNATURE_ALGORITHMS[sign_algo]
+    scheme, implied = algorithm.scheme, algorithm.hash
+    if algorithm.key_type != credential.key_type:
         raise InvalidRequest("Invalid parameter signAlgo: it does not fit the "
                              f"credential's {credential.key_type.upper()} key")
-    requested = HASH_OIDS[hash_oid] if hash_oid else None
+    requested = hash_name_of(hash_oid)
     salt = None
     if scheme == "pss":
         hash_name, salt = _pss_parameters(sign_algo_params, requested)
-        max_salt = (credential.key_size + 7) // 8 - HASH_LENGTHS[hash_name] - 2
+        max_salt = (credential.key_size + 7) // 8 - HASHES[hash_name].length - 2
         if not 0 <= salt <= max_salt:
             raise InvalidRequest(f"Invalid parameter signAlgoParams: salt length {salt} "
                                  f"outside 0..{max_salt}")

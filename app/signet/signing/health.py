@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from signet.hsm import HsmError
+from signet.errors import BackendError
 from signet.signing.context import Services
 from signet.store import StoreError
 
@@ -20,7 +20,7 @@ def check_health(services: Services) -> dict[str, Any]:
     # the token has come back: "ok" means this process can sign now.
     try:
         checks["hsm"] = {"status": "ok", **services.hsm.check()}
-    except HsmError as exc:
+    except BackendError as exc:  # the HSM's HsmError
         checks["hsm"] = {"status": "down", "token": services.hsm.settings.token_label,
                          "reason": str(exc)}
     down = [name for name, check in checks.items() if check["status"] != "ok"]

@@ -20,6 +20,7 @@ from typing import IO, Any
 from asn1crypto import x509 as asn1_x509
 from sqlalchemy import select
 
+from signet.algorithms import HASH_BY_OID, HASHES
 from signet.auth.tokens import Principal
 from signet.errors import (
     InvalidRequest,
@@ -48,9 +49,6 @@ from signet.formats import (
 from signet.sam import open_permit, refund, sad_binding
 from signet.signing.context import Services
 from signet.signing.csc import (
-    HASH_LENGTHS,
-    HASH_OID_OF,
-    HASH_OIDS,
     resolve_algorithm,
     signing_credential,
 )
@@ -172,7 +170,7 @@ def _check_job(job: DocumentJob, offered: list[str]) -> tuple[str, str, Level]:
         level = parse_level(job.level)
     except FormatError as exc:
         raise InvalidRequest(f"Invalid parameter signature_format, conformance_level or "
-                             f"signed_envelope_property: {exc}")
+                             f"signed_envelope_property: {exc}") from exc
     if f"Ades-{level.value}" not in offered:
         raise InvalidRequest(f"Invalid parameter conformance_level: {level.value} is not "
                              f"offered here (offered: {', '.join(offered)})")
@@ -188,7 +186,7 @@ def _check_job(job: DocumentJob, offered: list[str]) -> tuple[str, str, Level]:
         try:
             document_uri(job.document_name)
         except FormatError as exc:
-            raise InvalidRequest(f"Invalid parameter {DOCUMENT_NAME}: {exc}")
+            raise InvalidRequest(f"Invalid parameter {DOCUMENT_NAME}: {exc}") from exc
     return fmt, packaging, level
 
 
@@ -232,11 +230,11 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
         binding = sad_binding(services.hsm, sad, user_id=principal.user_id,
                               credential=credential)
     for (hash_name, scheme, salt), _ in zip(algorithms, jobs, strict=True):
-        if scheme == "pss" and salt != HASH_LENGTHS[hash_name]:
+        if scheme == "pss" and salt != HASHES[hash_name].length:
             raise InvalidRequest("Invalid parameter signAlgoParams: signDoc makes RSASSA-PSS "
-                                 f"with a salt as long as the hash ({HASH_LENGTHS[hash_name]})")
-    sad_oid = binding.hash_oid or HASH_OID_OF["sha256"]
-    doc_hash = HASH_OIDS[sad_oid]
+                                 f"with a salt as long as the hash ({HASHES[hash_name].length})")
+    sad_oid = binding.hash_oid or HASHES["sha256"].oid
+    doc_hash = HASH_BY_OID[sad_oid].name
     digests: list[bytes] = []
     for job in jobs:
         if job.document is not None:
@@ -249,9 +247,9 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
             if job.hash_oid and job.hash_oid != sad_oid:
                 raise InvalidRequest("The hash algorithm differs from the one the SAD was "
                                      "authorized for")
-            if len(job.digest) != HASH_LENGTHS[doc_hash]:
+            if len(job.digest) != HASHES[doc_hash].length:
                 raise InvalidRequest(f"Invalid documentDigests hash: {doc_hash} has "
-                                     f"{HASH_LENGTHS[doc_hash]} bytes")
+                                     f"{HASHES[doc_hash].length} bytes")
             digests.append(job.digest)
     config = services_config(services)
     if config.tsa is not None and any(level.at_least(Level.B_T) for _, _, level in checked):
@@ -260,7 +258,8 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
             try:
                 check_tsa(config.tsa)
             except ServiceError as exc:
-                raise ServiceUnavailable(f"{exc}; nothing was signed and the SAD was not spent")
+                raise ServiceUnavailable(
+                    f"{exc}; nothing was signed and the SAD was not spent") from exc
     with refusals_recorded(services, principal, credential_id), \
             services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
@@ -304,10 +303,10 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                                   hash_algorithm=hash_name, scheme=scheme,
                                   resume_digest=resume, document_name=job.document_name)
             except ServiceError as exc:
-                raise ServiceUnavailable(f"{exc}")
+                raise ServiceUnavailable(f"{exc}") from exc
             except FormatError as exc:
                 raise InvalidRequest(f"The document cannot be signed as {fmt} "
-                                     f"{packaging}: {exc}")
+                                     f"{packaging}: {exc}") from exc
             out.flush()
             size = out.seek(0, io.SEEK_END)
             if give_up is None and size <= SMALL_OUTPUT and kept + size <= SMALL_OUTPUTS_KEPT:
@@ -351,28 +350,28 @@ def timestamp(services: Services, principal: Principal, *, hash_b64: Any, hash_o
     """An RFC 3161 token from the configured TSA over the client's hash."""
     if not isinstance(hash_b64, str) or not hash_b64:
         raise InvalidRequest("Missing (or invalid type) string parameter hash")
-    if not isinstance(hash_oid, str) or hash_oid not in HASH_OIDS:
+    if not isinstance(hash_oid, str) or hash_oid not in HASH_BY_OID:
         raise InvalidRequest("Missing or invalid parameter hashAlgorithmOID")
     try:
         digest = base64.b64decode(hash_b64, validate=True)
     except ValueError:
-        raise InvalidRequest("Invalid parameter hash: not base64")
+        raise InvalidRequest("Invalid parameter hash: not base64") from None
     value = None
     if nonce is not None:
         try:
             value = int(str(nonce), 16)
         except ValueError:
-            raise InvalidRequest("Invalid parameter nonce: expected a hexadecimal number")
+            raise InvalidRequest("Invalid parameter nonce: expected a hexadecimal number") from None
     config = services_config(services).tsa
     if config is None:
         raise MethodNotImplemented("No time-stamping service is configured here "
                                    "(formats.tsa_url)")
     try:
-        token = timestamp_token(config, digest, HASH_OIDS[hash_oid], value)
+        token = timestamp_token(config, digest, HASH_BY_OID[hash_oid].name, value)
     except ServiceError as exc:
-        raise ServiceUnavailable(str(exc))
+        raise ServiceUnavailable(str(exc)) from exc
     except FormatError as exc:
-        raise InvalidRequest(f"Invalid parameter hash: {exc}")
+        raise InvalidRequest(f"Invalid parameter hash: {exc}") from exc
     with services.database.transaction() as session:
         append_event(session, "timestamp.issued", actor=principal.username,
                      subject=principal.username, hash=hash_b64, hash_algorithm=hash_oid,

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from signet.algorithms import HASHES
 from signet.auth.tokens import Claimed, Principal
 from signet.errors import InvalidRequest, InvalidToken, SignetError
 from signet.events import Event, append_events
@@ -26,7 +27,6 @@ from signet.hsm import HsmError
 from signet.sam import Permit, decode_hash, open_permit, refund
 from signet.signing.context import Services
 from signet.signing.csc import (
-    HASH_OID_OF,
     check_algorithm_names,
     resolve_algorithm,
     signing_credential,
@@ -95,7 +95,7 @@ def _prepare(services: Services, session: Any, caller: Claimed, *, credential_id
     hash_name, scheme, salt = resolve_algorithm(credential, sign_algo, hash_oid,
                                                 sign_algo_params)
     digests = _digests(hashes, hash_name)
-    oid = HASH_OID_OF[hash_name]
+    oid = HASHES[hash_name].oid
     permit = open_permit(session, services.hsm, sad=sad, user_id=principal.user_id,
                          credential=credential, hash_oid=oid, digests=digests, exact=True)
     return _Prepared(

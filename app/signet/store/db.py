@@ -134,7 +134,7 @@ class Database:
                 yield session
         except (OperationalError, InterfaceError) as exc:
             raise StoreError(f"database unavailable: {exc.__class__.__name__}: "
-                             f"{str(exc.orig or exc).splitlines()[0]}")
+                             f"{str(exc.orig or exc).splitlines()[0]}") from exc
         finally:
             _read_only.reset(marker)
             session.close()
@@ -160,7 +160,7 @@ class Database:
                 yield conn.execution_options(isolation_level="AUTOCOMMIT")
         except (OperationalError, InterfaceError) as exc:
             raise StoreError(f"database unavailable: {exc.__class__.__name__}: "
-                             f"{str(exc.orig or exc).splitlines()[0]}")
+                             f"{str(exc.orig or exc).splitlines()[0]}") from exc
 
     def ping(self) -> None:
         self._after_fork()
@@ -170,7 +170,7 @@ class Database:
                                   "SELECT 1 FROM DUAL"))
         except SQLAlchemyError as exc:
             raise StoreError(f"database unreachable: {exc.__class__.__name__}: "
-                             f"{str(exc).splitlines()[0]}")
+                             f"{str(exc).splitlines()[0]}") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -201,7 +201,7 @@ def upgrade(settings: DatabaseSettings, revision: str = "head") -> tuple[str, st
         with db.engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
-        raise StoreError(f"migration failed: {str(exc).splitlines()[0]}")
+        raise StoreError(f"migration failed: {str(exc).splitlines()[0]}") from exc
     finally:
         db.dispose()
     return before, current or "base"

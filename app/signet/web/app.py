@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask
 
 from signet.config import Settings, load_settings
@@ -25,7 +23,3 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(openapi.blueprint)
     csc.init_app(app)
     return app
-
-
-def services_of(app: Any) -> Services:
-    return app.extensions["signet"]  # type: ignore[no-any-return]

@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.wsgi import ClosingIterator, wrap_file
 
+from signet.algorithms import CURVES, SIGNATURE_ALGORITHMS
 from signet.auth.tokens import Principal
 from signet.errors import InvalidRequest, InvalidToken, MethodNotImplemented, NotAcceptable
 from signet.signing import Services, sessions, sign_doc, sign_hash
@@ -179,8 +180,7 @@ def not_offered(method: str) -> Callable[[], ResponseReturnValue]:
 def info_view(version: str) -> ResponseReturnValue:
     body()
     settings = services().settings.web
-    algos = sorted({oid for oid, (_, _, implied) in usecases.SIGN_ALGOS.items()
-                    if implied or oid == usecases.RSA_PSS})
+    algos = sorted(SIGNATURE_ALGORITHMS)
     return jsonify({
         "specs": "2.0.0.2" if version == "v2" else "1.0.4.0",
         "name": settings.name,
@@ -244,7 +244,7 @@ def key_block(info: usecases.CredentialInfo) -> dict[str, Any]:
     key: dict[str, Any] = {"status": "enabled" if info.key_enabled else "disabled",
                            "algo": info.algorithms, "len": info.key_size}
     if info.curve:
-        key["curve"] = usecases.CURVE_OIDS[info.curve]
+        key["curve"] = CURVES[info.curve].oid
     return key
 
 
@@ -394,7 +394,7 @@ def _document(entry: dict[str, Any], spooled: spool.SpooledJson
     try:
         return base64.b64decode(document, validate=True)
     except ValueError:
-        raise InvalidRequest("Invalid parameter document: not base64")
+        raise InvalidRequest("Invalid parameter document: not base64") from None
 
 
 def _jobs(data: dict[str, Any], spooled: spool.SpooledJson) -> list[sign_doc.DocumentJob]:
@@ -425,7 +425,7 @@ def _jobs(data: dict[str, Any], spooled: spool.SpooledJson) -> list[sign_doc.Doc
                     try:
                         digest = base64.b64decode(value, validate=True)
                     except ValueError:
-                        raise InvalidRequest("Invalid parameter hashes: not base64")
+                        raise InvalidRequest("Invalid parameter hashes: not base64") from None
                     jobs.append(sign_doc.DocumentJob(**common, digest=digest, hash_oid=oid))
     return jobs
 

@@ -21,6 +21,12 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 25.1 opens a control socket (for gunicornc) at one path per user,
+            # $XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl: every `signet serve`
+            # would bind the same one and the first to exit would remove the others'. Signet
+            # does not use gunicornc, so none.
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Any:
         # Called in each worker after the fork: the PKCS#11 library opens there, lazily.
