@@ -16,7 +16,7 @@ help:
 	@echo "make run    serve the embedded default on http://127.0.0.1:8080 (SQLite, SoftHSM, local CA)"
 	@echo "make test   install what tests need, start their servers, run lint and every test"
 	@echo "make bench  signing throughput and latency against the raw HSM"
-	@echo "make lint   ruff, mypy, import-linter, DDL freshness"
+	@echo "make lint   ruff (lint and format), mypy, import-linter, DDL freshness"
 
 # -- set-up -------------------------------------------------------------------------------
 define apt_install
@@ -52,6 +52,7 @@ run: deps venv
 # -- checks -------------------------------------------------------------------------------
 lint: venv
 	ruff check app tests
+	ruff format --check app tests
 	mypy
 	lint-imports
 	$(MAKE) --no-print-directory check-ddl

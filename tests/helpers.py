@@ -66,8 +66,9 @@ def enrol(services, username, *, key, activation="otp", pin=None, actor="test", 
     from signet.signing import admin
     from signet.store import User
 
-    view = admin.create_credential(services, username, key=key, actor=actor,
-                                   activation=activation, **extra)
+    view = admin.create_credential(
+        services, username, key=key, actor=actor, activation=activation, **extra
+    )
     code = activation_code_in_mail(services.settings.notify.maildir, view.credential_id)
     with services.database.transaction() as session:
         user_id = session.execute(select(User.id).where(User.username == username)).scalar_one()
@@ -76,8 +77,9 @@ def enrol(services, username, *, key, activation="otp", pin=None, actor="test", 
     return view
 
 
-def activate_over_api(url: str, username: str, password: str, credential_id: str, code: str,
-                      pin: str | None = None) -> None:
+def activate_over_api(
+    url: str, username: str, password: str, credential_id: str, code: str, pin: str | None = None
+) -> None:
     """The owner activates her credential through the Signet extension endpoint."""
     session = requests.Session()
     login = session.post(f"{url}/csc/v2/auth/login", auth=(username, password), timeout=30)
@@ -86,8 +88,12 @@ def activate_over_api(url: str, username: str, password: str, credential_id: str
     body = {"credentialID": credential_id, "activationCode": code}
     if pin is not None:
         body["PIN"] = pin
-    done = session.post(f"{url}/csc/v2/credentials/activate", json=body, timeout=30,
-                        headers={"Authorization": f"Bearer {token}"})
+    done = session.post(
+        f"{url}/csc/v2/credentials/activate",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert done.status_code == 200, done.text
 
 
@@ -109,8 +115,12 @@ def signet_server(
     URL once /health answers 200 and stops it afterwards. Its log goes to a file (a pipe nobody
     reads would stall the server once full) that a failed start prints."""
     port = port or free_port()
-    command = [str(Path(sys.executable).parent / "signet"), "serve", "--listen",
-               f"127.0.0.1:{port}"]
+    command = [
+        str(Path(sys.executable).parent / "signet"),
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+    ]
     if workers is not None:
         command += ["--workers", str(workers)]
     url = f"http://127.0.0.1:{port}"
@@ -167,8 +177,9 @@ def self_signed_tls(tmp: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def throwaway_chain(name: str, signer_public_key: object) -> tuple[x509.Certificate,
-                                                                   x509.Certificate]:
+def throwaway_chain(
+    name: str, signer_public_key: object
+) -> tuple[x509.Certificate, x509.Certificate]:
     """A root (EC P-256, its key in memory and then dropped) and a signing certificate for
     ``signer_public_key`` under it, both valid for a day: ``(root, signer)``."""
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
@@ -199,4 +210,3 @@ def throwaway_chain(name: str, signer_public_key: object) -> tuple[x509.Certific
         .sign(root_key, hashes.SHA256())
     )  # fmt: skip
     return root, signer
-

@@ -19,11 +19,14 @@ class HashAlgorithm:
     mgf: str  # python-pkcs11 MGF member: MGF1 with this hash
 
 
-HASHES: dict[str, HashAlgorithm] = {h.name: h for h in (
-    HashAlgorithm("sha256", "2.16.840.1.101.3.4.2.1", 32, "SHA256", "SHA256"),
-    HashAlgorithm("sha384", "2.16.840.1.101.3.4.2.2", 48, "SHA384", "SHA384"),
-    HashAlgorithm("sha512", "2.16.840.1.101.3.4.2.3", 64, "SHA512", "SHA512"),
-)}
+HASHES: dict[str, HashAlgorithm] = {
+    h.name: h
+    for h in (
+        HashAlgorithm("sha256", "2.16.840.1.101.3.4.2.1", 32, "SHA256", "SHA256"),
+        HashAlgorithm("sha384", "2.16.840.1.101.3.4.2.2", 48, "SHA384", "SHA384"),
+        HashAlgorithm("sha512", "2.16.840.1.101.3.4.2.3", 64, "SHA512", "SHA512"),
+    )
+}
 HASH_NAMES = tuple(HASHES)
 HASH_BY_OID: dict[str, HashAlgorithm] = {h.oid: h for h in HASHES.values()}
 
@@ -50,20 +53,26 @@ class SignatureAlgorithm:
     hash: str | None
 
 
-SIGNATURE_ALGORITHMS: dict[str, SignatureAlgorithm] = {a.oid: a for a in (
-    SignatureAlgorithm("1.2.840.113549.1.1.11", "sha256WithRSAEncryption", "rsa", "pkcs1v15",
-                       "sha256"),
-    SignatureAlgorithm("1.2.840.113549.1.1.12", "sha384WithRSAEncryption", "rsa", "pkcs1v15",
-                       "sha384"),
-    SignatureAlgorithm("1.2.840.113549.1.1.13", "sha512WithRSAEncryption", "rsa", "pkcs1v15",
-                       "sha512"),
-    SignatureAlgorithm(RSA_ENCRYPTION, "rsaEncryption", "rsa", "pkcs1v15", None),
-    SignatureAlgorithm(RSA_PSS, "RSASSA-PSS", "rsa", "pss", None),
-    SignatureAlgorithm("1.2.840.10045.4.3.2", "ecdsa-with-SHA256", "ec", "ecdsa", "sha256"),
-    SignatureAlgorithm("1.2.840.10045.4.3.3", "ecdsa-with-SHA384", "ec", "ecdsa", "sha384"),
-    SignatureAlgorithm("1.2.840.10045.4.3.4", "ecdsa-with-SHA512", "ec", "ecdsa", "sha512"),
-    SignatureAlgorithm(EC_PUBLIC_KEY, "ecPublicKey", "ec", "ecdsa", None),
-)}
+SIGNATURE_ALGORITHMS: dict[str, SignatureAlgorithm] = {
+    a.oid: a
+    for a in (
+        SignatureAlgorithm(
+            "1.2.840.113549.1.1.11", "sha256WithRSAEncryption", "rsa", "pkcs1v15", "sha256"
+        ),
+        SignatureAlgorithm(
+            "1.2.840.113549.1.1.12", "sha384WithRSAEncryption", "rsa", "pkcs1v15", "sha384"
+        ),
+        SignatureAlgorithm(
+            "1.2.840.113549.1.1.13", "sha512WithRSAEncryption", "rsa", "pkcs1v15", "sha512"
+        ),
+        SignatureAlgorithm(RSA_ENCRYPTION, "rsaEncryption", "rsa", "pkcs1v15", None),
+        SignatureAlgorithm(RSA_PSS, "RSASSA-PSS", "rsa", "pss", None),
+        SignatureAlgorithm("1.2.840.10045.4.3.2", "ecdsa-with-SHA256", "ec", "ecdsa", "sha256"),
+        SignatureAlgorithm("1.2.840.10045.4.3.3", "ecdsa-with-SHA384", "ec", "ecdsa", "sha384"),
+        SignatureAlgorithm("1.2.840.10045.4.3.4", "ecdsa-with-SHA512", "ec", "ecdsa", "sha512"),
+        SignatureAlgorithm(EC_PUBLIC_KEY, "ecPublicKey", "ec", "ecdsa", None),
+    )
+}
 
 
 def signature_algorithm_oid(scheme: str, hash_name: str) -> str:
@@ -101,11 +110,14 @@ class Curve:
     hash: str  # the hash of the same strength (JWS ties them; our CA signs with it)
 
 
-CURVES: dict[str, Curve] = {c.name: c for c in (
-    Curve("P-256", "1.2.840.10045.3.1.7", "secp256r1", 256, "sha256"),
-    Curve("P-384", "1.3.132.0.34", "secp384r1", 384, "sha384"),
-    Curve("P-521", "1.3.132.0.35", "secp521r1", 521, "sha512"),
-)}
+CURVES: dict[str, Curve] = {
+    c.name: c
+    for c in (
+        Curve("P-256", "1.2.840.10045.3.1.7", "secp256r1", 256, "sha256"),
+        Curve("P-384", "1.3.132.0.34", "secp384r1", 384, "sha384"),
+        Curve("P-521", "1.3.132.0.35", "secp521r1", 521, "sha512"),
+    )
+}
 CURVE_BY_ASN1_NAME: dict[str, Curve] = {c.asn1_name: c for c in CURVES.values()}
 KEY_CURVES = ("P-256", "P-384")  # the curves Signet makes keys on
 RSA_SIZES = (2048, 3072, 4096)
@@ -128,10 +140,10 @@ class KeySpec:
         curve = "P-" + param[1:] if param.startswith("p") else ""
         if kind == "ec" and curve in KEY_CURVES:
             return cls("ec", CURVES[curve].bits, curve)
-        names = [f"rsa-{size}" for size in RSA_SIZES] + [f"ec-{c.lower().replace('-', '')}"
-                                                         for c in KEY_CURVES]
-        raise ValueError(f"unknown key type {text!r}; use {', '.join(names[:-1])} or "
-                         f"{names[-1]}")
+        names = [f"rsa-{size}" for size in RSA_SIZES] + [
+            f"ec-{c.lower().replace('-', '')}" for c in KEY_CURVES
+        ]
+        raise ValueError(f"unknown key type {text!r}; use {', '.join(names[:-1])} or {names[-1]}")
 
     def __str__(self) -> str:
         return f"rsa-{self.size}" if self.key_type == "rsa" else f"ec-p{self.size}"

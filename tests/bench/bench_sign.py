@@ -123,9 +123,10 @@ def raw_worker(
 
 def run_raw(env: dict[str, str], key_label: str, kind: str) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager, concurrent.futures.ProcessPoolExecutor(
-        WORKERS, mp_context=ctx
-    ) as pool:
+    with (
+        ctx.Manager() as manager,
+        concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=ctx) as pool,
+    ):
         ready = manager.Barrier(WORKERS, timeout=120)
         futures = [
             pool.submit(raw_worker, env, key_label, kind, ready, WARMUP, SECONDS)
@@ -669,8 +670,10 @@ class Bench:
         floor = self.run_api(token, "", "rsa", 0, in_loop=False)
         floor_ms = floor["srv_ms"] + floor["client_ms"]
         rows.append({"key": "http", "path": "floor: POST info", "n": 0, **floor})
-        log(f"HTTP floor (info: no database, no HSM): {floor['req_per_s']:.0f} req/s, "
-            f"worker {floor['srv_ms']:.2f} + client {floor['client_ms']:.2f} ms CPU a request")
+        log(
+            f"HTTP floor (info: no database, no HSM): {floor['req_per_s']:.0f} req/s, "
+            f"worker {floor['srv_ms']:.2f} + client {floor['client_ms']:.2f} ms CPU a request"
+        )
         for key in KEYS:
             kind = key.split("-")[0]
             cred_id = self.credentials[key]
@@ -703,7 +706,8 @@ class Bench:
                         / max(result["srv_ms"] + (result["db_ms"] or 0.0), 1e-9),
                         # The most any API on this stack could reach here: the HSM work plus
                         # the CPU of a request that does nothing (the floor), client included.
-                        ceiling=n * raw["cpu_ms_per_sign"]
+                        ceiling=n
+                        * raw["cpu_ms_per_sign"]
                         / (n * raw["cpu_ms_per_sign"] + floor_ms * (2 if in_loop else 1)),
                     )
                     rows.append(result)

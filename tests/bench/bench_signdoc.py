@@ -119,8 +119,9 @@ def child(spec: dict[str, Any]) -> None:
             # the input and the hashing of the byte ranges then cost the same on both sides.
             writer = IncrementalPdfFileWriter(inf)
             writer.IO_CHUNK_SIZE = CHUNK_SIZE
-            signers.PdfSigner(meta, signer=signer).sign_pdf(writer, output=outf,
-                                                            chunk_size=CHUNK_SIZE)
+            signers.PdfSigner(meta, signer=signer).sign_pdf(
+                writer, output=outf, chunk_size=CHUNK_SIZE
+            )
         seconds = time.perf_counter() - started
         # Not ru_maxrss: Linux keeps it across fork+exec, so it would show this bench's own
         # RSS (the 100 MB PDF and its JSON body) at the fork. VmHWM belongs to the new image.
@@ -183,7 +184,7 @@ def decode_document(resp: http.client.HTTPResponse, out: Path) -> int:
         pending += chunk
     if not pending.startswith(prefix):
         raise SystemExit(f"unexpected signDoc answer: {pending[:200]!r}")
-    pending = pending[len(prefix):]
+    pending = pending[len(prefix) :]
     size = 0
     with out.open("wb") as sink:
         while (quote := pending.find(b'"')) < 0:
@@ -215,15 +216,22 @@ def request_json(cred_id: str, sad: str, level: str, appended: bool = False) -> 
 def multipart_parts(cred_id: str, sad: str, level: str) -> tuple[bytes, bytes]:
     """A multipart/form-data signDoc around one raw PDF part: what goes before and after."""
     request = request_json(cred_id, sad, level)
-    before = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"request\"\r\n"
-              f"Content-Type: application/json\r\n\r\n{request}\r\n--{BOUNDARY}\r\n"
-              "Content-Disposition: form-data; name=\"document\"; filename=\"in.pdf\"\r\n"
-              "Content-Type: application/pdf\r\n\r\n")
+    before = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="request"\r\n'
+        f"Content-Type: application/json\r\n\r\n{request}\r\n--{BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="document"; filename="in.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n"
+    )
     return before.encode(), f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def send_raw(conn: http.client.HTTPConnection, headers: dict[str, str], before: bytes,
-             pdf: Path, after: bytes) -> None:
+def send_raw(
+    conn: http.client.HTTPConnection,
+    headers: dict[str, str],
+    before: bytes,
+    pdf: Path,
+    after: bytes,
+) -> None:
     """Send a multipart signDoc as a client of large files would: the PDF goes from its file
     to the socket with sendfile(2), not through Python."""
     conn.putrequest("POST", "/csc/v2/signatures/signDoc")
@@ -236,8 +244,14 @@ def send_raw(conn: http.client.HTTPConnection, headers: dict[str, str], before: 
     conn.send(after)
 
 
-def send_sad_last(conn: http.client.HTTPConnection, headers: dict[str, str], pdf: Path,
-                  authorize: Any, request_part: Any, copy: Any = None) -> float:
+def send_sad_last(
+    conn: http.client.HTTPConnection,
+    headers: dict[str, str],
+    pdf: Path,
+    authorize: Any,
+    request_part: Any,
+    copy: Any = None,
+) -> float:
     """Send a multipart signDoc whose request part comes last, chunked: the PDF is read once,
     1 MiB at a time, each piece hashed, sent (and written to ``copy`` if given); then the hash
     is authorized (on another connection) while this request waits, and the request part
@@ -256,8 +270,10 @@ def send_sad_last(conn: http.client.HTTPConnection, headers: dict[str, str], pdf
         sock.sendall(data)
         sock.sendall(b"\r\n")
 
-    chunk(f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"document\"; "
-          "filename=\"in.pdf\"\r\nContent-Type: application/pdf\r\n\r\n".encode())
+    chunk(
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="document"; '
+        'filename="in.pdf"\r\nContent-Type: application/pdf\r\n\r\n'.encode()
+    )
     digest = hashlib.sha256()
     buffer = memoryview(bytearray(READ_CHUNK))
     with pdf.open("rb", buffering=0) as source:
@@ -269,9 +285,10 @@ def send_sad_last(conn: http.client.HTTPConnection, headers: dict[str, str], pdf
     started = time.perf_counter()
     sad = authorize(base64.b64encode(digest.digest()).decode())
     took = time.perf_counter() - started
-    chunk(f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"request\"\r\n"
-          f"Content-Type: application/json\r\n\r\n{request_part(sad)}\r\n--{BOUNDARY}--\r\n"
-          .encode())
+    chunk(
+        f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="request"\r\n'
+        f"Content-Type: application/json\r\n\r\n{request_part(sad)}\r\n--{BOUNDARY}--\r\n".encode()
+    )
     sock.sendall(b"0\r\n\r\n")
     return took
 
@@ -303,8 +320,16 @@ def sad_for(bench: bs.Bench, token: str, cred_id: str, digest: str) -> str:
     return str(answer["SAD"])
 
 
-def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: Path, level: str,
-             worker: int, reject: bool = False, via: str = "JSON") -> dict[str, Any]:
+def api_sign(
+    bench: bs.Bench,
+    token: str,
+    cred_id: str,
+    pdf: Path,
+    level: str,
+    worker: int,
+    reject: bool = False,
+    via: str = "JSON",
+) -> dict[str, Any]:
     """authorize + signDoc for one PDF file; client-side phases, worker CPU and peak RSS.
 
     ``via`` "JSON": the client streams both ways (base64-encodes the file while sending,
@@ -329,9 +354,13 @@ def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: Path, level: str,
         sad = sad_for(bench, token, cred_id, digest.decode())
     t_auth = time.perf_counter()
     if multipart:
-        body, headers = None, {
-            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
-            "Accept": "application/octet-stream"}
+        body, headers = (
+            None,
+            {
+                "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+                "Accept": "application/octet-stream",
+            },
+        )
         if not streamed:
             before, after = multipart_parts(cred_id, sad, level)
             length = len(before) + pdf.stat().st_size + len(after)
@@ -351,8 +380,13 @@ def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: Path, level: str,
             with contextlib.ExitStack() as stack:
                 copy = stack.enter_context(out.open("wb")) if via == "appended" else None
                 auth_took = send_sad_last(
-                    conn, headers, pdf, lambda digest: sad_for(bench, token, cred_id, digest),
-                    lambda sad: request_json(cred_id, sad, level, copy is not None), copy)
+                    conn,
+                    headers,
+                    pdf,
+                    lambda digest: sad_for(bench, token, cred_id, digest),
+                    lambda sad: request_json(cred_id, sad, level, copy is not None),
+                    copy,
+                )
         elif body is None:
             send_raw(conn, {**headers, "Content-Length": str(length)}, before, pdf, after)
         else:
@@ -364,8 +398,7 @@ def api_sign(bench: bs.Bench, token: str, cred_id: str, pdf: Path, level: str,
             raw = resp.read()
         else:
             appended_to = pdf.stat().st_size if via == "appended" else 0
-            size = (receive_raw(resp, out, appended_to) if multipart
-                    else decode_document(resp, out))
+            size = receive_raw(resp, out, appended_to) if multipart else decode_document(resp, out)
             body_mb = int(resp.headers["Content-Length"]) / 2**20
     finally:
         conn.close()
@@ -518,8 +551,9 @@ def run(bench: bs.Bench, stack: contextlib.ExitStack, sizes: list[int], lta_size
                 r = api_sign(bench, token, cred_id, path, "B-B", worker, via=via)
                 # The largest PDF assembled from its appended bytes is validated too.
                 if i == 0 and (size == sizes[0] or (via, size) == ("appended", sizes[-1])):
-                    checks.append(f"API B-B {via} {size} MB: "
-                                  + validate(r["signed"], roots, lta=False))
+                    checks.append(
+                        f"API B-B {via} {size} MB: " + validate(r["signed"], roots, lta=False)
+                    )
                 r.pop("signed")
                 r.pop("size")
                 raw_runs[via].append(r)
@@ -604,8 +638,11 @@ def report(rows: list, lta_rows: list, checks: list[str], notes: list[str], benc
     for r in rows:
         goal = f"<{GOAL:g}x " + ("ok" if r["ratio"] < GOAL else "MISS")
         probe = r["reject"]
-        taken_in = (f"{probe['http']:>7.3f} {probe['srv_cpu']:>6.2f} {mib(probe['peak_kib']):>8}"
-                    if probe else f"{'-':>7} {'-':>6} {'-':>8}")
+        taken_in = (
+            f"{probe['http']:>7.3f} {probe['srv_cpu']:>6.2f} {mib(probe['peak_kib']):>8}"
+            if probe
+            else f"{'-':>7} {'-':>6} {'-':>8}"
+        )
         lines.append(
             f"{r['size']:>3} MB {r['via']:>9} {r['api_s']:>7.3f} {r['local_s']:>8.3f} {r['ratio']:>8.2f}x "
             f"{goal:>9} {(r['api_s'] - r['auth']) / r['local_s']:>5.2f}x {str(r['api_peak']) + ' MiB':>9} {str(r['local_peak']) + ' MiB':>11} | "

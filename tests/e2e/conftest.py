@@ -175,8 +175,9 @@ def server(request, softhsm, smtp_server, tmp_path_factory):
             conn.execute(text(f'DROP DATABASE IF EXISTS "{db_url.rsplit("/", 1)[1]}" WITH (FORCE)'))
 
 
-def create_credential(server: Server, user: str, key: str, *extra: str, pin: str | None = None
-                      ) -> str:
+def create_credential(
+    server: Server, user: str, key: str, *extra: str, pin: str | None = None
+) -> str:
     """Enrol with the admin CLI (pending, code mailed), then activate as the owner does: the
     code from her mail, through the activation endpoint (setting her PIN if given)."""
     made = signet_cli("credentials", "create", user, "--key", key, *extra, env=server.env)

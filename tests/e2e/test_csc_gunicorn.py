@@ -35,9 +35,7 @@ def b64(data: bytes) -> str:
 
 
 def test_twenty_parallel_sign_hash_on_one_sad_exactly_five_succeed(server):
-    credential = create_credential(
-        server, "alice", "rsa-2048", "--activation", "pin", pin="246801"
-    )
+    credential = create_credential(server, "alice", "rsa-2048", "--activation", "pin", pin="246801")
     session = server.login("alice")
     digests = [hashlib.sha256(f"parallel {i}".encode()).digest() for i in range(5)]
     authorized = session.post(
@@ -98,21 +96,24 @@ def test_twenty_parallel_sign_hash_on_one_sad_exactly_five_succeed(server):
     # five spends and five signatures (each naming its hash), and the fifteen refusals.
     checked = signet_cli("audit", "verify", env=server.env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    engine = create_engine(server.env["SIGNET_DATABASE__URL"].replace(
-        "postgresql:", "postgresql+psycopg:", 1))
+    engine = create_engine(
+        server.env["SIGNET_DATABASE__URL"].replace("postgresql:", "postgresql+psycopg:", 1)
+    )
     try:
         with engine.connect() as conn:
-            events = conn.execute(text(
-                "SELECT event, details FROM audit_records WHERE subject = :c ORDER BY seq"),
-                {"c": credential}).all()
+            events = conn.execute(
+                text("SELECT event, details FROM audit_records WHERE subject = :c ORDER BY seq"),
+                {"c": credential},
+            ).all()
     finally:
         engine.dispose()
     names = [event for event, _ in events]
     assert names.count("sad.spent") == 5
     assert names.count("signature.created") == 5
     assert names.count("sad.rejected") == 15
-    recorded = [json.loads(details)["hashes"] for event, details in events
-                if event == "signature.created"]
+    recorded = [
+        json.loads(details)["hashes"] for event, details in events if event == "signature.created"
+    ]
     assert all(len(h) == 1 and h[0] in {b64(d) for d in digests} for h in recorded), recorded
 
 

@@ -96,9 +96,17 @@ def _credential(server: Server, user: str, *args: str, pin: str | None = None) -
     credential_id = made.stdout.split()[1]
     code = server.inbox.activation_code_for(credential_id)
     lines = [PASSWORD, code] + ([pin, pin] if pin is not None else [])
-    done = signet_cli("activate", "--server", server.url, "--user", user, "--credential",
-                      credential_id, stdin="".join(f"{line}\n" for line in lines),
-                      env={"SIGNET_CONFIG": "/nonexistent"})
+    done = signet_cli(
+        "activate",
+        "--server",
+        server.url,
+        "--user",
+        user,
+        "--credential",
+        credential_id,
+        stdin="".join(f"{line}\n" for line in lines),
+        env={"SIGNET_CONFIG": "/nonexistent"},
+    )
     assert done.returncode == 0, done.stderr
     assert f"credential {credential_id} is active" in done.stdout
     return credential_id
@@ -129,9 +137,7 @@ def _crl_problem(leaf_der: bytes) -> tuple[bool, str | None]:
 def desk(server, tsa_pki, tmp_path_factory) -> Desk:
     tmp = tmp_path_factory.mktemp("desk")
     alice = _credential(server, "alice", "--key", "rsa-2048")
-    bob_ec = _credential(
-        server, "bob", "--key", "ec-p256", "--activation", "pin", pin=PIN
-    )
+    bob_ec = _credential(server, "bob", "--key", "ec-p256", "--activation", "pin", pin=PIN)
     bob_locked = _credential(server, "bob", "--key", "rsa-2048")
     session = server.login("alice")
     info = session.post(
@@ -520,8 +526,11 @@ def test_refusals_by_the_service_end_in_one_clear_line(desk, tmp_path):
     # The TSA is asked before the one-time code is sent: none goes out, none is wasted.
     mails = len(desk.server.inbox.messages)
     run = sign(desk, *base, "--level", "B-T", "--tsa", dead_tsa, "--credential", desk.alice)
-    assert_one_line_error(run, f"the time-stamping service (TSA) {dead_tsa} does not answer",
-                          "no one-time code was used")
+    assert_one_line_error(
+        run,
+        f"the time-stamping service (TSA) {dead_tsa} does not answer",
+        "no one-time code was used",
+    )
     assert "authorize" not in run.stderr and len(desk.server.inbox.messages) == mails
 
 

@@ -22,8 +22,9 @@ def test_readme_walkthrough_signs_and_verifies(tmp_path):
     var = tmp_path / "var"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
     env.update(SIGNET_VAR=str(var), VENV=str(Path(sys.executable).parent.parent))
-    init = subprocess.run([str(ROOT / "scripts/embedded-init")], env=env, capture_output=True,
-                          text=True, timeout=300)
+    init = subprocess.run(
+        [str(ROOT / "scripts/embedded-init")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert init.returncode == 0, init.stderr
     with signet_server(env={**env, "SIGNET_CONFIG": str(var / "signet.toml")}) as url:
         port = url.rsplit(":", 1)[1]
@@ -35,8 +36,14 @@ def test_readme_walkthrough_signs_and_verifies(tmp_path):
         signing, admin = walkthrough_blocks()[:2]
         for block in (signing, admin):
             script = block.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
-            result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work,
-                                    env=env, capture_output=True, text=True, timeout=120)
+            result = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", script],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert result.returncode == 0, result.stdout + result.stderr
             if block is signing:
                 assert result.stdout.strip().endswith("Verified OK"), result.stdout

@@ -202,8 +202,9 @@ def libxmlsec_verify(signature: Path, root_pem: Path) -> bool:
     root = tree.getroot()
     xmlsec.tree.add_ids(root, ["Id"])
     manager = xmlsec.KeysManager()
-    manager.load_cert(str(root_pem), xmlsec.constants.KeyDataFormatPem,
-                      xmlsec.constants.KeyDataTypeTrusted)
+    manager.load_cert(
+        str(root_pem), xmlsec.constants.KeyDataFormatPem, xmlsec.constants.KeyDataTypeTrusted
+    )
     context = xmlsec.SignatureContext(manager)
     try:
         # A relative reference is opened from the working directory, as xmlsec1 does.

@@ -93,10 +93,15 @@ def test_cades_levels_validate_and_tampering_fails(
         certs, ocsps, crls = cms_embedded_validation_data(signed_data)
         assert ocsps and crls and signed_data["version"].native == "v5"
         # an OCSP response for the signer produced after the signature time-stamp is embedded
-        gen_time = as_token(stamps[0])["content"]["encap_content_info"]["content"].parsed[
-            "gen_time"].native
-        produced = [r["response_bytes"]["response"].parsed["tbs_response_data"]["produced_at"]
-                    .native for r in ocsps]
+        gen_time = (
+            as_token(stamps[0])["content"]["encap_content_info"]["content"]
+            .parsed["gen_time"]
+            .native
+        )
+        produced = [
+            r["response_bytes"]["response"].parsed["tbs_response_data"]["produced_at"].native
+            for r in ocsps
+        ]
         assert max(produced) >= gen_time, (gen_time, produced)
         offline = offline_context(pki.root, certs, ocsps, crls)
         assert validates_offline(pki.cert(key_variant.label), offline)

@@ -20,24 +20,32 @@ from urllib3.fields import RequestField
 from signet.errors import InvalidRequest
 from signet.web import multipart
 
-REQUEST = {"credentialID": "c1", "SAD": "s", "documents": [
-    {"signature_format": "P"}, {"signature_format": "C", "signed_envelope_property": "Detached"}]}
+REQUEST = {
+    "credentialID": "c1",
+    "SAD": "s",
+    "documents": [
+        {"signature_format": "P"},
+        {"signature_format": "C", "signed_envelope_property": "Detached"},
+    ],
+}
 
 
-def body(fields: list[tuple[str, bytes, str | None]], boundary: str = "x-boundary-1"
-         ) -> tuple[bytes, bytes]:
+def body(
+    fields: list[tuple[str, bytes, str | None]], boundary: str = "x-boundary-1"
+) -> tuple[bytes, bytes]:
     parts = []
     for name, data, filename in fields:
         field = RequestField(name, data, filename=filename)
-        field.make_multipart(content_type="application/json" if name == "request"
-                             else "application/octet-stream")
+        field.make_multipart(
+            content_type="application/json" if name == "request" else "application/octet-stream"
+        )
         parts.append(field)
     encoded, _ = encode_multipart_formdata(parts, boundary=boundary)
     return encoded, boundary.encode()
 
 
 def pieces(data: bytes, size: int) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 @pytest.mark.parametrize("size", [1, 7, 14, 15, 16, 17, 29, 30, 31, 4096, 10**6])
@@ -52,7 +60,9 @@ def test_documents_arrive_whole_whatever_the_pieces(size, request_at, opened):
     first = os.urandom(70_000) + b"\r\n--x-boundary-2" + os.urandom(100)
     second = b"--x-boundary-1" + os.urandom(3000) + b"\r\n--x-boundary"
     fields: list[tuple[str, bytes, str | None]] = [
-        ("document", first, "a.pdf"), ("document", second, None)]
+        ("document", first, "a.pdf"),
+        ("document", second, None),
+    ]
     fields.insert(request_at, ("request", json.dumps(REQUEST).encode(), None))
     data, boundary = body(fields)
     data = b"a preamble\r\n" + data + b"an epilogue"
@@ -71,8 +81,10 @@ def test_documents_arrive_whole_whatever_the_pieces(size, request_at, opened):
 
 def test_at_most_max_spooled_document_parts(opened):
     limit = multipart.MAX_SPOOLED
-    fields = [("request", json.dumps({"documents": [{}] * (limit + 1)}).encode(), None),
-              *[("document", b"%PDF", None)] * (limit + 1)]
+    fields = [
+        ("request", json.dumps({"documents": [{}] * (limit + 1)}).encode(), None),
+        *[("document", b"%PDF", None)] * (limit + 1),
+    ]
     data, boundary = body(fields)
     with pytest.raises(InvalidRequest) as refused:
         multipart.read_form([data], boundary, max_document=100)
@@ -88,26 +100,56 @@ def test_only_digests_need_no_document_part():
         assert parsed.value == request and not parsed.strings
 
 
-@pytest.mark.parametrize(("fields", "status", "message"), [
-    ([], 400, "A multipart/form-data signDoc needs a form-data part named request"),
-    ([("document", b"%PDF", None)], 400,
-     "A multipart/form-data signDoc needs a form-data part named request"),
-    ([("request", b"{}", None), ("document", b"%PDF", None), ("request", b"{}", None)], 400,
-     "More than one part named request"),
-    ([("request", b"[1]", None)], 400, "The request part must be a JSON object"),
-    ([("request", b"{", None)], 400, "The request part is not JSON"),
-    ([("request", json.dumps(REQUEST).encode(), None), ("document", b"1", None)], 400,
-     "Invalid parameter documents: 2 entries for 1 document parts"),
-    ([("request", json.dumps({"documents": [{"document": "QQ=="}]}).encode(), None),
-      ("document", b"1", None)], 400, "Invalid parameter document: in a multipart/form-data"),
-    ([("request", b"{}", None), ("document", b"1", None)], 400,
-     "Invalid parameter documents: an array of objects"),
-    ([("request", json.dumps(REQUEST).encode(), None), ("signature", b"1", None)], 400,
-     "Unexpected part 'signature'"),
-    ([("request", json.dumps({"documents": [{}]}).encode(), None),
-      ("document", b"x" * 101, None)], 413, "document larger than"),
-    ([("request", b" " * (2**20 + 1) + b"{}", None)], 413, "The request part is larger"),
-])
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ([], 400, "A multipart/form-data signDoc needs a form-data part named request"),
+        (
+            [("document", b"%PDF", None)],
+            400,
+            "A multipart/form-data signDoc needs a form-data part named request",
+        ),
+        (
+            [("request", b"{}", None), ("document", b"%PDF", None), ("request", b"{}", None)],
+            400,
+            "More than one part named request",
+        ),
+        ([("request", b"[1]", None)], 400, "The request part must be a JSON object"),
+        ([("request", b"{", None)], 400, "The request part is not JSON"),
+        (
+            [("request", json.dumps(REQUEST).encode(), None), ("document", b"1", None)],
+            400,
+            "Invalid parameter documents: 2 entries for 1 document parts",
+        ),
+        (
+            [
+                ("request", json.dumps({"documents": [{"document": "QQ=="}]}).encode(), None),
+                ("document", b"1", None),
+            ],
+            400,
+            "Invalid parameter document: in a multipart/form-data",
+        ),
+        (
+            [("request", b"{}", None), ("document", b"1", None)],
+            400,
+            "Invalid parameter documents: an array of objects",
+        ),
+        (
+            [("request", json.dumps(REQUEST).encode(), None), ("signature", b"1", None)],
+            400,
+            "Unexpected part 'signature'",
+        ),
+        (
+            [
+                ("request", json.dumps({"documents": [{}]}).encode(), None),
+                ("document", b"x" * 101, None),
+            ],
+            413,
+            "document larger than",
+        ),
+        ([("request", b" " * (2**20 + 1) + b"{}", None)], 413, "The request part is larger"),
+    ],
+)
 def test_refusals_name_the_problem(fields, status, message, opened):
     data, boundary = body(fields)
     with pytest.raises(InvalidRequest) as refused:
@@ -117,16 +159,24 @@ def test_refusals_name_the_problem(fields, status, message, opened):
     assert all(f.closed for f in opened)
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"", "it ends before the closing boundary"),
-    (b"--b", "it ends after a boundary"),
-    (b"--b\r\n", "a part's headers do not end"),
-    (b"--b\r\nContent-Disposition: form-data; name=request\r\n\r\n{}",
-     "it ends before the closing boundary"),
-    (b"--b junk\r\n\r\n{}\r\n--b--", "text after a boundary"),
-    (b"--b\r\nContent-Disposition form-data\r\n\r\n{}\r\n--b--", "a part header without a colon: 'Content-Disposition form-data'"),
-    (b"--b\r\n" + b"X-Long: " + b"a" * 20_000, "a part's headers do not end"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "it ends before the closing boundary"),
+        (b"--b", "it ends after a boundary"),
+        (b"--b\r\n", "a part's headers do not end"),
+        (
+            b"--b\r\nContent-Disposition: form-data; name=request\r\n\r\n{}",
+            "it ends before the closing boundary",
+        ),
+        (b"--b junk\r\n\r\n{}\r\n--b--", "text after a boundary"),
+        (
+            b"--b\r\nContent-Disposition form-data\r\n\r\n{}\r\n--b--",
+            "a part header without a colon: 'Content-Disposition form-data'",
+        ),
+        (b"--b\r\n" + b"X-Long: " + b"a" * 20_000, "a part's headers do not end"),
+    ],
+)
 def test_malformed_bodies(data, message):
     with pytest.raises(InvalidRequest) as refused:
         multipart.read_form(pieces(data, 100), b"b", max_document=100)
@@ -137,8 +187,11 @@ def test_boundaries():
     assert multipart.form_boundary("application/json") is None
     assert multipart.form_boundary(None) is None
     assert multipart.form_boundary('multipart/form-data; boundary="a b:c"') == b"a b:c"
-    for bad in ("multipart/form-data", "multipart/form-data; boundary=" + "a" * 71,
-                'multipart/form-data; boundary="ends "'):
+    for bad in (
+        "multipart/form-data",
+        "multipart/form-data; boundary=" + "a" * 71,
+        'multipart/form-data; boundary="ends "',
+    ):
         with pytest.raises(InvalidRequest, match="Invalid multipart/form-data boundary"):
             multipart.form_boundary(bad)
 
@@ -154,18 +207,32 @@ class Part:
 def test_answers_parse_with_the_standard_mime_parser():
     # The last part is sent from an offset, as an output answered with signet_appended is.
     outputs = [os.urandom(5000), b"", os.urandom(10), os.urandom(3000)]
-    parts = [Part({"Content-Disposition": f'attachment; name="n{i}"',
-                   "Content-Type": "application/octet-stream"}, io.BytesIO(d), 0, len(d))
-             for i, d in enumerate(outputs)]
+    parts = [
+        Part(
+            {
+                "Content-Disposition": f'attachment; name="n{i}"',
+                "Content-Type": "application/octet-stream",
+            },
+            io.BytesIO(d),
+            0,
+            len(d),
+        )
+        for i, d in enumerate(outputs)
+    ]
     parts[-1].start, parts[-1].size = 1234, 3000 - 1234
     content_type, length, chunks = multipart.mixed(parts, read_size=1000)
     raw = b"".join(chunks)
     assert len(raw) == length
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
     received = list(message.iter_parts())
     assert [p.get_param("name", header="content-disposition") for p in received] == [
-        "n0", "n1", "n2", "n3"]
+        "n0",
+        "n1",
+        "n2",
+        "n3",
+    ]
     assert [p.get_payload(decode=True) for p in received] == [*outputs[:3], outputs[3][1234:]]
     assert [int(p["Content-Length"]) for p in received] == [5000, 0, 10, 3000 - 1234]
 
@@ -173,19 +240,24 @@ def test_answers_parse_with_the_standard_mime_parser():
 def test_a_part_filename_names_the_document_unless_the_entry_does(opened):
     """A document part's filename (UTF-8 as browsers and curl send it, or RFC 2231
     filename*=) becomes its entry's signet_document_name; a name in the entry wins."""
-    request = {"documents": [{"signature_format": "X"}, {"signature_format": "J"},
-                             {"signature_format": "X", "signet_document_name": "given.xml"},
-                             {"signature_format": "C"}]}
+    request = {
+        "documents": [
+            {"signature_format": "X"},
+            {"signature_format": "J"},
+            {"signature_format": "X", "signet_document_name": "given.xml"},
+            {"signature_format": "C"},
+        ]
+    }
     boundary = b"b-1"
-    parts = [b'Content-Disposition: form-data; name="request"\r\n\r\n'
-             + json.dumps(request).encode(),
-             'Content-Disposition: form-data; name="document"; filename="été 1.xml"\r\n\r\n'
-             .encode() + b"<a/>",
-             b"Content-Disposition: form-data; name=\"document\"; filename*=UTF-8''%E2%82%AC"
-             b".json\r\n\r\n{}",
-             b'Content-Disposition: form-data; name="document"; filename="ignored.xml"\r\n\r\n'
-             b"<b/>",
-             b'Content-Disposition: form-data; name="document"\r\n\r\nno name']
+    parts = [
+        b'Content-Disposition: form-data; name="request"\r\n\r\n' + json.dumps(request).encode(),
+        'Content-Disposition: form-data; name="document"; filename="été 1.xml"\r\n\r\n'.encode()
+        + b"<a/>",
+        b"Content-Disposition: form-data; name=\"document\"; filename*=UTF-8''%E2%82%AC"
+        b".json\r\n\r\n{}",
+        b'Content-Disposition: form-data; name="document"; filename="ignored.xml"\r\n\r\n<b/>',
+        b'Content-Disposition: form-data; name="document"\r\n\r\nno name',
+    ]
     data = b"".join(b"--b-1\r\n" + part + b"\r\n" for part in parts) + b"--b-1--\r\n"
     with multipart.read_form([data], boundary, max_document=2**20) as parsed:
         names = [entry.get("signet_document_name") for entry in parsed.value["documents"]]

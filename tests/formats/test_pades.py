@@ -193,8 +193,9 @@ def test_pades_in_place_b_lta(pki, tsa_services, trust, sample_pdf, tmp_path):
     signed.write_bytes(original)
     with open(signed, "r+b") as document:
         document.seek(0, io.SEEK_END)  # wherever it stands, the whole file is signed
-        sign_document(document, document, format="P", level="B-LTA", key=variant.key,
-                      services=tsa_services)
+        sign_document(
+            document, document, format="P", level="B-LTA", key=variant.key, services=tsa_services
+        )
     data = signed.read_bytes()
     assert data.startswith(original) and len(data) > len(original)
     verdict = pdfsig(signed, trust.nss_dir)
@@ -265,8 +266,9 @@ def test_pades_reserves_what_the_last_signature_took(
     for run in range(3):
         signed = tmp_path / f"signed-{run}.pdf"
         with open(signed, "w+b") as out:
-            sign_document(sample_pdf, out, format="P", level="B-T", key=variant.key,
-                          services=tsa_services)
+            sign_document(
+                sample_pdf, out, format="P", level="B-T", key=variant.key, services=tsa_services
+            )
         verdict = pdfsig(signed, trust.nss_dir)[0]
         assert verdict["Signature Validation"] == "Signature is Valid.", verdict
     assert estimates == [1]

@@ -20,7 +20,7 @@ DOCUMENT = os.urandom(3000)
 
 
 def pieces(data: bytes, size: int) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 def read_back(spooled: spool.SpooledString) -> bytes:
@@ -30,8 +30,13 @@ def read_back(spooled: spool.SpooledString) -> bytes:
 
 def body_with(document: str, **extra: object) -> bytes:
     fields = "".join(f', "{k}": {json.dumps(v)}' for k, v in extra.items())
-    return ('{"credentialID": "c1", "documents": [{"document": "' + document
-            + '", "signature_format": "P"}]' + fields + "}").encode()
+    return (
+        '{"credentialID": "c1", "documents": [{"document": "'
+        + document
+        + '", "signature_format": "P"}]'
+        + fields
+        + "}"
+    ).encode()
 
 
 def test_every_chunk_boundary_and_escaped_slashes():
@@ -55,12 +60,19 @@ def test_large_pieces_are_hashed_aside_in_order():
     # Pieces of 64 KiB and more go to the hashing threads, one at a time per document: the
     # digest is still that of the document in order, for two documents spooled together.
     first, second = os.urandom(3 * 1024 * 1024 + 5), os.urandom(2 * 1024 * 1024 + 1)
-    body = ('{"documents": [{"document": "' + base64.b64encode(first).decode()
-            + '"}, {"document": "' + base64.b64encode(second).decode() + '"}]}').encode()
+    body = (
+        '{"documents": [{"document": "'
+        + base64.b64encode(first).decode()
+        + '"}, {"document": "'
+        + base64.b64encode(second).decode()
+        + '"}]}'
+    ).encode()
     with spool.scan(pieces(body, 200_003), max_document=10**7) as parsed:
         spooled = [parsed.spooled(d["document"]) for d in parsed.value["documents"]]
-        assert [s.hash_state().digest() for s in spooled] == [hashlib.sha256(first).digest(),
-                                               hashlib.sha256(second).digest()]
+        assert [s.hash_state().digest() for s in spooled] == [
+            hashlib.sha256(first).digest(),
+            hashlib.sha256(second).digest(),
+        ]
         assert [read_back(s) for s in spooled] == [first, second]
 
 
@@ -106,8 +118,9 @@ def test_a_long_string_elsewhere_is_named():
     long = "x" * 100_000
     cases = {
         "SAD": body_with("QUJD", SAD=long),
-        "signature_format": ('{"documents": [{"document": "QUJD", "signature_format": "'
-                             + long + '"}]}').encode(),
+        "signature_format": (
+            '{"documents": [{"document": "QUJD", "signature_format": "' + long + '"}]}'
+        ).encode(),
         "hashes": ('{"documentDigests": [{"hashes": ["' + long + '"]}]}').encode(),
         "documents": ('{"documents": ["' + long + '"]}').encode(),
         "(a JSON key)": ('{"' + long + '": 1}').encode(),
@@ -117,9 +130,16 @@ def test_a_long_string_elsewhere_is_named():
             assert parsed.misplaced(parsed.value, ("documents", "document")) == name
 
 
-@pytest.mark.parametrize("body", [
-    b"not json", b"{", b'{"documents": [{"document": "QUJD', b'{"a": 1} trailing', b"\xff\xfe",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"{",
+        b'{"documents": [{"document": "QUJD',
+        b'{"a": 1} trailing',
+        b"\xff\xfe",
+    ],
+)
 def test_not_json(body, opened):
     encoded = base64.b64encode(DOCUMENT).decode().encode()
     for text in (body, body.replace(b"QUJD", encoded)):
@@ -157,16 +177,17 @@ def test_at_most_max_spooled_documents_go_to_disk(opened):
     """Each spooled document holds a file descriptor until the request ends."""
     long = base64.b64encode(os.urandom(spool.SPOOL_THRESHOLD)).decode()
     entries = [{"document": long}] * spool.MAX_SPOOLED
-    with spool.scan([json.dumps({"documents": entries}).encode()],
-                    max_document=2**20) as parsed:
+    with spool.scan([json.dumps({"documents": entries}).encode()], max_document=2**20) as parsed:
         assert len(parsed.strings) == spool.MAX_SPOOLED
     with pytest.raises(InvalidRequest) as refused:
-        spool.scan([json.dumps({"documents": [*entries, {"document": long}]}).encode()],
-                   max_document=2**20)
+        spool.scan(
+            [json.dumps({"documents": [*entries, {"document": long}]}).encode()], max_document=2**20
+        )
     assert refused.value.status == 413
     assert refused.value.description == (
         f"More than {spool.MAX_SPOOLED} documents over 64 KiB in one request: send fewer "
-        "documents per request")
+        "documents per request"
+    )
     assert len(opened) == 2 * spool.MAX_SPOOLED and all(f.closed for f in opened)
 
 
@@ -199,7 +220,7 @@ def test_request_chunks_limits_and_drains():
 
     accepted = {"wsgi.input": Stream(body), "CONTENT_LENGTH": str(len(body))}
     chunks = spool.request_chunks(accepted, len(body))
-    assert next(chunks) == body[:spool.READ_SIZE]
+    assert next(chunks) == body[: spool.READ_SIZE]
     chunks.close()  # the consumer refused the body: the rest is read, so the client sees why
     assert accepted["wsgi.input"].tell() == len(body)
 

@@ -170,10 +170,20 @@ def test_libxmlsec_checks_pss_and_trust(pki, tsa_services, trust, tmp_path):
     variant = make_key_variant(pki, "rsa-pss")
     signed = tmp_path / "signed.xml"
     with open(signed, "wb") as out:
-        sign_document(XML_DOC, out, format="X", level="B-B", key=variant.key,
-                      scheme="pss", services=tsa_services)
-    method = find_signature(etree.fromstring(signed.read_bytes())).find(
-        f"{{{DS}}}SignedInfo/{{{DS}}}SignatureMethod").get("Algorithm")
+        sign_document(
+            XML_DOC,
+            out,
+            format="X",
+            level="B-B",
+            key=variant.key,
+            scheme="pss",
+            services=tsa_services,
+        )
+    method = (
+        find_signature(etree.fromstring(signed.read_bytes()))
+        .find(f"{{{DS}}}SignedInfo/{{{DS}}}SignatureMethod")
+        .get("Algorithm")
+    )
     assert method.endswith("sha256-rsa-MGF1")
     assert libxmlsec_verify(signed, trust.root_pem)
 

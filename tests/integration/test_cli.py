@@ -147,9 +147,14 @@ def test_no_configuration_says_what_to_set_and_creates_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
     env["HOME"] = str(tmp_path)
     for command in (["users", "list"], ["init"], ["db", "upgrade"]):
-        result = subprocess.run([str(Path(sys.executable).parent / "signet"), *command],
-                                cwd=tmp_path, env=env, capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "signet"), *command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 2, (command, result.stderr)
         assert "Traceback" not in result.stderr
         assert f"{DEFAULT_CONFIG_FILE} does not exist" in result.stderr
@@ -160,17 +165,24 @@ def test_no_configuration_says_what_to_set_and_creates_nothing(tmp_path):
 def test_credentials_create_without_a_terminal_names_what_exists(initialised):
     env = initialised
     signet_cli("users", "add", "hugo", "--password-stdin", env=env, stdin="long enough pw\n")
-    refused = signet_cli("credentials", "create", "hugo", "--activation", "pin", env=env,
-                         stdin="")
-    assert_clean_failure(refused, "user 'hugo' has no e-mail address",
-                         "signet users add USER --email ADDRESS")
+    refused = signet_cli("credentials", "create", "hugo", "--activation", "pin", env=env, stdin="")
+    assert_clean_failure(
+        refused, "user 'hugo' has no e-mail address", "signet users add USER --email ADDRESS"
+    )
     # every flag the message names exists on that command
     usage = signet_cli("users", "add", "--help").stdout
     assert "--email" in usage
-    signet_cli("users", "add", "iris", "--email", "i@example.test", "--password-stdin", env=env,
-               stdin="long enough pw\n")
-    created = signet_cli("credentials", "create", "iris", "--activation", "pin", env=env,
-                         stdin="")
+    signet_cli(
+        "users",
+        "add",
+        "iris",
+        "--email",
+        "i@example.test",
+        "--password-stdin",
+        env=env,
+        stdin="long enough pw\n",
+    )
+    created = signet_cli("credentials", "create", "iris", "--activation", "pin", env=env, stdin="")
     assert created.returncode == 0, created.stderr
     assert "pending: an activation code was sent to i@example.test" in created.stdout
 

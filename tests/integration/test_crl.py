@@ -10,8 +10,14 @@ from signet.signing import admin
 
 
 def test_crl_lists_revoked_certificates_and_validates(client, services, tmp_path):
-    admin.add_user(services, "alice", password="long enough", display_name="A",
-                   email="a@example.test", actor="test")
+    admin.add_user(
+        services,
+        "alice",
+        password="long enough",
+        display_name="A",
+        email="a@example.test",
+        actor="test",
+    )
     keep = admin.create_credential(services, "alice", key="ec-p256", actor="test")
     gone = admin.create_credential(services, "alice", key="ec-p256", actor="test")
     admin.set_credential_status(services, gone.credential_id, "revoked", actor="test")
@@ -22,11 +28,35 @@ def test_crl_lists_revoked_certificates_and_validates(client, services, tmp_path
     assert crl.status_code == 200 and crl.mimetype == "application/pkix-crl"
     (tmp_path / "root.der").write_bytes(root.data)
     (tmp_path / "crl.der").write_bytes(crl.data)
-    subprocess.run(["openssl", "x509", "-inform", "DER", "-in", tmp_path / "root.der",
-                    "-out", tmp_path / "root.pem"], check=True)
-    checked = subprocess.run(["openssl", "crl", "-inform", "DER", "-in", tmp_path / "crl.der",
-                              "-CAfile", tmp_path / "root.pem", "-noout", "-text"],
-                             capture_output=True, text=True)
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            tmp_path / "root.der",
+            "-out",
+            tmp_path / "root.pem",
+        ],
+        check=True,
+    )
+    checked = subprocess.run(
+        [
+            "openssl",
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            tmp_path / "crl.der",
+            "-CAfile",
+            tmp_path / "root.pem",
+            "-noout",
+            "-text",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert checked.returncode == 0 and "verify OK" in checked.stderr + checked.stdout
 
     parsed = x509.load_der_x509_crl(crl.data)
@@ -36,7 +66,8 @@ def test_crl_lists_revoked_certificates_and_validates(client, services, tmp_path
 
         def ee(credential_id):
             return x509.load_der_x509_certificate(
-                session.get(Credential, credential_id).certificates[0].der)
+                session.get(Credential, credential_id).certificates[0].der
+            )
 
         kept, revoked = ee(keep.credential_id), ee(gone.credential_id)
     assert revoked.serial_number in serials and kept.serial_number not in serials

@@ -105,8 +105,11 @@ class LiveClient:
         self.url, self.session = url, requests.Session()
 
     def post(self, path, json=None, headers=None, data=None):
-        return Reply(self.session.post(self.url + path, json=json, headers=headers or {},
-                                       data=data, timeout=60))
+        return Reply(
+            self.session.post(
+                self.url + path, json=json, headers=headers or {}, data=data, timeout=60
+            )
+        )
 
 
 @pytest.fixture
@@ -267,13 +270,15 @@ def test_credentials_list_pages(client, services, alice, version):
             break
         body = {"maxResults": 2, "pageToken": listed.json["nextPageToken"]}
     assert seen == everything["credentialIDs"]
-    for bad, needle in [({"maxResults": "2"}, "maxResults"), ({"maxResults": 0}, "maxResults"),
-                        ({"pageToken": "bm9uc2Vuc2U="}, "pageToken"),
-                        ({"pageToken": "YWZ0ZXI6OQ=="}, "pageToken"),  # after:9, past the end
-                        ({"pageToken": 3}, "pageToken"),
-                        # more digits than Python's int() takes from a string
-                        ({"pageToken": base64.urlsafe_b64encode(b"after:" + b"1" * 5000)
-                          .decode()}, "pageToken")]:
+    for bad, needle in [
+        ({"maxResults": "2"}, "maxResults"),
+        ({"maxResults": 0}, "maxResults"),
+        ({"pageToken": "bm9uc2Vuc2U="}, "pageToken"),
+        ({"pageToken": "YWZ0ZXI6OQ=="}, "pageToken"),  # after:9, past the end
+        ({"pageToken": 3}, "pageToken"),
+        # more digits than Python's int() takes from a string
+        ({"pageToken": base64.urlsafe_b64encode(b"after:" + b"1" * 5000).decode()}, "pageToken"),
+    ]:
         assert needle in error_of(csc.post("credentials/list", bad), 400)
 
 
@@ -321,8 +326,12 @@ def test_hsm_failure_gives_the_count_back(csc, services, alice):
     assert error_of(failed, 503, "temporarily_unavailable")
     with services.database.transaction() as session:
         (remaining,) = session.execute(select(SignatureActivation.remaining)).one()
-        events = [e for (e,) in session.execute(
-            select(AuditRecord.event).order_by(AuditRecord.seq.desc()).limit(3))]
+        events = [
+            e
+            for (e,) in session.execute(
+                select(AuditRecord.event).order_by(AuditRecord.seq.desc()).limit(3)
+            )
+        ]
     assert remaining == 2
     # The trail is written once a request: nothing of the spend that was undone.
     assert events == ["signature.failed", "credential.authorized", "otp.verified"]
@@ -426,9 +435,11 @@ def test_pin_credential(csc, services, alice):
 
 
 # What a client chooses for a signAlgo that names no hash: (hash, scheme).
-BARE_ALGORITHMS = {"1.2.840.113549.1.1.1": ("sha384", "pkcs1v15"),
-                   "1.2.840.113549.1.1.10": ("sha512", "pss"),
-                   "1.2.840.10045.2.1": ("sha512", "ecdsa")}
+BARE_ALGORITHMS = {
+    "1.2.840.113549.1.1.1": ("sha384", "pkcs1v15"),
+    "1.2.840.113549.1.1.10": ("sha512", "pss"),
+    "1.2.840.10045.2.1": ("sha512", "ecdsa"),
+}
 
 
 def client_choice(sign_algo):
@@ -447,27 +458,45 @@ def test_every_listed_algorithm_signs(csc, alice, key):
     csc.login()
     info, cert = certificate(csc, alice[key])
     listed = info["key"]["algo"]
-    expected = ({"1.2.840.113549.1.1.1", "1.2.840.113549.1.1.10", "1.2.840.113549.1.1.11",
-                 "1.2.840.113549.1.1.12", "1.2.840.113549.1.1.13"} if key == "rsa" else
-                {"1.2.840.10045.2.1", "1.2.840.10045.4.3.2", "1.2.840.10045.4.3.3",
-                 "1.2.840.10045.4.3.4"})
+    expected = (
+        {
+            "1.2.840.113549.1.1.1",
+            "1.2.840.113549.1.1.10",
+            "1.2.840.113549.1.1.11",
+            "1.2.840.113549.1.1.12",
+            "1.2.840.113549.1.1.13",
+        }
+        if key == "rsa"
+        else {
+            "1.2.840.10045.2.1",
+            "1.2.840.10045.4.3.2",
+            "1.2.840.10045.4.3.3",
+            "1.2.840.10045.4.3.4",
+        }
+    )
     assert set(listed) == expected
     offered = csc.post("info", {}).json["signAlgorithms"]["algos"]
     assert set(listed) <= set(offered)
     plan = {algo: client_choice(algo) for algo in listed}
     digests = {algo: hashlib.new(plan[algo][0], algo.encode()).digest() for algo in listed}
     # One SAD for them all: no hashAlgorithmOID, as the hashes are of several algorithms.
-    authorized = csc.post("credentials/authorize", {
-        "credentialID": alice[key], "numSignatures": len(listed),
-        "hashes": [base64.b64encode(d).decode() for d in digests.values()],
-        "authData": [{"id": "OTP", "value": csc.otp(alice[key])}]})
+    authorized = csc.post(
+        "credentials/authorize",
+        {
+            "credentialID": alice[key],
+            "numSignatures": len(listed),
+            "hashes": [base64.b64encode(d).decode() for d in digests.values()],
+            "authData": [{"id": "OTP", "value": csc.otp(alice[key])}],
+        },
+    )
     assert authorized.status_code == 200, authorized.json
     for algo in listed:
         hash_name, scheme = plan[algo]
         salt = HASHES[hash_name].length if scheme == "pss" else None
         params = pss_params(hash_name, salt) if scheme == "pss" else None
-        signed = csc.sign(alice[key], authorized.json["SAD"], [digests[algo]], algo, hash_name,
-                          params)
+        signed = csc.sign(
+            alice[key], authorized.json["SAD"], [digests[algo]], algo, hash_name, params
+        )
         assert signed.status_code == 200, (algo, signed.json)
         signature = base64.b64decode(signed.json["signatures"][0])
         verify(cert, signature, digests[algo], hash_name, scheme, salt)
@@ -505,14 +534,19 @@ def test_extend_transaction(csc, services, alice):
     assert csc.sign(alice["ec"], sad, [first], "1.2.840.10045.4.3.2").status_code == 200
 
     def extend(sad, digests, **extra):
-        body = {"credentialID": alice["ec"], "SAD": sad,
-                "hashes": [base64.b64encode(d).decode() for d in digests],
-                "hashAlgorithmOID": SHA["sha256"], **extra}
+        body = {
+            "credentialID": alice["ec"],
+            "SAD": sad,
+            "hashes": [base64.b64encode(d).decode() for d in digests],
+            "hashAlgorithmOID": SHA["sha256"],
+            **extra,
+        }
         return csc.post("credentials/extendTransaction", body)
 
     # SCAL2: an extension without hashes is refused, and leaves the SAD whole.
-    assert "hashes" in error_of(csc.post("credentials/extendTransaction",
-                                         {"credentialID": alice["ec"], "SAD": sad}), 400)
+    assert "hashes" in error_of(
+        csc.post("credentials/extendTransaction", {"credentialID": alice["ec"], "SAD": sad}), 400
+    )
     assert "differs" in error_of(extend(sad, [second], hashAlgorithmOID=SHA["sha384"]), 400)
     assert "2 signature(s) left" in error_of(extend(sad, [second, third, first]), 400)
     extended = extend(sad, [second, third])
@@ -521,16 +555,16 @@ def test_extend_transaction(csc, services, alice):
     new = extended.json["SAD"]
     error_of(csc.sign(alice["ec"], sad, [second], "1.2.840.10045.4.3.2"), 400)  # replaced
     # Bound to the new hashes: the old one is refused, the new ones sign.
-    assert "not authorized" in error_of(csc.sign(alice["ec"], new, [first],
-                                                 "1.2.840.10045.4.3.2"), 400)
+    assert "not authorized" in error_of(
+        csc.sign(alice["ec"], new, [first], "1.2.840.10045.4.3.2"), 400
+    )
     signed = csc.sign(alice["ec"], new, [second, third], "1.2.840.10045.4.3.2")
     assert signed.status_code == 200, signed.json
     _, cert = certificate(csc, alice["ec"])
     for signature, digest in zip(signed.json["signatures"], (second, third), strict=True):
         verify(cert, base64.b64decode(signature), digest, "sha256", "ecdsa")
     with services.database.transaction() as session:
-        rows = {row.sad_hash: row for row in session.execute(select(SignatureActivation))
-                .scalars()}
+        rows = {row.sad_hash: row for row in session.execute(select(SignatureActivation)).scalars()}
     stored = rows[hashlib.sha256(new.encode()).hexdigest()]
     assert stored.hashes.splitlines() == [base64.b64encode(d).decode() for d in (second, third)]
     assert (stored.num_signatures, stored.remaining) == (2, 0)
@@ -636,16 +670,20 @@ def test_info(client):
         assert "signatures/signHash" in info["methods"] and info["authType"] == ["basic"]
         # No TSA is configured here: timestamp is not offered, and says so with a 501.
         assert "signatures/timestamp" not in info["methods"]
-        assert "not implemented" in error_of(client.post(f"/csc/{version}/signatures/timestamp",
-                                                         json={}), 501)
+        assert "not implemented" in error_of(
+            client.post(f"/csc/{version}/signatures/timestamp", json={}), 501
+        )
     assert client.post("/csc/v2/info").json["specs"] == "2.0.0.2"
 
 
 def test_methods_not_offered_answer_501(csc, client, alice):
     csc.login()
     listed = client.post("/csc/v2/info", json={}).json["methods"]
-    for method in ("credentials/authorizeCheck", "credentials/getChallenge",
-                   "signatures/signPolling"):
+    for method in (
+        "credentials/authorizeCheck",
+        "credentials/getChallenge",
+        "signatures/signPolling",
+    ):
         assert method not in listed
         assert method in error_of(csc.post(method, {}), 501)
         assert method in error_of(client.post(f"/csc/v2/{method}", json={}), 501)

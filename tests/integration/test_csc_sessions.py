@@ -28,8 +28,14 @@ def client(settings_env, services):
 
 @pytest.fixture
 def alice(services):
-    admin.add_user(services, "alice", password=PASSWORD, display_name="Alice",
-                   email="alice@example.test", actor="test")
+    admin.add_user(
+        services,
+        "alice",
+        password=PASSWORD,
+        display_name="Alice",
+        email="alice@example.test",
+        actor="test",
+    )
     return {"ec": enrol(services, "alice", key="ec-p256", actor="test").credential_id}
 
 
@@ -43,8 +49,7 @@ def basic(text: str) -> dict[str, str]:
 
 
 def login(client, **body):
-    return client.post("/csc/v2/auth/login", json=body or None,
-                       headers=basic(f"alice:{PASSWORD}"))
+    return client.post("/csc/v2/auth/login", json=body or None, headers=basic(f"alice:{PASSWORD}"))
 
 
 def refresh(client, token):
@@ -52,8 +57,9 @@ def refresh(client, token):
 
 
 def listed(client, token):
-    return client.post("/csc/v2/credentials/list", json={},
-                       headers={"Authorization": f"Bearer {token}"})
+    return client.post(
+        "/csc/v2/credentials/list", json={}, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 def digest(token: str) -> str:
@@ -62,8 +68,15 @@ def digest(token: str) -> str:
 
 def events(services, name):
     with services.database.transaction(read_only=True) as session:
-        rows = session.execute(select(AuditRecord.details).where(AuditRecord.event == name)
-                               .order_by(AuditRecord.seq)).scalars().all()
+        rows = (
+            session.execute(
+                select(AuditRecord.details)
+                .where(AuditRecord.event == name)
+                .order_by(AuditRecord.seq)
+            )
+            .scalars()
+            .all()
+        )
     return [json.loads(row) for row in rows]
 
 
@@ -71,7 +84,8 @@ def test_revoke_needs_the_token_parameter(csc, alice):
     token = csc.login()
     assert "token" in error_of(csc.post("auth/revoke", {}), 400)
     assert "token_type_hint" in error_of(
-        csc.post("auth/revoke", {"token": token, "token_type_hint": "id_token"}), 400)
+        csc.post("auth/revoke", {"token": token, "token_type_hint": "id_token"}), 400
+    )
     assert "token" in error_of(csc.post("auth/revoke", {"token": "t1.not.mine"}), 400)
     # None of those revoked the caller's own token.
     assert csc.post("credentials/list", {}).status_code == 200
@@ -80,9 +94,13 @@ def test_revoke_needs_the_token_parameter(csc, alice):
 
 
 def test_basic_credentials_without_a_colon_are_a_bad_request(client, alice):
-    for header in (basic("alice"), basic(""), basic(f":{PASSWORD}"),
-                   {"Authorization": "Basic !!not-base64!!"},
-                   {"Authorization": "Basic " + base64.b64encode(b"alice\xff:x").decode()}):
+    for header in (
+        basic("alice"),
+        basic(""),
+        basic(f":{PASSWORD}"),
+        {"Authorization": "Basic !!not-base64!!"},
+        {"Authorization": "Basic " + base64.b64encode(b"alice\xff:x").decode()},
+    ):
         response = client.post("/csc/v2/auth/login", headers=header)
         assert "Basic credentials" in error_of(response, 400), header
     error_of(client.post("/csc/v1/auth/login", headers=basic("alice")), 400)
@@ -90,8 +108,11 @@ def test_basic_credentials_without_a_colon_are_a_bad_request(client, alice):
     error_of(client.post("/csc/v2/auth/login"), 401)
     # A colon inside the password is the password's.
     assert login(client).status_code == 200
-    error_of(client.post("/csc/v2/auth/login", headers=basic(f"alice:{PASSWORD}:x")), 401,
-             "authentication_error")
+    error_of(
+        client.post("/csc/v2/auth/login", headers=basic(f"alice:{PASSWORD}:x")),
+        401,
+        "authentication_error",
+    )
 
 
 def test_refresh_tokens_rotate_and_a_replay_revokes_the_family(client, services, alice):
@@ -104,8 +125,11 @@ def test_refresh_tokens_rotate_and_a_replay_revokes_the_family(client, services,
     error_of(listed(client, first["refresh_token"]), 401, "invalid_token")
     assert "refresh_token" in error_of(refresh(client, first["access_token"]), 400)
     assert "refresh_token" in error_of(refresh(client, "r1.e30.AAAA"), 400)
-    both = client.post("/csc/v2/auth/login", json={"refresh_token": first["refresh_token"]},
-                       headers=basic(f"alice:{PASSWORD}"))
+    both = client.post(
+        "/csc/v2/auth/login",
+        json={"refresh_token": first["refresh_token"]},
+        headers=basic(f"alice:{PASSWORD}"),
+    )
     assert "not both" in error_of(both, 400)
 
     second = refresh(client, first["refresh_token"])
@@ -120,9 +144,11 @@ def test_refresh_tokens_rotate_and_a_replay_revokes_the_family(client, services,
     assert {digest(t["refresh_token"]) for t in (first, second, third)} == set(rows)
     assert len({r.family for r in rows.values()}) == 1
     assert [rows[digest(t["refresh_token"])].used for t in (first, second, third)] == [
-        True, True, False]
-    assert rows[digest(third["refresh_token"])].access_token_hash == digest(
-        third["access_token"])
+        True,
+        True,
+        False,
+    ]
+    assert rows[digest(third["refresh_token"])].access_token_hash == digest(third["access_token"])
 
     # The first token again: a replay. Refused, and the whole family is revoked with the
     # access tokens issued with it.
@@ -133,10 +159,13 @@ def test_refresh_tokens_rotate_and_a_replay_revokes_the_family(client, services,
     assert listed(client, plain.json["access_token"]).status_code == 200  # another login's
     with services.database.transaction(read_only=True) as session:
         assert all(session.execute(select(RefreshToken.revoked)).scalars())
-        revoked = {row.token_hash: row.revoked for row in session.execute(
-            select(AccessToken.token_hash, AccessToken.revoked))}
-    assert revoked[digest(third["access_token"])] and not revoked[digest(plain.json[
-        "access_token"])]
+        revoked = {
+            row.token_hash: row.revoked
+            for row in session.execute(select(AccessToken.token_hash, AccessToken.revoked))
+        }
+    assert (
+        revoked[digest(third["access_token"])] and not revoked[digest(plain.json["access_token"])]
+    )
     failed = [e for e in events(services, "login.failed") if e.get("method") == "refresh_token"]
     assert [e["reason"] for e in failed] == ["refresh token replayed", "refresh token revoked"]
     assert failed[0]["revoked_family"] == rows[digest(first["refresh_token"])].family
@@ -146,16 +175,23 @@ def test_revoke_a_refresh_token_with_its_hint(client, services, alice):
     tokens = login(client, rememberMe=True).json
     other = login(client).json["access_token"]
     headers = {"Authorization": f"Bearer {other}"}
-    revoked = client.post("/csc/v2/auth/revoke", headers=headers, json={
-        "token": tokens["refresh_token"], "token_type_hint": "refresh_token"})
+    revoked = client.post(
+        "/csc/v2/auth/revoke",
+        headers=headers,
+        json={"token": tokens["refresh_token"], "token_type_hint": "refresh_token"},
+    )
     assert revoked.status_code == 204
     assert "revoked" in error_of(refresh(client, tokens["refresh_token"]), 400)
     error_of(listed(client, tokens["access_token"]), 401, "invalid_token")
     assert listed(client, other).status_code == 200
     # Without the hint, found all the same (RFC 7009); v1 too.
     tokens = login(client, rememberMe=True).json
-    assert client.post("/csc/v1/auth/revoke", headers=headers,
-                       json={"token": tokens["refresh_token"]}).status_code == 204
+    assert (
+        client.post(
+            "/csc/v1/auth/revoke", headers=headers, json={"token": tokens["refresh_token"]}
+        ).status_code
+        == 204
+    )
     error_of(refresh(client, tokens["refresh_token"]), 400)
     kinds = [e.get("kind") for e in events(services, "token.revoked")]
     assert kinds == ["refresh_token", "refresh_token"]
@@ -173,8 +209,9 @@ def test_refresh_tokens_end_with_their_login(services, alice):
     with pytest.raises(InvalidRequest, match="expired"):
         sessions.refresh(services, second.refresh_token, "test")
     services.settings.web.refresh_token_lifetime_seconds = 0
-    assert sessions.login(services, "alice", PASSWORD, "test",
-                          remember_me=True).refresh_token is None
+    assert (
+        sessions.login(services, "alice", PASSWORD, "test", remember_me=True).refresh_token is None
+    )
 
 
 def test_multisign_is_what_authorize_enforces(csc, client, services, alice):
@@ -185,8 +222,11 @@ def test_multisign_is_what_authorize_enforces(csc, client, services, alice):
     over = csc.authorize(alice["ec"], one, num=advertised + 1)
     assert f"1 to {advertised}" in error_of(over, 400)
     assert csc.authorize(alice["ec"], one, num=advertised).status_code == 200
-    v1 = csc.client.post("/csc/v1/credentials/info", json={"credentialID": alice["ec"]},
-                         headers={"Authorization": f"Bearer {csc.token}"}).json
+    v1 = csc.client.post(
+        "/csc/v1/credentials/info",
+        json={"credentialID": alice["ec"]},
+        headers={"Authorization": f"Bearer {csc.token}"},
+    ).json
     assert v1["multisign"] == advertised and v1["SCAL"] == "2"
 
 
@@ -199,15 +239,19 @@ def test_connection_stays_usable_after_an_answer_to_an_unread_body(client):
     try:
         for size, kept in ((200 * 1024, True), (2 * 2**20, False)) * 5:
             body = json.dumps({"credentialID": "x", "pad": "a" * size}).encode()
-            connection.request("POST", "/csc/v2/credentials/info", body=body,
-                               headers={"Authorization": "Bearer nonsense",
-                                        "Content-Type": "application/json"})
+            connection.request(
+                "POST",
+                "/csc/v2/credentials/info",
+                body=body,
+                headers={"Authorization": "Bearer nonsense", "Content-Type": "application/json"},
+            )
             response = connection.getresponse()
             assert response.status == 401
             assert json.loads(response.read())["error"] == "invalid_token"
             assert response.getheader("Connection") == ("keep-alive" if kept else "close")
-            connection.request("POST", "/csc/v2/info", body=b"{}",
-                               headers={"Content-Type": "application/json"})
+            connection.request(
+                "POST", "/csc/v2/info", body=b"{}", headers={"Content-Type": "application/json"}
+            )
             answer = connection.getresponse()
             assert answer.status == 200 and json.loads(answer.read())["specs"] == "2.0.0.2"
     finally:

@@ -155,14 +155,19 @@ def test_the_token_opens_while_another_process_logs_in(softhsm):
     pin = Path(softhsm["pin_file"]).read_text().strip()
     with context.Manager() as manager, context.Pool(1) as pool:
         started, stop = manager.Event(), manager.Event()
-        other = pool.apply_async(_log_in_and_out, (softhsm["module"], softhsm["token_label"],
-                                                   pin, started, stop))
+        other = pool.apply_async(
+            _log_in_and_out, (softhsm["module"], softhsm["token_label"], pin, started, stop)
+        )
         assert started.wait(timeout=60)
         try:
             for _ in range(300):
-                fresh = Hsm(HsmSettings(module=softhsm["module"],
-                                        token_label=softhsm["token_label"],
-                                        pin_file=softhsm["pin_file"]))
+                fresh = Hsm(
+                    HsmSettings(
+                        module=softhsm["module"],
+                        token_label=softhsm["token_label"],
+                        pin_file=softhsm["pin_file"],
+                    )
+                )
                 fresh.check()
                 fresh._reset()
         finally:

@@ -36,8 +36,9 @@ def audit_events(services) -> list[tuple[str, dict]]:
     from signet.store import AuditRecord
 
     with services.database.transaction(read_only=True) as session:
-        rows = session.execute(select(AuditRecord.event, AuditRecord.details)
-                               .order_by(AuditRecord.seq)).all()
+        rows = session.execute(
+            select(AuditRecord.event, AuditRecord.details).order_by(AuditRecord.seq)
+        ).all()
     return [(event, json.loads(details)) for event, details in rows]
 
 
@@ -57,14 +58,17 @@ class Csc:
         headers = kw.pop("headers", {})
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        return self.client.post(f"/csc/{self.version}/{method}", json=json_body,
-                                headers=headers, **kw)
+        return self.client.post(
+            f"/csc/{self.version}/{method}", json=json_body, headers=headers, **kw
+        )
 
     def login(self, user: str = "alice", password: str = PASSWORD, address: str = "127.0.0.1"):
         basic = base64.b64encode(f"{user}:{password}".encode()).decode()
-        response = self.client.post(f"/csc/{self.version}/auth/login",
-                                    headers={"Authorization": f"Basic {basic}"},
-                                    environ_base={"REMOTE_ADDR": address})
+        response = self.client.post(
+            f"/csc/{self.version}/auth/login",
+            headers={"Authorization": f"Basic {basic}"},
+            environ_base={"REMOTE_ADDR": address},
+        )
         if response.status_code == 200:
             self.token = response.json["access_token"]
         return response
@@ -102,10 +106,15 @@ def alice(services) -> str:
     from signet.signing import admin
     from tests.helpers import enrol
 
-    admin.add_user(services, "alice", password=PASSWORD, display_name="Alice",
-                   email="alice@example.test", actor="test")
-    return enrol(services, "alice", key="ec-p256",
-                                   actor="test").credential_id
+    admin.add_user(
+        services,
+        "alice",
+        password=PASSWORD,
+        display_name="Alice",
+        email="alice@example.test",
+        actor="test",
+    )
+    return enrol(services, "alice", key="ec-p256", actor="test").credential_id
 
 
 @pytest.fixture

@@ -49,8 +49,9 @@ def authorize(node, principal, credential_id, code, start: threading.Barrier):
 
     start.wait()
     try:
-        sad, _ = usecases.authorize(node, principal, credential_id=credential_id, pin=None,
-                                    otp=code, **REQUEST)
+        sad, _ = usecases.authorize(
+            node, principal, credential_id=credential_id, pin=None, otp=code, **REQUEST
+        )
         return ("SAD", sad)
     except SignetError as exc:
         return (exc.error, exc.description)
@@ -72,8 +73,9 @@ def send_code(node, principal, credential_id) -> str:
 
     box = mailbox.Maildir(node.settings.notify.maildir, create=True)
     seen = set(box.keys())
-    usecases.send_otp(node, principal, credential_id, hashes=REQUEST["hashes"],
-                      hash_oid=SHA256, num_signatures=1)
+    usecases.send_otp(
+        node, principal, credential_id, hashes=REQUEST["hashes"], hash_oid=SHA256, num_signatures=1
+    )
     box = mailbox.Maildir(node.settings.notify.maildir)
     (new,) = [box[key] for key in box.iterkeys() if key not in seen]
     return re.search(r"^\s+(\d{6,8})\s*$", text_of(new), re.M).group(1)
@@ -83,11 +85,12 @@ def test_forty_parallel_wrong_codes_over_two_nodes_compare_exactly_the_limit(nod
     limit = nodes[0].settings.sam.otp_max_attempts
     principal = principal_of(nodes[0])
     code = send_code(nodes[0], principal, alice)
-    wrong = f"{(int(code) + 1) % 10**len(code):0{len(code)}d}"
+    wrong = f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
     start = threading.Barrier(40)
     with ThreadPoolExecutor(40) as pool:
-        answers = list(pool.map(lambda i: authorize(nodes[i % 2], principal, alice, wrong,
-                                                    start), range(40)))
+        answers = list(
+            pool.map(lambda i: authorize(nodes[i % 2], principal, alice, wrong, start), range(40))
+        )
     outcomes = Counter(error for error, _ in answers)
     # limit-1 plain failures, the limit-th locks (403), and every later try finds it locked.
     assert outcomes == {"invalid_otp": limit - 1, "access_denied": 40 - limit + 1}, outcomes
@@ -96,8 +99,9 @@ def test_forty_parallel_wrong_codes_over_two_nodes_compare_exactly_the_limit(nod
     # The right code, after the lock, from both nodes at once: never a SAD.
     start = threading.Barrier(6)
     with ThreadPoolExecutor(6) as pool:
-        late = list(pool.map(lambda i: authorize(nodes[i % 2], principal, alice, code, start),
-                             range(6)))
+        late = list(
+            pool.map(lambda i: authorize(nodes[i % 2], principal, alice, code, start), range(6))
+        )
     assert all(error == "access_denied" and "locked" in text for error, text in late), late
     assert sads(nodes[0]) == 0
     assert "credential.authorized" not in [event for event, _ in audit_events(nodes[0])]
@@ -109,8 +113,9 @@ def test_the_same_right_code_twice_in_parallel_gives_one_sad_and_one_already_use
         code = send_code(nodes[round_number % 2], principal, alice)
         start = threading.Barrier(2)
         with ThreadPoolExecutor(2) as pool:
-            answers = list(pool.map(lambda i: authorize(nodes[i], principal, alice, code, start),
-                                    range(2)))
+            answers = list(
+                pool.map(lambda i: authorize(nodes[i], principal, alice, code, start), range(2))
+            )
         kinds = sorted(kind for kind, _ in answers)
         assert kinds == ["SAD", "invalid_otp"], answers
         assert "already been used" in next(text for kind, text in answers if kind != "SAD")
@@ -121,7 +126,8 @@ def test_the_same_right_code_twice_in_parallel_gives_one_sad_and_one_already_use
 
 
 def test_login_is_throttled_per_user_with_429_and_retry_after_until_the_block_ends(
-        csc, services, alice):
+    csc, services, alice
+):
     services.settings.login.max_failures_per_user = 3
     services.settings.login.block_seconds = 2
     for _ in range(3):
@@ -149,8 +155,14 @@ def test_login_is_throttled_per_address_and_a_success_does_not_clear_it(csc, ser
 
     services.settings.login.max_failures_per_address = 4
     for name in ("bob", "carol"):
-        admin.add_user(services, name, password=PASSWORD, display_name=name.title(),
-                       email=f"{name}@example.test", actor="test")
+        admin.add_user(
+            services,
+            name,
+            password=PASSWORD,
+            display_name=name.title(),
+            email=f"{name}@example.test",
+            actor="test",
+        )
     nat = "192.0.2.7"
     error_of(csc.login("bob", "wrong", address=nat), 401, "authentication_error")
     error_of(csc.login("bob", "wrong", address=nat), 401, "authentication_error")
@@ -203,13 +215,20 @@ def test_throttle_rows_that_no_longer_count_are_pruned(csc, services, alice, mon
 
     stamp = datetime.now(UTC)
     old = stamp - timedelta(seconds=services.settings.login.window_seconds + 60)
-    rows = {"user:sprayed-1": (old, None), "user:sprayed-2": (old, stamp - timedelta(hours=1)),
-            "user:still-blocked": (old, stamp + timedelta(hours=1)),
-            "user:recent": (stamp - timedelta(seconds=5), None)}
+    rows = {
+        "user:sprayed-1": (old, None),
+        "user:sprayed-2": (old, stamp - timedelta(hours=1)),
+        "user:still-blocked": (old, stamp + timedelta(hours=1)),
+        "user:recent": (stamp - timedelta(seconds=5), None),
+    }
     with services.database.transaction() as session:
-        session.execute(insert(LoginThrottle), [
-            {"key": key, "failures": 3, "window_start": start, "blocked_until": until}
-            for key, (start, until) in rows.items()])
+        session.execute(
+            insert(LoginThrottle),
+            [
+                {"key": key, "failures": 3, "window_start": start, "blocked_until": until}
+                for key, (start, until) in rows.items()
+            ],
+        )
     monkeypatch.setitem(throttle._pruned, "at", float("-inf"))
     assert csc.login("alice").status_code == 200
     with services.database.transaction(read_only=True) as session:
@@ -218,8 +237,10 @@ def test_throttle_rows_that_no_longer_count_are_pruned(csc, services, alice, mon
     assert not left & {"user:sprayed-1", "user:sprayed-2"}
     # Within the interval nothing is pruned.
     with services.database.transaction() as session:
-        session.execute(insert(LoginThrottle), [
-            {"key": "user:sprayed-3", "failures": 1, "window_start": old, "blocked_until": None}])
+        session.execute(
+            insert(LoginThrottle),
+            [{"key": "user:sprayed-3", "failures": 1, "window_start": old, "blocked_until": None}],
+        )
     assert csc.login("alice").status_code == 200
     with services.database.transaction(read_only=True) as session:
         assert session.get(LoginThrottle, "user:sprayed-3") is not None

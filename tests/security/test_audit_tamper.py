@@ -20,8 +20,14 @@ PASSWORD = "a long password"
 
 
 def add_user(services, name: str) -> None:
-    admin.add_user(services, name, password=PASSWORD, display_name=None,
-                   email=f"{name}@example.test", actor="test")
+    admin.add_user(
+        services,
+        name,
+        password=PASSWORD,
+        display_name=None,
+        email=f"{name}@example.test",
+        actor="test",
+    )
 
 
 def records(database_url: str) -> list[dict]:
@@ -33,8 +39,9 @@ def records(database_url: str) -> list[dict]:
 
 
 def seq_of(database_url: str, event: str, subject: str) -> int:
-    (match,) = [r["seq"] for r in records(database_url)
-                if r["event"] == event and r["subject"] == subject]
+    (match,) = [
+        r["seq"] for r in records(database_url) if r["event"] == event and r["subject"] == subject
+    ]
     return match
 
 
@@ -45,16 +52,37 @@ def rewrite_and_rechain(database_url: str, seq: int, **changes: str) -> None:
     with engine.begin() as conn:
         if changes:
             assignments = ", ".join(f"{column} = :{column}" for column in changes)
-            conn.execute(text(f"UPDATE audit_records SET {assignments} WHERE seq = :seq"),
-                         {**changes, "seq": seq})
-        prev = conn.execute(text("SELECT record_hash FROM audit_records WHERE seq = :s"),
-                            {"s": seq - 1}).scalar() or GENESIS
-        for row in conn.execute(text("SELECT * FROM audit_records WHERE seq >= :s ORDER BY seq"),
-                                {"s": seq}).mappings().all():
-            digest = record_hash(row["seq"], row["at"], row["event"], row["actor"],
-                                 row["subject"], row["outcome"], row["details"], prev)
-            conn.execute(text("UPDATE audit_records SET prev_hash = :p, record_hash = :h "
-                              "WHERE seq = :s"), {"p": prev, "h": digest, "s": row["seq"]})
+            conn.execute(
+                text(f"UPDATE audit_records SET {assignments} WHERE seq = :seq"),
+                {**changes, "seq": seq},
+            )
+        prev = (
+            conn.execute(
+                text("SELECT record_hash FROM audit_records WHERE seq = :s"), {"s": seq - 1}
+            ).scalar()
+            or GENESIS
+        )
+        for row in (
+            conn.execute(
+                text("SELECT * FROM audit_records WHERE seq >= :s ORDER BY seq"), {"s": seq}
+            )
+            .mappings()
+            .all()
+        ):
+            digest = record_hash(
+                row["seq"],
+                row["at"],
+                row["event"],
+                row["actor"],
+                row["subject"],
+                row["outcome"],
+                row["details"],
+                prev,
+            )
+            conn.execute(
+                text("UPDATE audit_records SET prev_hash = :p, record_hash = :h WHERE seq = :s"),
+                {"p": prev, "h": digest, "s": row["seq"]},
+            )
             prev = digest
         conn.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": prev})
     engine.dispose()
@@ -65,10 +93,13 @@ def cut_tail(database_url: str, keep: int) -> None:
     engine = create_engine(database_url)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_records WHERE seq > :k"), {"k": keep})
-        last_hash = conn.execute(text("SELECT record_hash FROM audit_records WHERE seq = :k"),
-                                 {"k": keep}).scalar_one()
-        conn.execute(text("UPDATE audit_head SET last_seq = :k, last_hash = :h WHERE id = 1"),
-                     {"k": keep, "h": last_hash})
+        last_hash = conn.execute(
+            text("SELECT record_hash FROM audit_records WHERE seq = :k"), {"k": keep}
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE audit_head SET last_seq = :k, last_hash = :h WHERE id = 1"),
+            {"k": keep, "h": last_hash},
+        )
     engine.dispose()
 
 
@@ -92,8 +123,12 @@ def test_an_intact_trail_verifies_with_its_macs_and_checkpoints(services, databa
     # Every append ended with a keyed record: each of these added one.
     rows = records(database_url)
     assert [(r["event"], bool(r["mac"])) for r in rows[-5:]] == [
-        ("user.created", True), ("audit.checkpoint", True), ("user.created", True),
-        ("user.disabled", True), ("audit.checkpoint", True)]
+        ("user.created", True),
+        ("audit.checkpoint", True),
+        ("user.created", True),
+        ("user.disabled", True),
+        ("audit.checkpoint", True),
+    ]
 
 
 def test_a_record_edited_and_the_chain_and_head_recomputed_is_found(services, database_url):
@@ -117,27 +152,35 @@ def test_records_forged_at_the_end_with_the_head_moved_are_found(services, datab
     forged = last["seq"] + 1
     details = "{}"
     at = last["at"]
-    digest = record_hash(forged, at, "user.enabled", "admin", "mallory", "success", details,
-                         last["record_hash"])
+    digest = record_hash(
+        forged, at, "user.enabled", "admin", "mallory", "success", details, last["record_hash"]
+    )
     engine = create_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO audit_records (seq, at, event, actor, subject, outcome, details, "
-            "prev_hash, record_hash) VALUES (:s, :at, 'user.enabled', 'admin', 'mallory', "
-            "'success', :d, :p, :h)"),
-            {"s": forged, "at": at, "d": details, "p": last["record_hash"], "h": digest})
-        conn.execute(text("UPDATE audit_head SET last_seq = :s, last_hash = :h WHERE id = 1"),
-                     {"s": forged, "h": digest})
+        conn.execute(
+            text(
+                "INSERT INTO audit_records (seq, at, event, actor, subject, outcome, details, "
+                "prev_hash, record_hash) VALUES (:s, :at, 'user.enabled', 'admin', 'mallory', "
+                "'success', :d, :p, :h)"
+            ),
+            {"s": forged, "at": at, "d": details, "p": last["record_hash"], "h": digest},
+        )
+        conn.execute(
+            text("UPDATE audit_head SET last_seq = :s, last_hash = :h WHERE id = 1"),
+            {"s": forged, "h": digest},
+        )
     engine.dispose()
 
     assert hashes_alone(services) == []
     findings = admin.verify_audit(services).findings
     assert [(f.seq, f.problem.split(" (")[0]) for f in findings] == [
-        (forged, f"record {forged} not covered by any MAC")]
+        (forged, f"record {forged} not covered by any MAC")
+    ]
 
 
 def test_the_tail_cut_and_the_head_rewritten_is_found_against_the_checkpoint(
-        services, database_url):
+    services, database_url
+):
     add_user(services, "alice")
     keep = records(database_url)[-1]["seq"]
     add_user(services, "bob")
@@ -151,7 +194,8 @@ def test_the_tail_cut_and_the_head_rewritten_is_found_against_the_checkpoint(
     check = admin.verify_audit(services)
     assert [str(f) for f in check.findings] == [
         f"record {anchored}: missing, yet the checkpoint of {checkpoint.at} "
-        f"({check.checkpoint_file} line 1) anchors it: the tail was cut (or the record deleted)"]
+        f"({check.checkpoint_file} line 1) anchors it: the tail was cut (or the record deleted)"
+    ]
 
 
 def test_a_rewritten_checkpoint_record_and_its_anchor_are_found(services, database_url):
@@ -159,8 +203,10 @@ def test_a_rewritten_checkpoint_record_and_its_anchor_are_found(services, databa
     checkpoint = admin.checkpoint_audit(services, actor="test")
     rewrite_and_rechain(database_url, checkpoint.seq, actor="someone-else")
     problems = [str(f) for f in admin.verify_audit(services).findings]
-    assert f"record {checkpoint.seq}: its hash differs from the checkpoint of {checkpoint.at}" \
+    assert (
+        f"record {checkpoint.seq}: its hash differs from the checkpoint of {checkpoint.at}"
         in "\n".join(problems)
+    )
 
 
 def test_a_forged_checkpoint_line_is_found(services, database_url):
@@ -170,20 +216,27 @@ def test_a_forged_checkpoint_line_is_found(services, database_url):
     # The insider, to hide a cut at record 2, writes a checkpoint that anchors it: he can
     # copy a MAC but not make one.
     two = records(database_url)[1]
-    forged = {"event": "audit.checkpoint", "seq": 2, "record_hash": two["record_hash"],
-              "at": checkpoint.at, "mac": checkpoint.mac}
+    forged = {
+        "event": "audit.checkpoint",
+        "seq": 2,
+        "record_hash": two["record_hash"],
+        "at": checkpoint.at,
+        "mac": checkpoint.mac,
+    }
     with path.open("a") as export:
         export.write(json.dumps(forged) + "\n")
         export.write("not json\n")
     check = admin.verify_audit(services)
     assert [str(f) for f in check.findings] == [
         f"{path} line 2: forged checkpoint (MAC does not match) claiming record 2",
-        f"{path} line 3: not a checkpoint statement"]
+        f"{path} line 3: not a checkpoint statement",
+    ]
     assert check.checkpoints == 1
 
 
-def test_the_cli_exits_non_zero_with_a_line_naming_the_record(settings_env, services,
-                                                              database_url, tmp_path):
+def test_the_cli_exits_non_zero_with_a_line_naming_the_record(
+    settings_env, services, database_url, tmp_path
+):
     add_user(services, "alice")
     add_user(services, "mallory")
     add_user(services, "bob")
@@ -205,10 +258,13 @@ def test_the_cli_exits_non_zero_with_a_line_naming_the_record(settings_env, serv
     cut_tail(database_url, edited - 1)
     result = signet_cli("audit", "verify", "--checkpoints", str(copy), env=settings_env)
     assert result.returncode != 0
-    assert (f"TAMPERED record {checkpoint.seq}: missing, yet the checkpoint of "
-            f"{checkpoint.at} ({copy} line 1) anchors it") in result.stdout
-    absent = signet_cli("audit", "verify", "--checkpoints", str(tmp_path / "nope"),
-                        env=settings_env)
+    assert (
+        f"TAMPERED record {checkpoint.seq}: missing, yet the checkpoint of "
+        f"{checkpoint.at} ({copy} line 1) anchors it"
+    ) in result.stdout
+    absent = signet_cli(
+        "audit", "verify", "--checkpoints", str(tmp_path / "nope"), env=settings_env
+    )
     assert absent.returncode != 0 and "checkpoint file" in absent.stderr
 
 
@@ -220,20 +276,38 @@ def test_signet_init_records_the_creation_of_every_key(softhsm, database_url, tm
     conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
     env["SOFTHSM2_CONF"] = str(conf)
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "fresh", "--so-pin",
-                    "12345678", "--pin", "4321"], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "fresh",
+            "--so-pin",
+            "12345678",
+            "--pin",
+            "4321",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     (tmp_path / "pin").write_text("4321")
-    env.update({
-        "SIGNET_DATABASE__URL": database_url,
-        "SIGNET_HSM__MODULE": softhsm["module"],
-        "SIGNET_HSM__TOKEN_LABEL": "fresh",
-        "SIGNET_HSM__PIN_FILE": str(tmp_path / "pin"),
-        "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp_path / "checkpoints.jsonl"),
-    })
+    env.update(
+        {
+            "SIGNET_DATABASE__URL": database_url,
+            "SIGNET_HSM__MODULE": softhsm["module"],
+            "SIGNET_HSM__TOKEN_LABEL": "fresh",
+            "SIGNET_HSM__PIN_FILE": str(tmp_path / "pin"),
+            "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp_path / "checkpoints.jsonl"),
+        }
+    )
     first = signet_cli("init", env=env)
     assert first.returncode == 0, first.stderr
-    created = [(r["event"], r["subject"], json.loads(r["details"]).get("purpose"))
-               for r in records(database_url)]
+    created = [
+        (r["event"], r["subject"], json.loads(r["details"]).get("purpose"))
+        for r in records(database_url)
+    ]
     assert created == [
         ("key.generated", "signet-pin-hmac", "sam"),
         ("key.generated", "signet-sam-hmac", "sam"),
@@ -264,5 +338,7 @@ def test_serve_does_not_start_when_its_start_cannot_be_recorded(settings_env, tm
     assert signet_cli("init", env=env).returncode == 0
     result = signet_cli("serve", "--listen", "127.0.0.1:9", env=env)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert ("signet: error: cannot record the service's start in the audit trail: "
-            "audit.checkpoint_file: cannot append to") in result.stderr
+    assert (
+        "signet: error: cannot record the service's start in the audit trail: "
+        "audit.checkpoint_file: cannot append to"
+    ) in result.stderr

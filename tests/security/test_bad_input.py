@@ -31,13 +31,12 @@ ECDSA_SHA256 = "1.2.840.10045.4.3.2"
 DEEP = b"[" * 100_000 + b"]" * 100_000
 XXE_DOCS = {
     "external entity": b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY x SYSTEM '
-                       b'"file:///etc/passwd">]>\n<r>&x;</r>\n',
-    "external DTD": b'<?xml version="1.0"?>\n<!DOCTYPE r SYSTEM "file:///etc/passwd">\n'
-                    b"<r>a</r>\n",
+    b'"file:///etc/passwd">]>\n<r>&x;</r>\n',
+    "external DTD": b'<?xml version="1.0"?>\n<!DOCTYPE r SYSTEM "file:///etc/passwd">\n<r>a</r>\n',
     "parameter entity": b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY % p SYSTEM '
-                        b'"file:///etc/passwd"> %p;]>\n<r>a</r>\n',
+    b'"file:///etc/passwd"> %p;]>\n<r>a</r>\n',
     "entity expansion": b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
-                        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n<r>&b;&b;</r>\n',
+    b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n<r>&b;&b;</r>\n',
 }
 
 
@@ -66,27 +65,47 @@ def _text(response) -> str:
 def alice(services, client):
     from signet.signing import admin
 
-    admin.add_user(services, "alice", password="long password", display_name="Alice",
-                   email="alice@example.test", actor="test")
-    credential = enrol(services, "alice", key="ec-p256", actor="test",
-                                         activation="pin", pin=PIN).credential_id
-    login = client.post("/csc/v2/auth/login", headers={
-        "Authorization": "Basic " + b64(b"alice:long password")})
+    admin.add_user(
+        services,
+        "alice",
+        password="long password",
+        display_name="Alice",
+        email="alice@example.test",
+        actor="test",
+    )
+    credential = enrol(
+        services, "alice", key="ec-p256", actor="test", activation="pin", pin=PIN
+    ).credential_id
+    login = client.post(
+        "/csc/v2/auth/login", headers={"Authorization": "Basic " + b64(b"alice:long password")}
+    )
     assert login.status_code == 200, login.json
-    return {"credential": credential,
-            "headers": {"Authorization": f"Bearer {login.json['access_token']}"}}
+    return {
+        "credential": credential,
+        "headers": {"Authorization": f"Bearer {login.json['access_token']}"},
+    }
 
 
 def post(client, alice, method: str, data: bytes | str, version: str = "v2", **headers):
-    return client.post(f"/csc/{version}/{method}", data=data,
-                       headers={**alice["headers"], "Content-Type": "application/json",
-                                **headers})
+    return client.post(
+        f"/csc/{version}/{method}",
+        data=data,
+        headers={**alice["headers"], "Content-Type": "application/json", **headers},
+    )
 
 
 def authorize(client, alice, digest: bytes) -> str:
-    response = client.post("/csc/v2/credentials/authorize", headers=alice["headers"], json={
-        "credentialID": alice["credential"], "numSignatures": 1, "hashes": [b64(digest)],
-        "hashAlgorithmOID": SHA256, "authData": [{"id": "PIN", "value": PIN}]})
+    response = client.post(
+        "/csc/v2/credentials/authorize",
+        headers=alice["headers"],
+        json={
+            "credentialID": alice["credential"],
+            "numSignatures": 1,
+            "hashes": [b64(digest)],
+            "hashAlgorithmOID": SHA256,
+            "authData": [{"id": "PIN", "value": PIN}],
+        },
+    )
     assert response.status_code == 200, response.json
     return str(response.json["SAD"])
 
@@ -99,45 +118,88 @@ def audit_count(services) -> int:
 
 
 # -- JSON -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("version", "method"), [
-    ("v2", "credentials/list"), ("v1", "credentials/list"), ("v2", "credentials/info"),
-    ("v2", "signatures/signHash"), ("v2", "signatures/signDoc"), ("v2", "info"),
-])
+@pytest.mark.parametrize(
+    ("version", "method"),
+    [
+        ("v2", "credentials/list"),
+        ("v1", "credentials/list"),
+        ("v2", "credentials/info"),
+        ("v2", "signatures/signHash"),
+        ("v2", "signatures/signDoc"),
+        ("v2", "info"),
+    ],
+)
 def test_json_nested_100000_deep_is_a_400(client, alice, version, method):
-    for body in (DEEP, b'{"documents": ' + DEEP + b"}", b'{"a": ' + b'{"a": ' * 40 + b"1"
-                 + b"}" * 41):
+    for body in (
+        DEEP,
+        b'{"documents": ' + DEEP + b"}",
+        b'{"a": ' + b'{"a": ' * 40 + b"1" + b"}" * 41,
+    ):
         csc_error(post(client, alice, method, body, version), 400, "nested deeper than 32")
     assert post(client, alice, "credentials/list", b"{}").status_code == 200
 
 
 def test_deep_json_in_a_multipart_sign_doc_is_a_400(client, alice):
     boundary = "b0undary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"request\"\r\n\r\n"
-            ).encode() + DEEP + f"\r\n--{boundary}--\r\n".encode()
-    response = post(client, alice, "signatures/signDoc", body,
-                    **{"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (f'--{boundary}\r\nContent-Disposition: form-data; name="request"\r\n\r\n').encode()
+        + DEEP
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    response = post(
+        client,
+        alice,
+        "signatures/signDoc",
+        body,
+        **{"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     csc_error(response, 400, "The request part is not acceptable JSON: nested deeper")
 
 
-@pytest.mark.parametrize("name", ["credentialID", "SAD", "userID", "pageToken", "signAlgo",
-                                  "hashAlgorithmOID", "description", "\\ud800key"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "credentialID",
+        "SAD",
+        "userID",
+        "pageToken",
+        "signAlgo",
+        "hashAlgorithmOID",
+        "description",
+        "\\ud800key",
+    ],
+)
 def test_a_lone_surrogate_never_reaches_the_database_or_the_hsm(client, services, alice, name):
     before = audit_count(services)
     value = '"\\ud800"'
-    body = {"credentialID": alice["credential"], "SAD": "x", "hashes": [b64(bytes(32))],
-            "signAlgo": ECDSA_SHA256, "numSignatures": 1}
+    body = {
+        "credentialID": alice["credential"],
+        "SAD": "x",
+        "hashes": [b64(bytes(32))],
+        "signAlgo": ECDSA_SHA256,
+        "numSignatures": 1,
+    }
     text = json.dumps(body)[:-1] + f', "{name}": {value}' + "}"
     if name == "\\ud800key":
         name = "(the body) (a key)"
-    for method in ("credentials/list", "credentials/info", "credentials/authorize",
-                   "credentials/extendTransaction", "signatures/signHash",
-                   "signatures/signDoc", "signatures/timestamp", "auth/revoke"):
+    for method in (
+        "credentials/list",
+        "credentials/info",
+        "credentials/authorize",
+        "credentials/extendTransaction",
+        "signatures/signHash",
+        "signatures/signDoc",
+        "signatures/timestamp",
+        "auth/revoke",
+    ):
         description = csc_error(post(client, alice, method, text), 400, "lone UTF-16 surrogate")
         assert f"Invalid parameter {name}:" in description, description
     # In an array, a nested object, a surrogate pair split in two
-    for text in ('{"hashes": ["AAAA", "\\udfff"]}',
-                 '{"authData": [{"id": "PIN", "value": "\\ud83d"}]}',
-                 '{"documents": [{"document": "QUJD\\udc00"}]}'):
+    for text in (
+        '{"hashes": ["AAAA", "\\udfff"]}',
+        '{"authData": [{"id": "PIN", "value": "\\ud83d"}]}',
+        '{"documents": [{"document": "QUJD\\udc00"}]}',
+    ):
         csc_error(post(client, alice, "signatures/signHash", text), 400, "surrogate")
         csc_error(post(client, alice, "signatures/signDoc", text), 400, "surrogate")
     # A proper pair is a character like any other: refused for what it is, not as a surrogate.
@@ -145,26 +207,41 @@ def test_a_lone_surrogate_never_reaches_the_database_or_the_hsm(client, services
     assert pair.status_code in (400, 404) and "surrogate" not in pair.json["error_description"]
     assert audit_count(services) == before  # nothing was recorded, nothing was signed
     assert post(client, alice, "credentials/list", b"{}").json["credentialIDs"] == [
-        alice["credential"]]
+        alice["credential"]
+    ]
 
 
 def test_bodies_that_are_not_utf8_json_name_the_problem(client, alice):
-    csc_error(post(client, alice, "credentials/info", b'{"credentialID": "\xff\xfe"}'), 400,
-              "not UTF-8")
-    csc_error(post(client, alice, "credentials/info", b'{"credentialID": 1} x'), 400,
-              "not JSON: Extra data")
-    csc_error(post(client, alice, "credentials/info", b'["credentialID"]'), 400,
-              "must be a JSON object")
-    csc_error(post(client, alice, "credentials/info", b'{"credentialID": ["x"]}'), 400,
-              "credentialID")
-    csc_error(post(client, alice, "credentials/authorize", json.dumps(
-        {"credentialID": alice["credential"], "numSignatures": 10**300})), 400)
-    csc_error(post(client, alice, "credentials/list", b'{"maxResults": 1e999}'), 400,
-              "maxResults")
+    csc_error(
+        post(client, alice, "credentials/info", b'{"credentialID": "\xff\xfe"}'), 400, "not UTF-8"
+    )
+    csc_error(
+        post(client, alice, "credentials/info", b'{"credentialID": 1} x'),
+        400,
+        "not JSON: Extra data",
+    )
+    csc_error(
+        post(client, alice, "credentials/info", b'["credentialID"]'), 400, "must be a JSON object"
+    )
+    csc_error(
+        post(client, alice, "credentials/info", b'{"credentialID": ["x"]}'), 400, "credentialID"
+    )
+    csc_error(
+        post(
+            client,
+            alice,
+            "credentials/authorize",
+            json.dumps({"credentialID": alice["credential"], "numSignatures": 10**300}),
+        ),
+        400,
+    )
+    csc_error(post(client, alice, "credentials/list", b'{"maxResults": 1e999}'), 400, "maxResults")
     basic = "Basic " + b64(b"\xff\xfe:\xed\xa0\x80")  # not UTF-8, a CESU surrogate
     login = client.post("/csc/v2/auth/login", headers={"Authorization": basic})
-    assert login.status_code in (400, 401) and login.json["error"] in ("invalid_request",
-                                                                       "invalid_token")
+    assert login.status_code in (400, 401) and login.json["error"] in (
+        "invalid_request",
+        "invalid_token",
+    )
 
 
 # -- XML ------------------------------------------------------------------------------------
@@ -173,27 +250,54 @@ def test_bodies_that_are_not_utf8_json_name_the_problem(client, alice):
 def test_xades_input_with_a_dtd_or_entities_is_a_400(client, services, alice, case, packaging):
     document = XXE_DOCS[case]
     sad = authorize(client, alice, hashlib.sha256(document).digest())
-    response = client.post("/csc/v2/signatures/signDoc", headers=alice["headers"], json={
-        "credentialID": alice["credential"], "SAD": sad, "documents": [{
-            "document": b64(document), "signature_format": "X", "signAlgo": ECDSA_SHA256,
-            "signed_envelope_property": packaging}]})
+    response = client.post(
+        "/csc/v2/signatures/signDoc",
+        headers=alice["headers"],
+        json={
+            "credentialID": alice["credential"],
+            "SAD": sad,
+            "documents": [
+                {
+                    "document": b64(document),
+                    "signature_format": "X",
+                    "signAlgo": ECDSA_SHA256,
+                    "signed_envelope_property": packaging,
+                }
+            ],
+        },
+    )
     description = csc_error(response, 400, "DOCTYPE is refused")
     assert PASSWD not in response.get_data(as_text=True) and "root:" not in description
     # The refusal gave the signature back: the same SAD signs the document without its DTD.
     plain = b'<?xml version="1.0"?>\n<r>a</r>\n'
     sad = authorize(client, alice, hashlib.sha256(plain).digest())
-    signed = client.post("/csc/v2/signatures/signDoc", headers=alice["headers"], json={
-        "credentialID": alice["credential"], "SAD": sad, "documents": [{
-            "document": b64(plain), "signature_format": "X", "signAlgo": ECDSA_SHA256,
-            "signed_envelope_property": packaging}]})
+    signed = client.post(
+        "/csc/v2/signatures/signDoc",
+        headers=alice["headers"],
+        json={
+            "credentialID": alice["credential"],
+            "SAD": sad,
+            "documents": [
+                {
+                    "document": b64(plain),
+                    "signature_format": "X",
+                    "signAlgo": ECDSA_SHA256,
+                    "signed_envelope_property": packaging,
+                }
+            ],
+        },
+    )
     assert signed.status_code == 200, signed.json
 
 
 @pytest.mark.parametrize("case", list(XXE_DOCS))
 def test_signet_verify_refuses_xml_with_a_dtd(tmp_path, case):
     path = tmp_path / "signed.xml"
-    path.write_bytes(XXE_DOCS[case].replace(
-        b"<r>", b'<r><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/>'))
+    path.write_bytes(
+        XXE_DOCS[case].replace(
+            b"<r>", b'<r><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/>'
+        )
+    )
     done = signet_cli("verify", str(path))
     assert done.returncode != 0
     assert "DOCTYPE is refused" in done.stderr + done.stdout, done.stderr
@@ -207,27 +311,28 @@ def served(softhsm, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("served")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
-    env.update({
-        "SIGNET_WEB__BASE_URL": f"http://127.0.0.1:{port}",
-        "SIGNET_WEB__THREADS": "2",
-        "SIGNET_DATABASE__URL": f"sqlite:///{tmp / 'signet.db'}",
-        "SIGNET_HSM__MODULE": softhsm["module"],
-        "SIGNET_HSM__TOKEN_LABEL": softhsm["token_label"],
-        "SIGNET_HSM__PIN_FILE": softhsm["pin_file"],
-        "SIGNET_HSM__PIN_ENV": "",
-        "SIGNET_CA__OPTIONS": '{"key_label": "bad-input-ca-' + uuid.uuid4().hex[:8] + '"}',
-        "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
-        "SIGNET_NOTIFY__MAILDIR": str(tmp / "mail"),
-        "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp / "audit-checkpoints.jsonl"),
-        "SOFTHSM2_CONF": softhsm["conf"],
-    })
+    env.update(
+        {
+            "SIGNET_WEB__BASE_URL": f"http://127.0.0.1:{port}",
+            "SIGNET_WEB__THREADS": "2",
+            "SIGNET_DATABASE__URL": f"sqlite:///{tmp / 'signet.db'}",
+            "SIGNET_HSM__MODULE": softhsm["module"],
+            "SIGNET_HSM__TOKEN_LABEL": softhsm["token_label"],
+            "SIGNET_HSM__PIN_FILE": softhsm["pin_file"],
+            "SIGNET_HSM__PIN_ENV": "",
+            "SIGNET_CA__OPTIONS": '{"key_label": "bad-input-ca-' + uuid.uuid4().hex[:8] + '"}',
+            "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
+            "SIGNET_NOTIFY__MAILDIR": str(tmp / "mail"),
+            "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp / "audit-checkpoints.jsonl"),
+            "SOFTHSM2_CONF": softhsm["conf"],
+        }
+    )
     assert signet_cli("init", env=env).returncode == 0
     with signet_server(env=env, workers=1, port=port) as url:
         yield url, port
 
 
-def raw_exchange(port: int, request: bytes, *, half_close: bool = False) -> tuple[int, dict,
-                                                                                  bytes]:
+def raw_exchange(port: int, request: bytes, *, half_close: bool = False) -> tuple[int, dict, bytes]:
     """Send bytes, read the answer until the server closes: (status, headers, body)."""
     with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
         sock.sendall(request)
@@ -237,8 +342,9 @@ def raw_exchange(port: int, request: bytes, *, half_close: bool = False) -> tupl
         while chunk := sock.recv(65536):
             answer += chunk
             head, _, body = answer.partition(b"\r\n\r\n")
-            length = [line for line in head.split(b"\r\n") if line.lower().startswith(
-                b"content-length:")]
+            length = [
+                line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+            ]
             if length and len(body) >= int(length[0].split(b":")[1]):
                 break
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -254,36 +360,60 @@ def info_answers(url: str, within: float) -> float:
     return time.monotonic() - start
 
 
-@pytest.mark.parametrize(("request_bytes", "status", "needle"), [
-    (b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}", 400,
-     "CONTENT-LENGTH"),
-    (b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}", 400,
-     "CONTENT-LENGTH"),
-    (b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n"
-     b"\r\n{}", 400, "CONTENT-LENGTH"),
-    (b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n", 431, ""),
-    (b"POST /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, ""),
-    (b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-     b"zz\r\n{}\r\n0\r\n\r\n", 400, "chunk"),
-    (b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n{}", 400,
-     "TRANSFER-ENCODING"),
-    (b"GARBAGE\r\n\r\n", 400, ""),
-])
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "needle"),
+    [
+        (
+            b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}",
+            400,
+            "CONTENT-LENGTH",
+        ),
+        (
+            b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}",
+            400,
+            "CONTENT-LENGTH",
+        ),
+        (
+            b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n"
+            b"\r\n{}",
+            400,
+            "CONTENT-LENGTH",
+        ),
+        (b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n", 431, ""),
+        (b"POST /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, ""),
+        (
+            b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"zz\r\n{}\r\n0\r\n\r\n",
+            400,
+            "chunk",
+        ),
+        (
+            b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n{}",
+            400,
+            "TRANSFER-ENCODING",
+        ),
+        (b"GARBAGE\r\n\r\n", 400, ""),
+    ],
+)
 def test_protocol_errors_are_csc_json(served, request_bytes, status, needle):
     url, port = served
     got, headers, body = raw_exchange(port, request_bytes)
     assert got == status, body
     assert headers["content-type"] == "application/json"
     error = json.loads(body)
-    assert error["error"] == "invalid_request" and needle.lower() in \
-        error["error_description"].lower(), error
+    assert (
+        error["error"] == "invalid_request" and needle.lower() in error["error_description"].lower()
+    ), error
     assert info_answers(url, 10) < 5
 
 
 def test_a_body_shorter_than_its_content_length_is_a_400(served):
     url, port = served
-    got, headers, body = raw_exchange(port, b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\n"
-                                            b"Content-Length: 100\r\n\r\n{}", half_close=True)
+    got, headers, body = raw_exchange(
+        port,
+        b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}",
+        half_close=True,
+    )
     assert got == 400 and headers["content-type"] == "application/json", body
     assert json.loads(body)["error"] == "invalid_request"
     assert info_answers(url, 10) < 5
@@ -292,8 +422,12 @@ def test_a_body_shorter_than_its_content_length_is_a_400(served):
 def test_deep_json_and_surrogates_through_gunicorn(served):
     url, _ = served
     for body, needle in ((DEEP, "nested deeper"), (b'{"x": "\\ud800"}', "surrogate")):
-        response = requests.post(f"{url}/csc/v2/info", data=body, timeout=30,
-                                 headers={"Content-Type": "application/json"})
+        response = requests.post(
+            f"{url}/csc/v2/info",
+            data=body,
+            timeout=30,
+            headers={"Content-Type": "application/json"},
+        )
         csc_error(response, 400, needle)
 
 
@@ -322,8 +456,9 @@ def test_slow_clients_do_not_stall_the_server(served):
     slow = [heads + b"Content-Length: 200\r\n\r\n{" + b" " * 198 + b"}"] * 3  # a slow body
     slow += [heads + b"X-Slow: " + b"a" * 200 + b"\r\n\r\n"] * 3  # slow headers
     stop, answers = threading.Event(), []
-    clients = [threading.Thread(target=trickle, args=(port, request, stop, answers))
-               for request in slow]
+    clients = [
+        threading.Thread(target=trickle, args=(port, request, stop, answers)) for request in slow
+    ]
     for client in clients:
         client.start()
     try:

@@ -32,8 +32,10 @@ from tests.helpers import (
     signet_server,
 )
 
-SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so",
-                   "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
+SOFTHSM_MODULES = [
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+]
 USER_PIN = "246810"
 LABEL = "heal-token"
 OUTAGE = 5.0  # seconds the token directory stays away under gunicorn, as the issue tried it
@@ -47,17 +49,28 @@ def own_token(base: Path) -> dict[str, str]:
     tokens = base / "tokens"
     tokens.mkdir(parents=True)
     conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
-                    "log.level = ERROR\n")
+    conf.write_text(
+        f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
     subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", LABEL,
-         "--so-pin", "13579135", "--pin", USER_PIN],
-        check=True, capture_output=True, env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            LABEL,
+            "--so-pin",
+            "13579135",
+            "--pin",
+            USER_PIN,
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "SOFTHSM2_CONF": str(conf)},
     )
     pin_file = base / "user.pin"
     pin_file.write_text(USER_PIN)
-    return {"module": module, "conf": str(conf), "tokens": str(tokens),
-            "pin_file": str(pin_file)}
+    return {"module": module, "conf": str(conf), "tokens": str(tokens), "pin_file": str(pin_file)}
 
 
 @contextmanager
@@ -75,8 +88,11 @@ def token_directory_away(tokens: str) -> Iterator[None]:
 # -- the Hsm object directly ----------------------------------------------------------------
 
 DIGEST = hashlib.sha256(b"signed across an HSM outage").digest()
-SIGNING = {"pkcs1": ("heal-rsa", "pkcs1v15"), "pss": ("heal-rsa", "pss"),
-           "ecdsa": ("heal-ec", "ecdsa")}
+SIGNING = {
+    "pkcs1": ("heal-rsa", "pkcs1v15"),
+    "pss": ("heal-rsa", "pss"),
+    "ecdsa": ("heal-ec", "ecdsa"),
+}
 
 
 def _attempt(call: Any) -> dict[str, Any]:
@@ -85,8 +101,11 @@ def _attempt(call: Any) -> dict[str, Any]:
     try:
         value = call()
     except Exception as exc:
-        return {"error": type(exc).__name__, "message": str(exc),
-                "seconds": time.perf_counter() - started}
+        return {
+            "error": type(exc).__name__,
+            "message": str(exc),
+            "seconds": time.perf_counter() - started,
+        }
     return {"value": value, "seconds": time.perf_counter() - started}
 
 
@@ -102,22 +121,34 @@ def _outage_in_one_process(token: dict[str, str]) -> dict[str, Any]:
     from signet.config import HsmSettings
     from signet.hsm import Hsm
 
-    settings = HsmSettings(module=token["module"], token_label=LABEL,
-                           pin_file=token["pin_file"],
-                           library_env={"SOFTHSM2_CONF": token["conf"]})
+    settings = HsmSettings(
+        module=token["module"],
+        token_label=LABEL,
+        pin_file=token["pin_file"],
+        library_env={"SOFTHSM2_CONF": token["conf"]},
+    )
     hsm, other = Hsm(settings), Hsm(settings)
     other.check()
     hsm.generate_key("heal-rsa", KeySpec.parse("rsa-2048"))
     hsm.generate_key("heal-ec", KeySpec.parse("ec-p256"))
     hsm.ensure_secret_key("heal-mac")
     hsm.generate_key("heal-rsa-b", KeySpec.parse("rsa-2048"))
-    public = {label: hsm.public_key(label).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        for label in ("heal-rsa", "heal-ec", "heal-rsa-b")}
+    public = {
+        label: hsm.public_key(label).public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        for label in ("heal-rsa", "heal-ec", "heal-rsa-b")
+    }
 
     def use(instance: Hsm) -> dict[str, Any]:
-        done = {kind: _attempt(lambda label=label, scheme=scheme: instance.sign_digest(
-            label, DIGEST, "sha256", scheme)) for kind, (label, scheme) in SIGNING.items()}
+        done = {
+            kind: _attempt(
+                lambda label=label, scheme=scheme: instance.sign_digest(
+                    label, DIGEST, "sha256", scheme
+                )
+            )
+            for kind, (label, scheme) in SIGNING.items()
+        }
         done["hmac"] = _attempt(lambda: instance.hmac_sha256("heal-mac", b"heal"))
         done["check"] = _attempt(instance.check)
         return done
@@ -128,20 +159,26 @@ def _outage_in_one_process(token: dict[str, str]) -> dict[str, Any]:
         report["away_again"] = use(hsm)
         time.sleep(1)
     report["back_first"] = _attempt(lambda: hsm.hmac_sha256("heal-mac", b"heal"))
-    report["back_public"] = _attempt(lambda: [hsm.public_key(label).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        for label in ("heal-ec", "heal-rsa")])
-    report["back_b"] = _attempt(lambda: hsm.sign_digest("heal-rsa-b", DIGEST, "sha256",
-                                                        "pkcs1v15"))
+    report["back_public"] = _attempt(
+        lambda: [
+            hsm.public_key(label).public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            for label in ("heal-ec", "heal-rsa")
+        ]
+    )
+    report["back_b"] = _attempt(lambda: hsm.sign_digest("heal-rsa-b", DIGEST, "sha256", "pkcs1v15"))
     report["back"] = use(hsm)
     report["other_back"] = use(other)
+
     # A key destroyed and made again under its label (by another Hsm, as another process
     # would): the handle cached for the old key is refused, and the new key is found.
     def replace_key() -> bytes:
         other.destroy_key("heal-ec")
         other.generate_key("heal-ec", KeySpec.parse("ec-p256"))
         return other.public_key("heal-ec").public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     report["new_ec_public"] = _attempt(replace_key)
     report["replaced"] = _attempt(lambda: hsm.sign_digest("heal-ec", DIGEST, "sha256", "ecdsa"))
@@ -157,8 +194,9 @@ def _verify(public_pem: bytes, signature: bytes, kind: str) -> None:
         public.verify(signature, DIGEST, ec.ECDSA(prehashed))
         return
     assert isinstance(public, rsa.RSAPublicKey)
-    scheme = padding.PKCS1v15() if kind == "pkcs1" else padding.PSS(
-        padding.MGF1(hashes.SHA256()), 32)
+    scheme = (
+        padding.PKCS1v15() if kind == "pkcs1" else padding.PSS(padding.MGF1(hashes.SHA256()), 32)
+    )
     public.verify(signature, DIGEST, scheme, prehashed)
 
 
@@ -177,8 +215,9 @@ def _value(outcome: dict[str, Any]) -> Any:
 def test_every_key_works_before_the_outage(outage_report):
     for name in ("before", "other_before"):
         for kind in SIGNING:
-            _verify(outage_report["public"][SIGNING[kind][0]],
-                    _value(outage_report[name][kind]), kind)
+            _verify(
+                outage_report["public"][SIGNING[kind][0]], _value(outage_report[name][kind]), kind
+            )
         assert _value(outage_report[name]["check"])["token"] == LABEL
 
 
@@ -193,13 +232,15 @@ def test_a_missing_token_is_a_clear_quick_hsm_error(outage_report):
 
 def test_every_key_signs_again_once_the_token_is_back(outage_report):
     assert _value(outage_report["back_first"]) == _value(outage_report["before"]["hmac"])
-    assert _value(outage_report["back_public"]) == [outage_report["public"][label]
-                                                    for label in ("heal-ec", "heal-rsa")]
+    assert _value(outage_report["back_public"]) == [
+        outage_report["public"][label] for label in ("heal-ec", "heal-rsa")
+    ]
     _verify(outage_report["public"]["heal-rsa-b"], _value(outage_report["back_b"]), "pkcs1")
     for name in ("back", "other_back"):
         for kind in SIGNING:
-            _verify(outage_report["public"][SIGNING[kind][0]],
-                    _value(outage_report[name][kind]), kind)
+            _verify(
+                outage_report["public"][SIGNING[kind][0]], _value(outage_report[name][kind]), kind
+            )
         # The same HMAC key as before: the same data gives the same MAC.
         assert _value(outage_report[name]["hmac"]) == _value(outage_report["before"]["hmac"])
         assert _value(outage_report[name]["check"])["token"] == LABEL
@@ -217,15 +258,21 @@ def test_a_handle_to_a_replaced_key_is_looked_up_again(outage_report):
 PASSWORD = "heal password"
 CREDENTIAL_PIN = "246801"
 SHA256 = "2.16.840.1.101.3.4.2.1"
-PSS_PARAMS = base64.b64encode(algos.RSASSAPSSParams({
-    "hash_algorithm": {"algorithm": "sha256"},
-    "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
-    "salt_length": 32,
-}).dump()).decode()
+PSS_PARAMS = base64.b64encode(
+    algos.RSASSAPSSParams(
+        {
+            "hash_algorithm": {"algorithm": "sha256"},
+            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
+            "salt_length": 32,
+        }
+    ).dump()
+).decode()
 # kind: (key, signAlgo, signAlgoParams)
-ALGORITHMS = {"pkcs1": ("rsa-2048", "1.2.840.113549.1.1.11", None),
-              "pss": ("rsa-2048", "1.2.840.113549.1.1.10", PSS_PARAMS),
-              "ecdsa": ("ec-p256", "1.2.840.10045.4.3.2", None)}
+ALGORITHMS = {
+    "pkcs1": ("rsa-2048", "1.2.840.113549.1.1.11", None),
+    "pss": ("rsa-2048", "1.2.840.113549.1.1.10", PSS_PARAMS),
+    "ecdsa": ("ec-p256", "1.2.840.10045.4.3.2", None),
+}
 
 
 class Node:
@@ -237,16 +284,27 @@ class Node:
         login = requests.post(f"{url}/csc/v2/auth/login", auth=("carol", PASSWORD), timeout=30)
         assert login.status_code == 200, login.text
         # A new connection per request, so that requests reach both workers.
-        self.headers = {"Authorization": f"Bearer {login.json()['access_token']}",
-                        "Connection": "close"}
+        self.headers = {
+            "Authorization": f"Bearer {login.json()['access_token']}",
+            "Connection": "close",
+        }
         self.public = {}
         for key, credential in credentials.items():
-            info = requests.post(f"{url}/csc/v2/credentials/info", headers=self.headers,
-                                 json={"credentialID": credential}, timeout=30)
+            info = requests.post(
+                f"{url}/csc/v2/credentials/info",
+                headers=self.headers,
+                json={"credentialID": credential},
+                timeout=30,
+            )
             assert info.status_code == 200, info.text
             der = base64.b64decode(info.json()["cert"]["certificates"][0])
-            self.public[key] = x509.load_der_x509_certificate(der).public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            self.public[key] = (
+                x509.load_der_x509_certificate(der)
+                .public_key()
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            )
 
     def health(self) -> tuple[requests.Response, float]:
         started = time.perf_counter()
@@ -254,21 +312,33 @@ class Node:
         return response, time.perf_counter() - started
 
     def authorize(self, kind: str) -> requests.Response:
-        return requests.post(f"{self.url}/csc/v2/credentials/authorize", headers=self.headers,
-                             json={"credentialID": self.credentials[ALGORITHMS[kind][0]],
-                                   "numSignatures": 1, "hashAlgorithmOID": SHA256,
-                                   "hashes": [base64.b64encode(DIGEST).decode()],
-                                   "authData": [{"id": "PIN", "value": CREDENTIAL_PIN}]},
-                             timeout=30)
+        return requests.post(
+            f"{self.url}/csc/v2/credentials/authorize",
+            headers=self.headers,
+            json={
+                "credentialID": self.credentials[ALGORITHMS[kind][0]],
+                "numSignatures": 1,
+                "hashAlgorithmOID": SHA256,
+                "hashes": [base64.b64encode(DIGEST).decode()],
+                "authData": [{"id": "PIN", "value": CREDENTIAL_PIN}],
+            },
+            timeout=30,
+        )
 
     def sign_hash(self, kind: str, sad: str) -> requests.Response:
         key, algorithm, params = ALGORITHMS[kind]
-        body = {"credentialID": self.credentials[key], "SAD": sad, "hashAlgorithmOID": SHA256,
-                "hashes": [base64.b64encode(DIGEST).decode()], "signAlgo": algorithm}
+        body = {
+            "credentialID": self.credentials[key],
+            "SAD": sad,
+            "hashAlgorithmOID": SHA256,
+            "hashes": [base64.b64encode(DIGEST).decode()],
+            "signAlgo": algorithm,
+        }
         if params:
             body["signAlgoParams"] = params
-        return requests.post(f"{self.url}/csc/v2/signatures/signHash", headers=self.headers,
-                             json=body, timeout=30)
+        return requests.post(
+            f"{self.url}/csc/v2/signatures/signHash", headers=self.headers, json=body, timeout=30
+        )
 
     def sign(self, kind: str) -> bytes:
         """Authorise with the PIN and sign DIGEST; the signature, checked against the
@@ -288,33 +358,49 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     token = own_token(base)
     port = int(os.environ.get("SIGNET_TEST_HEAL_PORT", "0")) or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
-    env.update({
-        "SIGNET_WEB__BASE_URL": f"http://127.0.0.1:{port}",
-        "SIGNET_DATABASE__URL": f"sqlite:///{base / 'signet.db'}",
-        "SIGNET_HSM__MODULE": token["module"],
-        "SIGNET_HSM__TOKEN_LABEL": LABEL,
-        "SIGNET_HSM__PIN_FILE": token["pin_file"],
-        "SIGNET_HSM__PIN_ENV": "",
-        "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
-        "SIGNET_NOTIFY__MAILDIR": str(base / "mail"),
-        "SIGNET_AUDIT__CHECKPOINT_FILE": str(base / "audit-checkpoints.jsonl"),
-        "SOFTHSM2_CONF": token["conf"],
-    })
+    env.update(
+        {
+            "SIGNET_WEB__BASE_URL": f"http://127.0.0.1:{port}",
+            "SIGNET_DATABASE__URL": f"sqlite:///{base / 'signet.db'}",
+            "SIGNET_HSM__MODULE": token["module"],
+            "SIGNET_HSM__TOKEN_LABEL": LABEL,
+            "SIGNET_HSM__PIN_FILE": token["pin_file"],
+            "SIGNET_HSM__PIN_ENV": "",
+            "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
+            "SIGNET_NOTIFY__MAILDIR": str(base / "mail"),
+            "SIGNET_AUDIT__CHECKPOINT_FILE": str(base / "audit-checkpoints.jsonl"),
+            "SOFTHSM2_CONF": token["conf"],
+        }
+    )
     assert signet_cli("init", env=env).returncode == 0
-    added = signet_cli("users", "add", "carol", "--email", "carol@example.test",
-                       "--password-stdin", env=env, stdin=PASSWORD + "\n")
+    added = signet_cli(
+        "users",
+        "add",
+        "carol",
+        "--email",
+        "carol@example.test",
+        "--password-stdin",
+        env=env,
+        stdin=PASSWORD + "\n",
+    )
     assert added.returncode == 0, added.stderr
     credentials = {}
     for key in ("rsa-2048", "ec-p256"):
-        made = signet_cli("credentials", "create", "carol", "--key", key, "--activation", "pin",
-                          env=env)
+        made = signet_cli(
+            "credentials", "create", "carol", "--key", key, "--activation", "pin", env=env
+        )
         assert made.returncode == 0, made.stderr
         credentials[key] = made.stdout.split()[1]
     with signet_server(env=env, workers=2, port=port) as url:
         for credential_id in credentials.values():  # carol sets her PIN herself
-            activate_over_api(url, "carol", PASSWORD, credential_id,
-                              activation_code_in_mail(base / "mail", credential_id),
-                              CREDENTIAL_PIN)
+            activate_over_api(
+                url,
+                "carol",
+                PASSWORD,
+                credential_id,
+                activation_code_in_mail(base / "mail", credential_id),
+                CREDENTIAL_PIN,
+            )
         yield Node(url, token, credentials)
 
 

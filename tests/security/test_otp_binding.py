@@ -14,14 +14,19 @@ from sqlalchemy import select
 from tests.security.conftest import SHA256, audit_events, digests, error_of, text_of
 
 HASHES = digests("contract", "annex")
-REQUEST = {"numSignatures": 2, "hashes": HASHES, "hashAlgorithmOID": SHA256,
-           "description": "Lease of flat 4B", "signet_labels": ["contract.pdf", "annex.pdf"]}
+REQUEST = {
+    "numSignatures": 2,
+    "hashes": HASHES,
+    "hashAlgorithmOID": SHA256,
+    "description": "Lease of flat 4B",
+    "signet_labels": ["contract.pdf", "annex.pdf"],
+}
 
 
 def fingerprint(hashes: list[str]) -> str:
     """The fingerprint as docs/csc.md defines it, computed independently of Signet."""
     digest = hashlib.sha256("\n".join(sorted(hashes)).encode()).hexdigest()[:16]
-    return "-".join(digest[i:i + 4] for i in range(0, 16, 4))
+    return "-".join(digest[i : i + 4] for i in range(0, 16, 4))
 
 
 def credential_row(services, credential_id):
@@ -33,18 +38,21 @@ def credential_row(services, credential_id):
 
 def test_a_code_approves_only_the_request_it_was_issued_for(csc, services, alice):
     csc.login()
-    others = [{**REQUEST, "hashes": digests("contract", "other")},
-              {**REQUEST, "numSignatures": 3},
-              {**REQUEST, "signet_labels": ["contract.pdf", "invoice.pdf"]},
-              {**REQUEST, "description": "Sale of flat 4B"}]
+    others = [
+        {**REQUEST, "hashes": digests("contract", "other")},
+        {**REQUEST, "numSignatures": 3},
+        {**REQUEST, "signet_labels": ["contract.pdf", "invoice.pdf"]},
+        {**REQUEST, "description": "Sale of flat 4B"},
+    ]
     for number, other in enumerate(others, start=1):
         code = csc.code_in(csc.send_otp(alice, **REQUEST))
         refused = error_of(csc.authorize(alice, code, **other), 400, "invalid_otp")
         assert "issued for another request" in refused
         # The right code for the wrong request is counted, and it is void afterwards.
         assert credential_row(services, alice).failed_attempts == number
-        assert "already been used" in error_of(csc.authorize(alice, code, **REQUEST), 400,
-                                               "invalid_otp")
+        assert "already been used" in error_of(
+            csc.authorize(alice, code, **REQUEST), 400, "invalid_otp"
+        )
     code = csc.code_in(csc.send_otp(alice, **REQUEST))
     # The same request in another order (hashes and labels are multisets) is the same request.
     same = {**REQUEST, "hashes": HASHES[::-1], "signet_labels": ["annex.pdf", "contract.pdf"]}
@@ -57,10 +65,14 @@ def test_a_code_approves_only_the_request_it_was_issued_for(csc, services, alice
 
 
 def test_the_mail_shows_labels_count_fingerprint_and_true_lifetime_never_the_code_in_subject(
-        csc, services, alice):
+    csc, services, alice
+):
     csc.login()
-    for lifetime, said in ((30, "valid for 30 seconds"), (120, "valid for 2 minutes"),
-                           (90, "valid for 1 minute 30 seconds")):
+    for lifetime, said in (
+        (30, "valid for 30 seconds"),
+        (120, "valid for 2 minutes"),
+        (90, "valid for 1 minute 30 seconds"),
+    ):
         services.settings.sam.otp_lifetime_seconds = lifetime
         mail = csc.send_otp(alice, **REQUEST)
         code, body = csc.code_in(mail), text_of(mail)
@@ -82,21 +94,39 @@ def test_a_challenge_row_inserted_by_sql_never_works(csc, services, alice):
 
     csc.login()
     code = "424242"
-    binding = json.dumps({"description": REQUEST["description"], "hash_algorithm": SHA256,
-                          "hashes": sorted(HASHES), "labels": sorted(REQUEST["signet_labels"]),
-                          "num_signatures": 2}, sort_keys=True, separators=(",", ":"))
-    forged = [(hashlib.sha256(f"{alice}:{code}".encode()).hexdigest(), None),
-              (hmac.new(b"insider key", f"{alice}:{code}".encode(), "sha256").hexdigest(),
-               binding),
-              (hmac.new(b"insider key", f"{alice}:{code}".encode(), "sha256").hexdigest(), None)]
+    binding = json.dumps(
+        {
+            "description": REQUEST["description"],
+            "hash_algorithm": SHA256,
+            "hashes": sorted(HASHES),
+            "labels": sorted(REQUEST["signet_labels"]),
+            "num_signatures": 2,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    forged = [
+        (hashlib.sha256(f"{alice}:{code}".encode()).hexdigest(), None),
+        (hmac.new(b"insider key", f"{alice}:{code}".encode(), "sha256").hexdigest(), binding),
+        (hmac.new(b"insider key", f"{alice}:{code}".encode(), "sha256").hexdigest(), None),
+    ]
     for number, (code_hash, bound) in enumerate(forged, start=1):
         stamp = datetime.now(UTC)
         with services.database.transaction() as session:
-            session.add(OtpChallenge(credential_id=alice, code_hash=code_hash, binding=bound,
-                                     purpose="authorize", created_at=stamp, used=False,
-                                     expires_at=stamp + timedelta(minutes=5)))
-        assert "The OTP is invalid" in error_of(csc.authorize(alice, code, **REQUEST), 400,
-                                                "invalid_otp")
+            session.add(
+                OtpChallenge(
+                    credential_id=alice,
+                    code_hash=code_hash,
+                    binding=bound,
+                    purpose="authorize",
+                    created_at=stamp,
+                    used=False,
+                    expires_at=stamp + timedelta(minutes=5),
+                )
+            )
+        assert "The OTP is invalid" in error_of(
+            csc.authorize(alice, code, **REQUEST), 400, "invalid_otp"
+        )
         assert credential_row(services, alice).failed_attempts == number
     with services.database.transaction(read_only=True) as session:
         assert session.execute(select(SignatureActivation)).first() is None
@@ -116,12 +146,14 @@ def test_v1_send_otp_binds_the_code_on_first_use(client, services, alice):
     first = v1.authorize(alice, code, numSignatures=1, hash=digests("first"))
     assert first.status_code == 200, first.json
     with services.database.transaction(read_only=True) as session:
-        bound = session.execute(select(OtpChallenge.binding)
-                                .where(OtpChallenge.purpose == "authorize")).scalar_one()
+        bound = session.execute(
+            select(OtpChallenge.binding).where(OtpChallenge.purpose == "authorize")
+        ).scalar_one()
     assert json.loads(bound)["hashes"] == digests("first")
     # Another request with the same code: already used, not a failed try.
     assert "already been used" in error_of(
-        v1.authorize(alice, code, numSignatures=1, hash=digests("second")), 400, "invalid_otp")
+        v1.authorize(alice, code, numSignatures=1, hash=digests("second")), 400, "invalid_otp"
+    )
     assert credential_row(services, alice).failed_attempts == 0
     verified = [d for e, d in audit_events(services) if e == "otp.verified"]
     assert verified == [verified[0]] and verified[0]["bound_on_use"] is True
@@ -129,14 +161,16 @@ def test_v1_send_otp_binds_the_code_on_first_use(client, services, alice):
 
 def test_send_otp_refuses_a_malformed_request_to_come(csc, alice):
     csc.login()
-    bad = [({"signet_labels": "contract.pdf"}, "signet_labels"),
-           ({"signet_labels": [""]}, "signet_labels"),
-           ({"description": "x" * 501}, "description"),
-           ({"hashes": ["not base64!"]}, "base64"),
-           ({"numSignatures": 1}, "numSignatures"),
-           ({"numSignatures": 0}, "numSignatures"),
-           ({"numSignatures": True}, "numSignatures"),
-           ({"hashAlgorithmOID": "1.2.3"}, "hashAlgorithmOID")]
+    bad = [
+        ({"signet_labels": "contract.pdf"}, "signet_labels"),
+        ({"signet_labels": [""]}, "signet_labels"),
+        ({"description": "x" * 501}, "description"),
+        ({"hashes": ["not base64!"]}, "base64"),
+        ({"numSignatures": 1}, "numSignatures"),
+        ({"numSignatures": 0}, "numSignatures"),
+        ({"numSignatures": True}, "numSignatures"),
+        ({"hashAlgorithmOID": "1.2.3"}, "hashAlgorithmOID"),
+    ]
     for change, named in bad:
         sent = csc.post("credentials/sendOTP", {"credentialID": alice, **REQUEST, **change})
         assert named in error_of(sent, 400)

@@ -105,8 +105,13 @@ def test_batches_and_single_records_chain_on_each_engine(database_url):
         with database.transaction() as s:
             append_event(s, "one", actor="a")
         with database.transaction() as s:
-            last = append_events(s, [Event("two", "a", details={"k": 2}),
-                                     Event("three", "b", "x", "failure", {"k": 3})])
+            last = append_events(
+                s,
+                [
+                    Event("two", "a", details={"k": 2}),
+                    Event("three", "b", "x", "failure", {"k": 3}),
+                ],
+            )
         with database.transaction() as s:
             append_event(s, "four", actor="a")
         with database.transaction() as s:
@@ -114,8 +119,11 @@ def test_batches_and_single_records_chain_on_each_engine(database_url):
             assert verify_chain(s) == (4, [])
             rows = s.query(AuditRecord).order_by(AuditRecord.seq).all()
             assert [(r.seq, r.event, r.subject, r.outcome) for r in rows] == [
-                (1, "one", None, "success"), (2, "two", None, "success"),
-                (3, "three", "x", "failure"), (4, "four", None, "success")]
+                (1, "one", None, "success"),
+                (2, "two", None, "success"),
+                (3, "three", "x", "failure"),
+                (4, "four", None, "success"),
+            ]
             assert s.get(AuditHead, 1).last_hash == rows[-1].record_hash
     finally:
         database.dispose()
@@ -145,11 +153,13 @@ def keyed():
 def rechain(session, start):
     """What an insider does after an edit: recompute the hashes from `start` on, and the head."""
     prev = session.get(AuditRecord, start - 1).record_hash if start > 1 else GENESIS
-    for rec in session.query(AuditRecord).filter(AuditRecord.seq >= start).order_by(
-            AuditRecord.seq):
+    for rec in (
+        session.query(AuditRecord).filter(AuditRecord.seq >= start).order_by(AuditRecord.seq)
+    ):
         rec.prev_hash = prev
-        rec.record_hash = prev = record_hash(rec.seq, rec.at, rec.event, rec.actor,
-                                             rec.subject, rec.outcome, rec.details, prev)
+        rec.record_hash = prev = record_hash(
+            rec.seq, rec.at, rec.event, rec.actor, rec.subject, rec.outcome, rec.details, prev
+        )
     session.get(AuditHead, 1).last_hash = prev
     session.flush()
 
@@ -167,9 +177,15 @@ def test_a_rewritten_and_rechained_record_fails_the_macs(keyed):
     assert check(keyed) == (8, [])  # the hashes alone are fooled
     keyed.info["audit_mac"] = unkeyed
     _, findings = check(keyed)
-    assert [(f.seq, f.problem) for f in findings] == [(3, (
-        "MAC does not match: records rewritten (one or more of record 3); the MACs of 4 "
-        "later records fail too"))]
+    assert [(f.seq, f.problem) for f in findings] == [
+        (
+            3,
+            (
+                "MAC does not match: records rewritten (one or more of record 3); the MACs of 4 "
+                "later records fail too"
+            ),
+        )
+    ]
 
 
 def test_an_altered_mac_alone_is_named_as_such(keyed):
@@ -186,7 +202,8 @@ def test_records_appended_without_the_key_are_not_covered(keyed):
     keyed.info["audit_mac"] = audit_mac
     _, findings = check(keyed)
     assert [(f.seq, f.problem.split(" (")[0]) for f in findings] == [
-        (9, "record 9 not covered by any MAC")]
+        (9, "record 9 not covered by any MAC")
+    ]
 
 
 def test_a_cut_inside_an_append_leaves_its_first_record_uncovered(keyed):
@@ -209,6 +226,12 @@ def test_a_checkpoint_finds_the_tail_cut_at_an_append_boundary(keyed):
     keyed.flush()
     assert check(keyed) == (6, [])  # whole, as far as hashes and MACs can tell
     _, findings = verify_checkpoints(keyed, "export", [line])
-    assert [(f.seq, f.problem) for f in findings] == [(8, (
-        f"missing, yet the checkpoint of {checkpoint.at} (export line 1) anchors it: the tail "
-        "was cut (or the record deleted)"))]
+    assert [(f.seq, f.problem) for f in findings] == [
+        (
+            8,
+            (
+                f"missing, yet the checkpoint of {checkpoint.at} (export line 1) anchors it: the tail "
+                "was cut (or the record deleted)"
+            ),
+        )
+    ]

@@ -79,6 +79,6 @@ def test_the_settings_digest_leaves_out_the_database_password():
     assert digest(base) == digest("postgresql://signet:two@db/signet")
     assert digest(base) != digest("postgresql://signet:one@db2/signet")
     assert digest(base) != digest(base, sam={"otp_digits": 8})
-    assert digest("postgresql://signet@db/signet?password=one") == \
-        digest("postgresql://signet@db/signet?password=two")
-
+    assert digest("postgresql://signet@db/signet?password=one") == digest(
+        "postgresql://signet@db/signet?password=two"
+    )

@@ -64,8 +64,13 @@ class SpyState:
 def hsm_key(softhsm, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """An EC P-256 key generated in SoftHSM, certified by a throw-away in-memory root; the
     root is also in an NSS database for pdfsig."""
-    hsm = Hsm(HsmSettings(module=softhsm["module"], token_label=softhsm["token_label"],
-                          pin_file=softhsm["pin_file"]))
+    hsm = Hsm(
+        HsmSettings(
+            module=softhsm["module"],
+            token_label=softhsm["token_label"],
+            pin_file=softhsm["pin_file"],
+        )
+    )
     label = f"pades-resume-{uuid.uuid4().hex[:8]}"
     hsm.generate_key(label, KeySpec.parse("ec-p256"))
     root, leaf = throwaway_chain("Resume", hsm.public_key(label))
@@ -76,8 +81,7 @@ def hsm_key(softhsm, tmp_path_factory) -> Iterator[dict[str, Any]]:
         return hsm.sign_digest(label, digest, hash_name, scheme)
 
     der = serialization.Encoding.DER
-    key = RemoteKey.from_certificates(leaf.public_bytes(der), [root.public_bytes(der)],
-                                      sign_digest)
+    key = RemoteKey.from_certificates(leaf.public_bytes(der), [root.public_bytes(der)], sign_digest)
     base = tmp_path_factory.mktemp("resume-trust")
     root_pem = base / "root.pem"
     root_pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
@@ -86,15 +90,27 @@ def hsm_key(softhsm, tmp_path_factory) -> Iterator[dict[str, Any]]:
     subprocess.run(["certutil", "-N", "-d", f"sql:{nss_dir}", "--empty-password"], check=True)
     subprocess.run(["certutil", "-A", "-d", f"sql:{nss_dir}", "-n", "resume-root", "-t",
                     "CT,C,C", "-i", str(root_pem)], check=True)  # fmt: skip
-    yield {"key": key, "root": asn1_x509.Certificate.load(root.public_bytes(der)),
-           "nss_dir": nss_dir, "calls": calls}
+    yield {
+        "key": key,
+        "root": asn1_x509.Certificate.load(root.public_bytes(der)),
+        "nss_dir": nss_dir,
+        "calls": calls,
+    }
     hsm.destroy_key(label)
 
 
-def _sign_in_place(document: Any, key: RemoteKey, state: Any, prefix: int, *,
-                   level: str = "B-B", **options: Any) -> None:
-    sign_document(document, document, format="pades", level=level, key=key,
-                  resume_digest=(state, prefix), **options)
+def _sign_in_place(
+    document: Any, key: RemoteKey, state: Any, prefix: int, *, level: str = "B-B", **options: Any
+) -> None:
+    sign_document(
+        document,
+        document,
+        format="pades",
+        level=level,
+        key=key,
+        resume_digest=(state, prefix),
+        **options,
+    )
 
 
 def _status(data: bytes, root: asn1_x509.Certificate, index: int = 0) -> Any:
@@ -184,7 +200,7 @@ def test_the_resumed_hash_skips_exactly_the_prefix_across_updates():
     for prefix in (0, 1, 255, 256, 4000, len(data)):
         resumed = _ResumedHash(hashes.SHA256(), hashlib.sha256(data[:prefix]), prefix)
         for start in range(0, len(data), 333):
-            resumed.update(memoryview(data)[start:start + 333])
+            resumed.update(memoryview(data)[start : start + 333])
             if start == 999:
                 half = resumed.copy()
         assert resumed.finalize() == hashlib.sha256(data).digest()
@@ -209,8 +225,9 @@ def test_b_lta_resumed_validates_with_its_document_time_stamp(pki, tmp_path: Pat
     def sign_digest(digest: bytes, hash_name: str, scheme: str) -> bytes:
         return private_key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
 
-    key = RemoteKey(certificate=pki.cert("signer-rsa"), chain=(pki.interm, pki.root),
-                    sign_digest=sign_digest)
+    key = RemoteKey(
+        certificate=pki.cert("signer-rsa"), chain=(pki.interm, pki.root), sign_digest=sign_digest
+    )
     services = ServicesConfig(tsa=TsaConfig(url=pki.tsa_url, timeout=10))
     original = write_pdf(tmp_path / "doc.pdf", SIZE).read_bytes()
     state = SpyState(hashlib.sha256(original))
@@ -223,10 +240,10 @@ def test_b_lta_resumed_validates_with_its_document_time_stamp(pki, tmp_path: Pat
     signature, doc_ts = reader.embedded_signatures
     assert doc_ts.sig_object_type == "/DocTimeStamp"
     assert sum(state.fed) == signature.byte_range[1] + signature.byte_range[3] - len(original)
-    context = ValidationContext(trust_roots=[pki.root], allow_fetching=True,
-                                fetcher_backend=RequestsFetcherBackend())
-    status = asyncio.run(async_validate_pdf_signature(signature,
-                                                      signer_validation_context=context))
+    context = ValidationContext(
+        trust_roots=[pki.root], allow_fetching=True, fetcher_backend=RequestsFetcherBackend()
+    )
+    status = asyncio.run(async_validate_pdf_signature(signature, signer_validation_context=context))
     assert status.intact and status.valid and status.trusted, status.pretty_print_details()
     ts_status = asyncio.run(async_validate_pdf_timestamp(doc_ts, validation_context=context))
     assert ts_status.intact and ts_status.valid and ts_status.trusted, ts_status

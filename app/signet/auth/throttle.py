@@ -41,8 +41,11 @@ class ThrottleKeys:
 
 
 def _limit(key: str, settings: LoginSettings) -> int:
-    return (settings.max_failures_per_user if key.startswith("user:")
-            else settings.max_failures_per_address)
+    return (
+        settings.max_failures_per_user
+        if key.startswith("user:")
+        else settings.max_failures_per_address
+    )
 
 
 def _locked_row(session: Session, key: str, stamp: datetime) -> LoginThrottle:
@@ -54,8 +57,7 @@ def _locked_row(session: Session, key: str, stamp: datetime) -> LoginThrottle:
         return row
     try:
         with session.begin_nested():
-            session.add(LoginThrottle(key=key, failures=0, window_start=stamp,
-                                      blocked_until=None))
+            session.add(LoginThrottle(key=key, failures=0, window_start=stamp, blocked_until=None))
     except IntegrityError:
         pass
     return session.execute(query.execution_options(populate_existing=True)).scalar_one()
@@ -92,12 +94,26 @@ def reserve_login(session: Session, keys: ThrottleKeys, settings: LoginSettings)
 
 
 def audit_refusal(session: Session, *, username: str, source: str, retry_after: int) -> None:
-    append_event(session, "login.throttled", actor=username[:128], subject=username[:256],
-                 outcome="failure", source=source, retry_after=retry_after)
+    append_event(
+        session,
+        "login.throttled",
+        actor=username[:128],
+        subject=username[:256],
+        outcome="failure",
+        source=source,
+        retry_after=retry_after,
+    )
 
 
-def settle_login(session: Session, keys: ThrottleKeys, settings: LoginSettings, *, ok: bool,
-                 username: str, source: str) -> None:
+def settle_login(
+    session: Session,
+    keys: ThrottleKeys,
+    settings: LoginSettings,
+    *,
+    ok: bool,
+    username: str,
+    source: str,
+) -> None:
     """After the password check (in its transaction): a success clears its user's count and
     gives back its try on the address; a failure keeps both tries and blocks a key that
     reached its limit. Rows are locked in the same order as `reserve_login`'s."""
@@ -110,9 +126,16 @@ def settle_login(session: Session, keys: ThrottleKeys, settings: LoginSettings, 
     for row in (address, _locked_row(session, keys.user, stamp)):
         if row.failures >= _limit(row.key, settings) and row.blocked_until is None:
             row.blocked_until = stamp + timedelta(seconds=settings.block_seconds)
-            append_event(session, "login.blocked", actor=username[:128], subject=row.key,
-                         outcome="failure", source=source, failures=row.failures,
-                         blocked_seconds=settings.block_seconds)
+            append_event(
+                session,
+                "login.blocked",
+                actor=username[:128],
+                subject=row.key,
+                outcome="failure",
+                source=source,
+                failures=row.failures,
+                blocked_seconds=settings.block_seconds,
+            )
 
 
 PRUNE_INTERVAL = 300.0
@@ -134,11 +157,19 @@ def prune_stale(session: Session, settings: LoginSettings) -> int:
     """Delete up to PRUNE_BATCH rows that no longer count (they would start afresh at their
     next use); rows a login holds right now are skipped, not waited for. How many went."""
     stamp = now()
-    stale = session.execute(
-        select(LoginThrottle.key)
-        .where(LoginThrottle.window_start < stamp - timedelta(seconds=settings.window_seconds),
-               or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until < stamp))
-        .limit(PRUNE_BATCH).with_for_update(skip_locked=True)).scalars().all()
+    stale = (
+        session.execute(
+            select(LoginThrottle.key)
+            .where(
+                LoginThrottle.window_start < stamp - timedelta(seconds=settings.window_seconds),
+                or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until < stamp),
+            )
+            .limit(PRUNE_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )
     if stale:
         session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(stale)))
     return len(stale)

@@ -59,46 +59,88 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def check_password(session: Session, username: str, password: str, *, source: str
-                   ) -> User | None:
+def check_password(session: Session, username: str, password: str, *, source: str) -> User | None:
     """The active user with this password, or None. A failure is audited in `session`'s
     transaction (the success is, with its token, by `record_login`)."""
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     stored = None
     if user is not None:
         stored = session.execute(
-            select(Authenticator.secret).where(Authenticator.user_id == user.id,
-                                               Authenticator.kind == "password",
-                                               Authenticator.status == "active")
+            select(Authenticator.secret).where(
+                Authenticator.user_id == user.id,
+                Authenticator.kind == "password",
+                Authenticator.status == "active",
+            )
         ).scalar_one_or_none()
     ok = verify_secret(stored or _dummy_hash(), password) and stored is not None
     if user is None or not ok or user.status != "active":
-        reason = ("unknown user" if user is None else
-                  "user disabled" if ok else "wrong password")
-        append_event(session, "login.failed", actor=username[:128], subject=username[:256],
-                     outcome="failure", method="password", reason=reason, source=source)
+        reason = "unknown user" if user is None else "user disabled" if ok else "wrong password"
+        append_event(
+            session,
+            "login.failed",
+            actor=username[:128],
+            subject=username[:256],
+            outcome="failure",
+            method="password",
+            reason=reason,
+            source=source,
+        )
         return None
     return user
 
 
-def record_login(session: Session, token: str, *, user_id: int, username: str, methods: str,
-                 loa: str, expires_at: datetime, source: str, method: str = "password") -> None:
+def record_login(
+    session: Session,
+    token: str,
+    *,
+    user_id: int,
+    username: str,
+    methods: str,
+    loa: str,
+    expires_at: datetime,
+    source: str,
+    method: str = "password",
+) -> None:
     """Keep what revocation needs of a token the SAM minted (its SHA-256, never the token),
     and audit the login (`method`: password, or refresh_token)."""
-    session.add(AccessToken(token_hash=token_digest(token), user_id=user_id, scope="service",
-                            auth_methods=methods, loa=loa, created_at=now(),
-                            expires_at=expires_at, revoked=False))
-    append_event(session, "login", actor=username, subject=username, method=method,
-                 source=source)
+    session.add(
+        AccessToken(
+            token_hash=token_digest(token),
+            user_id=user_id,
+            scope="service",
+            auth_methods=methods,
+            loa=loa,
+            created_at=now(),
+            expires_at=expires_at,
+            revoked=False,
+        )
+    )
+    append_event(session, "login", actor=username, subject=username, method=method, source=source)
 
 
-def record_refresh_token(session: Session, token: str, *, user_id: int, family: str,
-                         access_token: str, expires_at: datetime) -> None:
+def record_refresh_token(
+    session: Session,
+    token: str,
+    *,
+    user_id: int,
+    family: str,
+    access_token: str,
+    expires_at: datetime,
+) -> None:
     """Keep what single use and revocation need of a refresh token the SAM minted: its
     SHA-256, its family, and the SHA-256 of the access token issued with it."""
-    session.add(RefreshToken(token_hash=token_digest(token), family=family, user_id=user_id,
-                             access_token_hash=token_digest(access_token), created_at=now(),
-                             expires_at=expires_at, used=False, revoked=False))
+    session.add(
+        RefreshToken(
+            token_hash=token_digest(token),
+            family=family,
+            user_id=user_id,
+            access_token_hash=token_digest(access_token),
+            created_at=now(),
+            expires_at=expires_at,
+            used=False,
+            revoked=False,
+        )
+    )
 
 
 def spend_refresh_token(session: Session, token: str, *, user_id: int) -> str | None:
@@ -106,16 +148,23 @@ def spend_refresh_token(session: Session, token: str, *, user_id: int) -> str | 
     unused, else why it cannot be used. A token used before is a replay — it was stolen,
     or its holder's copy was — and the caller revokes its family."""
     spent = session.execute(
-        bulk_update(RefreshToken).where(RefreshToken.token_hash == token_digest(token),
-                                        RefreshToken.user_id == user_id,
-                                        RefreshToken.used.is_(False),
-                                        RefreshToken.revoked.is_(False))
-        .values(used=True))
+        bulk_update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == token_digest(token),
+            RefreshToken.user_id == user_id,
+            RefreshToken.used.is_(False),
+            RefreshToken.revoked.is_(False),
+        )
+        .values(used=True)
+    )
     if spent.rowcount == 1:  # type: ignore[attr-defined]
         user = session.get(User, user_id)
         return None if user is not None and user.status == "active" else "user disabled"
-    row = session.execute(select(RefreshToken.used, RefreshToken.revoked).where(
-        RefreshToken.token_hash == token_digest(token))).first()
+    row = session.execute(
+        select(RefreshToken.used, RefreshToken.revoked).where(
+            RefreshToken.token_hash == token_digest(token)
+        )
+    ).first()
     if row is None:
         return "unknown"
     return "revoked" if row.revoked else "replayed"
@@ -124,17 +173,22 @@ def spend_refresh_token(session: Session, token: str, *, user_id: int) -> str | 
 def revoke_refresh_family(session: Session, token: str, *, user_id: int) -> str | None:
     """Revoke the family of one of the user's refresh tokens: every refresh token in it and
     every access token issued with one. The family, or None if the token is not hers."""
-    family = session.execute(select(RefreshToken.family).where(
-        RefreshToken.token_hash == token_digest(token),
-        RefreshToken.user_id == user_id)).scalar_one_or_none()
+    family = session.execute(
+        select(RefreshToken.family).where(
+            RefreshToken.token_hash == token_digest(token), RefreshToken.user_id == user_id
+        )
+    ).scalar_one_or_none()
     if family is None:
         return None
-    session.execute(bulk_update(RefreshToken).where(RefreshToken.family == family)
-                    .values(revoked=True))
+    session.execute(
+        bulk_update(RefreshToken).where(RefreshToken.family == family).values(revoked=True)
+    )
     issued = select(RefreshToken.access_token_hash).where(RefreshToken.family == family)
-    session.execute(bulk_update(AccessToken).where(
-        AccessToken.user_id == user_id,
-        AccessToken.token_hash.in_(issued)).values(revoked=True))
+    session.execute(
+        bulk_update(AccessToken)
+        .where(AccessToken.user_id == user_id, AccessToken.token_hash.in_(issued))
+        .values(revoked=True)
+    )
     return family
 
 
@@ -143,7 +197,8 @@ _USERS = cast(Table, User.__table__)
 _TOKEN_QUERY = (
     select(_TOKENS.c.revoked, _TOKENS.c.user_id, _USERS.c.status)
     .join_from(_TOKENS, _USERS, _TOKENS.c.user_id == _USERS.c.id)
-    .where(_TOKENS.c.token_hash == bindparam("digest")))
+    .where(_TOKENS.c.token_hash == bindparam("digest"))
+)
 
 
 def resolve_token(conn: Connection, caller: Claimed) -> Principal:
@@ -151,8 +206,9 @@ def resolve_token(conn: Connection, caller: Claimed) -> Principal:
     verified: the database says only whether it was revoked and whether the user is
     disabled. One Core query: this runs on every API call."""
     row = conn.execute(_TOKEN_QUERY, {"digest": token_digest(caller.token)}).first()
-    check_token_state(None if row is None else (row.revoked, row.user_id, row.status),
-                      caller.principal.user_id)
+    check_token_state(
+        None if row is None else (row.revoked, row.user_id, row.status), caller.principal.user_id
+    )
     return caller.principal
 
 
@@ -161,12 +217,18 @@ def with_token_state(table: Table, onclause: Any) -> Select[Any]:
     caller's choosing), with the state of the token whose digest is bound as `digest`:
     columns token_revoked, token_user_id, user_status (`token_state_of`). No token row, no
     row; a token but no row of `table`: its columns are None."""
-    return (select(table, _TOKENS.c.revoked.label("token_revoked"),
-                   _TOKENS.c.user_id.label("token_user_id"),
-                   _USERS.c.status.label("user_status"))
-            .select_from(_TOKENS.join(_USERS, _TOKENS.c.user_id == _USERS.c.id)
-                         .outerjoin(table, onclause))
-            .where(_TOKENS.c.token_hash == bindparam("digest")))
+    return (
+        select(
+            table,
+            _TOKENS.c.revoked.label("token_revoked"),
+            _TOKENS.c.user_id.label("token_user_id"),
+            _USERS.c.status.label("user_status"),
+        )
+        .select_from(
+            _TOKENS.join(_USERS, _TOKENS.c.user_id == _USERS.c.id).outerjoin(table, onclause)
+        )
+        .where(_TOKENS.c.token_hash == bindparam("digest"))
+    )
 
 
 def token_state_of(row: Any) -> tuple[bool, int, str] | None:
@@ -187,22 +249,29 @@ def check_token_state(state: tuple[bool, int, str] | None, user_id: int) -> None
 
 def token_row_exists(conn: Connection, token: str) -> bool:
     """Whether the database holds a row for this token (one the SAM refused: forged)."""
-    return conn.execute(select(_TOKENS.c.id).where(
-        _TOKENS.c.token_hash == token_digest(token))).first() is not None
+    return (
+        conn.execute(
+            select(_TOKENS.c.id).where(_TOKENS.c.token_hash == token_digest(token))
+        ).first()
+        is not None
+    )
 
 
 def revoke_access_token(session: Session, principal: Principal, token: str) -> bool:
     """Revoke one of the caller's own access tokens; False if the token is not one."""
     result = session.execute(
-        bulk_update(AccessToken).where(AccessToken.token_hash == token_digest(token),
-                                       AccessToken.user_id == principal.user_id)
+        bulk_update(AccessToken)
+        .where(
+            AccessToken.token_hash == token_digest(token), AccessToken.user_id == principal.user_id
+        )
         .values(revoked=True)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def revoke_token(session: Session, principal: Principal, token: str, *,
-                 hint: str = "access_token") -> None:
+def revoke_token(
+    session: Session, principal: Principal, token: str, *, hint: str = "access_token"
+) -> None:
     """Revoke one of the caller's own tokens, looked for first where `hint` says (RFC 7009):
     an access token alone, a refresh token with its whole family."""
     kinds = ["access_token", "refresh_token"]
@@ -210,13 +279,24 @@ def revoke_token(session: Session, principal: Principal, token: str, *,
         kinds.reverse()
     for kind in kinds:
         if kind == "access_token" and revoke_access_token(session, principal, token):
-            append_event(session, "token.revoked", actor=principal.username,
-                         subject=principal.username, kind=kind)
+            append_event(
+                session,
+                "token.revoked",
+                actor=principal.username,
+                subject=principal.username,
+                kind=kind,
+            )
             return
         if kind == "refresh_token":
             family = revoke_refresh_family(session, token, user_id=principal.user_id)
             if family is not None:
-                append_event(session, "token.revoked", actor=principal.username,
-                             subject=principal.username, kind=kind, family=family)
+                append_event(
+                    session,
+                    "token.revoked",
+                    actor=principal.username,
+                    subject=principal.username,
+                    kind=kind,
+                    family=family,
+                )
                 return
     raise InvalidRequest("Invalid parameter token: not a token of the caller's")

@@ -131,14 +131,21 @@ def _read_secret(prompt: str, from_stdin: bool) -> str:
 @click.option("--email", help="Address that receives one-time passwords.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @friendly
-def users_add(username: str, display_name: str | None, email: str | None,
-              password_stdin: bool) -> None:
+def users_add(
+    username: str, display_name: str | None, email: str | None, password_stdin: bool
+) -> None:
     """Add a user (asks for the password)."""
     from signet.signing.admin import add_user
 
     password = _read_secret(f"password for {username}", password_stdin)
-    add_user(_services(), username, password=password, display_name=display_name, email=email,
-             actor=_actor())
+    add_user(
+        _services(),
+        username,
+        password=password,
+        display_name=display_name,
+        email=email,
+        actor=_actor(),
+    )
     click.echo(f"user {username} added")
 
 
@@ -155,8 +162,10 @@ def users_list(as_json: bool) -> None:
         return
     click.echo(f"{'USER':<20} {'STATUS':<9} {'CREDS':>5}  NAME <EMAIL>")
     for r in rows:
-        click.echo(f"{r.username:<20} {r.status:<9} {r.credentials:>5}  {r.display_name}"
-                   f"{' <' + r.email + '>' if r.email else ''}")
+        click.echo(
+            f"{r.username:<20} {r.status:<9} {r.credentials:>5}  {r.display_name}"
+            f"{' <' + r.email + '>' if r.email else ''}"
+        )
 
 
 @users.command("disable")
@@ -188,16 +197,23 @@ def credentials() -> None:
 
 @credentials.command("create")
 @click.argument("username")
-@click.option("--key", default="rsa-3072", show_default=True,
-              help="rsa-2048, rsa-3072, rsa-4096, ec-p256 or ec-p384.")
-@click.option("--activation", type=click.Choice(["otp", "pin"]), default="otp",
-              show_default=True,
-              help="Second factor that activates the key: one-time codes by e-mail, or a PIN "
-                   "the user chooses when she activates the credential.")
+@click.option(
+    "--key",
+    default="rsa-3072",
+    show_default=True,
+    help="rsa-2048, rsa-3072, rsa-4096, ec-p256 or ec-p384.",
+)
+@click.option(
+    "--activation",
+    type=click.Choice(["otp", "pin"]),
+    default="otp",
+    show_default=True,
+    help="Second factor that activates the key: one-time codes by e-mail, or a PIN "
+    "the user chooses when she activates the credential.",
+)
 @click.option("--description", help="Free text shown to the user.")
 @friendly
-def credentials_create(username: str, key: str, activation: str,
-                       description: str | None) -> None:
+def credentials_create(username: str, key: str, activation: str, description: str | None) -> None:
     """Generate a key in the HSM for USERNAME and have the CA certify it.
 
     The credential is pending: an activation code is e-mailed to the user's address, and
@@ -205,13 +221,23 @@ def credentials_create(username: str, key: str, activation: str,
     else ever learns or sets it."""
     from signet.signing.admin import create_credential
 
-    view = create_credential(_services(), username, key=key, activation=activation,
-                             description=description, actor=_actor())
-    click.echo(f"credential {view.credential_id} created for {username}: {view.key}, "
-               f"{view.subject}, valid until {view.not_after:%Y-%m-%d}")
-    click.echo(f"pending: an activation code was sent to {view.activation_sent_to} (valid "
-               f"until {view.activation_expires:%Y-%m-%d %H:%M} UTC); {username} activates "
-               "it with `signet activate`")
+    view = create_credential(
+        _services(),
+        username,
+        key=key,
+        activation=activation,
+        description=description,
+        actor=_actor(),
+    )
+    click.echo(
+        f"credential {view.credential_id} created for {username}: {view.key}, "
+        f"{view.subject}, valid until {view.not_after:%Y-%m-%d}"
+    )
+    click.echo(
+        f"pending: an activation code was sent to {view.activation_sent_to} (valid "
+        f"until {view.activation_expires:%Y-%m-%d %H:%M} UTC); {username} activates "
+        "it with `signet activate`"
+    )
 
 
 @credentials.command("resend-activation")
@@ -222,8 +248,10 @@ def credentials_resend_activation(credential_id: str) -> None:
     from signet.signing.admin import resend_activation
 
     sent = resend_activation(_services(), credential_id, actor=_actor())
-    click.echo(f"credential {credential_id}: a new activation code was sent to {sent.to} "
-               f"(valid until {sent.expires_at:%Y-%m-%d %H:%M} UTC)")
+    click.echo(
+        f"credential {credential_id}: a new activation code was sent to {sent.to} "
+        f"(valid until {sent.expires_at:%Y-%m-%d %H:%M} UTC)"
+    )
 
 
 @credentials.command("list")
@@ -240,8 +268,10 @@ def credentials_list(username: str | None, as_json: bool) -> None:
         return
     click.echo(f"{'CREDENTIAL':<38} {'USER':<12} {'KEY':<9} {'STATUS':<9} ACTIVATION")
     for r in rows:
-        click.echo(f"{r.credential_id:<38} {r.username:<12} {r.key:<9} "
-                   f"{r.status + (' locked' if r.locked else ''):<9} {r.activation}")
+        click.echo(
+            f"{r.credential_id:<38} {r.username:<12} {r.key:<9} "
+            f"{r.status + (' locked' if r.locked else ''):<9} {r.activation}"
+        )
 
 
 def _status_command(name: str, status: str, help_text: str) -> None:
@@ -268,8 +298,12 @@ def audit() -> None:
 
 
 @audit.command("verify")
-@click.option("--checkpoints", "checkpoint_file", metavar="FILE",
-              help="Checkpoint file to check against (default: audit.checkpoint_file).")
+@click.option(
+    "--checkpoints",
+    "checkpoint_file",
+    metavar="FILE",
+    help="Checkpoint file to check against (default: audit.checkpoint_file).",
+)
 @friendly
 def audit_verify(checkpoint_file: str | None) -> None:
     """Check the trail: every record's hash, link and MAC (in the HSM), and the checkpoints
@@ -278,15 +312,20 @@ def audit_verify(checkpoint_file: str | None) -> None:
 
     check = verify_audit(_services(), checkpoint_file)
     if check.checkpoints is None:
-        click.echo(f"signet: warning: no checkpoint file {check.checkpoint_file}: a cut-off "
-                   "tail cannot be found", err=True)
+        click.echo(
+            f"signet: warning: no checkpoint file {check.checkpoint_file}: a cut-off "
+            "tail cannot be found",
+            err=True,
+        )
     if check.findings:
         for finding in check.findings:
             click.echo(f"TAMPERED {finding}")
-        _fail(f"audit trail broken: {len(check.findings)} problem(s) in {check.records} "
-              "records")
-    anchored = ("" if check.checkpoints is None else
-                f", {check.checkpoints} checkpoint(s) in {check.checkpoint_file} hold")
+        _fail(f"audit trail broken: {len(check.findings)} problem(s) in {check.records} records")
+    anchored = (
+        ""
+        if check.checkpoints is None
+        else f", {check.checkpoints} checkpoint(s) in {check.checkpoint_file} hold"
+    )
     click.echo(f"audit trail intact: {check.records} records{anchored}")
 
 
@@ -299,8 +338,10 @@ def audit_checkpoint() -> None:
 
     services = _services()
     checkpoint = checkpoint_audit(services, actor=_actor())
-    click.echo(f"checkpoint {checkpoint.record} anchors record {checkpoint.seq}; "
-               f"appended to {services.settings.audit.checkpoint_file}")
+    click.echo(
+        f"checkpoint {checkpoint.record} anchors record {checkpoint.seq}; "
+        f"appended to {services.settings.audit.checkpoint_file}"
+    )
 
 
 @main.command()
@@ -313,8 +354,11 @@ def serve(listen: str | None, workers: int | None) -> None:
 
     settings = load_settings()
     checkpoint = record_start(settings, actor=_actor())
-    click.echo(f"signet: service.started recorded; checkpoint {checkpoint} appended to "
-               f"{settings.audit.checkpoint_file}", err=True)
+    click.echo(
+        f"signet: service.started recorded; checkpoint {checkpoint} appended to "
+        f"{settings.audit.checkpoint_file}",
+        err=True,
+    )
     run_gunicorn(settings, listen=listen, workers=workers)
 
 

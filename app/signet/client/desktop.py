@@ -176,10 +176,7 @@ class RemoteSigner:
             raise _explain(exc, "signing the hash") from exc
         if scheme == "ecdsa":
             signature = _ecdsa_der(signature)
-        say(
-            f"sign: signatures/signHash signed it "
-            f"({algorithm_name(plan.sign_algo)})"
-        )
+        say(f"sign: signatures/signHash signed it ({algorithm_name(plan.sign_algo)})")
         if self.level.at_least(Level.B_T):
             steps = [f"time-stamp from {self.tsa_url}"]
             if self.level.at_least(Level.B_LT):

@@ -69,8 +69,9 @@ class HsmSettings(_Section):
             try:
                 pin = Path(self.pin_file).read_text().strip()
             except OSError as exc:
-                raise ConfigError(f"hsm.pin_file: cannot read {self.pin_file}: "
-                                  f"{exc.strerror}") from exc
+                raise ConfigError(
+                    f"hsm.pin_file: cannot read {self.pin_file}: {exc.strerror}"
+                ) from exc
         else:
             assert self.pin_env
             pin = os.environ.get(self.pin_env, "")
@@ -270,17 +271,19 @@ def load_settings(**overrides: Any) -> Settings:
     path = _config_path()
     if path is not None and not path.exists():
         raise ConfigError(f"SIGNET_CONFIG: file not found: {path}")
-    if path is None and "database" not in overrides and not os.environ.get(
-            "SIGNET_DATABASE__URL"):
+    if path is None and "database" not in overrides and not os.environ.get("SIGNET_DATABASE__URL"):
         # Defaults alone would open a database relative to the working directory.
-        raise ConfigMissing(f"no configuration: {DEFAULT_CONFIG_FILE} does not exist and "
-                            "SIGNET_CONFIG is not set; set SIGNET_CONFIG to your signet.toml "
-                            "(or give the settings as SIGNET_<SECTION>__<KEY> variables, "
-                            "SIGNET_DATABASE__URL at least)")
+        raise ConfigMissing(
+            f"no configuration: {DEFAULT_CONFIG_FILE} does not exist and "
+            "SIGNET_CONFIG is not set; set SIGNET_CONFIG to your signet.toml "
+            "(or give the settings as SIGNET_<SECTION>__<KEY> variables, "
+            "SIGNET_DATABASE__URL at least)"
+        )
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(f"invalid configuration ({path or 'environment'}): "
-                          f"{_describe(exc)}") from exc
+        raise ConfigError(
+            f"invalid configuration ({path or 'environment'}): {_describe(exc)}"
+        ) from exc
     except (OSError, ValueError) as exc:  # TOML syntax errors
         raise ConfigError(f"cannot read configuration {path}: {exc}") from exc

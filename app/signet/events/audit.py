@@ -53,15 +53,25 @@ def mac_matches(mac_of: AuditMac, tag: str | None, domain: str, *parts: int | st
 
 
 def _canonical(details: dict[str, Any]) -> str:
-    return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return json.dumps(
+        details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
 
 
-def record_hash(seq: int, at: str, event: str, actor: str, subject: str | None, outcome: str,
-                details: str, prev_hash: str) -> str:
+def record_hash(
+    seq: int,
+    at: str,
+    event: str,
+    actor: str,
+    subject: str | None,
+    outcome: str,
+    details: str,
+    prev_hash: str,
+) -> str:
     material = json.dumps(
         [seq, at, event, actor, subject, outcome, details, prev_hash],
-        separators=(",", ":"), ensure_ascii=False,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
     return hashlib.sha256(material.encode()).hexdigest()
 
@@ -74,12 +84,25 @@ _RECORDS = cast(Table, AuditRecord.__table__)
 # previous hash (not updated yet); then come the records and the head's new hash (on
 # PostgreSQL in one statement, the head's update a CTE of the insert).
 _INSERT_RECORD = insert(_RECORDS)
-_BUMP_HEAD = (update(_HEAD).where(_HEAD.c.id == 1)
-              .values(last_seq=_HEAD.c.last_seq + bindparam("records"))
-              .returning(_HEAD.c.last_seq, _HEAD.c.last_hash))
+_BUMP_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(last_seq=_HEAD.c.last_seq + bindparam("records"))
+    .returning(_HEAD.c.last_seq, _HEAD.c.last_hash)
+)
 _SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("new_hash"))
-_COLUMNS = ("seq", "at", "event", "actor", "subject", "outcome", "details", "prev_hash",
-            "record_hash", "mac")
+_COLUMNS = (
+    "seq",
+    "at",
+    "event",
+    "actor",
+    "subject",
+    "outcome",
+    "details",
+    "prev_hash",
+    "record_hash",
+    "mac",
+)
 
 
 @functools.cache
@@ -90,7 +113,8 @@ def _insert_moving_head(count: int) -> TextClause:
     rows = ", ".join("(" + ", ".join(f":{c}_{i}" for c in _COLUMNS) + ")" for i in range(count))
     return text(
         f"WITH moved_head AS (UPDATE {_HEAD.name} SET last_hash = :new_hash WHERE id = 1 "
-        f"RETURNING id) INSERT INTO {_RECORDS.name} ({', '.join(_COLUMNS)}) VALUES {rows}")
+        f"RETURNING id) INSERT INTO {_RECORDS.name} ({', '.join(_COLUMNS)}) VALUES {rows}"
+    )
 
 
 @dataclass(frozen=True)
@@ -138,11 +162,23 @@ def append_events(session: Session, events: Sequence[Event]) -> int:
     for item in events:
         seq += 1
         body = _canonical(item.details)
-        digest = record_hash(seq, at, item.event, item.actor, item.subject, item.outcome, body,
-                             last_hash)
-        records.append({"seq": seq, "at": at, "event": item.event, "actor": item.actor,
-                        "subject": item.subject, "outcome": item.outcome, "details": body,
-                        "prev_hash": last_hash, "record_hash": digest, "mac": None})
+        digest = record_hash(
+            seq, at, item.event, item.actor, item.subject, item.outcome, body, last_hash
+        )
+        records.append(
+            {
+                "seq": seq,
+                "at": at,
+                "event": item.event,
+                "actor": item.actor,
+                "subject": item.subject,
+                "outcome": item.outcome,
+                "details": body,
+                "prev_hash": last_hash,
+                "record_hash": digest,
+                "mac": None,
+            }
+        )
         last_hash = digest
     if mac_of is not None:
         records[-1]["mac"] = mac_of(RECORD_MAC, seq, last_hash).hex()
@@ -200,10 +236,16 @@ class _MacCoverage:
         elif mac_matches(self._mac_of, mac, RECORD_MAC, seq, digest):
             if self._failing is not None:
                 first, _, more = self._failing
-                self._findings.append(AuditFinding(first, (
-                    "MAC does not match, but the valid MAC of record "
-                    f"{seq} vouches for the records: the MAC itself was altered"
-                    + (f" (and {more} more up to it)" if more else ""))))
+                self._findings.append(
+                    AuditFinding(
+                        first,
+                        (
+                            "MAC does not match, but the valid MAC of record "
+                            f"{seq} vouches for the records: the MAC itself was altered"
+                            + (f" (and {more} more up to it)" if more else "")
+                        ),
+                    )
+                )
                 self._failing = None
             self._uncovered = None
         else:
@@ -218,15 +260,28 @@ class _MacCoverage:
         """The chain breaks here (or ends): nothing after it covers what came before."""
         if self._failing is not None:
             first, since, more = self._failing
-            self._findings.append(AuditFinding(first, (
-                f"MAC does not match: records rewritten (one or more of {_span(since, first)})"
-                + (f"; the MACs of {more} later records fail too" if more else ""))))
+            self._findings.append(
+                AuditFinding(
+                    first,
+                    (
+                        "MAC does not match: records rewritten "
+                        f"(one or more of {_span(since, first)})"
+                        + (f"; the MACs of {more} later records fail too" if more else "")
+                    ),
+                )
+            )
             self._failing = None
         if self._uncovered is not None:
             first, last = self._uncovered
-            self._findings.append(AuditFinding(first, (
-                f"{_span(first, last)} not covered by any MAC (appended outside Signet, or "
-                "the records after them cut off)")))
+            self._findings.append(
+                AuditFinding(
+                    first,
+                    (
+                        f"{_span(first, last)} not covered by any MAC (appended outside Signet, or "
+                        "the records after them cut off)"
+                    ),
+                )
+            )
             self._uncovered = None
 
 
@@ -260,18 +315,36 @@ def verify_chain(session: Session, batch: int = 5000) -> tuple[int, list[AuditFi
             checked += 1
             broken = False
             if rec.seq != expected_seq:
-                missing = (f"{expected_seq}" if rec.seq == expected_seq + 1
-                           else f"{expected_seq}..{rec.seq - 1}")
+                missing = (
+                    f"{expected_seq}"
+                    if rec.seq == expected_seq + 1
+                    else f"{expected_seq}..{rec.seq - 1}"
+                )
                 findings.append(AuditFinding(rec.seq, f"record(s) {missing} deleted before it"))
                 broken = True
-            recomputed = record_hash(rec.seq, rec.at, rec.event, rec.actor, rec.subject,
-                                     rec.outcome, rec.details, rec.prev_hash)
+            recomputed = record_hash(
+                rec.seq,
+                rec.at,
+                rec.event,
+                rec.actor,
+                rec.subject,
+                rec.outcome,
+                rec.details,
+                rec.prev_hash,
+            )
             if recomputed != rec.record_hash:
-                findings.append(AuditFinding(rec.seq, f"content edited ({rec.event}): its hash "
-                                                      "does not match its fields"))
+                findings.append(
+                    AuditFinding(
+                        rec.seq, f"content edited ({rec.event}): its hash does not match its fields"
+                    )
+                )
             elif rec.prev_hash != expected_prev and rec.seq == expected_seq:
-                findings.append(AuditFinding(rec.seq, "not linked to the record before it "
-                                                      "(reordered, replaced or re-chained)"))
+                findings.append(
+                    AuditFinding(
+                        rec.seq,
+                        "not linked to the record before it (reordered, replaced or re-chained)",
+                    )
+                )
                 broken = True
             if macs is not None:
                 if broken:
@@ -288,8 +361,11 @@ def verify_chain(session: Session, batch: int = 5000) -> tuple[int, list[AuditFi
             findings.append(AuditFinding(0, "chain head missing"))
         return checked, findings
     if last_seq < head.last_seq:
-        findings.append(AuditFinding(
-            last_seq + 1, f"record(s) {last_seq + 1}..{head.last_seq} deleted at the end"))
+        findings.append(
+            AuditFinding(
+                last_seq + 1, f"record(s) {last_seq + 1}..{head.last_seq} deleted at the end"
+            )
+        )
     elif head.last_hash != expected_prev:
         findings.append(AuditFinding(last_seq, "newest record does not match the chain head"))
     # Records beyond the head: appended since it was read, unless the head (read again, after
@@ -298,6 +374,11 @@ def verify_chain(session: Session, batch: int = 5000) -> tuple[int, list[AuditFi
     if newest is not None and newest > head.last_seq:
         now = session.execute(_HEAD_NOW).first()
         if now is None or newest > now.last_seq:
-            findings.append(AuditFinding(newest, "records appended outside Signet (head says "
-                                                 f"{now.last_seq if now else 'nothing'})"))
+            findings.append(
+                AuditFinding(
+                    newest,
+                    "records appended outside Signet (head says "
+                    f"{now.last_seq if now else 'nothing'})",
+                )
+            )
     return checked, findings

@@ -70,8 +70,7 @@ def append_checkpoint(session: Session, *, actor: str) -> Checkpoint:
     seq, digest = lock_head(session)
     at = datetime.now(UTC).isoformat(timespec="seconds")
     checkpoint = Checkpoint(seq, digest, at, mac_of(CHECKPOINT_MAC, seq, digest, at).hex())
-    record = append_events(session, [Event(CHECKPOINT_EVENT, actor,
-                                           details=checkpoint.details())])
+    record = append_events(session, [Event(CHECKPOINT_EVENT, actor, details=checkpoint.details())])
     assert record == checkpoint.record
     return checkpoint
 
@@ -94,16 +93,21 @@ def _parse(text: str) -> Checkpoint | None:
         checkpoint = Checkpoint(value["seq"], value["record_hash"], value["at"], value["mac"])
     except (ValueError, KeyError, TypeError):
         return None
-    if (type(checkpoint.seq) is not int or checkpoint.seq < 0
-            or not isinstance(checkpoint.record_hash, str)
-            or not _HEX64.match(checkpoint.record_hash)
-            or not isinstance(checkpoint.at, str) or not isinstance(checkpoint.mac, str)):
+    if (
+        type(checkpoint.seq) is not int
+        or checkpoint.seq < 0
+        or not isinstance(checkpoint.record_hash, str)
+        or not _HEX64.match(checkpoint.record_hash)
+        or not isinstance(checkpoint.at, str)
+        or not isinstance(checkpoint.mac, str)
+    ):
         return None
     return checkpoint
 
 
-def verify_checkpoints(session: Session, path: str | Path, lines: Iterable[str]
-                       ) -> tuple[int, list[AuditFinding]]:
+def verify_checkpoints(
+    session: Session, path: str | Path, lines: Iterable[str]
+) -> tuple[int, list[AuditFinding]]:
     """Check the trail against the exported checkpoints (the lines of the file `path`);
     return (checkpoints checked, findings). A line whose MAC fails is forged; a record a
     checkpoint anchors that is missing, or whose hash differs, means the tail was cut or
@@ -121,31 +125,48 @@ def verify_checkpoints(session: Session, path: str | Path, lines: Iterable[str]
         if checkpoint is None:
             findings.append(AuditFinding(None, f"{where}: not a checkpoint statement"))
             continue
-        if not mac_matches(mac_of, checkpoint.mac, CHECKPOINT_MAC, checkpoint.seq,
-                           checkpoint.record_hash, checkpoint.at):
-            findings.append(AuditFinding(None, (
-                f"{where}: forged checkpoint (MAC does not match) claiming record "
-                f"{checkpoint.seq}")))
+        if not mac_matches(
+            mac_of,
+            checkpoint.mac,
+            CHECKPOINT_MAC,
+            checkpoint.seq,
+            checkpoint.record_hash,
+            checkpoint.at,
+        ):
+            findings.append(
+                AuditFinding(
+                    None,
+                    (
+                        f"{where}: forged checkpoint (MAC does not match) claiming record "
+                        f"{checkpoint.seq}"
+                    ),
+                )
+            )
             continue
         checked += 1
         findings += _against_trail(session, checkpoint, where)
     return checked, findings
 
 
-def _against_trail(session: Session, checkpoint: Checkpoint, where: str
-                   ) -> list[AuditFinding]:
-    rows = {rec.seq: rec for rec in session.execute(
-        select(AuditRecord).where(AuditRecord.seq.in_((checkpoint.seq, checkpoint.record)))
-    ).scalars()}
+def _against_trail(session: Session, checkpoint: Checkpoint, where: str) -> list[AuditFinding]:
+    rows = {
+        rec.seq: rec
+        for rec in session.execute(
+            select(AuditRecord).where(AuditRecord.seq.in_((checkpoint.seq, checkpoint.record)))
+        ).scalars()
+    }
     of = f"the checkpoint of {checkpoint.at} ({where})"
     anchored = rows.get(checkpoint.seq)
     if checkpoint.seq > 0:
         if anchored is None:
-            return [AuditFinding(checkpoint.seq, f"missing, yet {of} anchors it: the tail was "
-                                                 "cut (or the record deleted)")]
+            return [
+                AuditFinding(
+                    checkpoint.seq,
+                    f"missing, yet {of} anchors it: the tail was cut (or the record deleted)",
+                )
+            ]
         if anchored.record_hash != checkpoint.record_hash:
-            return [AuditFinding(checkpoint.seq, f"its hash differs from {of}: records "
-                                                 "rewritten")]
+            return [AuditFinding(checkpoint.seq, f"its hash differs from {of}: records rewritten")]
     own = rows.get(checkpoint.record)
     if own is None:
         return [AuditFinding(checkpoint.record, f"missing: it is {of}, so the tail was cut")]

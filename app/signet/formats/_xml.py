@@ -26,8 +26,14 @@ def safe_parser(*, huge_tree: bool = False) -> etree.XMLParser:
     ``huge_tree`` lifts libxml2's size limits (text nodes over 10 MB, depth over 256), which a
     verifier needs for an enveloping signature over a large document; without a DTD there is
     nothing to expand, so the input's size bounds the memory."""
-    return etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True,
-                           dtd_validation=False, huge_tree=huge_tree, remove_blank_text=False)
+    return etree.XMLParser(
+        resolve_entities=False,
+        load_dtd=False,
+        no_network=True,
+        dtd_validation=False,
+        huge_tree=huge_tree,
+        remove_blank_text=False,
+    )
 
 
 def parse_xml(raw: bytes, *, huge_tree: bool = False) -> Any:
@@ -44,8 +50,11 @@ def refuse_doctype(root: Any) -> None:
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         where = f" (it names {docinfo.system_url!r})" if docinfo.system_url else ""
-        raise XmlRefused(f"XML with a DOCTYPE is refused{where}: DTDs and entity declarations "
-                         "are not read; send the document without them")
+        raise XmlRefused(
+            f"XML with a DOCTYPE is refused{where}: DTDs and entity declarations "
+            "are not read; send the document without them"
+        )
     for _entity in root.iter(etree.Entity):
-        raise XmlRefused("XML with entity references is refused: send the document with "
-                         "its text spelled out")
+        raise XmlRefused(
+            "XML with entity references is refused: send the document with its text spelled out"
+        )

@@ -66,12 +66,17 @@ async def async_sign_cades(
     if document_digest is not None:
         expected = hashlib.new(hash_algorithm).digest_size
         if packaging != "detached" or len(document_digest) != expected:
-            raise FormatError(f"a document digest signs detached CAdES only, with a "
-                              f"{hash_algorithm} digest of {expected} bytes")
+            raise FormatError(
+                f"a document digest signs detached CAdES only, with a "
+                f"{hash_algorithm} digest of {expected} bytes"
+            )
     try:
         if document_digest is not None:
             content_info = await signer.async_sign(
-                document_digest, hash_algorithm, use_pades=True, is_pdf_sig=False,
+                document_digest,
+                hash_algorithm,
+                use_pades=True,
+                is_pdf_sig=False,
                 timestamper=timestamper,
             )
         elif packaging == "attached":
@@ -85,8 +90,12 @@ async def async_sign_cades(
         else:
             with open_source(source) as stream:
                 content_info = await signer.async_sign_general_data(
-                    stream, hash_algorithm, detached=True, use_cades=True,
-                    timestamper=timestamper, chunk_size=CHUNK_SIZE,
+                    stream,
+                    hash_algorithm,
+                    detached=True,
+                    use_cades=True,
+                    timestamper=timestamper,
+                    chunk_size=CHUNK_SIZE,
                 )
     except SigningError as exc:
         if isinstance(exc.__cause__, ServiceError):

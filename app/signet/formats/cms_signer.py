@@ -55,8 +55,12 @@ class RemoteCMSSigner(Signer):
         )
 
     async def async_sign(  # type: ignore[override]
-        self, data_digest: bytes, digest_algorithm: str, dry_run: bool = False,
-        *args: Any, **kwargs: Any,
+        self,
+        data_digest: bytes,
+        digest_algorithm: str,
+        dry_run: bool = False,
+        *args: Any,
+        **kwargs: Any,
     ) -> cms.ContentInfo:
         signed = await super().async_sign(data_digest, digest_algorithm, dry_run, *args, **kwargs)
         if not dry_run:

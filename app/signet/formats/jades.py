@@ -174,8 +174,11 @@ async def async_sign_jades(
         if not document_name:
             raise FormatError("a detached JAdES signature needs document_name (the sigD URI)")
         with open_source(source) as stream:
-            detached = (document_uri(document_name), hash_algorithm,
-                        stream_digest(stream, hash_algorithm))
+            detached = (
+                document_uri(document_name),
+                hash_algorithm,
+                stream_digest(stream, hash_algorithm),
+            )
     else:
         payload = read_source(source)
     header = _protected_header(key, alg, mime_type=mime_type, detached=detached)

@@ -138,10 +138,17 @@ _RESERVES_LOCK = threading.Lock()
 _RESERVES_KEPT = 256
 
 
-def _reserve_key(key: RemoteKey, signer: RemoteCMSSigner, level: Level,
-                 services: ServicesConfig) -> tuple[Any, ...]:
-    return (key.certificate.sha256, tuple(c.sha256 for c in key.chain), signer.hash_name,
-            signer.scheme, level, services.tsa.url if services.tsa else None)
+def _reserve_key(
+    key: RemoteKey, signer: RemoteCMSSigner, level: Level, services: ServicesConfig
+) -> tuple[Any, ...]:
+    return (
+        key.certificate.sha256,
+        tuple(c.sha256 for c in key.chain),
+        signer.hash_name,
+        signer.scheme,
+        level,
+        services.tsa.url if services.tsa else None,
+    )
 
 
 def _reserved(reserve_key: tuple[Any, ...]) -> int | None:
@@ -200,8 +207,10 @@ async def async_sign_pades(
         if resume_digest is not None and resume_digest[1] > out.seek(0, io.SEEK_END):
             resume_digest = None
         out.seek(0)
-    with (nullcontext(out) if in_place else open_source(source)) as pdf_in, \
-            (nullcontext(out) if in_place else rw_output(out)) as pdf_out:
+    with (
+        nullcontext(out) if in_place else open_source(source) as pdf_in,
+        nullcontext(out) if in_place else rw_output(out) as pdf_out,
+    ):
         try:
             writer = IncrementalPdfFileWriter(pdf_in, strict=False)
             writer.IO_CHUNK_SIZE = CHUNK_SIZE
@@ -223,12 +232,14 @@ async def async_sign_pades(
             reserved = _reserved(reserve_key)
             if in_place:
                 with _resuming(resume_digest):
-                    await pdf_signer.async_sign_pdf(writer, in_place=True, chunk_size=CHUNK_SIZE,
-                                                    bytes_reserved=reserved)
+                    await pdf_signer.async_sign_pdf(
+                        writer, in_place=True, chunk_size=CHUNK_SIZE, bytes_reserved=reserved
+                    )
                 out.flush()
             else:
-                await pdf_signer.async_sign_pdf(writer, output=pdf_out, chunk_size=CHUNK_SIZE,
-                                                bytes_reserved=reserved)
+                await pdf_signer.async_sign_pdf(
+                    writer, output=pdf_out, chunk_size=CHUNK_SIZE, bytes_reserved=reserved
+                )
             if signer.signed_size is not None:
                 _remember(reserve_key, signer.signed_size)
             if collector is not None:
@@ -245,20 +256,32 @@ async def async_sign_pades(
             raise FormatError(f"the input is not a PDF pyHanko can update: {exc}") from exc
 
 
-async def _add_long_term_data(pdf: IO[bytes], collector: ValidationDataCollector,
-                              timestamper: SignetTimeStamper, level: Level,
-                              hash_algorithm: str) -> None:
+async def _add_long_term_data(
+    pdf: IO[bytes],
+    collector: ValidationDataCollector,
+    timestamper: SignetTimeStamper,
+    level: Level,
+    hash_algorithm: str,
+) -> None:
     """B-LT: a DSS revision with the validation data fetched after the signature
     time-stamp (the last token the TSA gave); B-LTA: then a document time-stamp over it."""
     assert timestamper.last_token is not None
     data = await collector.result_after(timestamper.last_token)
-    DocumentSecurityStore.add_dss(pdf, None, certs=data.certificates, ocsps=data.ocsp_responses,
-                                  crls=data.crls, force_write=True, strict=False)
+    DocumentSecurityStore.add_dss(
+        pdf,
+        None,
+        certs=data.certificates,
+        ocsps=data.ocsp_responses,
+        crls=data.crls,
+        force_write=True,
+        strict=False,
+    )
     if level is Level.B_LTA:
         writer = IncrementalPdfFileWriter(pdf, strict=False)
         writer.IO_CHUNK_SIZE = CHUNK_SIZE
         await signers.PdfTimeStamper(timestamper).async_timestamp_pdf(
-            writer, hash_algorithm, in_place=True, chunk_size=CHUNK_SIZE)
+            writer, hash_algorithm, in_place=True, chunk_size=CHUNK_SIZE
+        )
 
 
 def _free_field_name(writer: IncrementalPdfFileWriter) -> str:

@@ -13,8 +13,9 @@ from signet.formats.errors import FormatError, ServiceError
 from signet.formats.services import SignetTimeStamper, TsaConfig
 
 
-async def async_timestamp_token(config: TsaConfig, digest: bytes, hash_name: str,
-                                nonce: int | None = None) -> cms.ContentInfo:
+async def async_timestamp_token(
+    config: TsaConfig, digest: bytes, hash_name: str, nonce: int | None = None
+) -> cms.ContentInfo:
     """Ask the TSA to time-stamp `digest`; check the answer covers it (imprint and nonce)."""
     known = HASHES.get(hash_name)
     if known is None:
@@ -22,13 +23,17 @@ async def async_timestamp_token(config: TsaConfig, digest: bytes, hash_name: str
     if known.length != len(digest):
         raise FormatError(f"a {hash_name} hash has {known.length} bytes, got {len(digest)}")
     nonce = secrets.randbits(63) if nonce is None else nonce
-    request = tsp.TimeStampReq({
-        "version": 1,
-        "message_imprint": {"hash_algorithm": {"algorithm": hash_name},
-                            "hashed_message": digest},
-        "nonce": nonce,
-        "cert_req": True,
-    })
+    request = tsp.TimeStampReq(
+        {
+            "version": 1,
+            "message_imprint": {
+                "hash_algorithm": {"algorithm": hash_name},
+                "hashed_message": digest,
+            },
+            "nonce": nonce,
+            "cert_req": True,
+        }
+    )
     stamper = SignetTimeStamper(config)
     response = await stamper.async_request_tsa_response(request)
     status = response["status"]["status"].native
@@ -37,15 +42,16 @@ async def async_timestamp_token(config: TsaConfig, digest: bytes, hash_name: str
         raise ServiceError("tsa", config.url, f"the TSA refused: {status} {text or ''}".strip())
     token = response["time_stamp_token"]
     info = token["content"]["encap_content_info"]["content"].parsed
-    if info["message_imprint"]["hashed_message"].native != digest or \
-            info["nonce"].native != nonce:
-        raise ServiceError("tsa", config.url, "the token does not cover the request "
-                                              "(imprint or nonce differs)")
+    if info["message_imprint"]["hashed_message"].native != digest or info["nonce"].native != nonce:
+        raise ServiceError(
+            "tsa", config.url, "the token does not cover the request (imprint or nonce differs)"
+        )
     return token
 
 
-def timestamp_token(config: TsaConfig, digest: bytes, hash_name: str,
-                    nonce: int | None = None) -> bytes:
+def timestamp_token(
+    config: TsaConfig, digest: bytes, hash_name: str, nonce: int | None = None
+) -> bytes:
     """Synchronous wrapper: the DER TimeStampToken."""
     return asyncio.run(async_timestamp_token(config, digest, hash_name, nonce)).dump()
 

@@ -35,10 +35,12 @@ from signet.errors import BackendError
 T = TypeVar("T")
 
 # python-pkcs11's mechanisms for the registry's hashes: (hash mechanism, MGF1) for PSS.
-_PSS_MECHANISMS = {h.name: (getattr(Mechanism, h.mechanism), getattr(pkcs11.MGF, h.mgf))
-                   for h in HASHES.values()}
-_SCHEME_MECHANISMS = {scheme: getattr(Mechanism, name)
-                      for scheme, name in SCHEME_MECHANISMS.items()}
+_PSS_MECHANISMS = {
+    h.name: (getattr(Mechanism, h.mechanism), getattr(pkcs11.MGF, h.mgf)) for h in HASHES.values()
+}
+_SCHEME_MECHANISMS = {
+    scheme: getattr(Mechanism, name) for scheme, name in SCHEME_MECHANISMS.items()
+}
 
 # A key handle the token no longer knows: the key was destroyed or replaced, or the token's
 # store was reloaded. Looking the key up again is the cure, if the token still answers.
@@ -46,12 +48,20 @@ _STALE_HANDLE = (exceptions.ObjectHandleInvalid, exceptions.KeyHandleInvalid)
 
 # The token, our session or the library broke (SoftHSM answers a token whose store vanished
 # with CKR_GENERAL_ERROR): a new session, on a re-initialised library if the token is silent.
-_BROKEN = (exceptions.SessionClosed, exceptions.SessionHandleInvalid, exceptions.DeviceRemoved,
-           exceptions.DeviceError, exceptions.DeviceMemory, exceptions.TokenNotPresent,
-           exceptions.TokenNotRecognised, exceptions.UserNotLoggedIn, exceptions.GeneralError,
-           # a token file read while another process's login rewrote it: SoftHSM keeps the
-           # misread state until the library reads the store again
-           exceptions.UserPinNotInitialized)
+_BROKEN = (
+    exceptions.SessionClosed,
+    exceptions.SessionHandleInvalid,
+    exceptions.DeviceRemoved,
+    exceptions.DeviceError,
+    exceptions.DeviceMemory,
+    exceptions.TokenNotPresent,
+    exceptions.TokenNotRecognised,
+    exceptions.UserNotLoggedIn,
+    exceptions.GeneralError,
+    # a token file read while another process's login rewrote it: SoftHSM keeps the
+    # misread state until the library reads the store again
+    exceptions.UserPinNotInitialized,
+)
 
 
 class _TokenLost(Exception):
@@ -68,9 +78,12 @@ class KeyNotFound(HsmError):
 
 
 def _digest_info_prefix(hash_name: str, length: int) -> bytes:
-    encoded = algos.DigestInfo({"digest_algorithm": {"algorithm": hash_name,
-                                                     "parameters": core.Null()},
-                                "digest": bytes(length)}).dump()
+    encoded = algos.DigestInfo(
+        {
+            "digest_algorithm": {"algorithm": hash_name, "parameters": core.Null()},
+            "digest": bytes(length),
+        }
+    ).dump()
     return encoded[:-length]
 
 
@@ -107,8 +120,7 @@ def retry_opening(open_token: Callable[[], T]) -> T:
     for attempt in range(1, _OPEN_ATTEMPTS):
         try:
             return open_token()
-        except (exceptions.GeneralError, exceptions.NoSuchToken,
-                exceptions.UserPinNotInitialized):
+        except (exceptions.GeneralError, exceptions.NoSuchToken, exceptions.UserPinNotInitialized):
             time.sleep(0.002 * attempt * (1 + random.random()))
     return open_token()
 
@@ -206,8 +218,11 @@ class Hsm:
             ) from exc
 
     def _current_session(self) -> Any:
-        if (self._session is None or self._pid != os.getpid()
-                or self._generation != self._library.generation):
+        if (
+            self._session is None
+            or self._pid != os.getpid()
+            or self._generation != self._library.generation
+        ):
             # After a fork or another Hsm's re-initialisation the old session is dead: forget
             # it without closing it (its number may belong to a live session now).
             self._session = None
@@ -221,8 +236,11 @@ class Hsm:
         it and every handle found through it."""
         session, self._session = self._session, None
         self._keys.clear()
-        if (session is not None and self._pid == os.getpid()
-                and self._generation == self._library.generation):
+        if (
+            session is not None
+            and self._pid == os.getpid()
+            and self._generation == self._library.generation
+        ):
             with contextlib.suppress(Exception):  # a broken session fails to close
                 session.close()
 
@@ -256,16 +274,18 @@ class Hsm:
         error); one that does not is read again by a re-initialised library."""
         self._keys.clear()
         session = self._session
-        if (session is None or isinstance(failure, _TokenLost)
-                or not self._token_answers(session)):
+        if session is None or isinstance(failure, _TokenLost) or not self._token_answers(session):
             self._reinitialise()
         elif not isinstance(failure, (*_STALE_HANDLE, exceptions.GeneralError)):
             self._reset()
 
     def _unusable(self, failure: Exception) -> HsmError:
         self._reset()
-        cause = "it stopped answering" if isinstance(failure, _TokenLost) else (
-            failure.__class__.__name__)
+        cause = (
+            "it stopped answering"
+            if isinstance(failure, _TokenLost)
+            else (failure.__class__.__name__)
+        )
         return HsmError(
             f"HSM token {self.settings.token_label!r} is not usable ({cause}); check the HSM "
             "(SoftHSM: its directories.tokendir); the next request reconnects"
@@ -322,26 +342,41 @@ class Hsm:
             Attribute.UNWRAP: False,
             Attribute.DERIVE: False,
         }
-        public = {Attribute.TOKEN: True, Attribute.VERIFY: True, Attribute.ENCRYPT: False,
-                  Attribute.WRAP: False}
+        public = {
+            Attribute.TOKEN: True,
+            Attribute.VERIFY: True,
+            Attribute.ENCRYPT: False,
+            Attribute.WRAP: False,
+        }
 
         def generate(session: Any) -> None:
             if spec.key_type == "rsa":
                 session.generate_keypair(
-                    KeyType.RSA, spec.size, label=label, id=label.encode(), store=True,
-                    public_template=public, private_template=private,
+                    KeyType.RSA,
+                    spec.size,
+                    label=label,
+                    id=label.encode(),
+                    store=True,
+                    public_template=public,
+                    private_template=private,
                 )
             else:
                 assert spec.curve
                 params = session.create_domain_parameters(
                     KeyType.EC,
-                    {Attribute.EC_PARAMS:
-                        encode_named_curve_parameters(CURVES[spec.curve].asn1_name)},
+                    {
+                        Attribute.EC_PARAMS: encode_named_curve_parameters(
+                            CURVES[spec.curve].asn1_name
+                        )
+                    },
                     local=True,
                 )
                 params.generate_keypair(
-                    label=label, id=label.encode(), store=True,
-                    public_template=public, private_template=private,
+                    label=label,
+                    id=label.encode(),
+                    store=True,
+                    public_template=public,
+                    private_template=private,
                 )
 
         self._call(generate)
@@ -349,25 +384,43 @@ class Hsm:
     def ensure_secret_key(self, label: str) -> bool:
         """Make sure a 256-bit HMAC key with this label exists in the token (sensitive,
         non-extractable, sign/verify only); return True if it was created now."""
+
         def ensure(session: Any) -> bool:
-            if any(True for _ in session.get_objects(
-                    {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label})):
+            if any(
+                True
+                for _ in session.get_objects(
+                    {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}
+                )
+            ):
                 return False
             self._nothing_found(session)
             session.generate_key(
-                KeyType.GENERIC_SECRET, 256, label=label, id=label.encode(), store=True,
-                template={Attribute.TOKEN: True, Attribute.PRIVATE: True,
-                          Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
-                          Attribute.SIGN: True, Attribute.VERIFY: True,
-                          Attribute.ENCRYPT: False, Attribute.DECRYPT: False,
-                          Attribute.WRAP: False, Attribute.UNWRAP: False,
-                          Attribute.DERIVE: False})
+                KeyType.GENERIC_SECRET,
+                256,
+                label=label,
+                id=label.encode(),
+                store=True,
+                template={
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: True,
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.SIGN: True,
+                    Attribute.VERIFY: True,
+                    Attribute.ENCRYPT: False,
+                    Attribute.DECRYPT: False,
+                    Attribute.WRAP: False,
+                    Attribute.UNWRAP: False,
+                    Attribute.DERIVE: False,
+                },
+            )
             return True
 
         return self._call(ensure)
 
     def hmac_sha256(self, label: str, data: bytes) -> bytes:
         """HMAC-SHA-256 of data under the token's secret key `label` (CKM_SHA256_HMAC)."""
+
         def mac(session: Any) -> bytes:
             key = self._keys.get("secret:" + label)
             if key is None:
@@ -375,11 +428,13 @@ class Hsm:
                     key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
                 except exceptions.NoSuchKey as exc:
                     self._nothing_found(session)
-                    raise KeyNotFound(f"no secret key labelled {label!r} in the token; "
-                                      "run `signet init`") from exc
+                    raise KeyNotFound(
+                        f"no secret key labelled {label!r} in the token; run `signet init`"
+                    ) from exc
                 except exceptions.MultipleObjectsReturned:
-                    raise HsmError(f"several secret keys labelled {label!r}; "
-                                   "fix the token") from None
+                    raise HsmError(
+                        f"several secret keys labelled {label!r}; fix the token"
+                    ) from None
                 self._keys["secret:" + label] = key
             return bytes(key.sign(data, mechanism=Mechanism.SHA256_HMAC))
 
@@ -418,8 +473,12 @@ class Hsm:
 
     def key_exists(self, label: str) -> bool:
         def find(session: Any) -> bool:
-            if any(True for _ in session.get_objects(
-                    {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label})):
+            if any(
+                True
+                for _ in session.get_objects(
+                    {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label}
+                )
+            ):
                 return True
             self._nothing_found(session)
             return False

@@ -51,8 +51,9 @@ def _send_smtp(settings: NotifySettings, msg: EmailMessage) -> None:
     try:
         client: smtplib.SMTP
         if smtp.security == "tls":
-            client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_seconds,
-                                      context=context)
+            client = smtplib.SMTP_SSL(
+                smtp.host, smtp.port, timeout=smtp.timeout_seconds, context=context
+            )
         else:
             client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
         with client:
@@ -61,8 +62,9 @@ def _send_smtp(settings: NotifySettings, msg: EmailMessage) -> None:
                 client.starttls(context=context)
                 client.ehlo()
             if smtp.username:
-                password = Path(smtp.password_file).read_text().strip() \
-                    if smtp.password_file else ""
+                password = (
+                    Path(smtp.password_file).read_text().strip() if smtp.password_file else ""
+                )
                 client.login(smtp.username, password)
             client.send_message(msg)
     except smtplib.SMTPAuthenticationError:

@@ -56,8 +56,10 @@ def load_connector(settings: Settings, hsm: Hsm, database: Database) -> CAConnec
     matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
     if not matches:
         known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-        raise CAError(f"ca.connector: no CA connector named {name!r} (installed: "
-                      f"{', '.join(known) or 'none'})")
+        raise CAError(
+            f"ca.connector: no CA connector named {name!r} (installed: "
+            f"{', '.join(known) or 'none'})"
+        )
     try:
         cls = matches[0].load()
     except Exception as exc:  # a broken plug-in must not take the service down with a trace

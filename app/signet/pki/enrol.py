@@ -26,13 +26,19 @@ def enrol_key(
     try:
         spki = public_key_info(hsm.public_key(key_label))
         csr = build_csr(
-            make_name(common_name, email=email), spki,
-            lambda digest, hash_name, scheme: hsm.sign_digest(key_label, digest, hash_name,
-                                                              scheme),
+            make_name(common_name, email=email),
+            spki,
+            lambda digest, hash_name, scheme: hsm.sign_digest(key_label, digest, hash_name, scheme),
         )
-        chain = connector.issue(IssueRequest(csr=csr, common_name=common_name, email=email,
-                                             validity_days=validity_days,
-                                             qc_statements=qc_statements))
+        chain = connector.issue(
+            IssueRequest(
+                csr=csr,
+                common_name=common_name,
+                email=email,
+                validity_days=validity_days,
+                qc_statements=qc_statements,
+            )
+        )
         if chain[0].public_key.dump() != spki.dump():
             raise CAError(f"CA {connector.name!r} certified another key than the one requested")
         return chain

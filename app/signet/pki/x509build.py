@@ -26,8 +26,10 @@ QC_TYPE_ESIGN = "0.4.0.1862.1.6.1"
 
 
 class _QcStatement(core.Sequence):
-    _fields = [("statement_id", core.ObjectIdentifier), ("statement_info", core.Any,
-                                                        {"optional": True})]
+    _fields = [
+        ("statement_id", core.ObjectIdentifier),
+        ("statement_info", core.Any, {"optional": True}),
+    ]
 
 
 class _QcStatements(core.SequenceOf):
@@ -40,16 +42,19 @@ class _OidSequence(core.SequenceOf):
 
 def qc_statements_der() -> bytes:
     """QcCompliance, QcSSCD and QcType=esign (ETSI EN 319 412-5)."""
-    return _QcStatements([
-        {"statement_id": QC_COMPLIANCE},
-        {"statement_id": QC_SSCD},
-        {"statement_id": QC_TYPE, "statement_info": _OidSequence([QC_TYPE_ESIGN])},
-    ]).dump()
+    return _QcStatements(
+        [
+            {"statement_id": QC_COMPLIANCE},
+            {"statement_id": QC_SSCD},
+            {"statement_id": QC_TYPE, "statement_info": _OidSequence([QC_TYPE_ESIGN])},
+        ]
+    ).dump()
 
 
 def public_key_info(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> keys.PublicKeyInfo:
-    der = public_key.public_bytes(serialization.Encoding.DER,
-                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return keys.PublicKeyInfo.load(der)
 
 
@@ -62,8 +67,13 @@ def signature_choice(spki: keys.PublicKeyInfo) -> tuple[str, str, str]:
     return f"{hash_name}_ecdsa", hash_name, "ecdsa"
 
 
-def make_name(common_name: str, organization: str | None = None, country: str | None = None,
-              serial_number: str | None = None, email: str | None = None) -> asn1_x509.Name:
+def make_name(
+    common_name: str,
+    organization: str | None = None,
+    country: str | None = None,
+    serial_number: str | None = None,
+    email: str | None = None,
+) -> asn1_x509.Name:
     attrs: dict[str, str] = {}
     if country:
         attrs["country_name"] = country
@@ -81,19 +91,22 @@ def describe_name(name: asn1_x509.Name) -> str:
     return name.human_friendly
 
 
-def build_csr(subject: asn1_x509.Name, spki: keys.PublicKeyInfo, sign: DigestSigner
-              ) -> asn1_csr.CertificationRequest:
+def build_csr(
+    subject: asn1_x509.Name, spki: keys.PublicKeyInfo, sign: DigestSigner
+) -> asn1_csr.CertificationRequest:
     """A PKCS#10 request signed by the (HSM) key it certifies: proof of possession."""
     algorithm, hash_name, scheme = signature_choice(spki)
     info = asn1_csr.CertificationRequestInfo(
         {"version": "v1", "subject": subject, "subject_pk_info": spki, "attributes": []}
     )
     digest = hashlib.new(hash_name, info.dump()).digest()
-    return asn1_csr.CertificationRequest({
-        "certification_request_info": info,
-        "signature_algorithm": {"algorithm": algorithm},
-        "signature": sign(digest, hash_name, scheme),
-    })
+    return asn1_csr.CertificationRequest(
+        {
+            "certification_request_info": info,
+            "signature_algorithm": {"algorithm": algorithm},
+            "signature": sign(digest, hash_name, scheme),
+        }
+    )
 
 
 def _uri(url: str) -> asn1_x509.GeneralName:
@@ -126,46 +139,77 @@ def build_certificate(
     algorithm, hash_name, scheme = signature_choice(issuer_spki)
     start = (not_before or datetime.now(UTC)).replace(microsecond=0)
     extensions: list[dict[str, object]] = [
-        {"extn_id": "basic_constraints", "critical": True,
-         "extn_value": {"ca": is_ca, "path_len_constraint": 0 if is_ca else None}},
-        {"extn_id": "key_usage", "critical": True,
-         "extn_value": {"key_cert_sign", "crl_sign", "digital_signature"} if is_ca
-         else {"digital_signature", "non_repudiation"}},
+        {
+            "extn_id": "basic_constraints",
+            "critical": True,
+            "extn_value": {"ca": is_ca, "path_len_constraint": 0 if is_ca else None},
+        },
+        {
+            "extn_id": "key_usage",
+            "critical": True,
+            "extn_value": {"key_cert_sign", "crl_sign", "digital_signature"}
+            if is_ca
+            else {"digital_signature", "non_repudiation"},
+        },
         {"extn_id": "key_identifier", "critical": False, "extn_value": key_identifier(spki)},
     ]
     if not is_ca or issuer != subject:
-        extensions.append({"extn_id": "authority_key_identifier", "critical": False,
-                           "extn_value": {"key_identifier": key_identifier(issuer_spki)}})
+        extensions.append(
+            {
+                "extn_id": "authority_key_identifier",
+                "critical": False,
+                "extn_value": {"key_identifier": key_identifier(issuer_spki)},
+            }
+        )
     if crl_url and not (is_ca and issuer == subject):
-        extensions.append({"extn_id": "crl_distribution_points", "critical": False,
-                           "extn_value": [{"distribution_point": {
-                               "full_name": [_uri(crl_url)]}}]})
+        extensions.append(
+            {
+                "extn_id": "crl_distribution_points",
+                "critical": False,
+                "extn_value": [{"distribution_point": {"full_name": [_uri(crl_url)]}}],
+            }
+        )
     if issuer_url and not (is_ca and issuer == subject):
-        extensions.append({"extn_id": "authority_information_access", "critical": False,
-                           "extn_value": [{"access_method": "ca_issuers",
-                                           "access_location": _uri(issuer_url)}]})
+        extensions.append(
+            {
+                "extn_id": "authority_information_access",
+                "critical": False,
+                "extn_value": [
+                    {"access_method": "ca_issuers", "access_location": _uri(issuer_url)}
+                ],
+            }
+        )
     if qc_statements and not is_ca:
-        extensions.append({"extn_id": QC_STATEMENTS_OID, "critical": False,
-                           "extn_value": core.ParsableOctetString(qc_statements_der())})
-    tbs = asn1_x509.TbsCertificate({
-        "version": "v3",
-        "serial_number": secrets.randbits(159) | (1 << 158),  # positive, 20 bytes max
-        "signature": {"algorithm": algorithm},
-        "issuer": issuer,
-        "validity": {
-            "not_before": _time(start),
-            "not_after": _time(start + timedelta(days=validity_days)),
-        },
-        "subject": subject,
-        "subject_public_key_info": spki,
-        "extensions": extensions,
-    })
+        extensions.append(
+            {
+                "extn_id": QC_STATEMENTS_OID,
+                "critical": False,
+                "extn_value": core.ParsableOctetString(qc_statements_der()),
+            }
+        )
+    tbs = asn1_x509.TbsCertificate(
+        {
+            "version": "v3",
+            "serial_number": secrets.randbits(159) | (1 << 158),  # positive, 20 bytes max
+            "signature": {"algorithm": algorithm},
+            "issuer": issuer,
+            "validity": {
+                "not_before": _time(start),
+                "not_after": _time(start + timedelta(days=validity_days)),
+            },
+            "subject": subject,
+            "subject_public_key_info": spki,
+            "extensions": extensions,
+        }
+    )
     digest = hashlib.new(hash_name, tbs.dump()).digest()
-    return asn1_x509.Certificate({
-        "tbs_certificate": tbs,
-        "signature_algorithm": {"algorithm": algorithm},
-        "signature_value": sign(digest, hash_name, scheme),
-    })
+    return asn1_x509.Certificate(
+        {
+            "tbs_certificate": tbs,
+            "signature_algorithm": {"algorithm": algorithm},
+            "signature_value": sign(digest, hash_name, scheme),
+        }
+    )
 
 
 def build_crl(
@@ -179,27 +223,35 @@ def build_crl(
     """A v2 CRL listing (serial, revocation time) pairs, signed by the issuer's HSM key."""
     algorithm, hash_name, scheme = signature_choice(issuer.public_key)
     now = datetime.now(UTC).replace(microsecond=0)
-    tbs = crl.TbsCertList({
-        "version": "v2",
-        "signature": {"algorithm": algorithm},
-        "issuer": issuer.subject,
-        "this_update": _time(now),
-        "next_update": _time(now + validity),
-        "revoked_certificates": [
-            {"user_certificate": serial, "revocation_date": _time(when.replace(microsecond=0))}
-            for serial, when in revoked
-        ] or None,
-        "crl_extensions": [
-            {"extn_id": "crl_number", "critical": False, "extn_value": number},
-            {"extn_id": "authority_key_identifier", "critical": False,
-             "extn_value": {"key_identifier": key_identifier(issuer.public_key)}},
-        ],
-    })
+    tbs = crl.TbsCertList(
+        {
+            "version": "v2",
+            "signature": {"algorithm": algorithm},
+            "issuer": issuer.subject,
+            "this_update": _time(now),
+            "next_update": _time(now + validity),
+            "revoked_certificates": [
+                {"user_certificate": serial, "revocation_date": _time(when.replace(microsecond=0))}
+                for serial, when in revoked
+            ]
+            or None,
+            "crl_extensions": [
+                {"extn_id": "crl_number", "critical": False, "extn_value": number},
+                {
+                    "extn_id": "authority_key_identifier",
+                    "critical": False,
+                    "extn_value": {"key_identifier": key_identifier(issuer.public_key)},
+                },
+            ],
+        }
+    )
     if tbs["revoked_certificates"].native is None:
         del tbs["revoked_certificates"]
     digest = hashlib.new(hash_name, tbs.dump()).digest()
-    return crl.CertificateList({
-        "tbs_cert_list": tbs,
-        "signature_algorithm": {"algorithm": algorithm},
-        "signature": sign(digest, hash_name, scheme),
-    })
+    return crl.CertificateList(
+        {
+            "tbs_cert_list": tbs,
+            "signature_algorithm": {"algorithm": algorithm},
+            "signature": sign(digest, hash_name, scheme),
+        }
+    )

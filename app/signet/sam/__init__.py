@@ -43,10 +43,26 @@ from signet.sam.seals import (
 from signet.store import SignatureActivation
 
 __all__ = [
-    "IntegrityViolation", "Permit", "RefreshClaims", "SadBinding", "TokenClaims",
-    "check_credential", "credential_seal", "decode_hash", "extend_sad", "issue_sad",
-    "mint_refresh_token", "mint_token", "open_permit", "open_refresh_token", "open_token",
-    "pin_matches", "pin_verifier", "prepare_pin_key", "refund", "sad_binding",
+    "IntegrityViolation",
+    "Permit",
+    "RefreshClaims",
+    "SadBinding",
+    "TokenClaims",
+    "check_credential",
+    "credential_seal",
+    "decode_hash",
+    "extend_sad",
+    "issue_sad",
+    "mint_refresh_token",
+    "mint_token",
+    "open_permit",
+    "open_refresh_token",
+    "open_token",
+    "pin_matches",
+    "pin_verifier",
+    "prepare_pin_key",
+    "refund",
+    "sad_binding",
 ]
 
 
@@ -80,52 +96,94 @@ def _normal(digest: bytes) -> str:
 def check_credential(hsm: Hsm, credential: Any) -> None:
     """Refuse a credential record whose sealed fields the SAM did not write."""
     if not credential_intact(hsm, credential):
-        raise IntegrityViolation(f"The record of credential {credential.id} fails its "
-                                 "integrity check (not written by the SAM); it cannot sign")
+        raise IntegrityViolation(
+            f"The record of credential {credential.id} fails its "
+            "integrity check (not written by the SAM); it cannot sign"
+        )
 
 
 _SADS = cast(Table, SignatureActivation.__table__)
 # Built once (see signet.events.audit): the signing and authorize paths run them.
 _INSERT_SAD = insert(_SADS)
 _SAD_ROW = select(_SADS.c.id, _SADS.c.remaining, _SADS.c.spent).where(
-    _SADS.c.sad_hash == bindparam("sad_digest"))
+    _SADS.c.sad_hash == bindparam("sad_digest")
+)
 # Take `count` from the SAD's count and add the hashes to its spent markers in one statement:
 # concurrent workers and nodes queue on the row, so none can go past the count, and the
 # markers returned are all that was ever spent, ours included.
-_SPEND = (update(_SADS)
-          .where(_SADS.c.sad_hash == bindparam("sad_digest"),
-                 _SADS.c.remaining >= bindparam("count"))
-          .values(remaining=_SADS.c.remaining - bindparam("count"),
-                  spent=_SADS.c.spent.concat(bindparam("added")))
-          .returning(_SADS.c.id, _SADS.c.spent))
+_SPEND = (
+    update(_SADS)
+    .where(_SADS.c.sad_hash == bindparam("sad_digest"), _SADS.c.remaining >= bindparam("count"))
+    .values(
+        remaining=_SADS.c.remaining - bindparam("count"),
+        spent=_SADS.c.spent.concat(bindparam("added")),
+    )
+    .returning(_SADS.c.id, _SADS.c.spent)
+)
 
 
-def issue_sad(session: Session, hsm: Hsm, *, user_id: int, username: str, credential: Any,
-              hashes: Sequence[str], hash_oid: str | None, count: int,
-              lifetime_seconds: int) -> tuple[str, int]:
+def issue_sad(
+    session: Session,
+    hsm: Hsm,
+    *,
+    user_id: int,
+    username: str,
+    credential: Any,
+    hashes: Sequence[str],
+    hash_oid: str | None,
+    count: int,
+    lifetime_seconds: int,
+) -> tuple[str, int]:
     """Mint SAD for exactly these hashes on a credential the caller has checked (intact,
     owned, usable); return (SAD, seconds it is valid)."""
     normal = [_normal(decode_hash(h)) for h in hashes]
-    sad, binding = mint_sad(hsm, user_id=user_id, credential_id=credential.id,
-                            epoch=credential.epoch, hash_oid=hash_oid, hashes=normal,
-                            count=count, lifetime=lifetime_seconds, scal=credential.scal)
+    sad, binding = mint_sad(
+        hsm,
+        user_id=user_id,
+        credential_id=credential.id,
+        epoch=credential.epoch,
+        hash_oid=hash_oid,
+        hashes=normal,
+        count=count,
+        lifetime=lifetime_seconds,
+        scal=credential.scal,
+    )
     _store(session, sad, binding)
-    append_event(session, "credential.authorized", actor=username, subject=credential.id,
-                 num_signatures=count, hash_algorithm=hash_oid, hashes=normal,
-                 scal=credential.scal, expires_in=lifetime_seconds, sad=binding.nonce)
+    append_event(
+        session,
+        "credential.authorized",
+        actor=username,
+        subject=credential.id,
+        num_signatures=count,
+        hash_algorithm=hash_oid,
+        hashes=normal,
+        scal=credential.scal,
+        expires_in=lifetime_seconds,
+        sad=binding.nonce,
+    )
     return sad, lifetime_seconds
 
 
-def _store(session: Session, sad: str, binding: SadBinding, remaining: int | None = None,
-           spent: str = "") -> None:
+def _store(
+    session: Session, sad: str, binding: SadBinding, remaining: int | None = None, spent: str = ""
+) -> None:
     stamp = _now()
-    session.connection().execute(_INSERT_SAD, {
-        "sad_hash": _sad_digest(sad), "user_id": binding.user_id,
-        "credential_id": binding.credential_id, "hash_algorithm": binding.hash_oid,
-        "hashes": "\n".join(binding.hashes), "num_signatures": binding.count,
-        "remaining": binding.count if remaining is None else remaining, "spent": spent,
-        "scal": binding.scal, "created_at": stamp,
-        "expires_at": datetime.fromtimestamp(binding.expires_at, UTC)})
+    session.connection().execute(
+        _INSERT_SAD,
+        {
+            "sad_hash": _sad_digest(sad),
+            "user_id": binding.user_id,
+            "credential_id": binding.credential_id,
+            "hash_algorithm": binding.hash_oid,
+            "hashes": "\n".join(binding.hashes),
+            "num_signatures": binding.count,
+            "remaining": binding.count if remaining is None else remaining,
+            "spent": spent,
+            "scal": binding.scal,
+            "created_at": stamp,
+            "expires_at": datetime.fromtimestamp(binding.expires_at, UTC),
+        },
+    )
 
 
 def sad_binding(hsm: Hsm, sad: str, *, user_id: int, credential: Any) -> SadBinding:
@@ -139,11 +197,14 @@ def sad_binding(hsm: Hsm, sad: str, *, user_id: int, credential: Any) -> SadBind
     if credential.status != "active":
         raise InvalidRequest(f"The credential is {credential.status}")
     if credential.locked:
-        raise AccessDenied("The credential is locked after too many failed tries; "
-                           "ask an administrator to unlock it")
+        raise AccessDenied(
+            "The credential is locked after too many failed tries; "
+            "ask an administrator to unlock it"
+        )
     if binding.epoch != credential.epoch:
-        raise InvalidRequest("SAD issued before the credential was disabled; authorize the "
-                             "credential again")
+        raise InvalidRequest(
+            "SAD issued before the credential was disabled; authorize the credential again"
+        )
     if binding.expires_at <= time.time():
         raise InvalidRequest("SAD expired; authorize the credential again")
     return binding
@@ -166,21 +227,28 @@ class Permit:
     `digests` given, exactly those (each as often as it was spent); else `count` of any
     digest (signDoc, whose signed attributes embed the document digests the SAD covers)."""
 
-    def __init__(self, hsm: Hsm, key_label: str, sad_id: int, spent: list[str],
-                 digests: Sequence[bytes] | None, count: int) -> None:
+    def __init__(
+        self,
+        hsm: Hsm,
+        key_label: str,
+        sad_id: int,
+        spent: list[str],
+        digests: Sequence[bytes] | None,
+        count: int,
+    ) -> None:
         self._hsm, self._key_label = hsm, key_label
         self.sad_id, self.spent = sad_id, spent  # spent: this permit's hashes, canonical
         self._digests = Counter(digests) if digests is not None else None
         self.allowed, self.used = count, 0
 
-    def sign(self, digest: bytes, hash_name: str, scheme: str,
-             salt_length: int | None = None) -> bytes:
+    def sign(
+        self, digest: bytes, hash_name: str, scheme: str, salt_length: int | None = None
+    ) -> bytes:
         if self.used >= self.allowed:
             raise InvalidRequest("numSignatures exceeded: the SAD covers no more signatures")
         if self._digests is not None and self._digests[digest] <= 0:
             raise InvalidRequest("Hash not authorized by the SAD")
-        signature = self._hsm.sign_digest(self._key_label, digest, hash_name, scheme,
-                                          salt_length)
+        signature = self._hsm.sign_digest(self._key_label, digest, hash_name, scheme, salt_length)
         if self._digests is not None:
             self._digests[digest] -= 1
         self.used += 1
@@ -189,19 +257,30 @@ class Permit:
     @property
     def unused(self) -> list[str]:
         """Spent markers of the signatures this permit did not make (to give back)."""
-        return self.spent[self.used:] if self._digests is None else [
-            _normal(d) for d, left in self._digests.items() for _ in range(left)]
+        return (
+            self.spent[self.used :]
+            if self._digests is None
+            else [_normal(d) for d, left in self._digests.items() for _ in range(left)]
+        )
 
 
-def open_permit(session: Session, hsm: Hsm, *, sad: str, user_id: int, credential: Any,
-                hash_oid: str, digests: Sequence[bytes], exact: bool) -> Permit:
+def open_permit(
+    session: Session,
+    hsm: Hsm,
+    *,
+    sad: str,
+    user_id: int,
+    credential: Any,
+    hash_oid: str,
+    digests: Sequence[bytes],
+    exact: bool,
+) -> Permit:
     """Verify the SAD for these digests (in `hash_oid`) and spend one signature for each in
     `session`'s transaction; until it commits, the SAD's row stays locked. `exact`: the
     permit signs exactly these digests (signHash); else one signature per digest (signDoc)."""
     binding = sad_binding(hsm, sad, user_id=user_id, credential=credential)
     if binding.hash_oid and binding.hash_oid != hash_oid:
-        raise InvalidRequest("The hash algorithm differs from the one the SAD was "
-                             "authorized for")
+        raise InvalidRequest("The hash algorithm differs from the one the SAD was authorized for")
     request = [_normal(d) for d in digests]
     if binding.hashes or binding.scal == "2":
         bound = set(binding.hashes)
@@ -209,24 +288,37 @@ def open_permit(session: Session, hsm: Hsm, *, sad: str, user_id: int, credentia
         if unbound:
             raise InvalidRequest(f"Hash not authorized by the SAD: {unbound[0][:60]}")
     count = len(request)
-    row = session.connection().execute(_SPEND, {
-        "sad_digest": _sad_digest(sad), "count": count,
-        "added": "".join(h + "\n" for h in request)}).first()
+    row = (
+        session.connection()
+        .execute(
+            _SPEND,
+            {
+                "sad_digest": _sad_digest(sad),
+                "count": count,
+                "added": "".join(h + "\n" for h in request),
+            },
+        )
+        .first()
+    )
     if row is None:
         if session.connection().execute(_SAD_ROW, {"sad_digest": _sad_digest(sad)}).first():
-            raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
-                                 f"{count} more signature(s)")
+            raise InvalidRequest(
+                f"numSignatures exceeded: the SAD does not cover {count} more signature(s)"
+            )
         raise InvalidRequest("SAD unknown here (its record is gone); authorize again")
     spent = row.spent.splitlines()
     if len(spent) > binding.count:
-        raise InvalidRequest("numSignatures exceeded: the SAD does not cover "
-                             f"{count} more signature(s)")
+        raise InvalidRequest(
+            f"numSignatures exceeded: the SAD does not cover {count} more signature(s)"
+        )
     over = _covered(binding, spent, request)
     if over is not None:
-        raise InvalidRequest(f"Hash already signed under this SAD as often as it was "
-                             f"authorized: {over[:60]}")
-    return Permit(hsm, credential.key_label, int(row.id), request,
-                  list(digests) if exact else None, count)
+        raise InvalidRequest(
+            f"Hash already signed under this SAD as often as it was authorized: {over[:60]}"
+        )
+    return Permit(
+        hsm, credential.key_label, int(row.id), request, list(digests) if exact else None, count
+    )
 
 
 def refund(session: Session, permit: Permit) -> int:
@@ -236,8 +328,9 @@ def refund(session: Session, permit: Permit) -> int:
     if not unused:
         return 0
     conn = session.connection()
-    row = conn.execute(select(_SADS.c.spent).where(_SADS.c.id == permit.sad_id)
-                       .with_for_update()).first()
+    row = conn.execute(
+        select(_SADS.c.spent).where(_SADS.c.id == permit.sad_id).with_for_update()
+    ).first()
     if row is None:
         return 0
     left = row.spent.splitlines()
@@ -246,32 +339,49 @@ def refund(session: Session, permit: Permit) -> int:
             left.reverse()
             left.remove(value)  # the newest occurrence
             left.reverse()
-    conn.execute(update(_SADS).where(_SADS.c.id == permit.sad_id).values(
-        remaining=_SADS.c.remaining + len(unused), spent="".join(h + "\n" for h in left)))
+    conn.execute(
+        update(_SADS)
+        .where(_SADS.c.id == permit.sad_id)
+        .values(remaining=_SADS.c.remaining + len(unused), spent="".join(h + "\n" for h in left))
+    )
     permit.allowed = permit.used
     return len(unused)
 
 
-def extend_sad(session: Session, hsm: Hsm, *, sad: str, user_id: int, username: str,
-               credential: Any, lifetime_seconds: int, hashes: Sequence[str] = (),
-               hash_oid: str | None = None) -> tuple[str, int]:
+def extend_sad(
+    session: Session,
+    hsm: Hsm,
+    *,
+    sad: str,
+    user_id: int,
+    username: str,
+    credential: Any,
+    lifetime_seconds: int,
+    hashes: Sequence[str] = (),
+    hash_oid: str | None = None,
+) -> tuple[str, int]:
     """Replace a still valid SAD by a new one for what is left of its count. Without
     `hashes`, with the same binding and spent markers (never at SCAL2). With them (the
     multi-call flow of SCAL2), bound to exactly those hashes, in the SAD's hash algorithm,
     for the signatures it has left: the old hashes cannot be signed under it."""
     binding = sad_binding(hsm, sad, user_id=user_id, credential=credential)
     if binding.scal == "2" and not hashes:
-        raise InvalidRequest("Missing parameter hashes: the credential is SCAL2, and the "
-                             "extended SAD is bound to the hashes to sign with it")
+        raise InvalidRequest(
+            "Missing parameter hashes: the credential is SCAL2, and the "
+            "extended SAD is bound to the hashes to sign with it"
+        )
     if hash_oid and binding.hash_oid and hash_oid != binding.hash_oid:
-        raise InvalidRequest("Invalid parameter hashAlgorithmOID: it differs from the one "
-                             "the SAD was authorized for")
+        raise InvalidRequest(
+            "Invalid parameter hashAlgorithmOID: it differs from the one the SAD was authorized for"
+        )
     normal = [_normal(decode_hash(h)) for h in hashes]
     conn = session.connection()
-    row = conn.execute(update(_SADS).where(_SADS.c.sad_hash == _sad_digest(sad),
-                                           _SADS.c.remaining > 0)
-                       .values(remaining=0)
-                       .returning(_SADS.c.spent)).first()
+    row = conn.execute(
+        update(_SADS)
+        .where(_SADS.c.sad_hash == _sad_digest(sad), _SADS.c.remaining > 0)
+        .values(remaining=0)
+        .returning(_SADS.c.spent)
+    ).first()
     if row is None:
         raise InvalidRequest("SAD already spent")
     spent = row.spent.splitlines()
@@ -279,23 +389,47 @@ def extend_sad(session: Session, hsm: Hsm, *, sad: str, user_id: int, username: 
     if remaining <= 0:
         raise InvalidRequest("SAD already spent")
     if len(normal) > remaining:
-        raise InvalidRequest(f"Invalid parameter hashes: {len(normal)} hashes, and the SAD "
-                             f"has {remaining} signature(s) left")
+        raise InvalidRequest(
+            f"Invalid parameter hashes: {len(normal)} hashes, and the SAD "
+            f"has {remaining} signature(s) left"
+        )
     if normal:  # a fresh binding: these hashes, the count left, nothing spent under it yet
-        new, renewed = mint_sad(hsm, user_id=user_id, credential_id=credential.id,
-                                epoch=binding.epoch, hash_oid=binding.hash_oid or hash_oid,
-                                hashes=normal, count=remaining, lifetime=lifetime_seconds,
-                                scal=binding.scal)
+        new, renewed = mint_sad(
+            hsm,
+            user_id=user_id,
+            credential_id=credential.id,
+            epoch=binding.epoch,
+            hash_oid=binding.hash_oid or hash_oid,
+            hashes=normal,
+            count=remaining,
+            lifetime=lifetime_seconds,
+            scal=binding.scal,
+        )
         _store(session, new, renewed)
     else:
-        new, renewed = mint_sad(hsm, user_id=user_id, credential_id=credential.id,
-                                epoch=binding.epoch, hash_oid=binding.hash_oid,
-                                hashes=binding.hashes, count=binding.count,
-                                lifetime=lifetime_seconds, scal=binding.scal)
+        new, renewed = mint_sad(
+            hsm,
+            user_id=user_id,
+            credential_id=credential.id,
+            epoch=binding.epoch,
+            hash_oid=binding.hash_oid,
+            hashes=binding.hashes,
+            count=binding.count,
+            lifetime=lifetime_seconds,
+            scal=binding.scal,
+        )
         _store(session, new, renewed, remaining=remaining, spent=row.spent)
-    append_event(session, "sad.extended", actor=username, subject=credential.id,
-                 remaining=remaining, expires_in=lifetime_seconds, sad=renewed.nonce,
-                 replaces=binding.nonce, hashes=normal or None)
+    append_event(
+        session,
+        "sad.extended",
+        actor=username,
+        subject=credential.id,
+        remaining=remaining,
+        expires_in=lifetime_seconds,
+        sad=renewed.nonce,
+        replaces=binding.nonce,
+        hashes=normal or None,
+    )
     return new, lifetime_seconds
 
 
@@ -321,4 +455,3 @@ def pin_matches(hsm: Hsm, stored: str | None, credential_id: str, pin: str) -> b
     if not stored or not stored.startswith(_PIN_SCHEME):
         return False
     return hmac.compare_digest(stored, pin_verifier(hsm, credential_id, pin))
-

@@ -30,24 +30,49 @@ class Request:
     labels: tuple[str, ...]  # sorted
 
     @classmethod
-    def of(cls, *, hashes: Sequence[str], hash_algorithm: str | None, num_signatures: int,
-           description: str | None, labels: Sequence[str]) -> Request:
+    def of(
+        cls,
+        *,
+        hashes: Sequence[str],
+        hash_algorithm: str | None,
+        num_signatures: int,
+        description: str | None,
+        labels: Sequence[str],
+    ) -> Request:
         normal = sorted(base64.b64encode(decode_hash(h)).decode() for h in hashes)
-        return cls(tuple(normal), hash_algorithm, num_signatures, description or None,
-                   tuple(sorted(labels)))
+        return cls(
+            tuple(normal),
+            hash_algorithm,
+            num_signatures,
+            description or None,
+            tuple(sorted(labels)),
+        )
 
     def binding(self) -> str:
         """The canonical JSON the verifier covers and the challenge row keeps."""
-        return json.dumps({"hashes": list(self.hashes), "hash_algorithm": self.hash_algorithm,
-                           "num_signatures": self.num_signatures,
-                           "description": self.description, "labels": list(self.labels)},
-                          sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(
+            {
+                "hashes": list(self.hashes),
+                "hash_algorithm": self.hash_algorithm,
+                "num_signatures": self.num_signatures,
+                "description": self.description,
+                "labels": list(self.labels),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
 
     @classmethod
     def from_binding(cls, binding: str) -> Request:
         data = json.loads(binding)
-        return cls(tuple(data["hashes"]), data["hash_algorithm"], int(data["num_signatures"]),
-                   data["description"], tuple(data["labels"]))
+        return cls(
+            tuple(data["hashes"]),
+            data["hash_algorithm"],
+            int(data["num_signatures"]),
+            data["description"],
+            tuple(data["labels"]),
+        )
 
     def fingerprint(self) -> str:
         """A short fingerprint of the hashes a user can compare with what her client shows:
@@ -55,13 +80,15 @@ class Request:
         if not self.hashes:
             return "none"
         digest = hashlib.sha256("\n".join(self.hashes).encode()).hexdigest()[:16]
-        return "-".join(digest[i:i + 4] for i in range(0, 16, 4))
+        return "-".join(digest[i : i + 4] for i in range(0, 16, 4))
 
 
-def otp_verifier(hsm: Hsm, credential_id: str, purpose: str, binding: str | None,
-                 expires: int, code: str) -> str:
+def otp_verifier(
+    hsm: Hsm, credential_id: str, purpose: str, binding: str | None, expires: int, code: str
+) -> str:
     """What a challenge row stores for `code`: the MAC under the SAM's seal key over the
     credential, the purpose, the binding (None: bound on first use), the expiry (epoch
     seconds, so a row's lifetime cannot be stretched) and the code, in hex."""
-    return keys.mac(hsm, keys.SEAL_KEY, OTP_DOMAIN, credential_id, purpose, binding, expires,
-                    code).hex()
+    return keys.mac(
+        hsm, keys.SEAL_KEY, OTP_DOMAIN, credential_id, purpose, binding, expires, code
+    ).hex()

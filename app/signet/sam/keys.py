@@ -39,9 +39,13 @@ def encode(domain: str, *parts: Part) -> bytes:
             continue
         if isinstance(part, bool):
             raise TypeError("booleans are not MAC parts; use an int")
-        kind, data = ((b"b", part) if isinstance(part, bytes) else
-                      (b"i", str(part).encode()) if isinstance(part, int) else
-                      (b"s", part.encode("utf-8", "surrogatepass")))
+        kind, data = (
+            (b"b", part)
+            if isinstance(part, bytes)
+            else (b"i", str(part).encode())
+            if isinstance(part, int)
+            else (b"s", part.encode("utf-8", "surrogatepass"))
+        )
         out += [kind, struct.pack(">I", len(data)), data]
     return b"".join(out)
 
@@ -51,8 +55,7 @@ def mac(hsm: Hsm, label: str, domain: str, *parts: Part) -> bytes:
     return hsm.hmac_sha256(label, encode(domain, *parts))
 
 
-def mac_matches(hsm: Hsm, label: str, tag: bytes | str | None, domain: str,
-                *parts: Part) -> bool:
+def mac_matches(hsm: Hsm, label: str, tag: bytes | str | None, domain: str, *parts: Part) -> bool:
     """Whether `tag` (raw or hex) is the MAC of `domain` and `parts` under `label`."""
     if not tag:
         return False

@@ -85,9 +85,15 @@ def _open(hsm: Hsm, kind: str, value: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def _opened(hsm: Hsm, kind: str, value: str, seen: _Remembered,
-            parse: Callable[[dict[str, Any]], _T], refusal: type[SignetError],
-            reason: str) -> _T:
+def _opened(
+    hsm: Hsm,
+    kind: str,
+    value: str,
+    seen: _Remembered,
+    parse: Callable[[dict[str, Any]], _T],
+    refusal: type[SignetError],
+    reason: str,
+) -> _T:
     """What a sealed string of `kind` says (remembered once verified), else `refusal`."""
     known = seen.get(value)
     if known is not None:
@@ -116,25 +122,39 @@ class TokenClaims:
     nonce: str
 
 
-def mint_token(hsm: Hsm, *, user_id: int, username: str, methods: str, loa: str,
-               lifetime: int) -> tuple[str, TokenClaims]:
-    claims = TokenClaims(user_id, username, methods, loa, int(time.time()) + lifetime,
-                         secrets.token_hex(16))
-    token = _seal(hsm, "t", {"u": claims.user_id, "n": claims.username, "m": claims.methods,
-                             "l": claims.loa, "x": claims.expires_at, "j": claims.nonce})
+def mint_token(
+    hsm: Hsm, *, user_id: int, username: str, methods: str, loa: str, lifetime: int
+) -> tuple[str, TokenClaims]:
+    claims = TokenClaims(
+        user_id, username, methods, loa, int(time.time()) + lifetime, secrets.token_hex(16)
+    )
+    token = _seal(
+        hsm,
+        "t",
+        {
+            "u": claims.user_id,
+            "n": claims.username,
+            "m": claims.methods,
+            "l": claims.loa,
+            "x": claims.expires_at,
+            "j": claims.nonce,
+        },
+    )
     _TOKENS.put(token, claims)
     return token, claims
 
 
 def open_token(hsm: Hsm, token: str) -> TokenClaims:
     """The claims of an access token minted by this SAM (expired or not), else InvalidToken."""
-    return _opened(hsm, "t", token, _TOKENS, _token_claims, InvalidToken,
-                   "The access token is not valid")
+    return _opened(
+        hsm, "t", token, _TOKENS, _token_claims, InvalidToken, "The access token is not valid"
+    )
 
 
 def _token_claims(raw: dict[str, Any]) -> TokenClaims:
-    return TokenClaims(int(raw["u"]), str(raw["n"]), str(raw["m"]), str(raw["l"]),
-                       int(raw["x"]), str(raw["j"]))
+    return TokenClaims(
+        int(raw["u"]), str(raw["n"]), str(raw["m"]), str(raw["l"]), int(raw["x"]), str(raw["j"])
+    )
 
 
 # -- refresh tokens --------------------------------------------------------------------------
@@ -152,13 +172,32 @@ class RefreshClaims:
     nonce: str
 
 
-def mint_refresh_token(hsm: Hsm, *, user_id: int, username: str, methods: str, loa: str,
-                       family: str | None, expires_at: int) -> tuple[str, RefreshClaims]:
+def mint_refresh_token(
+    hsm: Hsm,
+    *,
+    user_id: int,
+    username: str,
+    methods: str,
+    loa: str,
+    family: str | None,
+    expires_at: int,
+) -> tuple[str, RefreshClaims]:
     """A refresh token of a new family (`family` None) or the next of one."""
     nonce = secrets.token_hex(16)
     claims = RefreshClaims(user_id, username, methods, loa, family or nonce, expires_at, nonce)
-    token = _seal(hsm, "r", {"u": user_id, "n": username, "m": methods, "l": loa,
-                             "f": claims.family, "x": expires_at, "j": nonce})
+    token = _seal(
+        hsm,
+        "r",
+        {
+            "u": user_id,
+            "n": username,
+            "m": methods,
+            "l": loa,
+            "f": claims.family,
+            "x": expires_at,
+            "j": nonce,
+        },
+    )
     return token, claims
 
 
@@ -169,11 +208,19 @@ def open_refresh_token(hsm: Hsm, token: str) -> RefreshClaims:
     try:
         if raw is None:
             raise KeyError
-        return RefreshClaims(int(raw["u"]), str(raw["n"]), str(raw["m"]), str(raw["l"]),
-                             str(raw["f"]), int(raw["x"]), str(raw["j"]))
+        return RefreshClaims(
+            int(raw["u"]),
+            str(raw["n"]),
+            str(raw["m"]),
+            str(raw["l"]),
+            str(raw["f"]),
+            int(raw["x"]),
+            str(raw["j"]),
+        )
     except (KeyError, TypeError, ValueError):
-        raise InvalidRequest("Invalid parameter refresh_token: not a refresh token of this "
-                             "service") from None
+        raise InvalidRequest(
+            "Invalid parameter refresh_token: not a refresh token of this service"
+        ) from None
 
 
 # -- Signature Activation Data ---------------------------------------------------------------
@@ -193,35 +240,85 @@ class SadBinding:
     scal: str
 
 
-def mint_sad(hsm: Hsm, *, user_id: int, credential_id: str, epoch: int, hash_oid: str | None,
-             hashes: Sequence[str], count: int, lifetime: int, scal: str) -> tuple[str, SadBinding]:
-    binding = SadBinding(secrets.token_hex(16), user_id, credential_id, epoch, hash_oid,
-                         tuple(hashes), count, int(time.time()) + lifetime, scal)
-    sad = _seal(hsm, "s", {"j": binding.nonce, "u": user_id, "c": credential_id, "e": epoch,
-                           "a": hash_oid, "h": list(binding.hashes), "k": count,
-                           "x": binding.expires_at, "s": scal})
+def mint_sad(
+    hsm: Hsm,
+    *,
+    user_id: int,
+    credential_id: str,
+    epoch: int,
+    hash_oid: str | None,
+    hashes: Sequence[str],
+    count: int,
+    lifetime: int,
+    scal: str,
+) -> tuple[str, SadBinding]:
+    binding = SadBinding(
+        secrets.token_hex(16),
+        user_id,
+        credential_id,
+        epoch,
+        hash_oid,
+        tuple(hashes),
+        count,
+        int(time.time()) + lifetime,
+        scal,
+    )
+    sad = _seal(
+        hsm,
+        "s",
+        {
+            "j": binding.nonce,
+            "u": user_id,
+            "c": credential_id,
+            "e": epoch,
+            "a": hash_oid,
+            "h": list(binding.hashes),
+            "k": count,
+            "x": binding.expires_at,
+            "s": scal,
+        },
+    )
     _SADS.put(sad, binding)
     return sad, binding
 
 
 def open_sad(hsm: Hsm, sad: str) -> SadBinding:
     """The binding of a SAD this SAM minted, else InvalidRequest (nothing says which part)."""
-    return _opened(hsm, "s", sad, _SADS, _sad_binding, InvalidRequest,
-                   "Invalid parameter SAD")
+    return _opened(hsm, "s", sad, _SADS, _sad_binding, InvalidRequest, "Invalid parameter SAD")
 
 
 def _sad_binding(raw: dict[str, Any]) -> SadBinding:
-    return SadBinding(str(raw["j"]), int(raw["u"]), str(raw["c"]), int(raw["e"]),
-                      None if raw["a"] is None else str(raw["a"]),
-                      tuple(str(h) for h in raw["h"]), int(raw["k"]), int(raw["x"]),
-                      str(raw["s"]))
+    return SadBinding(
+        str(raw["j"]),
+        int(raw["u"]),
+        str(raw["c"]),
+        int(raw["e"]),
+        None if raw["a"] is None else str(raw["a"]),
+        tuple(str(h) for h in raw["h"]),
+        int(raw["k"]),
+        int(raw["x"]),
+        str(raw["s"]),
+    )
 
 
 # -- credential records ----------------------------------------------------------------------
 # Every field that decides who may sign with the key and how. Counters that change on every
 # try (failed_attempts, locked) and descriptive ones (description, dates) are not sealed.
-SEALED_FIELDS = ("id", "user_id", "key_label", "key_type", "key_size", "curve", "status",
-                 "epoch", "activation", "pin_hash", "activation_address", "scal", "multisign")
+SEALED_FIELDS = (
+    "id",
+    "user_id",
+    "key_label",
+    "key_type",
+    "key_size",
+    "curve",
+    "status",
+    "epoch",
+    "activation",
+    "pin_hash",
+    "activation_address",
+    "scal",
+    "multisign",
+)
 
 
 def _credential_parts(row: Any) -> tuple[Any, ...]:

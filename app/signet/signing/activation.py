@@ -46,8 +46,10 @@ class ActivationSent:
 def check_pin_policy(pin: Any) -> str:
     """A PIN the signer chooses: 6 to 16 digits, not all the same digit."""
     if not isinstance(pin, str) or not pin:
-        raise InvalidRequest("Missing (or invalid type) string parameter PIN: this credential "
-                             "is activated by a PIN you choose now")
+        raise InvalidRequest(
+            "Missing (or invalid type) string parameter PIN: this credential "
+            "is activated by a PIN you choose now"
+        )
     if not pin.isascii() or not pin.isdigit() or not PIN_MIN <= len(pin) <= PIN_MAX:
         raise InvalidRequest(f"Invalid parameter PIN: use {PIN_MIN} to {PIN_MAX} digits")
     if len(set(pin)) == 1:
@@ -55,25 +57,36 @@ def check_pin_policy(pin: Any) -> str:
     return pin
 
 
-def activation_message(*, name: str, credential_id: str, activation: str, code: str,
-                       lifetime_hours: int, server: str | None) -> tuple[str, str]:
+def activation_message(
+    *,
+    name: str,
+    credential_id: str,
+    activation: str,
+    code: str,
+    lifetime_hours: int,
+    server: str | None,
+) -> tuple[str, str]:
     """(Subject, body) of the activation mail; the subject never carries the code."""
-    what = ("choose the PIN that will authorise each of your signatures"
-            if activation == "pin" else
-            "confirm that one-time codes for your signatures reach you at this address")
+    what = (
+        "choose the PIN that will authorise each of your signatures"
+        if activation == "pin"
+        else "confirm that one-time codes for your signatures reach you at this address"
+    )
     where = server or "https://<your signing service>"
     pin = " (and your new PIN twice)" if activation == "pin" else ""
-    body = (f"Hello {name},\n\na signing credential was created for you: {credential_id}.\n"
-            f"It cannot sign until you activate it: {what}.\n\nYour activation code is\n\n"
-            f"    {shown_activation_code(code)}\n\n"
-            "To activate, run\n\n"
-            f"    signet activate --server {where} --user <your user name> "
-            f"--credential {credential_id}\n\n"
-            f"and give your password, this code{pin} when asked; or have your signing "
-            "application call credentials/activate (docs/csc.md).\n\n"
-            f"The code is valid for {lifetime_hours} hours and can be used once. Nobody at "
-            "the service will ever ask you for it or for your PIN. If you did not expect "
-            "this message, do not use the code and tell your administrator.\n")
+    body = (
+        f"Hello {name},\n\na signing credential was created for you: {credential_id}.\n"
+        f"It cannot sign until you activate it: {what}.\n\nYour activation code is\n\n"
+        f"    {shown_activation_code(code)}\n\n"
+        "To activate, run\n\n"
+        f"    signet activate --server {where} --user <your user name> "
+        f"--credential {credential_id}\n\n"
+        f"and give your password, this code{pin} when asked; or have your signing "
+        "application call credentials/activate (docs/csc.md).\n\n"
+        f"The code is valid for {lifetime_hours} hours and can be used once. Nobody at "
+        "the service will ever ask you for it or for your PIN. If you did not expect "
+        "this message, do not use the code and tell your administrator.\n"
+    )
     return "Activate your signing credential", body
 
 
@@ -88,39 +101,62 @@ def send_activation(services: Services, credential_id: str, *, actor: str) -> Ac
             raise NotFound(f"no credential {credential_id!r}")
         check_credential(services.hsm, credential)
         if credential.status != "pending":
-            raise Conflict(f"credential {credential_id!r} is {credential.status}, not pending: "
-                           "there is nothing to activate")
+            raise Conflict(
+                f"credential {credential_id!r} is {credential.status}, not pending: "
+                "there is nothing to activate"
+            )
         address = credential.activation_address
         if not address:
-            raise InvalidRequest(f"credential {credential_id!r} has no address for its "
-                                 "activation code")
+            raise InvalidRequest(
+                f"credential {credential_id!r} has no address for its activation code"
+            )
         user = session.get(User, credential.user_id)
         assert user is not None
-        code, expires_at = new_activation_code(session, credential, sam,
-                                               verifier=code_verifier(services.hsm))
+        code, expires_at = new_activation_code(
+            session, credential, sam, verifier=code_verifier(services.hsm)
+        )
         subject, text = activation_message(
-            name=user.display_name, credential_id=credential_id,
-            activation=credential.activation, code=code,
+            name=user.display_name,
+            credential_id=credential_id,
+            activation=credential.activation,
+            code=code,
             lifetime_hours=sam.activation_lifetime_hours,
-            server=services.settings.web.base_url or None)
+            server=services.settings.web.base_url or None,
+        )
     try:
         send_email(services.settings.notify, address, subject, text)
     except DeliveryError as exc:
         with services.database.transaction() as session:
-            append_event(session, "credential.activation_delivery_failed", actor=actor,
-                         subject=credential_id, outcome="failure", reason=str(exc))
-        raise ServiceUnavailable(f"the activation code for credential {credential_id} could "
-                                 f"not be delivered: {exc}; it stays pending (send a new code "
-                                 "with `signet credentials resend-activation "
-                                 f"{credential_id}`)") from exc
+            append_event(
+                session,
+                "credential.activation_delivery_failed",
+                actor=actor,
+                subject=credential_id,
+                outcome="failure",
+                reason=str(exc),
+            )
+        raise ServiceUnavailable(
+            f"the activation code for credential {credential_id} could "
+            f"not be delivered: {exc}; it stays pending (send a new code "
+            "with `signet credentials resend-activation "
+            f"{credential_id}`)"
+        ) from exc
     with services.database.transaction() as session:
-        append_event(session, "credential.activation_sent", actor=actor, subject=credential_id,
-                     channel="email", to=address, expires_at=expires_at.isoformat())
+        append_event(
+            session,
+            "credential.activation_sent",
+            actor=actor,
+            subject=credential_id,
+            channel="email",
+            to=address,
+            expires_at=expires_at.isoformat(),
+        )
     return ActivationSent(credential_id, address, expires_at)
 
 
-def activate(services: Services, principal: Principal, credential_id: Any, code: Any,
-             pin: Any = None) -> str:
+def activate(
+    services: Services, principal: Principal, credential_id: Any, code: Any, pin: Any = None
+) -> str:
     """The owner activates her pending credential with the code she was sent, and for a PIN
     credential sets her PIN (only its verifier, an HMAC in the HSM, is kept). Wrong codes
     count like wrong OTPs and lock the credential. Return the credential's activation kind."""
@@ -135,21 +171,27 @@ def activate(services: Services, principal: Principal, credential_id: Any, code:
         session.refresh(credential)
         check_credential(services.hsm, credential)
         if credential.status == "active":
-            raise SignetError("The credential is already activated", error="invalid_request",
-                              status=409)
+            raise SignetError(
+                "The credential is already activated", error="invalid_request", status=409
+            )
         if credential.status != "pending":
-            raise InvalidRequest(f"The credential is {credential.status}; only a pending "
-                                 "credential can be activated")
+            raise InvalidRequest(
+                f"The credential is {credential.status}; only a pending credential can be activated"
+            )
         if credential.locked:
-            raise AccessDenied("The credential is locked after too many wrong activation "
-                               "codes; ask an administrator to unlock it")
+            raise AccessDenied(
+                "The credential is locked after too many wrong activation "
+                "codes; ask an administrator to unlock it"
+            )
         if credential.activation == "pin":
             check_pin_policy(pin)
         elif pin is not None:
-            raise InvalidRequest("Invalid parameter PIN: this credential is activated by "
-                                 "one-time codes, not a PIN")
-        result = verify_activation_code(session, credential, code, sam, principal.username,
-                                        verifier=code_verifier(services.hsm))
+            raise InvalidRequest(
+                "Invalid parameter PIN: this credential is activated by one-time codes, not a PIN"
+            )
+        result = verify_activation_code(
+            session, credential, code, sam, principal.username, verifier=code_verifier(services.hsm)
+        )
         if result.ok:
             if credential.activation == "pin":
                 prepare_pin_key(services.hsm)
@@ -157,11 +199,19 @@ def activate(services: Services, principal: Principal, credential_id: Any, code:
             credential.status = "active"
             credential.updated_at = now()
             credential.seal = credential_seal(services.hsm, credential)
-            append_event(session, "credential.activated", actor=principal.username,
-                         subject=credential.id, activation=credential.activation,
-                         pin_set=credential.activation == "pin")
+            append_event(
+                session,
+                "credential.activated",
+                actor=principal.username,
+                subject=credential.id,
+                activation=credential.activation,
+                pin_set=credential.activation == "pin",
+            )
             return str(credential.activation)
         failure = result
     # The failed try is committed (counted, audited) before the client hears of it.
-    raise SignetError(failure.description, error=failure.error,
-                      status=403 if "locked" in failure.description else 400)
+    raise SignetError(
+        failure.description,
+        error=failure.error,
+        status=403 if "locked" in failure.description else 400,
+    )

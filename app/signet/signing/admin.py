@@ -88,19 +88,36 @@ def initialise(services: Services) -> Initialised:
     keys_created = prepare_keys(services.hsm)
     if keys_created:
         with services.database.transaction() as session:
-            append_events(session, [
-                Event("key.generated", INIT_ACTOR, label,
-                      details={"key": "hmac-sha256", "purpose": "sam"})
-                for label in keys_created])
+            append_events(
+                session,
+                [
+                    Event(
+                        "key.generated",
+                        INIT_ACTOR,
+                        label,
+                        details={"key": "hmac-sha256", "purpose": "sam"},
+                    )
+                    for label in keys_created
+                ],
+            )
     ca_created = services.ca.ensure_ready()
     return Initialised(before, after, ca_created, keys_created)
 
 
-def add_user(services: Services, username: str, *, password: str, display_name: str | None,
-             email: str | None, actor: str) -> UserView:
+def add_user(
+    services: Services,
+    username: str,
+    *,
+    password: str,
+    display_name: str | None,
+    email: str | None,
+    actor: str,
+) -> UserView:
     if not USERNAME.match(username):
-        raise InvalidRequest(f"invalid user name {username!r}: use lower-case letters, digits "
-                             "and . _ @ -, starting with a letter or digit")
+        raise InvalidRequest(
+            f"invalid user name {username!r}: use lower-case letters, digits "
+            "and . _ @ -, starting with a letter or digit"
+        )
     try:
         check_password_policy(password)
     except ValueError as exc:
@@ -112,19 +129,45 @@ def add_user(services: Services, username: str, *, password: str, display_name: 
         with services.database.transaction() as session:
             if session.execute(select(User.id).where(User.username == username)).first():
                 raise Conflict(f"user {username!r} already exists")
-            user = User(username=username, display_name=display_name or username, email=email,
-                        status="active", created_at=stamp, updated_at=stamp)
+            user = User(
+                username=username,
+                display_name=display_name or username,
+                email=email,
+                status="active",
+                created_at=stamp,
+                updated_at=stamp,
+            )
             session.add(user)
             session.flush()
-            session.add(Authenticator(user_id=user.id, kind="password",
-                                      secret=hash_secret(password), status="active",
-                                      failed_attempts=0, created_at=stamp))
+            session.add(
+                Authenticator(
+                    user_id=user.id,
+                    kind="password",
+                    secret=hash_secret(password),
+                    status="active",
+                    failed_attempts=0,
+                    created_at=stamp,
+                )
+            )
             if email:
-                session.add(Authenticator(user_id=user.id, kind="email_otp", address=email,
-                                          status="active", failed_attempts=0,
-                                          created_at=stamp))
-            append_event(session, "user.created", actor=actor, subject=username,
-                         email=email, display_name=user.display_name)
+                session.add(
+                    Authenticator(
+                        user_id=user.id,
+                        kind="email_otp",
+                        address=email,
+                        status="active",
+                        failed_attempts=0,
+                        created_at=stamp,
+                    )
+                )
+            append_event(
+                session,
+                "user.created",
+                actor=actor,
+                subject=username,
+                email=email,
+                display_name=user.display_name,
+            )
     except IntegrityError:
         raise Conflict(f"user {username!r} already exists") from None
     return UserView(username, display_name or username, email, "active", 0)
@@ -132,11 +175,16 @@ def add_user(services: Services, username: str, *, password: str, display_name: 
 
 def list_users(services: Services) -> list[UserView]:
     with services.database.transaction() as session:
-        counts = dict(session.execute(
-            select(Credential.user_id, func.count()).group_by(Credential.user_id)).all())
+        counts = dict(
+            session.execute(
+                select(Credential.user_id, func.count()).group_by(Credential.user_id)
+            ).all()
+        )
         users = session.execute(select(User).order_by(User.username)).scalars().all()
-        return [UserView(u.username, u.display_name, u.email, u.status, counts.get(u.id, 0))
-                for u in users]
+        return [
+            UserView(u.username, u.display_name, u.email, u.status, counts.get(u.id, 0))
+            for u in users
+        ]
 
 
 def set_user_status(services: Services, username: str, status: str, *, actor: str) -> None:
@@ -150,8 +198,12 @@ def set_user_status(services: Services, username: str, status: str, *, actor: st
             return
         user.status = status
         user.updated_at = now()
-        append_event(session, f"user.{'disabled' if status == 'disabled' else 'enabled'}",
-                     actor=actor, subject=username)
+        append_event(
+            session,
+            f"user.{'disabled' if status == 'disabled' else 'enabled'}",
+            actor=actor,
+            subject=username,
+        )
 
 
 def create_credential(
@@ -181,20 +233,29 @@ def create_credential(
             raise Conflict(f"user {username!r} is {user.status}")
         if not user.email:
             # E-mail is the only delivery channel implemented for activation codes.
-            raise InvalidRequest(f"user {username!r} has no e-mail address, and activation "
-                                 "codes go only by e-mail: the address is given when a user "
-                                 "is added (signet users add USER --email ADDRESS)")
+            raise InvalidRequest(
+                f"user {username!r} has no e-mail address, and activation "
+                "codes go only by e-mail: the address is given when a user "
+                "is added (signet users add USER --email ADDRESS)"
+            )
         common_name, email = user.display_name, user.email
     credential_id = credential_id or str(uuid.uuid4())
-    if not re.match(r"^[A-Za-z0-9._-]{1,64}$", credential_id) or \
-            credential_id.startswith("signet-"):
+    if not re.match(r"^[A-Za-z0-9._-]{1,64}$", credential_id) or credential_id.startswith(
+        "signet-"
+    ):
         # (The SAM's own keys are labelled signet-…: a credential must never share a label.)
         raise InvalidRequest(f"invalid credential id {credential_id!r}")
     try:
-        chain = enrol_key(services.hsm, services.ca, key_label=credential_id, spec=spec,
-                          common_name=common_name, email=email,
-                          validity_days=services.settings.ca.end_entity_validity_days,
-                          qc_statements=services.settings.ca.qc_statements)
+        chain = enrol_key(
+            services.hsm,
+            services.ca,
+            key_label=credential_id,
+            spec=spec,
+            common_name=common_name,
+            email=email,
+            validity_days=services.settings.ca.end_entity_validity_days,
+            qc_statements=services.settings.ca.qc_statements,
+        )
     except CAError as exc:
         raise BadGateway(f"enrolment failed: {exc}") from exc
     stamp = now()
@@ -202,43 +263,81 @@ def create_credential(
         with services.database.transaction() as session:
             user = session.execute(select(User).where(User.username == username)).scalar_one()
             credential = Credential(
-                id=credential_id, user_id=user.id, description=description,
-                key_label=credential_id, key_type=spec.key_type, key_size=spec.size,
-                curve=spec.curve, status="pending", activation=activation,
-                pin_hash=None, scal="2", multisign=100, epoch=0, activation_address=email,
-                locked=False, failed_attempts=0, created_at=stamp, updated_at=stamp,
+                id=credential_id,
+                user_id=user.id,
+                description=description,
+                key_label=credential_id,
+                key_type=spec.key_type,
+                key_size=spec.size,
+                curve=spec.curve,
+                status="pending",
+                activation=activation,
+                pin_hash=None,
+                scal="2",
+                multisign=100,
+                epoch=0,
+                activation_address=email,
+                locked=False,
+                failed_attempts=0,
+                created_at=stamp,
+                updated_at=stamp,
             )
             credential.seal = credential_seal(services.hsm, credential)
             session.add(credential)
             for position, cert in enumerate(chain):
-                session.add(certificate_row(
-                    cert, role="end-entity" if position == 0 else "chain",
-                    ca_name=services.ca.name, position=position, credential_id=credential_id))
-            append_event(session, "key.generated", actor=actor, subject=credential_id,
-                         key=str(spec), user=username)
-            append_event(session, "credential.enrolled", actor=actor, subject=credential_id,
-                         user=username, serial=format(chain[0].serial_number, "x"),
-                         ca=services.ca.name, activation=activation)
+                session.add(
+                    certificate_row(
+                        cert,
+                        role="end-entity" if position == 0 else "chain",
+                        ca_name=services.ca.name,
+                        position=position,
+                        credential_id=credential_id,
+                    )
+                )
+            append_event(
+                session,
+                "key.generated",
+                actor=actor,
+                subject=credential_id,
+                key=str(spec),
+                user=username,
+            )
+            append_event(
+                session,
+                "credential.enrolled",
+                actor=actor,
+                subject=credential_id,
+                user=username,
+                serial=format(chain[0].serial_number, "x"),
+                ca=services.ca.name,
+                activation=activation,
+            )
     except Exception:
         services.hsm.destroy_key(credential_id)
         raise
     sent = send_activation(services, credential_id, actor=actor)
-    return replace(_credential_view(credential, username, chain[0]),
-                   activation_sent_to=sent.to, activation_expires=sent.expires_at)
+    return replace(
+        _credential_view(credential, username, chain[0]),
+        activation_sent_to=sent.to,
+        activation_expires=sent.expires_at,
+    )
 
 
-def resend_activation(services: Services, credential_id: str, *, actor: str
-                      ) -> ActivationSent:
+def resend_activation(services: Services, credential_id: str, *, actor: str) -> ActivationSent:
     """A fresh activation code for a pending credential, to its sealed address."""
     return send_activation(services, credential_id, actor=actor)
 
 
-def _credential_view(c: Credential, username: str, cert: asn1_x509.Certificate | None
-                     ) -> CredentialView:
+def _credential_view(
+    c: Credential, username: str, cert: asn1_x509.Certificate | None
+) -> CredentialView:
     return CredentialView(
-        credential_id=c.id, username=username,
+        credential_id=c.id,
+        username=username,
         key=f"rsa-{c.key_size}" if c.key_type == "rsa" else f"ec-p{c.key_size}",
-        status=c.status, activation=c.activation, locked=c.locked,
+        status=c.status,
+        activation=c.activation,
+        locked=c.locked,
         subject=cert.subject.human_friendly if cert else "",
         not_after=cert.not_valid_after if cert else None,
     )
@@ -246,8 +345,11 @@ def _credential_view(c: Credential, username: str, cert: asn1_x509.Certificate |
 
 def list_credentials(services: Services, username: str | None = None) -> list[CredentialView]:
     with services.database.transaction() as session:
-        query = select(Credential, User.username).join(User).order_by(User.username,
-                                                                      Credential.created_at)
+        query = (
+            select(Credential, User.username)
+            .join(User)
+            .order_by(User.username, Credential.created_at)
+        )
         if username:
             if not session.execute(select(User.id).where(User.username == username)).first():
                 raise NotFound(f"no user named {username!r}")
@@ -260,8 +362,9 @@ def list_credentials(services: Services, username: str | None = None) -> list[Cr
         return views
 
 
-def set_credential_status(services: Services, credential_id: str, status: str, *, actor: str,
-                          reason: str = "unspecified") -> None:
+def set_credential_status(
+    services: Services, credential_id: str, status: str, *, actor: str, reason: str = "unspecified"
+) -> None:
     """disable (reversible; every SAD issued before it stops working), enable, unlock, or
     revoke: final — the private key is destroyed in the HSM and the certificate revoked."""
     if status not in ("active", "disabled", "revoked", "unlock"):
@@ -274,8 +377,7 @@ def set_credential_status(services: Services, credential_id: str, status: str, *
         if credential.status == "revoked" and status != "revoked":
             raise Conflict(f"credential {credential_id!r} is revoked; it cannot change again")
         if credential.status == "pending" and status == "active":
-            raise Conflict(f"credential {credential_id!r} is pending: only its owner "
-                           "activates it")
+            raise Conflict(f"credential {credential_id!r} is pending: only its owner activates it")
         serial = next((c.serial for c in credential.certificates if c.position == 0), None)
         if status == "unlock":
             if not credential.locked:
@@ -289,18 +391,19 @@ def set_credential_status(services: Services, credential_id: str, status: str, *
             if status == "disabled":
                 credential.epoch += 1  # SADs carry the epoch they were issued in
             credential.status = status
-            event = {"active": "credential.enabled", "disabled": "credential.disabled",
-                     "revoked": "credential.revoked"}[status]
+            event = {
+                "active": "credential.enabled",
+                "disabled": "credential.disabled",
+                "revoked": "credential.revoked",
+            }[status]
             details = {"epoch": credential.epoch}
         credential.updated_at = now()
         credential.seal = credential_seal(services.hsm, credential)
         if status == "revoked":
             # Destroyed before the commit: if it fails, the credential stays as it was.
             services.hsm.destroy_key(credential.key_label)
-            details = {"key_label": credential.key_label, "serial": serial,
-                       "key_destroyed": True}
-        append_event(session, event, actor=actor, subject=credential_id, reason=reason,
-                     **details)
+            details = {"key_label": credential.key_label, "serial": serial, "key_destroyed": True}
+        append_event(session, event, actor=actor, subject=credential_id, reason=reason, **details)
     if status == "revoked" and serial is not None:
         services.ca.revoke(int(serial, 16), reason)
         from signet.signing.publication import forget_crl_cache
@@ -321,8 +424,9 @@ def verify_audit(services: Services, checkpoint_file: str | None = None) -> Audi
     nothing has been checkpointed before `signet serve` first starts)."""
     path = checkpoint_file or services.settings.audit.checkpoint_file
     try:
-        lines: list[str] | None = Path(path).read_text(encoding="utf-8",
-                                                       errors="replace").splitlines()
+        lines: list[str] | None = (
+            Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+        )
     except FileNotFoundError:
         if checkpoint_file:
             raise NotFound(f"checkpoint file {path} not found") from None
@@ -347,9 +451,11 @@ def checkpoint_audit(services: Services, *, actor: str) -> Checkpoint:
     try:
         export_checkpoint(path, checkpoint)
     except OSError as exc:
-        raise InvalidRequest(f"audit.checkpoint_file: cannot append to {path}: "
-                             f"{exc.strerror} (record {checkpoint.record} is in the "
-                             "trail)") from exc
+        raise InvalidRequest(
+            f"audit.checkpoint_file: cannot append to {path}: "
+            f"{exc.strerror} (record {checkpoint.record} is in the "
+            "trail)"
+        ) from exc
     return checkpoint
 
 
@@ -357,7 +463,12 @@ def record_service_start(services: Services, *, actor: str) -> Checkpoint:
     """`service.started`, with the version and a digest of the effective settings, then a
     checkpoint anchoring it."""
     with services.database.transaction() as session:
-        append_event(session, "service.started", actor=actor, subject=socket.gethostname(),
-                     version=version("signet"),
-                     settings_sha256=settings_digest(services.settings))
+        append_event(
+            session,
+            "service.started",
+            actor=actor,
+            subject=socket.gethostname(),
+            version=version("signet"),
+            settings_sha256=settings_digest(services.settings),
+        )
     return checkpoint_audit(services, actor=actor)

@@ -76,8 +76,9 @@ def multisign(credential: Any, services: Services) -> int:
 def _check_count(num_signatures: int, credential: Any, services: Services) -> None:
     limit = multisign(credential, services)
     if not 1 <= num_signatures <= limit:
-        raise InvalidRequest(f"Invalid parameter numSignatures: 1 to {limit} for this "
-                             "credential (its multisign)")
+        raise InvalidRequest(
+            f"Invalid parameter numSignatures: 1 to {limit} for this credential (its multisign)"
+        )
 
 
 def _info(credential: Credential, services: Services) -> CredentialInfo:
@@ -92,15 +93,24 @@ def _info(credential: Credential, services: Services) -> CredentialInfo:
     else:
         status = "valid"
     return CredentialInfo(
-        credential_id=credential.id, description=credential.description,
-        key_type=credential.key_type, key_size=credential.key_size, curve=credential.curve,
+        credential_id=credential.id,
+        description=credential.description,
+        key_type=credential.key_type,
+        key_size=credential.key_size,
+        curve=credential.curve,
         key_enabled=credential.status == "active" and not credential.locked,
-        algorithms=key_algorithms(credential), cert_status=status,
-        certificates=[c.der for c in certs], subject=ee.subject.human_friendly,
-        issuer=ee.issuer.human_friendly, serial=format(ee.serial_number, "x"),
-        valid_from=ee.not_valid_before, valid_to=ee.not_valid_after,
-        activation=credential.activation, scal=credential.scal,
-        multisign=multisign(credential, services), locked=credential.locked,
+        algorithms=key_algorithms(credential),
+        cert_status=status,
+        certificates=[c.der for c in certs],
+        subject=ee.subject.human_friendly,
+        issuer=ee.issuer.human_friendly,
+        serial=format(ee.serial_number, "x"),
+        valid_from=ee.not_valid_before,
+        valid_to=ee.not_valid_after,
+        activation=credential.activation,
+        scal=credential.scal,
+        multisign=multisign(credential, services),
+        locked=credential.locked,
     )
 
 
@@ -113,21 +123,32 @@ def own_credential(session: Any, principal: Principal, credential_id: Any) -> Cr
     return credential
 
 
-def list_credentials(services: Services, principal: Principal, *, only_valid: bool = False,
-                     user_id: str | None = None) -> list[CredentialInfo]:
+def list_credentials(
+    services: Services,
+    principal: Principal,
+    *,
+    only_valid: bool = False,
+    user_id: str | None = None,
+) -> list[CredentialInfo]:
     if user_id is not None and user_id != principal.username:
         raise InvalidRequest("Invalid parameter userID")
     with services.database.transaction(read_only=True) as session:
-        rows = session.execute(select(Credential).where(Credential.user_id == principal.user_id)
-                               .order_by(Credential.created_at, Credential.id)).scalars().all()
+        rows = (
+            session.execute(
+                select(Credential)
+                .where(Credential.user_id == principal.user_id)
+                .order_by(Credential.created_at, Credential.id)
+            )
+            .scalars()
+            .all()
+        )
         infos = [_info(c, services) for c in rows]
     if only_valid:
         infos = [i for i in infos if i.key_enabled and i.cert_status == "valid"]
     return infos
 
 
-def credential_info(services: Services, principal: Principal, credential_id: Any
-                    ) -> CredentialInfo:
+def credential_info(services: Services, principal: Principal, credential_id: Any) -> CredentialInfo:
     with services.database.transaction(read_only=True) as session:
         return _info(own_credential(session, principal, credential_id), services)
 
@@ -136,11 +157,13 @@ _CREDENTIALS = cast(Table, Credential.__table__)
 _CREDENTIAL_BY_ID = select(_CREDENTIALS).where(_CREDENTIALS.c.id == bindparam("credential_id"))
 # The signing hot path: the token's state and the credential in one round trip.
 _CREDENTIAL_AND_TOKEN = with_token_state(
-    _CREDENTIALS, _CREDENTIALS.c.id == bindparam("credential_id"))
+    _CREDENTIALS, _CREDENTIALS.c.id == bindparam("credential_id")
+)
 
 
-def signing_credential(session: Any, hsm: Any, caller: Principal | Claimed,
-                       credential_id: Any) -> Any:
+def signing_credential(
+    session: Any, hsm: Any, caller: Principal | Claimed, credential_id: Any
+) -> Any:
     """The caller's usable credential, its record sealed by the SAM, read with one Core query
     (the signing hot path): a row with the Credential columns. A `Claimed` caller's token is
     checked against the database in the same query."""
@@ -149,8 +172,10 @@ def signing_credential(session: Any, hsm: Any, caller: Principal | Claimed,
     conn = session.connection()
     if isinstance(caller, Claimed):
         principal = caller.principal
-        credential = conn.execute(_CREDENTIAL_AND_TOKEN, {
-            "credential_id": credential_id, "digest": token_digest(caller.token)}).first()
+        credential = conn.execute(
+            _CREDENTIAL_AND_TOKEN,
+            {"credential_id": credential_id, "digest": token_digest(caller.token)},
+        ).first()
         check_token_state(token_state_of(credential), principal.user_id)
         if credential is not None and credential.id is None:
             credential = None
@@ -168,19 +193,29 @@ def ensure_usable(credential: Credential) -> None:
     if credential.status == "revoked":
         raise InvalidRequest("The credential is revoked", error="invalid_request")
     if credential.status == "pending":
-        raise InvalidRequest("The credential is not activated yet: its owner activates it "
-                             "with the code sent to her")
+        raise InvalidRequest(
+            "The credential is not activated yet: its owner activates it with the code sent to her"
+        )
     if credential.status != "active":
         raise InvalidRequest("The credential is disabled", error="invalid_request")
     if credential.locked:
-        raise AccessDenied("The credential is locked after too many failed tries; "
-                           "ask an administrator to unlock it")
+        raise AccessDenied(
+            "The credential is locked after too many failed tries; "
+            "ask an administrator to unlock it"
+        )
 
 
-def send_otp(services: Services, principal: Principal, credential_id: Any, *,
-             hashes: Sequence[str] = (), hash_oid: str | None = None,
-             num_signatures: int | None = None, description: str | None = None,
-             labels: Sequence[str] = ()) -> None:
+def send_otp(
+    services: Services,
+    principal: Principal,
+    credential_id: Any,
+    *,
+    hashes: Sequence[str] = (),
+    hash_oid: str | None = None,
+    num_signatures: int | None = None,
+    description: str | None = None,
+    labels: Sequence[str] = (),
+) -> None:
     """E-mail a one-time code for the credential, bound to the authorization request to come
     when the client names it (its hashes or numSignatures, and its hashAlgorithmOID,
     description and document labels: a Signet extension); without them (v1 clients), bound to
@@ -191,13 +226,18 @@ def send_otp(services: Services, principal: Principal, credential_id: Any, *,
     check_hash_lengths(hashes, hash_oid)
     request = None
     if hashes or num_signatures is not None:
-        request = signing_request(hashes=hashes, hash_oid=hash_oid,
-                                  num_signatures=(len(hashes) if num_signatures is None
-                                                  else num_signatures),
-                                  description=description, labels=labels)
+        request = signing_request(
+            hashes=hashes,
+            hash_oid=hash_oid,
+            num_signatures=(len(hashes) if num_signatures is None else num_signatures),
+            description=description,
+            labels=labels,
+        )
     elif hash_oid or description or labels:
-        raise InvalidRequest("Missing parameter hashes: a code bound to a request needs its "
-                             "hashes (or numSignatures)")
+        raise InvalidRequest(
+            "Missing parameter hashes: a code bound to a request needs its "
+            "hashes (or numSignatures)"
+        )
     with services.database.transaction() as session:
         credential = own_credential(session, principal, credential_id)
         check_credential(services.hsm, credential)
@@ -214,26 +254,54 @@ def send_otp(services: Services, principal: Principal, credential_id: Any, *,
         email = otp_address(credential, user)
         if not email:
             raise InvalidRequest("No e-mail address is registered for OTP delivery")
-        code, _ = new_otp(session, credential, sam,
-                          binding=request.binding() if request is not None else None,
-                          verifier=code_verifier(services.hsm))
+        code, _ = new_otp(
+            session,
+            credential,
+            sam,
+            binding=request.binding() if request is not None else None,
+            verifier=code_verifier(services.hsm),
+        )
     subject, text = otp_message(
-        name=user.display_name, credential_id=credential.id, code=code,
-        lifetime=sam.otp_lifetime_seconds, request=request,
-        hash_name=hash_name_of(request.hash_algorithm) if request else None)
+        name=user.display_name,
+        credential_id=credential.id,
+        code=code,
+        lifetime=sam.otp_lifetime_seconds,
+        request=request,
+        hash_name=hash_name_of(request.hash_algorithm) if request else None,
+    )
     try:
         send_email(services.settings.notify, email, subject, text)
     except DeliveryError as exc:
         with services.database.transaction() as session:
-            append_event(session, "otp.delivery_failed", actor=principal.username,
-                         subject=credential.id, outcome="failure", reason=str(exc))
+            append_event(
+                session,
+                "otp.delivery_failed",
+                actor=principal.username,
+                subject=credential.id,
+                outcome="failure",
+                reason=str(exc),
+            )
         raise ServiceUnavailable(f"The OTP could not be delivered: {exc}") from exc
-    bound: dict[str, Any] = ({"fingerprint": request.fingerprint(),
-                              "labels": list(request.labels),
-                              "num_signatures": request.num_signatures} if request else {})
+    bound: dict[str, Any] = (
+        {
+            "fingerprint": request.fingerprint(),
+            "labels": list(request.labels),
+            "num_signatures": request.num_signatures,
+        }
+        if request
+        else {}
+    )
     with services.database.transaction() as session:
-        append_event(session, "otp.sent", actor=principal.username, subject=credential.id,
-                     channel="email", to=email, bound=request is not None, **bound)
+        append_event(
+            session,
+            "otp.sent",
+            actor=principal.username,
+            subject=credential.id,
+            channel="email",
+            to=email,
+            bound=request is not None,
+            **bound,
+        )
 
 
 def authorize(
@@ -256,16 +324,23 @@ def authorize(
     if hash_oid is not None and hash_oid not in HASH_BY_OID:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
     check_hash_lengths(hashes, hash_oid)
-    request = signing_request(hashes=hashes, hash_oid=hash_oid, num_signatures=num_signatures,
-                              description=description, labels=labels)
+    request = signing_request(
+        hashes=hashes,
+        hash_oid=hash_oid,
+        num_signatures=num_signatures,
+        description=description,
+        labels=labels,
+    )
     failure = None
     with services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
         _check_count(num_signatures, credential, services)
         if credential.scal == "2":
             if not hashes:
-                raise InvalidRequest("Missing parameter hashes: this credential is SCAL2 and "
-                                     "its SAD must be bound to the hashes to sign")
+                raise InvalidRequest(
+                    "Missing parameter hashes: this credential is SCAL2 and "
+                    "its SAD must be bound to the hashes to sign"
+                )
             if len(hashes) > num_signatures:
                 raise InvalidRequest("Invalid parameter numSignatures: fewer than the hashes")
         if credential.activation == "otp" and not otp:
@@ -278,26 +353,49 @@ def authorize(
         ensure_usable(credential)
         if credential.activation == "otp":
             assert otp
-            result = verify_otp(session, credential, otp, sam, principal.username,
-                                binding=request.binding(), verifier=code_verifier(services.hsm))
+            result = verify_otp(
+                session,
+                credential,
+                otp,
+                sam,
+                principal.username,
+                binding=request.binding(),
+                verifier=code_verifier(services.hsm),
+            )
         else:
             assert pin
             matches = pin_matches(services.hsm, credential.pin_hash, credential.id, pin)
             result = verify_pin(session, credential, matches, sam, principal.username)
         if result.ok:
-            return issue_sad(session, services.hsm, user_id=principal.user_id,
-                             username=principal.username, credential=credential, hashes=hashes,
-                             hash_oid=hash_oid, count=num_signatures,
-                             lifetime_seconds=sam.sad_lifetime_seconds)
+            return issue_sad(
+                session,
+                services.hsm,
+                user_id=principal.user_id,
+                username=principal.username,
+                credential=credential,
+                hashes=hashes,
+                hash_oid=hash_oid,
+                count=num_signatures,
+                lifetime_seconds=sam.sad_lifetime_seconds,
+            )
         failure = result
     # The failed try is committed (counted, audited) before the client hears of it.
-    raise SignetError(failure.description, error=failure.error,
-                      status=403 if failure.error == "access_denied" else 400)
+    raise SignetError(
+        failure.description,
+        error=failure.error,
+        status=403 if failure.error == "access_denied" else 400,
+    )
 
 
-def extend_transaction(services: Services, principal: Principal, *, credential_id: Any,
-                       sad: Any, hashes: Sequence[str] = (),
-                       hash_oid: str | None = None) -> tuple[str, int]:
+def extend_transaction(
+    services: Services,
+    principal: Principal,
+    *,
+    credential_id: Any,
+    sad: Any,
+    hashes: Sequence[str] = (),
+    hash_oid: str | None = None,
+) -> tuple[str, int]:
     """A new SAD for what is left of one: at SCAL2, bound to the hashes sent with it."""
     if not isinstance(sad, str) or not sad:
         raise InvalidRequest("Missing (or invalid type) string parameter SAD")
@@ -305,10 +403,17 @@ def extend_transaction(services: Services, principal: Principal, *, credential_i
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
     with services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
-        return extend_sad(session, services.hsm, sad=sad, user_id=principal.user_id,
-                          username=principal.username, credential=credential,
-                          lifetime_seconds=services.settings.sam.sad_lifetime_seconds,
-                          hashes=hashes, hash_oid=hash_oid)
+        return extend_sad(
+            session,
+            services.hsm,
+            sad=sad,
+            user_id=principal.user_id,
+            username=principal.username,
+            credential=credential,
+            lifetime_seconds=services.settings.sam.sad_lifetime_seconds,
+            hashes=hashes,
+            hash_oid=hash_oid,
+        )
 
 
 def _pss_parameters(params_b64: str | None, hash_name: str | None) -> tuple[str, int]:
@@ -318,8 +423,9 @@ def _pss_parameters(params_b64: str | None, hash_name: str | None) -> tuple[str,
         params = algos.RSASSAPSSParams.load(base64.b64decode(params_b64, validate=True))
         params.native  # noqa: B018 - forces a full parse, so bad DER fails here
     except (ValueError, TypeError):
-        raise InvalidRequest("Invalid parameter signAlgoParams: not DER "
-                             "RSASSA-PSS-params") from None
+        raise InvalidRequest(
+            "Invalid parameter signAlgoParams: not DER RSASSA-PSS-params"
+        ) from None
     digest = params["hash_algorithm"]["algorithm"].native
     mgf = params["mask_gen_algorithm"]
     mgf_hash = mgf["parameters"]["algorithm"].native
@@ -328,8 +434,9 @@ def _pss_parameters(params_b64: str | None, hash_name: str | None) -> tuple[str,
     if mgf["algorithm"].native != "mgf1" or mgf_hash != digest:
         raise InvalidRequest("Invalid parameter signAlgoParams: MGF1 with the same hash only")
     if hash_name and hash_name != digest:
-        raise InvalidRequest("Invalid parameter signAlgoParams: its hash differs from "
-                             "hashAlgorithmOID")
+        raise InvalidRequest(
+            "Invalid parameter signAlgoParams: its hash differs from hashAlgorithmOID"
+        )
     if params["trailer_field"].native not in ("trailer_field_bc", 1):
         raise InvalidRequest("Invalid parameter signAlgoParams: trailerField must be 1")
     return digest, int(params["salt_length"].native)
@@ -350,8 +457,9 @@ def check_hash_lengths(hashes: Sequence[str], hash_oid: str | None) -> None:
         if all(size != algorithm.length for algorithm in offered):
             expected = " or ".join(f"{a.length} for {a.name}" for a in offered)
             wanted = "hashAlgorithmOID wants" if hash_oid else "the hashes offered want"
-            raise InvalidRequest(f"Invalid hash value {value[:60]!r}: {size} bytes, where "
-                                 f"{wanted} {expected}")
+            raise InvalidRequest(
+                f"Invalid hash value {value[:60]!r}: {size} bytes, where {wanted} {expected}"
+            )
 
 
 def check_algorithm_names(sign_algo: Any, hash_oid: Any) -> None:
@@ -363,31 +471,37 @@ def check_algorithm_names(sign_algo: Any, hash_oid: Any) -> None:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
 
 
-def resolve_algorithm(credential: Credential, sign_algo: str, hash_oid: str | None,
-                      sign_algo_params: str | None) -> tuple[str, str, int | None]:
+def resolve_algorithm(
+    credential: Credential, sign_algo: str, hash_oid: str | None, sign_algo_params: str | None
+) -> tuple[str, str, int | None]:
     """(hash name, scheme, PSS salt length) for a signAlgo on this credential's key."""
     check_algorithm_names(sign_algo, hash_oid)
     algorithm = SIGNATURE_ALGORITHMS[sign_algo]
     scheme, implied = algorithm.scheme, algorithm.hash
     if algorithm.key_type != credential.key_type:
-        raise InvalidRequest("Invalid parameter signAlgo: it does not fit the "
-                             f"credential's {credential.key_type.upper()} key")
+        raise InvalidRequest(
+            "Invalid parameter signAlgo: it does not fit the "
+            f"credential's {credential.key_type.upper()} key"
+        )
     requested = hash_name_of(hash_oid)
     salt = None
     if scheme == "pss":
         hash_name, salt = _pss_parameters(sign_algo_params, requested)
         max_salt = (credential.key_size + 7) // 8 - HASHES[hash_name].length - 2
         if not 0 <= salt <= max_salt:
-            raise InvalidRequest(f"Invalid parameter signAlgoParams: salt length {salt} "
-                                 f"outside 0..{max_salt}")
+            raise InvalidRequest(
+                f"Invalid parameter signAlgoParams: salt length {salt} outside 0..{max_salt}"
+            )
     elif implied:
         if requested and requested != implied:
-            raise InvalidRequest("Invalid parameter hashAlgorithmOID: it differs from the "
-                                 "hash of signAlgo")
+            raise InvalidRequest(
+                "Invalid parameter hashAlgorithmOID: it differs from the hash of signAlgo"
+            )
         hash_name = implied
     else:
         if not requested:
-            raise InvalidRequest(f"Missing parameter hashAlgorithmOID: signAlgo {sign_algo} "
-                                 "needs it")
+            raise InvalidRequest(
+                f"Missing parameter hashAlgorithmOID: signAlgo {sign_algo} needs it"
+            )
         hash_name = requested
     return hash_name, scheme, salt

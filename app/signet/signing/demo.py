@@ -39,13 +39,14 @@ def activation_code_in_maildir(maildir: str, address: str, credential_id: str) -
         if match and credential_id in text:
             found.append((message.get_date(), match.group(1)))
     if not found:
-        raise InvalidRequest(f"no activation mail for credential {credential_id} to {address} "
-                             f"in the Maildir {maildir}")
+        raise InvalidRequest(
+            f"no activation mail for credential {credential_id} to {address} "
+            f"in the Maildir {maildir}"
+        )
     return max(found)[1]
 
 
-def _activate_as_owner(services: Services, username: str, credential_id: str,
-                       address: str) -> None:
+def _activate_as_owner(services: Services, username: str, credential_id: str, address: str) -> None:
     """What the demo user does: read the mail, log in, activate (the endpoint's use case)."""
     code = activation_code_in_maildir(services.settings.notify.maildir, address, credential_id)
     token = login(services, username, demo_password(username), "signet-init").access_token
@@ -60,16 +61,24 @@ def ensure_demo_users(services: Services) -> list[str]:
     """Create and activate whatever of the demo users and credentials is missing; return what
     was made."""
     if services.settings.notify.email_backend != "maildir":
-        raise InvalidRequest("--demo activates the demo credentials by reading their activation "
-                             "mail from the Maildir, but notify.email_backend is "
-                             f"{services.settings.notify.email_backend!r}; set it to \"maildir\" "
-                             "or create and activate users yourself")
+        raise InvalidRequest(
+            "--demo activates the demo credentials by reading their activation "
+            "mail from the Maildir, but notify.email_backend is "
+            f'{services.settings.notify.email_backend!r}; set it to "maildir" '
+            "or create and activate users yourself"
+        )
     made: list[str] = []
     existing = {u.username for u in list_users(services)}
     for username, (display_name, email, _) in DEMO_USERS.items():
         if username not in existing:
-            add_user(services, username, password=demo_password(username),
-                     display_name=display_name, email=email, actor="signet-init")
+            add_user(
+                services,
+                username,
+                password=demo_password(username),
+                display_name=display_name,
+                email=email,
+                actor="signet-init",
+            )
             made.append(f"created user {username}")
         views = list_credentials(services, username)
         have = {c.key for c in views if c.status == "active"}
@@ -81,11 +90,13 @@ def ensure_demo_users(services: Services) -> list[str]:
                 credential_id = pending.credential_id
                 address = send_activation(services, credential_id, actor="signet-init").to
             else:
-                view = create_credential(services, username, key=key, actor="signet-init",
-                                         description=f"demo {key}")
+                view = create_credential(
+                    services, username, key=key, actor="signet-init", description=f"demo {key}"
+                )
                 credential_id, address = view.credential_id, view.activation_sent_to or ""
                 made.append(f"created credential {credential_id} ({username}, {key})")
             _activate_as_owner(services, username, credential_id, address)
-            made.append(f"activated {credential_id} as {username} would, with the code "
-                        "mailed to her")
+            made.append(
+                f"activated {credential_id} as {username} would, with the code mailed to her"
+            )
     return made

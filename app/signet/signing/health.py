@@ -21,7 +21,10 @@ def check_health(services: Services) -> dict[str, Any]:
     try:
         checks["hsm"] = {"status": "ok", **services.hsm.check()}
     except BackendError as exc:  # the HSM's HsmError
-        checks["hsm"] = {"status": "down", "token": services.hsm.settings.token_label,
-                         "reason": str(exc)}
+        checks["hsm"] = {
+            "status": "down",
+            "token": services.hsm.settings.token_label,
+            "reason": str(exc),
+        }
     down = [name for name, check in checks.items() if check["status"] != "ok"]
     return {"status": "down" if down else "ok", "down": down, "checks": checks}

@@ -49,8 +49,9 @@ def _moment(unix: int) -> datetime:
     return datetime.fromtimestamp(unix, UTC)
 
 
-def login(services: Services, username: str, password: str, source: str, *,
-          remember_me: bool = False) -> Login:
+def login(
+    services: Services, username: str, password: str, source: str, *, remember_me: bool = False
+) -> Login:
     """A password login, throttled per user name and per client address (`source`) on the
     counts all nodes share; the tokens are minted by the SAM. With `remember_me`, a refresh
     token begins a family that lives web.refresh_token_lifetime_seconds (none if 0)."""
@@ -60,36 +61,60 @@ def login(services: Services, username: str, password: str, source: str, *,
     if wait is not None:
         with services.database.transaction() as session:
             audit_refusal(session, username=username, source=source, retry_after=wait)
-        raise TooManyRequests(f"Too many failed logins for this user or from this address; "
-                              f"try again in {wait} s", retry_after=wait)
+        raise TooManyRequests(
+            f"Too many failed logins for this user or from this address; try again in {wait} s",
+            retry_after=wait,
+        )
     web = services.settings.web
     lifetime = web.access_token_lifetime_seconds
     result = None
     with services.database.transaction() as session:
         user = check_password(session, username, password, source=source)
         if user is not None:
-            token, claims = mint_token(services.hsm, user_id=user.id, username=user.username,
-                                       methods="pwd", loa="low", lifetime=lifetime)
-            record_login(session, token, user_id=user.id, username=user.username,
-                         methods=claims.methods, loa=claims.loa,
-                         expires_at=_moment(claims.expires_at), source=source)
+            token, claims = mint_token(
+                services.hsm,
+                user_id=user.id,
+                username=user.username,
+                methods="pwd",
+                loa="low",
+                lifetime=lifetime,
+            )
+            record_login(
+                session,
+                token,
+                user_id=user.id,
+                username=user.username,
+                methods=claims.methods,
+                loa=claims.loa,
+                expires_at=_moment(claims.expires_at),
+                source=source,
+            )
             refresh = None
             if remember_me and web.refresh_token_lifetime_seconds:
                 refresh, family = mint_refresh_token(
-                    services.hsm, user_id=user.id, username=user.username,
-                    methods=claims.methods, loa=claims.loa, family=None,
-                    expires_at=int(time.time()) + web.refresh_token_lifetime_seconds)
-                record_refresh_token(session, refresh, user_id=user.id, family=family.family,
-                                     access_token=token, expires_at=_moment(family.expires_at))
+                    services.hsm,
+                    user_id=user.id,
+                    username=user.username,
+                    methods=claims.methods,
+                    loa=claims.loa,
+                    family=None,
+                    expires_at=int(time.time()) + web.refresh_token_lifetime_seconds,
+                )
+                record_refresh_token(
+                    session,
+                    refresh,
+                    user_id=user.id,
+                    family=family.family,
+                    access_token=token,
+                    expires_at=_moment(family.expires_at),
+                )
             result = Login(token, lifetime, refresh)
-        settle_login(session, keys, limits, ok=result is not None, username=username,
-                     source=source)
+        settle_login(session, keys, limits, ok=result is not None, username=username, source=source)
     if prune_due():
         with services.database.transaction() as session:
             prune_stale(session, limits)
     if result is None:
-        raise SignetError("Invalid username or password", error="authentication_error",
-                          status=401)
+        raise SignetError("Invalid username or password", error="authentication_error", status=401)
     return result
 
 
@@ -100,41 +125,79 @@ def refresh(services: Services, refresh_token: str, source: str) -> Login:
     claims = open_refresh_token(services.hsm, refresh_token)
     left = claims.expires_at - int(time.time())
     if left <= 0:
-        raise InvalidRequest("Invalid parameter refresh_token: expired; log in with the "
-                             "password")
+        raise InvalidRequest("Invalid parameter refresh_token: expired; log in with the password")
     result = reason = None
     with services.database.transaction() as session:
         reason = spend_refresh_token(session, refresh_token, user_id=claims.user_id)
         if reason is None:
-            result = _renew(services, session, claims, min(
-                left, services.settings.web.access_token_lifetime_seconds), source)
+            result = _renew(
+                services,
+                session,
+                claims,
+                min(left, services.settings.web.access_token_lifetime_seconds),
+                source,
+            )
         else:
-            family = (revoke_refresh_family(session, refresh_token, user_id=claims.user_id)
-                      if reason == "replayed" else None)
-            append_event(session, "login.failed", actor=claims.username,
-                         subject=claims.username, outcome="failure", method="refresh_token",
-                         reason=f"refresh token {reason}", source=source,
-                         **({"revoked_family": family} if family else {}))
+            family = (
+                revoke_refresh_family(session, refresh_token, user_id=claims.user_id)
+                if reason == "replayed"
+                else None
+            )
+            append_event(
+                session,
+                "login.failed",
+                actor=claims.username,
+                subject=claims.username,
+                outcome="failure",
+                method="refresh_token",
+                reason=f"refresh token {reason}",
+                source=source,
+                **({"revoked_family": family} if family else {}),
+            )
     if result is None:  # the refusal (and a replay's revocation) is committed first
-        raise InvalidRequest(f"Invalid parameter refresh_token: {reason}; log in with the "
-                             "password")
+        raise InvalidRequest(f"Invalid parameter refresh_token: {reason}; log in with the password")
     return result
 
 
-def _renew(services: Services, session: Session, claims: RefreshClaims, lifetime: int,
-           source: str) -> Login:
-    token, access = mint_token(services.hsm, user_id=claims.user_id, username=claims.username,
-                               methods=claims.methods, loa=claims.loa, lifetime=lifetime)
-    record_login(session, token, user_id=claims.user_id,
-                 username=claims.username, methods=access.methods, loa=access.loa,
-                 expires_at=_moment(access.expires_at), source=source, method="refresh_token")
-    following, _ = mint_refresh_token(services.hsm, user_id=claims.user_id,
-                                      username=claims.username, methods=claims.methods,
-                                      loa=claims.loa, family=claims.family,
-                                      expires_at=claims.expires_at)
-    record_refresh_token(session, following,
-                         user_id=claims.user_id, family=claims.family, access_token=token,
-                         expires_at=_moment(claims.expires_at))
+def _renew(
+    services: Services, session: Session, claims: RefreshClaims, lifetime: int, source: str
+) -> Login:
+    token, access = mint_token(
+        services.hsm,
+        user_id=claims.user_id,
+        username=claims.username,
+        methods=claims.methods,
+        loa=claims.loa,
+        lifetime=lifetime,
+    )
+    record_login(
+        session,
+        token,
+        user_id=claims.user_id,
+        username=claims.username,
+        methods=access.methods,
+        loa=access.loa,
+        expires_at=_moment(access.expires_at),
+        source=source,
+        method="refresh_token",
+    )
+    following, _ = mint_refresh_token(
+        services.hsm,
+        user_id=claims.user_id,
+        username=claims.username,
+        methods=claims.methods,
+        loa=claims.loa,
+        family=claims.family,
+        expires_at=claims.expires_at,
+    )
+    record_refresh_token(
+        session,
+        following,
+        user_id=claims.user_id,
+        family=claims.family,
+        access_token=token,
+        expires_at=_moment(claims.expires_at),
+    )
     return Login(token, lifetime, following)
 
 
@@ -150,14 +213,18 @@ def claimed(services: Services, token: str) -> Claimed:
             forged = token_row_exists(conn, token)
         if forged:
             with services.database.transaction() as session:
-                append_event(session, "integrity.violation", actor="-", subject="access_tokens",
-                             outcome="failure", reason="an access token row the SAM did not "
-                             "mint was presented")
+                append_event(
+                    session,
+                    "integrity.violation",
+                    actor="-",
+                    subject="access_tokens",
+                    outcome="failure",
+                    reason="an access token row the SAM did not mint was presented",
+                )
         raise
     if claims.expires_at <= time.time():
         raise InvalidToken("The access token has expired")
-    return Claimed(Principal(claims.user_id, claims.username, claims.methods, claims.loa),
-                   token)
+    return Claimed(Principal(claims.user_id, claims.username, claims.methods, claims.loa), token)
 
 
 def authenticate(services: Services, token: str) -> Principal:
@@ -168,8 +235,9 @@ def authenticate(services: Services, token: str) -> Principal:
         return resolve_token(conn, caller)
 
 
-def logout(services: Services, principal: Principal, token: str,
-           hint: str = "access_token") -> None:
+def logout(
+    services: Services, principal: Principal, token: str, hint: str = "access_token"
+) -> None:
     """Revoke one of the caller's tokens: an access token, or a refresh token's family."""
     with services.database.transaction() as session:
         revoke_token(session, principal, token, hint=hint)

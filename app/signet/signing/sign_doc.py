@@ -130,8 +130,11 @@ def _document_size(document: bytes | DocumentFile) -> int:
 def _document_digest(document: bytes | DocumentFile, hash_name: str) -> bytes:
     if isinstance(document, DocumentFile):
         state = document.hash_states.get(hash_name)
-        return (state().digest() if state is not None
-                else compute_document_digest(document.stream, hash_name))
+        return (
+            state().digest()
+            if state is not None
+            else compute_document_digest(document.stream, hash_name)
+        )
     return compute_document_digest(document, hash_name)
 
 
@@ -140,17 +143,24 @@ def services_config(services: Services) -> ServicesConfig:
     tsa = None
     if settings.tsa_url:
         tsa = TsaConfig(
-            url=settings.tsa_url, username=settings.tsa_username,
-            password=_read(settings.tsa_password_file), timeout=settings.tsa_timeout_seconds,
-            bearer_token=_read(settings.tsa_bearer_token_file), retries=settings.tsa_retries)
+            url=settings.tsa_url,
+            username=settings.tsa_username,
+            password=_read(settings.tsa_password_file),
+            timeout=settings.tsa_timeout_seconds,
+            bearer_token=_read(settings.tsa_bearer_token_file),
+            retries=settings.tsa_retries,
+        )
     roots = [Path(path).read_bytes() for path in settings.trust_roots]
     return ServicesConfig(
         tsa=tsa,
-        revocation=RevocationConfig(ocsp_timeout=settings.ocsp_timeout_seconds,
-                                    crl_timeout=settings.crl_timeout_seconds,
-                                    retries=settings.revocation_retries,
-                                    grace=settings.revocation_grace_seconds),
-        trust_roots=tuple(roots))  # type: ignore[arg-type]
+        revocation=RevocationConfig(
+            ocsp_timeout=settings.ocsp_timeout_seconds,
+            crl_timeout=settings.crl_timeout_seconds,
+            retries=settings.revocation_retries,
+            grace=settings.revocation_grace_seconds,
+        ),
+        trust_roots=tuple(roots),
+    )  # type: ignore[arg-type]
 
 
 def _read(path: str | None) -> str | None:
@@ -169,20 +179,28 @@ def _check_job(job: DocumentJob, offered: list[str]) -> tuple[str, str, Level]:
         fmt, packaging = normalise_format(job.format, job.packaging)
         level = parse_level(job.level)
     except FormatError as exc:
-        raise InvalidRequest(f"Invalid parameter signature_format, conformance_level or "
-                             f"signed_envelope_property: {exc}") from exc
+        raise InvalidRequest(
+            f"Invalid parameter signature_format, conformance_level or "
+            f"signed_envelope_property: {exc}"
+        ) from exc
     if f"Ades-{level.value}" not in offered:
-        raise InvalidRequest(f"Invalid parameter conformance_level: {level.value} is not "
-                             f"offered here (offered: {', '.join(offered)})")
+        raise InvalidRequest(
+            f"Invalid parameter conformance_level: {level.value} is not "
+            f"offered here (offered: {', '.join(offered)})"
+        )
     if job.digest is not None and (fmt, packaging) != ("cades", "detached"):
-        raise InvalidRequest("documentDigests can be signed as CAdES detached (signature_format "
-                             "C) only; send the documents themselves for PAdES, XAdES or JAdES")
+        raise InvalidRequest(
+            "documentDigests can be signed as CAdES detached (signature_format "
+            "C) only; send the documents themselves for PAdES, XAdES or JAdES"
+        )
     if (fmt, packaging) in NAMED:
         if not job.document_name:
-            raise InvalidRequest(f"Missing parameter {DOCUMENT_NAME}: a detached {fmt} "
-                                 "signature references its document by file name; give it in "
-                                 f"{DOCUMENT_NAME} (or as the multipart/form-data document "
-                                 "part's filename)")
+            raise InvalidRequest(
+                f"Missing parameter {DOCUMENT_NAME}: a detached {fmt} "
+                "signature references its document by file name; give it in "
+                f"{DOCUMENT_NAME} (or as the multipart/form-data document "
+                "part's filename)"
+            )
         try:
             document_uri(job.document_name)
         except FormatError as exc:
@@ -193,13 +211,22 @@ def _check_job(job: DocumentJob, offered: list[str]) -> tuple[str, str, Level]:
 def _check_appendable(checked: list[tuple[str, str, Level]], jobs: list[DocumentJob]) -> None:
     for (fmt, packaging, _), job in zip(checked, jobs, strict=True):
         if job.document is not None and fmt != "pades" and (fmt, packaging) not in DETACHED:
-            raise InvalidRequest(f"Invalid parameter {APPENDED}: only PAdES signs by appending "
-                                 f"to the document, not {fmt} {packaging}")
+            raise InvalidRequest(
+                f"Invalid parameter {APPENDED}: only PAdES signs by appending "
+                f"to the document, not {fmt} {packaging}"
+            )
 
 
-def sign_documents(services: Services, principal: Principal, *, credential_id: Any, sad: Any,
-                   jobs: list[DocumentJob], spool_dir: str | None = None,
-                   appended: bool = False) -> list[SignedOutput]:
+def sign_documents(
+    services: Services,
+    principal: Principal,
+    *,
+    credential_id: Any,
+    sad: Any,
+    jobs: list[DocumentJob],
+    spool_dir: str | None = None,
+    appended: bool = False,
+) -> list[SignedOutput]:
     """Sign every job. The caller closes the outputs returned (temporary files in
     ``spool_dir``, default $TMPDIR, or small ones in memory); on an error, those already
     written are deleted. ``appended``: the caller will send back only what signing appended
@@ -217,39 +244,52 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
     checked = [_check_job(job, offered) for job in jobs]
     if appended:
         _check_appendable(checked, jobs)
-    with refusals_recorded(services, principal, credential_id), \
-            services.database.transaction(read_only=True) as session:
+    with (
+        refusals_recorded(services, principal, credential_id),
+        services.database.transaction(read_only=True) as session,
+    ):
         credential = signing_credential(session, services.hsm, principal, credential_id)
-        algorithms = [resolve_algorithm(credential, job.sign_algo, job.hash_oid,
-                                        job.sign_algo_params) for job in jobs]
-        certs = [asn1_x509.Certificate.load(der) for der in session.execute(
-            select(Certificate.der).where(Certificate.credential_id == credential.id)
-            .order_by(Certificate.position)).scalars()]
+        algorithms = [
+            resolve_algorithm(credential, job.sign_algo, job.hash_oid, job.sign_algo_params)
+            for job in jobs
+        ]
+        certs = [
+            asn1_x509.Certificate.load(der)
+            for der in session.execute(
+                select(Certificate.der)
+                .where(Certificate.credential_id == credential.id)
+                .order_by(Certificate.position)
+            ).scalars()
+        ]
         # The SAD is bound to the document digests, in the hash algorithm it was authorized
         # with: checked now, before any document is hashed.
-        binding = sad_binding(services.hsm, sad, user_id=principal.user_id,
-                              credential=credential)
+        binding = sad_binding(services.hsm, sad, user_id=principal.user_id, credential=credential)
     for (hash_name, scheme, salt), _ in zip(algorithms, jobs, strict=True):
         if scheme == "pss" and salt != HASHES[hash_name].length:
-            raise InvalidRequest("Invalid parameter signAlgoParams: signDoc makes RSASSA-PSS "
-                                 f"with a salt as long as the hash ({HASHES[hash_name].length})")
+            raise InvalidRequest(
+                "Invalid parameter signAlgoParams: signDoc makes RSASSA-PSS "
+                f"with a salt as long as the hash ({HASHES[hash_name].length})"
+            )
     sad_oid = binding.hash_oid or HASHES["sha256"].oid
     doc_hash = HASH_BY_OID[sad_oid].name
     digests: list[bytes] = []
     for job in jobs:
         if job.document is not None:
             if _document_size(job.document) > limit:
-                raise PayloadTooLarge(f"document larger than {limit // 2**20} MiB "
-                                      "(formats.max_document_mb)")
+                raise PayloadTooLarge(
+                    f"document larger than {limit // 2**20} MiB (formats.max_document_mb)"
+                )
             digests.append(_document_digest(job.document, doc_hash))
         else:
             assert job.digest is not None
             if job.hash_oid and job.hash_oid != sad_oid:
-                raise InvalidRequest("The hash algorithm differs from the one the SAD was "
-                                     "authorized for")
+                raise InvalidRequest(
+                    "The hash algorithm differs from the one the SAD was authorized for"
+                )
             if len(job.digest) != HASHES[doc_hash].length:
-                raise InvalidRequest(f"Invalid documentDigests hash: {doc_hash} has "
-                                     f"{HASHES[doc_hash].length} bytes")
+                raise InvalidRequest(
+                    f"Invalid documentDigests hash: {doc_hash} has {HASHES[doc_hash].length} bytes"
+                )
             digests.append(job.digest)
     config = services_config(services)
     if config.tsa is not None and any(level.at_least(Level.B_T) for _, _, level in checked):
@@ -259,13 +299,23 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                 check_tsa(config.tsa)
             except ServiceError as exc:
                 raise ServiceUnavailable(
-                    f"{exc}; nothing was signed and the SAD was not spent") from exc
-    with refusals_recorded(services, principal, credential_id), \
-            services.database.transaction() as session:
+                    f"{exc}; nothing was signed and the SAD was not spent"
+                ) from exc
+    with (
+        refusals_recorded(services, principal, credential_id),
+        services.database.transaction() as session,
+    ):
         credential = signing_credential(session, services.hsm, principal, credential_id)
-        permit = open_permit(session, services.hsm, sad=sad, user_id=principal.user_id,
-                             credential=credential, hash_oid=sad_oid, digests=digests,
-                             exact=False)
+        permit = open_permit(
+            session,
+            services.hsm,
+            sad=sad,
+            user_id=principal.user_id,
+            credential=credential,
+            hash_oid=sad_oid,
+            digests=digests,
+            exact=False,
+        )
     records: list[Event] = []
     failure: str | None = None
     outputs: list[SignedOutput] = []
@@ -273,40 +323,62 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
     kept = 0  # bytes of outputs held in memory
     try:
         for job, (fmt, packaging, level), (hash_name, scheme, _), digest in zip(
-                jobs, checked, algorithms, digests, strict=True):
-            key = RemoteKey(certificate=certs[0], chain=tuple(certs[1:]),
-                            sign_digest=permit.sign)
+            jobs, checked, algorithms, digests, strict=True
+        ):
+            key = RemoteKey(certificate=certs[0], chain=tuple(certs[1:]), sign_digest=permit.sign)
             document = job.document
             # A PAdES document file given up is signed in place: one pass over it less.
-            give_up = (document.give_up if fmt == "pades" and isinstance(document, DocumentFile)
-                       else None)
+            give_up = (
+                document.give_up if fmt == "pades" and isinstance(document, DocumentFile) else None
+            )
             # Another one less if the hash taken while it was spooled goes on into the signature's.
             resume = None
             if give_up is not None:
                 assert isinstance(document, DocumentFile)
                 state = document.hash_states.get(hash_name)
                 resume = (state(), document.size) if state is not None else None
-            out = (give_up() if give_up is not None
-                   else tempfile.TemporaryFile(dir=spool_dir))  # noqa: SIM115 caller closes
+            out = give_up() if give_up is not None else tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 caller closes
             files.append(out)
             try:
                 if job.digest is not None:
-                    asyncio.run(async_sign_cades(b"", out, level=level, key=key,
-                                                 services=config, hash_algorithm=hash_name,
-                                                 scheme=scheme, document_digest=digest))
+                    asyncio.run(
+                        async_sign_cades(
+                            b"",
+                            out,
+                            level=level,
+                            key=key,
+                            services=config,
+                            hash_algorithm=hash_name,
+                            scheme=scheme,
+                            document_digest=digest,
+                        )
+                    )
                 else:
                     assert document is not None
-                    source: IO[bytes] | bytes = out if give_up is not None else (
-                        document.stream if isinstance(document, DocumentFile) else document)
-                    sign_document(source, out, format=fmt, level=level, key=key,
-                                  packaging=packaging, services=config,
-                                  hash_algorithm=hash_name, scheme=scheme,
-                                  resume_digest=resume, document_name=job.document_name)
+                    source: IO[bytes] | bytes = (
+                        out
+                        if give_up is not None
+                        else (document.stream if isinstance(document, DocumentFile) else document)
+                    )
+                    sign_document(
+                        source,
+                        out,
+                        format=fmt,
+                        level=level,
+                        key=key,
+                        packaging=packaging,
+                        services=config,
+                        hash_algorithm=hash_name,
+                        scheme=scheme,
+                        resume_digest=resume,
+                        document_name=job.document_name,
+                    )
             except ServiceError as exc:
                 raise ServiceUnavailable(f"{exc}") from exc
             except FormatError as exc:
-                raise InvalidRequest(f"The document cannot be signed as {fmt} "
-                                     f"{packaging}: {exc}") from exc
+                raise InvalidRequest(
+                    f"The document cannot be signed as {fmt} {packaging}: {exc}"
+                ) from exc
             out.flush()
             size = out.seek(0, io.SEEK_END)
             if give_up is None and size <= SMALL_OUTPUT and kept + size <= SMALL_OUTPUTS_KEPT:
@@ -316,15 +388,27 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
                 data = out.read()
                 out.close()
                 out, kept = io.BytesIO(data), kept + size
-            unchanged = (_document_size(document) if fmt == "pades" and document is not None
-                         else 0)
-            outputs.append(SignedOutput((fmt, packaging) in DETACHED or job.digest is not None,
-                                        out, size, unchanged))
-            records.append(Event("signature.created", principal.username, credential_id,
-                                 details={"format": fmt, "packaging": packaging,
-                                          "level": level.value, "algorithm": job.sign_algo,
-                                          "document_digest": base64.b64encode(digest).decode(),
-                                          "hash_algorithm": sad_oid}))
+            unchanged = _document_size(document) if fmt == "pades" and document is not None else 0
+            outputs.append(
+                SignedOutput(
+                    (fmt, packaging) in DETACHED or job.digest is not None, out, size, unchanged
+                )
+            )
+            records.append(
+                Event(
+                    "signature.created",
+                    principal.username,
+                    credential_id,
+                    details={
+                        "format": fmt,
+                        "packaging": packaging,
+                        "level": level.value,
+                        "algorithm": job.sign_algo,
+                        "document_digest": base64.b64encode(digest).decode(),
+                        "hash_algorithm": sad_oid,
+                    },
+                )
+            )
     except BaseException as exc:
         failure = str(exc) or exc.__class__.__name__
         for file in files:
@@ -337,16 +421,23 @@ def sign_documents(services: Services, principal: Principal, *, credential_id: A
             refunded = refund(session, permit)
             trail = [spent_event(principal, credential_id, permit.used), *records]
             if refunded:
-                trail.append(Event("sad.refunded", principal.username, credential_id,
-                                   details={"count": refunded}))
+                trail.append(
+                    Event(
+                        "sad.refunded",
+                        principal.username,
+                        credential_id,
+                        details={"count": refunded},
+                    )
+                )
             if failure is not None:
                 trail.append(failed_event(principal, credential_id, failure))
             append_events(session, trail)
     return outputs
 
 
-def timestamp(services: Services, principal: Principal, *, hash_b64: Any, hash_oid: Any,
-              nonce: Any) -> bytes:
+def timestamp(
+    services: Services, principal: Principal, *, hash_b64: Any, hash_oid: Any, nonce: Any
+) -> bytes:
     """An RFC 3161 token from the configured TSA over the client's hash."""
     if not isinstance(hash_b64, str) or not hash_b64:
         raise InvalidRequest("Missing (or invalid type) string parameter hash")
@@ -364,8 +455,7 @@ def timestamp(services: Services, principal: Principal, *, hash_b64: Any, hash_o
             raise InvalidRequest("Invalid parameter nonce: expected a hexadecimal number") from None
     config = services_config(services).tsa
     if config is None:
-        raise MethodNotImplemented("No time-stamping service is configured here "
-                                   "(formats.tsa_url)")
+        raise MethodNotImplemented("No time-stamping service is configured here (formats.tsa_url)")
     try:
         token = timestamp_token(config, digest, HASH_BY_OID[hash_oid].name, value)
     except ServiceError as exc:
@@ -373,7 +463,13 @@ def timestamp(services: Services, principal: Principal, *, hash_b64: Any, hash_o
     except FormatError as exc:
         raise InvalidRequest(f"Invalid parameter hash: {exc}") from exc
     with services.database.transaction() as session:
-        append_event(session, "timestamp.issued", actor=principal.username,
-                     subject=principal.username, hash=hash_b64, hash_algorithm=hash_oid,
-                     digest=hashlib.sha256(token).hexdigest())
+        append_event(
+            session,
+            "timestamp.issued",
+            actor=principal.username,
+            subject=principal.username,
+            hash=hash_b64,
+            hash_algorithm=hash_oid,
+            digest=hashlib.sha256(token).hexdigest(),
+        )
     return token

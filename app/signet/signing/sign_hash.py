@@ -34,8 +34,9 @@ from signet.signing.csc import (
 
 
 @contextmanager
-def refusals_recorded(services: Services, principal: Principal, credential_id: Any
-                      ) -> Iterator[None]:
+def refusals_recorded(
+    services: Services, principal: Principal, credential_id: Any
+) -> Iterator[None]:
     """Record a refused spend (`sad.rejected`, or the event the refusal names, such as
     `integrity.violation`) in a transaction of its own once the spending one has rolled
     back (SQLite's writers cannot nest). A token found revoked is no refused spend."""
@@ -46,8 +47,18 @@ def refusals_recorded(services: Services, principal: Principal, credential_id: A
     except SignetError as exc:
         event = getattr(exc, "event", "sad.rejected")
         with services.database.transaction() as session:
-            append_events(session, [Event(event, principal.username, str(credential_id)[:256],
-                                          "failure", {"reason": exc.description})])
+            append_events(
+                session,
+                [
+                    Event(
+                        event,
+                        principal.username,
+                        str(credential_id)[:256],
+                        "failure",
+                        {"reason": exc.description},
+                    )
+                ],
+            )
         raise
 
 
@@ -56,8 +67,9 @@ def spent_event(principal: Principal, credential_id: str, count: int) -> Event:
 
 
 def failed_event(principal: Principal, credential_id: str, reason: str) -> Event:
-    return Event("signature.failed", principal.username, credential_id, "failure",
-                 {"reason": reason})
+    return Event(
+        "signature.failed", principal.username, credential_id, "failure", {"reason": reason}
+    )
 
 
 def _digests(hashes: Any, hash_name: str | None) -> list[bytes]:
@@ -68,8 +80,10 @@ def _digests(hashes: Any, hash_name: str | None) -> list[bytes]:
         expected = hashlib.new(hash_name).digest_size
         for value, digest in zip(hashes, digests, strict=True):
             if len(digest) != expected:
-                raise InvalidRequest(f"Invalid hash {value[:60]!r}: a {hash_name} hash has "
-                                     f"{expected} bytes, this one {len(digest)}")
+                raise InvalidRequest(
+                    f"Invalid hash {value[:60]!r}: a {hash_name} hash has "
+                    f"{expected} bytes, this one {len(digest)}"
+                )
     return digests
 
 
@@ -85,35 +99,75 @@ class _Prepared:
     created: Event
 
 
-def _prepare(services: Services, session: Any, caller: Claimed, *, credential_id: Any,
-             sad: str, hashes: Sequence[str], hash_oid: str | None, sign_algo: str,
-             sign_algo_params: str | None) -> _Prepared:
+def _prepare(
+    services: Services,
+    session: Any,
+    caller: Claimed,
+    *,
+    credential_id: Any,
+    sad: str,
+    hashes: Sequence[str],
+    hash_oid: str | None,
+    sign_algo: str,
+    sign_algo_params: str | None,
+) -> _Prepared:
     """Check the token and the credential (one query), the algorithm, then let `sam` verify
     and spend the SAD."""
     principal = caller.principal
     credential = signing_credential(session, services.hsm, caller, credential_id)
-    hash_name, scheme, salt = resolve_algorithm(credential, sign_algo, hash_oid,
-                                                sign_algo_params)
+    hash_name, scheme, salt = resolve_algorithm(credential, sign_algo, hash_oid, sign_algo_params)
     digests = _digests(hashes, hash_name)
     oid = HASHES[hash_name].oid
-    permit = open_permit(session, services.hsm, sad=sad, user_id=principal.user_id,
-                         credential=credential, hash_oid=oid, digests=digests, exact=True)
+    permit = open_permit(
+        session,
+        services.hsm,
+        sad=sad,
+        user_id=principal.user_id,
+        credential=credential,
+        hash_oid=oid,
+        digests=digests,
+        exact=True,
+    )
     return _Prepared(
-        credential.id, permit, digests, hash_name, scheme, salt,
+        credential.id,
+        permit,
+        digests,
+        hash_name,
+        scheme,
+        salt,
         spent_event(principal, credential.id, len(digests)),
-        Event("signature.created", principal.username, credential.id, details={
-            "algorithm": sign_algo, "hash_algorithm": oid, "scheme": scheme,
-            "hashes": [base64.b64encode(d).decode() for d in digests]}))
+        Event(
+            "signature.created",
+            principal.username,
+            credential.id,
+            details={
+                "algorithm": sign_algo,
+                "hash_algorithm": oid,
+                "scheme": scheme,
+                "hashes": [base64.b64encode(d).decode() for d in digests],
+            },
+        ),
+    )
 
 
 def _sign(prepared: _Prepared) -> list[bytes]:
-    return [prepared.permit.sign(d, prepared.hash_name, prepared.scheme, prepared.salt)
-            for d in prepared.digests]
+    return [
+        prepared.permit.sign(d, prepared.hash_name, prepared.scheme, prepared.salt)
+        for d in prepared.digests
+    ]
 
 
-def sign_hash(services: Services, caller: Claimed, *, credential_id: Any, sad: Any,
-              hashes: Any, hash_oid: str | None, sign_algo: str,
-              sign_algo_params: str | None) -> list[bytes]:
+def sign_hash(
+    services: Services,
+    caller: Claimed,
+    *,
+    credential_id: Any,
+    sad: Any,
+    hashes: Any,
+    hash_oid: str | None,
+    sign_algo: str,
+    sign_algo_params: str | None,
+) -> list[bytes]:
     """Sign each hash, in request order, with the credential's key, under the SAD, for a
     caller whose token the SAM has verified (the database's word on it is read with the
     credential)."""
@@ -125,26 +179,36 @@ def sign_hash(services: Services, caller: Claimed, *, credential_id: Any, sad: A
     prepared: _Prepared | None = None
 
     def prepare(session: Any) -> _Prepared:
-        return _prepare(services, session, caller, credential_id=credential_id, sad=sad,
-                        hashes=hashes, hash_oid=hash_oid, sign_algo=sign_algo,
-                        sign_algo_params=sign_algo_params)
+        return _prepare(
+            services,
+            session,
+            caller,
+            credential_id=credential_id,
+            sad=sad,
+            hashes=hashes,
+            hash_oid=hash_oid,
+            sign_algo=sign_algo,
+            sign_algo_params=sign_algo_params,
+        )
 
     if database.locks_rows:
         try:
-            with refusals_recorded(services, principal, credential_id), \
-                    database.transaction() as session:
+            with (
+                refusals_recorded(services, principal, credential_id),
+                database.transaction() as session,
+            ):
                 prepared = prepare(session)
                 signatures = _sign(prepared)
                 append_events(session, [prepared.spent, prepared.created])
         except HsmError as exc:
             if prepared is not None:  # the spend was rolled back with the rest
                 with database.transaction() as session:
-                    append_events(session, [failed_event(principal, prepared.credential_id,
-                                                         str(exc))])
+                    append_events(
+                        session, [failed_event(principal, prepared.credential_id, str(exc))]
+                    )
             raise
         return signatures
-    with refusals_recorded(services, principal, credential_id), \
-            database.transaction() as session:
+    with refusals_recorded(services, principal, credential_id), database.transaction() as session:
         prepared = prepare(session)
     try:
         signatures = _sign(prepared)

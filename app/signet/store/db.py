@@ -133,8 +133,10 @@ class Database:
             with queue, session.begin():
                 yield session
         except (OperationalError, InterfaceError) as exc:
-            raise StoreError(f"database unavailable: {exc.__class__.__name__}: "
-                             f"{str(exc.orig or exc).splitlines()[0]}") from exc
+            raise StoreError(
+                f"database unavailable: {exc.__class__.__name__}: "
+                f"{str(exc.orig or exc).splitlines()[0]}"
+            ) from exc
         finally:
             _read_only.reset(marker)
             session.close()
@@ -159,18 +161,24 @@ class Database:
             with self.engine.connect() as conn:
                 yield conn.execution_options(isolation_level="AUTOCOMMIT")
         except (OperationalError, InterfaceError) as exc:
-            raise StoreError(f"database unavailable: {exc.__class__.__name__}: "
-                             f"{str(exc.orig or exc).splitlines()[0]}") from exc
+            raise StoreError(
+                f"database unavailable: {exc.__class__.__name__}: "
+                f"{str(exc.orig or exc).splitlines()[0]}"
+            ) from exc
 
     def ping(self) -> None:
         self._after_fork()
         try:
             with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1" if self.engine.dialect.name != "oracle" else
-                                  "SELECT 1 FROM DUAL"))
+                conn.execute(
+                    text(
+                        "SELECT 1" if self.engine.dialect.name != "oracle" else "SELECT 1 FROM DUAL"
+                    )
+                )
         except SQLAlchemyError as exc:
-            raise StoreError(f"database unreachable: {exc.__class__.__name__}: "
-                             f"{str(exc).splitlines()[0]}") from exc
+            raise StoreError(
+                f"database unreachable: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+            ) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,6 +1,6 @@
 """Print the full schema DDL for one engine, generated from the migrations (Alembic offline).
 
-    python -m signet.store.ddl postgresql|oracle|mssql|sqlite > db/<engine>/schema.sql"""
+python -m signet.store.ddl postgresql|oracle|mssql|sqlite > db/<engine>/schema.sql"""
 
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ def schema_sql(engine: str) -> str:
     command.upgrade(cfg, "head", sql=True)
     # Drop the "Running upgrade" noise that carries nothing but the revision ids.
     text = re.sub(r"(?m)^-- Running upgrade.*\n", "", buffer.getvalue())
-    header = (f"-- Signet schema for {engine}, generated from the Alembic migrations by\n"
-              f"-- `make ddl` (python -m signet.store.ddl {engine}). Do not edit by hand.\n\n")
+    header = (
+        f"-- Signet schema for {engine}, generated from the Alembic migrations by\n"
+        f"-- `make ddl` (python -m signet.store.ddl {engine}). Do not edit by hand.\n\n"
+    )
     return header + text
 
 

@@ -198,8 +198,9 @@ class OtpChallenge(Base):
     credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
     # authorize (a signature) | activation (of the credential itself)
-    purpose: Mapped[str] = mapped_column(String(16), default="authorize",
-                                         server_default="authorize")
+    purpose: Mapped[str] = mapped_column(
+        String(16), default="authorize", server_default="authorize"
+    )
     # What the code was issued for (the authorization request it approves), as JSON.
     binding: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -212,8 +213,9 @@ class AuditRecord(Base):
 
     __tablename__ = "audit_records"
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                     autoincrement=False)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
     at: Mapped[str] = mapped_column(String(40))  # ISO 8601 UTC, as hashed
     event: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(128))

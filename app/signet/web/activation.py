@@ -14,12 +14,15 @@ REQUEST_SCHEMA = {
     "required": ["credentialID", "activationCode"],
     "properties": {
         "credentialID": {"type": "string"},
-        "activationCode": {"type": "string",
-                           "description": "the code e-mailed to the owner (case, spaces and "
-                                          "dashes ignored)"},
-        "PIN": {"type": "string",
-                "description": "PIN credentials only: the PIN the owner chooses, 6 to 16 "
-                               "digits, not the same digit throughout"},
+        "activationCode": {
+            "type": "string",
+            "description": "the code e-mailed to the owner (case, spaces and dashes ignored)",
+        },
+        "PIN": {
+            "type": "string",
+            "description": "PIN credentials only: the PIN the owner chooses, 6 to 16 "
+            "digits, not the same digit throughout",
+        },
     },
 }
 
@@ -27,11 +30,16 @@ REQUEST_SCHEMA = {
 @authenticated
 def activate_view() -> ResponseReturnValue:
     data = body()
-    activation = usecase.activate(services(), principal(), string(data, "credentialID"),
-                                  string(data, "activationCode"),
-                                  string(data, "PIN", required=False))
-    return jsonify({"credentialID": data["credentialID"], "status": "active",
-                    "activation": activation})
+    activation = usecase.activate(
+        services(),
+        principal(),
+        string(data, "credentialID"),
+        string(data, "activationCode"),
+        string(data, "PIN", required=False),
+    )
+    return jsonify(
+        {"credentialID": data["credentialID"], "status": "active", "activation": activation}
+    )
 
 
 v2.add_url_rule("/credentials/activate", "activate", activate_view, methods=["POST"])
@@ -42,10 +50,17 @@ def describe_activate() -> None:
     from signet.web.openapi import describe
 
     for version, title in (("v2", "CSC v2.0.0.2"), ("v1", "CSC v1.0.4")):
-        describe(f"/csc/{version}/credentials/activate", "post",
-                 f"{title} (Signet extension): the owner activates her pending credential with "
-                 "the code e-mailed to her, and for a PIN credential chooses her PIN "
-                 "(docs/csc.md)", tag=title, request_schema=REQUEST_SCHEMA,
-                 responses={"401": "no or invalid access token",
-                            "403": "the credential is locked (too many wrong codes)",
-                            "409": "the credential is already active"})
+        describe(
+            f"/csc/{version}/credentials/activate",
+            "post",
+            f"{title} (Signet extension): the owner activates her pending credential with "
+            "the code e-mailed to her, and for a PIN credential chooses her PIN "
+            "(docs/csc.md)",
+            tag=title,
+            request_schema=REQUEST_SCHEMA,
+            responses={
+                "401": "no or invalid access token",
+                "403": "the credential is locked (too many wrong codes)",
+                "409": "the credential is already active",
+            },
+        )

@@ -26,16 +26,26 @@ from signet.web import multipart, spool
 from signet.web.jsonbody import check_complete, parse_json_object
 from signet.web.openapi import describe
 
-V1_METHODS = ["info", "auth/login", "auth/revoke", "credentials/list", "credentials/info",
-              "credentials/authorize", "credentials/extendTransaction", "credentials/sendOTP",
-              "signatures/signHash"]
+V1_METHODS = [
+    "info",
+    "auth/login",
+    "auth/revoke",
+    "credentials/list",
+    "credentials/info",
+    "credentials/authorize",
+    "credentials/extendTransaction",
+    "credentials/sendOTP",
+    "signatures/signHash",
+]
 V2_METHODS = [*V1_METHODS, "signatures/signDoc"]
 TIMESTAMP = "signatures/timestamp"  # offered when a TSA is configured (formats.tsa_url)
 # Methods the specification names that Signet does not offer: 501 with a CSC error, as the
 # specification answers a method an RSSP does not implement (the OAuth 2.0 ones live outside
 # /csc/v2; none is served).
-NOT_OFFERED = {"v1": [], "v2": ["credentials/authorizeCheck", "credentials/getChallenge",
-                                "signatures/signPolling"]}
+NOT_OFFERED = {
+    "v1": [],
+    "v2": ["credentials/authorizeCheck", "credentials/getChallenge", "signatures/signPolling"],
+}
 B64_CHUNK = 3 * 256 * 1024  # signDoc answers are base64-encoded this many bytes at a time
 
 
@@ -77,8 +87,7 @@ def hash_list(data: dict[str, Any], name: str, *, required: bool) -> list[str]:
     value = data.get(name)
     if value is None and not required:
         return []
-    if (not isinstance(value, list) or not value
-            or not all(isinstance(v, str) and v for v in value)):
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
         raise InvalidRequest(f"Missing (or invalid type) array parameter {name}")
     return value
 
@@ -97,8 +106,7 @@ def page(data: dict[str, Any], items: list[Any]) -> tuple[list[Any], str | None]
     """credentials/list pagination: at most `maxResults` items from where `pageToken` (a
     token this service gave as `nextPageToken`) says, and the token for the rest, if any."""
     limit = data.get("maxResults")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                              or limit < 1):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidRequest("Invalid parameter maxResults: a positive integer is expected")
     token = data.get("pageToken")
     start = 0
@@ -112,8 +120,9 @@ def page(data: dict[str, Any], items: list[Any]) -> tuple[list[Any], str | None]
             raise InvalidRequest("Invalid parameter pageToken")
         start = int(found[1])
     end = len(items) if limit is None else min(start + limit, len(items))
-    following = (base64.urlsafe_b64encode(f"after:{end}".encode()).decode()
-                 if end < len(items) else None)
+    following = (
+        base64.urlsafe_b64encode(f"after:{end}".encode()).decode() if end < len(items) else None
+    )
     return items[start:end], following
 
 
@@ -121,8 +130,9 @@ def bearer() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise InvalidToken("Missing or invalid Authorization header: a Bearer access token "
-                           "is required")
+        raise InvalidToken(
+            "Missing or invalid Authorization header: a Bearer access token is required"
+        )
     return token.strip()
 
 
@@ -140,6 +150,7 @@ def authenticated(view: Callable[..., ResponseReturnValue]) -> Callable[..., Res
 def claimed(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
     """`authenticated` for signHash: the token's claims verified here, its database state
     read by the signing transaction with the credential (one round trip less)."""
+
     def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
         g.caller = sessions.claimed(services(), bearer())
         return view(*args, **kwargs)
@@ -171,8 +182,9 @@ def offered_methods(version: str) -> list[str]:
 
 def not_offered(method: str) -> Callable[[], ResponseReturnValue]:
     def view() -> ResponseReturnValue:
-        raise MethodNotImplemented(f"{method} is not implemented by this service; info lists "
-                                   "the methods it offers")
+        raise MethodNotImplemented(
+            f"{method} is not implemented by this service; info lists the methods it offers"
+        )
 
     return view
 
@@ -181,24 +193,35 @@ def info_view(version: str) -> ResponseReturnValue:
     body()
     settings = services().settings.web
     algos = sorted(SIGNATURE_ALGORITHMS)
-    return jsonify({
-        "specs": "2.0.0.2" if version == "v2" else "1.0.4.0",
-        "name": settings.name,
-        "logo": (settings.base_url or request.host_url.rstrip("/")) + "/docs",
-        "region": settings.region,
-        "lang": settings.lang,
-        "description": "Signet remote signing service",
-        "authType": ["basic"],
-        "methods": offered_methods(version),
-        **({"signAlgorithms": {"algos": algos},
-            "signature_formats": {
-                "formats": ["C", "X", "P", "J"],
-                "envelope_properties": [["Detached", "Attached"],
-                                        ["Enveloped", "Enveloping", "Detached"],
-                                        ["Enveloped"], ["Attached", "Detached"]]},
-            "conformance_levels": sign_doc.offered_levels(services())}
-           if version == "v2" else {}),
-    })
+    return jsonify(
+        {
+            "specs": "2.0.0.2" if version == "v2" else "1.0.4.0",
+            "name": settings.name,
+            "logo": (settings.base_url or request.host_url.rstrip("/")) + "/docs",
+            "region": settings.region,
+            "lang": settings.lang,
+            "description": "Signet remote signing service",
+            "authType": ["basic"],
+            "methods": offered_methods(version),
+            **(
+                {
+                    "signAlgorithms": {"algos": algos},
+                    "signature_formats": {
+                        "formats": ["C", "X", "P", "J"],
+                        "envelope_properties": [
+                            ["Detached", "Attached"],
+                            ["Enveloped", "Enveloping", "Detached"],
+                            ["Enveloped"],
+                            ["Attached", "Detached"],
+                        ],
+                    },
+                    "conformance_levels": sign_doc.offered_levels(services()),
+                }
+                if version == "v2"
+                else {}
+            ),
+        }
+    )
 
 
 def labels(data: dict[str, Any]) -> list[str]:
@@ -215,11 +238,15 @@ def send_otp_view() -> ResponseReturnValue:
     v1_api = request.blueprint == "csc_v1"
     count = data.get("numSignatures")
     usecases.send_otp(
-        services(), principal(), string(data, "credentialID"),
+        services(),
+        principal(),
+        string(data, "credentialID"),
         hashes=hash_list(data, "hash" if v1_api else "hashes", required=False),
         hash_oid=None if v1_api else string(data, "hashAlgorithmOID", required=False),
         num_signatures=None if count is None else integer(data, "numSignatures"),
-        description=string(data, "description", required=False), labels=labels(data))
+        description=string(data, "description", required=False),
+        labels=labels(data),
+    )
     return Response(status=204)
 
 
@@ -235,29 +262,54 @@ def cert_block(info: usecases.CredentialInfo, which: str, cert_info: bool) -> di
     if which != "none":
         block["certificates"] = certificates_of(info, which)
     if cert_info:
-        block.update(issuerDN=info.issuer, serialNumber=info.serial, subjectDN=info.subject,
-                     validFrom=generalized(info.valid_from), validTo=generalized(info.valid_to))
+        block.update(
+            issuerDN=info.issuer,
+            serialNumber=info.serial,
+            subjectDN=info.subject,
+            validFrom=generalized(info.valid_from),
+            validTo=generalized(info.valid_to),
+        )
     return block
 
 
 def key_block(info: usecases.CredentialInfo) -> dict[str, Any]:
-    key: dict[str, Any] = {"status": "enabled" if info.key_enabled else "disabled",
-                           "algo": info.algorithms, "len": info.key_size}
+    key: dict[str, Any] = {
+        "status": "enabled" if info.key_enabled else "disabled",
+        "algo": info.algorithms,
+        "len": info.key_size,
+    }
     if info.curve:
         key["curve"] = CURVES[info.curve].oid
     return key
 
 
-def info_v2(info: usecases.CredentialInfo, which: str, cert_info: bool, auth_info: bool
-            ) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": info.description or "", "key": key_block(info),
-                           "cert": cert_block(info, which, cert_info)}
+def info_v2(
+    info: usecases.CredentialInfo, which: str, cert_info: bool, auth_info: bool
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "description": info.description or "",
+        "key": key_block(info),
+        "cert": cert_block(info, which, cert_info),
+    }
     if auth_info:
-        factor = ({"type": "Password", "id": "PIN", "format": "N", "label": "PIN",
-                   "description": "The credential's PIN"} if info.activation == "pin" else
-                  {"type": "OTP", "id": "OTP", "format": "N", "label": "OTP",
-                   "generator": "email", "description": "One-time code sent by e-mail "
-                                                        "(credentials/sendOTP)"})
+        factor = (
+            {
+                "type": "Password",
+                "id": "PIN",
+                "format": "N",
+                "label": "PIN",
+                "description": "The credential's PIN",
+            }
+            if info.activation == "pin"
+            else {
+                "type": "OTP",
+                "id": "OTP",
+                "format": "N",
+                "label": "OTP",
+                "generator": "email",
+                "description": "One-time code sent by e-mail (credentials/sendOTP)",
+            }
+        )
         out["auth"] = {"mode": "explicit", "expression": factor["id"], "objects": [factor]}
     # The specification's tables name the field SCAL (docs/csc.md)
     out.update(SCAL=info.scal, multisign=info.multisign, lang=services().settings.web.lang)
@@ -272,8 +324,14 @@ def info_v1(info: usecases.CredentialInfo, which: str, cert_info: bool) -> dict[
         "cert": cert_block(info, which, cert_info),
         "authMode": "explicit",
         "PIN": {"presence": "true" if pin else "false", "format": "N", "label": "PIN"},
-        "OTP": {"presence": "false" if pin else "true", "type": "online", "ID": "email",
-                "provider": "Signet", "format": "N", "label": "OTP"},
+        "OTP": {
+            "presence": "false" if pin else "true",
+            "type": "online",
+            "ID": "email",
+            "provider": "Signet",
+            "format": "N",
+            "label": "OTP",
+        },
         "SCAL": info.scal,
         "multisign": info.multisign,
         "lang": services().settings.web.lang,
@@ -301,15 +359,23 @@ def v2_list() -> ResponseReturnValue:
     cert_info = boolean(data, "certInfo", False)
     auth_info = boolean(data, "authInfo", False)
     only_valid = boolean(data, "onlyValid", False)
-    infos, following = page(data, usecases.list_credentials(
-        services(), principal(), only_valid=only_valid,
-        user_id=string(data, "userID", required=False)))
+    infos, following = page(
+        data,
+        usecases.list_credentials(
+            services(),
+            principal(),
+            only_valid=only_valid,
+            user_id=string(data, "userID", required=False),
+        ),
+    )
     out: dict[str, Any] = {"credentialIDs": [i.credential_id for i in infos]}
     if following:
         out["nextPageToken"] = following
     if with_info:
-        out["credentialInfos"] = [{"credentialID": i.credential_id,
-                                   **info_v2(i, which, cert_info, auth_info)} for i in infos]
+        out["credentialInfos"] = [
+            {"credentialID": i.credential_id, **info_v2(i, which, cert_info, auth_info)}
+            for i in infos
+        ]
     if only_valid:
         out["onlyValid"] = True
     return jsonify(out)
@@ -332,9 +398,12 @@ def _auth_data(data: dict[str, Any]) -> dict[str, str]:
         raise InvalidRequest("Invalid type for array parameter authData")
     values: dict[str, str] = {}
     for item in items:
-        if (not isinstance(item, dict) or not isinstance(item.get("id"), str)
-                or not isinstance(item.get("value"), str)):
-            raise InvalidRequest("Invalid parameter authData: items are {\"id\", \"value\"}")
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("id"), str)
+            or not isinstance(item.get("value"), str)
+        ):
+            raise InvalidRequest('Invalid parameter authData: items are {"id", "value"}')
         values[item["id"]] = item["value"]
     return values
 
@@ -345,12 +414,17 @@ def v2_authorize() -> ResponseReturnValue:
     data = body()
     factors = _auth_data(data)
     sad, expires = usecases.authorize(
-        services(), principal(), credential_id=string(data, "credentialID"),
+        services(),
+        principal(),
+        credential_id=string(data, "credentialID"),
         num_signatures=integer(data, "numSignatures"),
         hashes=hash_list(data, "hashes", required=False),
         hash_oid=string(data, "hashAlgorithmOID", required=False),
-        pin=factors.get("PIN"), otp=factors.get("OTP"),
-        description=string(data, "description", required=False), labels=labels(data))
+        pin=factors.get("PIN"),
+        otp=factors.get("OTP"),
+        description=string(data, "description", required=False),
+        labels=labels(data),
+    )
     return jsonify({"SAD": sad, "expiresIn": expires})
 
 
@@ -359,9 +433,13 @@ def v2_authorize() -> ResponseReturnValue:
 def v2_extend() -> ResponseReturnValue:
     data = body()
     sad, expires = usecases.extend_transaction(
-        services(), principal(), credential_id=string(data, "credentialID"),
-        sad=string(data, "SAD"), hashes=hash_list(data, "hashes", required=False),
-        hash_oid=string(data, "hashAlgorithmOID", required=False))
+        services(),
+        principal(),
+        credential_id=string(data, "credentialID"),
+        sad=string(data, "SAD"),
+        hashes=hash_list(data, "hashes", required=False),
+        hash_oid=string(data, "hashAlgorithmOID", required=False),
+    )
     return jsonify({"SAD": sad, "expiresIn": expires})
 
 
@@ -371,26 +449,31 @@ def v2_sign_hash() -> ResponseReturnValue:
     data = body()
     mode = choice(data, "operationMode", ("S", "A"), "S")
     if mode == "A":
-        raise InvalidRequest("Invalid parameter operationMode: only synchronous (S) signing "
-                             "is offered")
+        raise InvalidRequest(
+            "Invalid parameter operationMode: only synchronous (S) signing is offered"
+        )
     signatures = sign_hash.sign_hash(
-        services(), g.caller, credential_id=string(data, "credentialID"),
-        sad=string(data, "SAD"), hashes=hash_list(data, "hashes", required=True),
+        services(),
+        g.caller,
+        credential_id=string(data, "credentialID"),
+        sad=string(data, "SAD"),
+        hashes=hash_list(data, "hashes", required=True),
         hash_oid=string(data, "hashAlgorithmOID", required=False),
         sign_algo=string(data, "signAlgo") or "",
-        sign_algo_params=string(data, "signAlgoParams", required=False))
+        sign_algo_params=string(data, "signAlgoParams", required=False),
+    )
     return jsonify({"signatures": [b64(s) for s in signatures]})
 
 
-def _document(entry: dict[str, Any], spooled: spool.SpooledJson
-              ) -> bytes | sign_doc.DocumentFile:
+def _document(entry: dict[str, Any], spooled: spool.SpooledJson) -> bytes | sign_doc.DocumentFile:
     document = string(entry, "document") or ""
     long = spooled.spooled(document)
     if long is not None:
         if not long.valid:
             raise InvalidRequest("Invalid parameter document: not base64")
-        return sign_doc.DocumentFile(long.file, long.size, give_up=long.give_up,
-                                     hash_states={"sha256": long.hash_state})
+        return sign_doc.DocumentFile(
+            long.file, long.size, give_up=long.give_up, hash_states={"sha256": long.hash_state}
+        )
     try:
         return base64.b64decode(document, validate=True)
     except ValueError:
@@ -416,9 +499,13 @@ def _jobs(data: dict[str, Any], spooled: spool.SpooledJson) -> list[sign_doc.Doc
                 "sign_algo_params": string(entry, "signAlgoParams", required=False),
             }
             if name == "documents":
-                jobs.append(sign_doc.DocumentJob(
-                    **common, document=_document(entry, spooled),
-                    document_name=string(entry, sign_doc.DOCUMENT_NAME, required=False)))
+                jobs.append(
+                    sign_doc.DocumentJob(
+                        **common,
+                        document=_document(entry, spooled),
+                        document_name=string(entry, sign_doc.DOCUMENT_NAME, required=False),
+                    )
+                )
             else:
                 oid = string(entry, "hashAlgorithmOID")
                 for value in hash_list(entry, "hashes", required=True):
@@ -447,8 +534,9 @@ def _spooled_body() -> spool.SpooledJson:
             raise InvalidRequest("The request body must be a JSON object")
         misplaced = spooled.misplaced(spooled.value, ("documents", "document"))
         if misplaced:
-            raise InvalidRequest(f"Invalid parameter {misplaced}: longer than "
-                                 f"{spool.SPOOL_THRESHOLD // 1024} KiB")
+            raise InvalidRequest(
+                f"Invalid parameter {misplaced}: longer than {spool.SPOOL_THRESHOLD // 1024} KiB"
+            )
     except BaseException:
         spooled.close()
         raise
@@ -464,11 +552,15 @@ def _answer_type(jobs: list[sign_doc.DocumentJob], appended: bool) -> str:
     anything is signed, so that a request that cannot be answered spends no SAD."""
     wanted = request.accept_mimetypes.best_match(["application/json", multipart.MIXED, OCTETS])
     if wanted == OCTETS and len(jobs) > 1:
-        raise NotAcceptable(f"Accept: {OCTETS} answers one document a request, not "
-                            f"{len(jobs)}: accept {multipart.MIXED} for several")
+        raise NotAcceptable(
+            f"Accept: {OCTETS} answers one document a request, not "
+            f"{len(jobs)}: accept {multipart.MIXED} for several"
+        )
     if appended and wanted not in (OCTETS, multipart.MIXED):
-        raise NotAcceptable(f"{sign_doc.APPENDED} answers raw bytes, each output with a "
-                            f"{APPENDED_TO} header: accept {OCTETS} or {multipart.MIXED}")
+        raise NotAcceptable(
+            f"{sign_doc.APPENDED} answers raw bytes, each output with a "
+            f"{APPENDED_TO} header: accept {OCTETS} or {multipart.MIXED}"
+        )
     return wanted or "application/json"
 
 
@@ -496,23 +588,29 @@ def _sent(output: sign_doc.SignedOutput, appended: bool) -> _Sent:
     return _Sent(headers, output.file, start, output.size - start)
 
 
-def _answer(outputs: list[sign_doc.SignedOutput], answer_type: str, appended: bool
-            ) -> Response:
+def _answer(outputs: list[sign_doc.SignedOutput], answer_type: str, appended: bool) -> Response:
     if answer_type == OCTETS:
         (sent,) = (_sent(output, appended) for output in outputs)
         sent.file.seek(sent.start)
         # A file wrapper lets gunicorn send the file with sendfile(2), not through Python,
         # from where the file stands; closing it (when the answer is sent) deletes the
         # temporary file.
-        response = Response(wrap_file(request.environ, sent.file, spool.READ_SIZE),
-                            mimetype=OCTETS, direct_passthrough=True)
+        response = Response(
+            wrap_file(request.environ, sent.file, spool.READ_SIZE),
+            mimetype=OCTETS,
+            direct_passthrough=True,
+        )
         response.headers.update(sent.headers)
         response.content_length = sent.size
         return response
     if answer_type != multipart.MIXED:
         return _streamed(outputs)
-    parts = [_sent(output, appended) for detached in (False, True) for output in outputs
-             if output.detached is detached]
+    parts = [
+        _sent(output, appended)
+        for detached in (False, True)
+        for output in outputs
+        if output.detached is detached
+    ]
     for part in parts:
         part.headers["Content-Type"] = OCTETS
     mimetype, length, body = multipart.mixed(parts, read_size=spool.READ_SIZE)
@@ -559,8 +657,9 @@ def _streamed(outputs: list[sign_doc.SignedOutput]) -> Response:
 
     # The server closes the iterable it was given; with direct_passthrough that is this one,
     # not the Response, so Response.call_on_close callbacks would never run.
-    response = Response(ClosingIterator(generate(), close), mimetype="application/json",
-                        direct_passthrough=True)
+    response = Response(
+        ClosingIterator(generate(), close), mimetype="application/json", direct_passthrough=True
+    )
     response.content_length = length
     return response
 
@@ -572,18 +671,25 @@ def v2_sign_doc() -> ResponseReturnValue:
         data = spooled.value
         mode = choice(data, "operationMode", ("S", "A"), "S")
         if mode == "A":
-            raise InvalidRequest("Invalid parameter operationMode: only synchronous (S) signing "
-                                 "is offered")
+            raise InvalidRequest(
+                "Invalid parameter operationMode: only synchronous (S) signing is offered"
+            )
         if data.get("returnValidationInfo") not in (None, False):
-            raise InvalidRequest("Invalid parameter returnValidationInfo: validation info is "
-                                 "embedded in the signatures from B-LT on, not returned apart")
+            raise InvalidRequest(
+                "Invalid parameter returnValidationInfo: validation info is "
+                "embedded in the signatures from B-LT on, not returned apart"
+            )
         jobs = _jobs(data, spooled)
         appended = boolean(data, sign_doc.APPENDED, False)
         answer_type = _answer_type(jobs, appended)
-        outputs = sign_doc.sign_documents(services(), principal(),
-                                          credential_id=string(data, "credentialID"),
-                                          sad=string(data, "SAD"), jobs=jobs,
-                                          appended=appended)
+        outputs = sign_doc.sign_documents(
+            services(),
+            principal(),
+            credential_id=string(data, "credentialID"),
+            sad=string(data, "SAD"),
+            jobs=jobs,
+            appended=appended,
+        )
     try:
         return _answer(outputs, answer_type, appended)
     except BaseException:
@@ -602,9 +708,13 @@ def timestamp_view() -> ResponseReturnValue:
 @authenticated
 def _timestamp(data: dict[str, Any]) -> ResponseReturnValue:
     v1_api = request.blueprint == "csc_v1"
-    token = sign_doc.timestamp(services(), principal(), hash_b64=data.get("hash"),
-                               hash_oid=data.get("hashAlgo" if v1_api else "hashAlgorithmOID"),
-                               nonce=data.get("nonce"))
+    token = sign_doc.timestamp(
+        services(),
+        principal(),
+        hash_b64=data.get("hash"),
+        hash_oid=data.get("hashAlgo" if v1_api else "hashAlgorithmOID"),
+        nonce=data.get("nonce"),
+    )
     return jsonify({"timestamp": b64(token)})
 
 
@@ -624,8 +734,12 @@ v1.add_url_rule("/credentials/sendOTP", "send_otp", send_otp_view, methods=["POS
 @authenticated
 def v1_list() -> ResponseReturnValue:
     data = body()
-    infos, following = page(data, usecases.list_credentials(
-        services(), principal(), user_id=string(data, "userID", required=False)))
+    infos, following = page(
+        data,
+        usecases.list_credentials(
+            services(), principal(), user_id=string(data, "userID", required=False)
+        ),
+    )
     out: dict[str, Any] = {"credentialIDs": [i.credential_id for i in infos]}
     if following:
         out["nextPageToken"] = following
@@ -647,11 +761,17 @@ def v1_credential_info() -> ResponseReturnValue:
 def v1_authorize() -> ResponseReturnValue:
     data = body()
     sad, expires = usecases.authorize(
-        services(), principal(), credential_id=string(data, "credentialID"),
+        services(),
+        principal(),
+        credential_id=string(data, "credentialID"),
         num_signatures=integer(data, "numSignatures"),
-        hashes=hash_list(data, "hash", required=False), hash_oid=None,
-        pin=string(data, "PIN", required=False), otp=string(data, "OTP", required=False),
-        description=string(data, "description", required=False), labels=labels(data))
+        hashes=hash_list(data, "hash", required=False),
+        hash_oid=None,
+        pin=string(data, "PIN", required=False),
+        otp=string(data, "OTP", required=False),
+        description=string(data, "description", required=False),
+        labels=labels(data),
+    )
     return jsonify({"SAD": sad, "expiresIn": expires})
 
 
@@ -660,9 +780,13 @@ def v1_authorize() -> ResponseReturnValue:
 def v1_extend() -> ResponseReturnValue:
     data = body()
     sad, expires = usecases.extend_transaction(
-        services(), principal(), credential_id=string(data, "credentialID"),
-        sad=string(data, "SAD"), hashes=hash_list(data, "hash", required=False),
-        hash_oid=None)
+        services(),
+        principal(),
+        credential_id=string(data, "credentialID"),
+        sad=string(data, "SAD"),
+        hashes=hash_list(data, "hash", required=False),
+        hash_oid=None,
+    )
     return jsonify({"SAD": sad, "expiresIn": expires})
 
 
@@ -671,66 +795,105 @@ def v1_extend() -> ResponseReturnValue:
 def v1_sign_hash() -> ResponseReturnValue:
     data = body()
     signatures = sign_hash.sign_hash(
-        services(), g.caller, credential_id=string(data, "credentialID"),
-        sad=string(data, "SAD"), hashes=hash_list(data, "hash", required=True),
+        services(),
+        g.caller,
+        credential_id=string(data, "credentialID"),
+        sad=string(data, "SAD"),
+        hashes=hash_list(data, "hash", required=True),
         hash_oid=string(data, "hashAlgo", required=False),
         sign_algo=string(data, "signAlgo") or "",
-        sign_algo_params=string(data, "signAlgoParams", required=False))
+        sign_algo_params=string(data, "signAlgoParams", required=False),
+    )
     return jsonify({"signatures": [b64(s) for s in signatures]})
 
 
 for _version, _blueprint in (("v2", v2), ("v1", v1)):
     _blueprint.add_url_rule(f"/{TIMESTAMP}", "timestamp", timestamp_view, methods=["POST"])
     for _method in NOT_OFFERED[_version]:
-        _blueprint.add_url_rule(f"/{_method}", _method.replace("/", "_"),
-                                not_offered(_method), methods=["POST"])
+        _blueprint.add_url_rule(
+            f"/{_method}", _method.replace("/", "_"), not_offered(_method), methods=["POST"]
+        )
 
 
 def _describe_all() -> None:
     for version, title in (("v2", "CSC v2.0.0.2"), ("v1", "CSC v1.0.4")):
         base = f"/csc/{version}"
         describe(f"{base}/info", "post", f"{title}: service information", tag=title, auth=None)
-        describe(f"{base}/auth/login", "post",
-                 f"{title}: HTTP Basic login → access token (and, with rememberMe, a refresh "
-                 "token); or refresh_token → new access and refresh tokens (each refresh "
-                 "token is used once; a replay revokes its family)",
-                 tag=title, auth="basic",
-                 responses={"401": "wrong user name or password",
-                            "400": "malformed Basic credentials, or a refresh token that is "
-                                   "expired, revoked, replayed or not this service's"})
-        describe(f"{base}/auth/revoke", "post",
-                 f"{title}: revoke an access token, or a refresh token with its family "
-                 "(token required; token_type_hint)", tag=title)
-        describe(f"{base}/credentials/list", "post", f"{title}: the caller's credentials",
-                 tag=title)
+        describe(
+            f"{base}/auth/login",
+            "post",
+            f"{title}: HTTP Basic login → access token (and, with rememberMe, a refresh "
+            "token); or refresh_token → new access and refresh tokens (each refresh "
+            "token is used once; a replay revokes its family)",
+            tag=title,
+            auth="basic",
+            responses={
+                "401": "wrong user name or password",
+                "400": "malformed Basic credentials, or a refresh token that is "
+                "expired, revoked, replayed or not this service's",
+            },
+        )
+        describe(
+            f"{base}/auth/revoke",
+            "post",
+            f"{title}: revoke an access token, or a refresh token with its family "
+            "(token required; token_type_hint)",
+            tag=title,
+        )
+        describe(
+            f"{base}/credentials/list", "post", f"{title}: the caller's credentials", tag=title
+        )
         describe(f"{base}/credentials/info", "post", f"{title}: one credential", tag=title)
-        describe(f"{base}/credentials/sendOTP", "post",
-                 f"{title}: send a one-time code by e-mail; with the hashes, numSignatures, "
-                 "description and signet_labels of the authorize call to come (a Signet "
-                 "extension), the code approves that request only (docs/csc.md)", tag=title)
-        describe(f"{base}/credentials/authorize", "post",
-                 f"{title}: second factor → SAD bound to the hashes; an OTP works only for "
-                 "the request it was sent for (hashes, numSignatures, description, "
-                 "signet_labels: docs/csc.md)", tag=title)
-        describe(f"{base}/credentials/extendTransaction", "post",
-                 f"{title}: renew a SAD for the signatures it has left; at SCAL2 bound to the "
-                 "hashes sent with it", tag=title)
-        describe(f"{base}/{TIMESTAMP}", "post",
-                 f"{title}: an RFC 3161 time-stamp token over a hash (only when a TSA is "
-                 "configured; else 501)", tag=title, responses={"501": "no TSA configured"})
-        describe(f"{base}/signatures/signHash", "post", f"{title}: sign hashes with a SAD",
-                 tag=title)
-    describe("/csc/v2/signatures/signDoc", "post",
-             "CSC v2.0.0.2: sign whole documents (PAdES, XAdES, CAdES, JAdES); also as "
-             "multipart/form-data (part request: the JSON, first or last; parts document: the "
-             "raw documents), answered as JSON, multipart/mixed or application/octet-stream "
-             "(one document) after the Accept header; with signet_appended, a PDF's answer is "
-             "only what signing appended (header Signet-Appended-To) (docs/csc.md)",
-             tag="CSC v2.0.0.2",
-             responses={"406": "Accept: application/octet-stream with several documents, or "
-                               "a JSON answer with signet_appended",
-                        "413": "a document over formats.max_document_mb, or a body larger than "
-                               "one such document in base64 and 1 MiB of JSON"})
+        describe(
+            f"{base}/credentials/sendOTP",
+            "post",
+            f"{title}: send a one-time code by e-mail; with the hashes, numSignatures, "
+            "description and signet_labels of the authorize call to come (a Signet "
+            "extension), the code approves that request only (docs/csc.md)",
+            tag=title,
+        )
+        describe(
+            f"{base}/credentials/authorize",
+            "post",
+            f"{title}: second factor → SAD bound to the hashes; an OTP works only for "
+            "the request it was sent for (hashes, numSignatures, description, "
+            "signet_labels: docs/csc.md)",
+            tag=title,
+        )
+        describe(
+            f"{base}/credentials/extendTransaction",
+            "post",
+            f"{title}: renew a SAD for the signatures it has left; at SCAL2 bound to the "
+            "hashes sent with it",
+            tag=title,
+        )
+        describe(
+            f"{base}/{TIMESTAMP}",
+            "post",
+            f"{title}: an RFC 3161 time-stamp token over a hash (only when a TSA is "
+            "configured; else 501)",
+            tag=title,
+            responses={"501": "no TSA configured"},
+        )
+        describe(
+            f"{base}/signatures/signHash", "post", f"{title}: sign hashes with a SAD", tag=title
+        )
+    describe(
+        "/csc/v2/signatures/signDoc",
+        "post",
+        "CSC v2.0.0.2: sign whole documents (PAdES, XAdES, CAdES, JAdES); also as "
+        "multipart/form-data (part request: the JSON, first or last; parts document: the "
+        "raw documents), answered as JSON, multipart/mixed or application/octet-stream "
+        "(one document) after the Accept header; with signet_appended, a PDF's answer is "
+        "only what signing appended (header Signet-Appended-To) (docs/csc.md)",
+        tag="CSC v2.0.0.2",
+        responses={
+            "406": "Accept: application/octet-stream with several documents, or "
+            "a JSON answer with signet_appended",
+            "413": "a document over formats.max_document_mb, or a body larger than "
+            "one such document in base64 and 1 MiB of JSON",
+        },
+    )
 
 
 def init_app(app: Flask) -> None:

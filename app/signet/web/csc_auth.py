@@ -25,17 +25,23 @@ def basic_credentials() -> tuple[str, str] | None:
         return None
     scheme, _, value = header.strip().partition(" ")
     if scheme.lower() != "basic":
-        raise SignetError("HTTP Basic authentication (user name and password) is required",
-                          error="invalid_request", status=401)
+        raise SignetError(
+            "HTTP Basic authentication (user name and password) is required",
+            error="invalid_request",
+            status=401,
+        )
     try:
         decoded = b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
-        raise InvalidRequest("Malformed HTTP Basic credentials: base64 of UTF-8 "
-                             "\"user-id:password\" expected") from None
+        raise InvalidRequest(
+            'Malformed HTTP Basic credentials: base64 of UTF-8 "user-id:password" expected'
+        ) from None
     username, colon, password = decoded.partition(":")
     if not colon or not username:
-        raise InvalidRequest("Malformed HTTP Basic credentials: \"user-id:password\" "
-                             "expected, a user name and a colon before the password")
+        raise InvalidRequest(
+            'Malformed HTTP Basic credentials: "user-id:password" '
+            "expected, a user name and a colon before the password"
+        )
     return username, password
 
 
@@ -47,14 +53,16 @@ def login_view() -> ResponseReturnValue:
     source = request.remote_addr or ""
     if refresh_token is not None:
         if credentials is not None:
-            raise InvalidRequest("Give either HTTP Basic credentials or refresh_token, not "
-                                 "both")
+            raise InvalidRequest("Give either HTTP Basic credentials or refresh_token, not both")
         if not refresh_token:
             raise InvalidRequest("Invalid parameter refresh_token: empty")
         outcome = sessions.refresh(services(), refresh_token, source)
     elif credentials is None:
-        raise SignetError("HTTP Basic authentication (user name and password) is required",
-                          error="invalid_request", status=401)
+        raise SignetError(
+            "HTTP Basic authentication (user name and password) is required",
+            error="invalid_request",
+            status=401,
+        )
     else:
         outcome = sessions.login(services(), *credentials, source, remember_me=remember_me)
     answer: dict[str, str | int] = {"access_token": outcome.access_token}
@@ -71,8 +79,9 @@ def revoke_view() -> ResponseReturnValue:
     assert token is not None
     hint = data.get("token_type_hint", "access_token")
     if hint not in TOKEN_TYPES:
-        raise InvalidRequest(f"Invalid parameter token_type_hint: use one of "
-                             f"{', '.join(TOKEN_TYPES)}")
+        raise InvalidRequest(
+            f"Invalid parameter token_type_hint: use one of {', '.join(TOKEN_TYPES)}"
+        )
     sessions.logout(services(), principal(), token, hint)
     return Response(status=204)
 

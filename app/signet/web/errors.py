@@ -69,11 +69,13 @@ def init_app(app: Flask) -> None:
             return error_response(408, "invalid_request", str(exc))
         if isinstance(exc, ParseException | NoMoreData):
             # gunicorn reads a chunked body as the app reads it, and finds its faults then
-            return error_response(400, "invalid_request",
-                                  f"Malformed request body: {exc or type(exc).__name__}")
+            return error_response(
+                400, "invalid_request", f"Malformed request body: {exc or type(exc).__name__}"
+            )
         if isinstance(exc, BackendError):
             log.error("backend unavailable: %s", exc)
             return error_response(503, "temporarily_unavailable", str(exc))
         log.exception("unexpected error")
-        return error_response(500, "server_error",
-                              "internal error; the event was logged on the server")
+        return error_response(
+            500, "server_error", "internal error; the event was logged on the server"
+        )

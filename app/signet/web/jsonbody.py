@@ -30,15 +30,19 @@ def parse_json(text: bytes, *, what: str = "The request body") -> Any:
     try:
         value = json.loads(text)
     except RecursionError:
-        raise InvalidRequest(f"{what} is not acceptable JSON: nested deeper than "
-                             f"{MAX_DEPTH} levels") from None
+        raise InvalidRequest(
+            f"{what} is not acceptable JSON: nested deeper than {MAX_DEPTH} levels"
+        ) from None
     except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"{what} is not JSON: not UTF-8 text ({exc.reason} at byte "
-                             f"{exc.start})") from None
+        raise InvalidRequest(
+            f"{what} is not JSON: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     except ValueError as exc:
         raise InvalidRequest(f"{what} is not JSON: {exc}") from None
-    if (text.count(b"[") + text.count(b"{") >= MAX_DEPTH
-            or _SURROGATE_ESCAPE.search(text) is not None):
+    if (
+        text.count(b"[") + text.count(b"{") >= MAX_DEPTH
+        or _SURROGATE_ESCAPE.search(text) is not None
+    ):
         check_json(value, what=what)
     return value
 
@@ -56,8 +60,10 @@ def parse_json_object(text: bytes, *, what: str = "The request body") -> dict[st
 def check_complete(received: int, content_length: int | None) -> None:
     """Refuse a body that ended (the client closed its side) before its Content-Length."""
     if content_length is not None and received < content_length:
-        raise InvalidRequest(f"The request body ended after {received} of the "
-                             f"{content_length} bytes its Content-Length announces")
+        raise InvalidRequest(
+            f"The request body ended after {received} of the "
+            f"{content_length} bytes its Content-Length announces"
+        )
 
 
 def check_json(value: Any, *, what: str = "The request body") -> None:
@@ -72,8 +78,9 @@ def check_json(value: Any, *, what: str = "The request body") -> None:
         if not isinstance(item, dict | list):
             continue
         if depth >= MAX_DEPTH:
-            raise InvalidRequest(f"{what} is not acceptable JSON: nested deeper than "
-                                 f"{MAX_DEPTH} levels")
+            raise InvalidRequest(
+                f"{what} is not acceptable JSON: nested deeper than {MAX_DEPTH} levels"
+            )
         if isinstance(item, dict):
             for key, child in item.items():
                 _check_string(key, f"{name or '(the body)'} (a key)", what)
@@ -85,6 +92,8 @@ def check_json(value: Any, *, what: str = "The request body") -> None:
 def _check_string(text: str, name: str, what: str) -> None:
     found = _SURROGATE.search(text)
     if found:
-        raise InvalidRequest(f"Invalid parameter {name}: a lone UTF-16 surrogate "
-                             f"(\\u{ord(found[0]):04x}) is not a Unicode character; "
-                             f"{what.lower()} must be valid Unicode text")
+        raise InvalidRequest(
+            f"Invalid parameter {name}: a lone UTF-16 surrogate "
+            f"(\\u{ord(found[0]):04x}) is not a Unicode character; "
+            f"{what.lower()} must be valid Unicode text"
+        )

@@ -45,8 +45,7 @@ def form_boundary(content_type: str | None) -> bytes | None:
         return None
     boundary = options.get("boundary", "")
     if not _BOUNDARY.fullmatch(boundary):
-        raise InvalidRequest("Invalid multipart/form-data boundary (1 to 70 characters, "
-                             "RFC 2046)")
+        raise InvalidRequest("Invalid multipart/form-data boundary (1 to 70 characters, RFC 2046)")
     return boundary.encode("ascii")
 
 
@@ -92,7 +91,7 @@ class _Parts:
                 self._data = chunk
         if sink is not None and found:
             sink(memoryview(self._data)[:found])
-        self._data = self._data[found + len(self._delimiter):]
+        self._data = self._data[found + len(self._delimiter) :]
 
     def next_part(self) -> dict[str, str] | None:
         """After a delimiter: a part's headers (lower-case names), or None after the last."""
@@ -107,7 +106,7 @@ class _Parts:
         first, *lines = self._data[:end].decode("latin-1").split("\r\n")
         if first.strip(" \t"):  # only transport padding may follow a boundary
             raise _malformed("text after a boundary")
-        self._data = self._data[end + 4:]
+        self._data = self._data[end + 4 :]
         headers = {}
         for line in lines:
             name, colon, value = line.partition(":")
@@ -117,8 +116,9 @@ class _Parts:
         return headers
 
 
-def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
-              directory: str | None = None) -> SpooledJson:
+def read_form(
+    chunks: Iterable[bytes], boundary: bytes, *, max_document: int, directory: str | None = None
+) -> SpooledJson:
     """Parse a multipart signDoc request into the same shape the JSON transport gives.
 
     Raises InvalidRequest: 400 for a malformed body or misnamed parts, 413 for a document over
@@ -131,8 +131,10 @@ def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
     def take_request(data: memoryview) -> None:
         request.extend(data)
         if len(request) > JSON_SLACK:
-            raise PayloadTooLarge(f"The request part is larger than {JSON_SLACK // 2**20} MiB: "
-                                  "send fewer documents per request")
+            raise PayloadTooLarge(
+                f"The request part is larger than {JSON_SLACK // 2**20} MiB: "
+                "send fewer documents per request"
+            )
 
     filenames: dict[str, str | None] = {}
     seen_request = False
@@ -143,8 +145,9 @@ def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
             name = options.get("name") if disposition == "form-data" else None
             if name == "request":
                 if seen_request:
-                    raise InvalidRequest("More than one part named request in a "
-                                         "multipart/form-data signDoc")
+                    raise InvalidRequest(
+                        "More than one part named request in a multipart/form-data signDoc"
+                    )
                 seen_request = True
                 parts.until_delimiter(take_request)
             elif name == "document":
@@ -157,11 +160,14 @@ def read_form(chunks: Iterable[bytes], boundary: bytes, *, max_document: int,
                 parts.until_delimiter(spooled.write)
                 spooled.finish()
             else:
-                raise InvalidRequest(f"Unexpected part {name!r}: a multipart/form-data signDoc "
-                                     "has form-data parts named request and document only")
+                raise InvalidRequest(
+                    f"Unexpected part {name!r}: a multipart/form-data signDoc "
+                    "has form-data parts named request and document only"
+                )
         if not seen_request:
-            raise InvalidRequest("A multipart/form-data signDoc needs a form-data part named "
-                                 "request: signDoc's JSON")
+            raise InvalidRequest(
+                "A multipart/form-data signDoc needs a form-data part named request: signDoc's JSON"
+            )
         value = _request_json(bytes(request))
         _place(value, filenames)
     except BaseException:
@@ -199,14 +205,18 @@ def _place(value: dict[str, Any], filenames: dict[str, str | None]) -> None:
     if entries is None and not markers:
         return
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise InvalidRequest("Invalid parameter documents: an array of objects, one for each "
-                             "document part")
+        raise InvalidRequest(
+            "Invalid parameter documents: an array of objects, one for each document part"
+        )
     if any("document" in entry for entry in entries):
-        raise InvalidRequest("Invalid parameter document: in a multipart/form-data request "
-                             "each document is a part named document, not a JSON string")
+        raise InvalidRequest(
+            "Invalid parameter document: in a multipart/form-data request "
+            "each document is a part named document, not a JSON string"
+        )
     if len(entries) != len(markers):
-        raise InvalidRequest(f"Invalid parameter documents: {len(entries)} entries for "
-                             f"{len(markers)} document parts")
+        raise InvalidRequest(
+            f"Invalid parameter documents: {len(entries)} entries for {len(markers)} document parts"
+        )
     for entry, marker in zip(entries, markers, strict=True):
         entry["document"] = marker
         if filenames[marker] is not None:
@@ -221,8 +231,13 @@ def mixed(parts: list[Any], *, read_size: int) -> tuple[str, int, Iterator[bytes
     boundary = f"signet-{secrets.token_hex(16)}"
     heads = []
     for index, part in enumerate(parts):
-        lines = [f"--{boundary}", *(f"{k}: {v}" for k, v in part.headers.items()),
-                 f"Content-Length: {part.size}", "", ""]
+        lines = [
+            f"--{boundary}",
+            *(f"{k}: {v}" for k, v in part.headers.items()),
+            f"Content-Length: {part.size}",
+            "",
+            "",
+        ]
         heads.append(("\r\n" if index else "").encode() + "\r\n".join(lines).encode("latin-1"))
     tail = f"\r\n--{boundary}--\r\n".encode()
     length = sum(map(len, heads)) + sum(part.size for part in parts) + len(tail)

@@ -12,14 +12,16 @@ blueprint = Blueprint("pki", __name__, url_prefix="/pki")
 
 @blueprint.get("/<ca_name>.crt")
 def certificate(ca_name: str) -> Response:
-    return Response(ca_certificate(current_app.extensions["signet"], ca_name),
-                    mimetype="application/pkix-cert")
+    return Response(
+        ca_certificate(current_app.extensions["signet"], ca_name), mimetype="application/pkix-cert"
+    )
 
 
 @blueprint.get("/<ca_name>.crl")
 def revocation_list(ca_name: str) -> Response:
-    response = Response(ca_crl(current_app.extensions["signet"], ca_name),
-                        mimetype="application/pkix-crl")
+    response = Response(
+        ca_crl(current_app.extensions["signet"], ca_name), mimetype="application/pkix-crl"
+    )
     response.headers["Cache-Control"] = f"max-age={CRL_CACHE_SECONDS}"
     return response
 

@@ -43,8 +43,7 @@ def _record_start(settings: Settings, actor: str) -> dict[str, Any]:
     try:
         return {"record": record_service_start(services, actor=actor).record}
     except Exception as exc:
-        return {"error": getattr(exc, "description", None) or
-                f"{exc.__class__.__name__}: {exc}"}
+        return {"error": getattr(exc, "description", None) or f"{exc.__class__.__name__}: {exc}"}
     finally:
         services.database.dispose()
 
@@ -74,13 +73,15 @@ def record_start(settings: Settings, *, actor: str) -> int:
     except ValueError:
         outcome = {"error": f"the recording process ended with status {status} and no report"}
     if "error" in outcome:
-        raise ServiceUnavailable("cannot record the service's start in the audit trail: "
-                                 f"{outcome['error']}")
+        raise ServiceUnavailable(
+            f"cannot record the service's start in the audit trail: {outcome['error']}"
+        )
     return int(outcome["record"])
 
 
-def run_gunicorn(settings: Settings, *, listen: str | None = None,
-                 workers: int | None = None) -> None:
+def run_gunicorn(
+    settings: Settings, *, listen: str | None = None, workers: int | None = None
+) -> None:
     options = {
         "bind": listen or settings.web.listen,
         "workers": workers or settings.web.workers,

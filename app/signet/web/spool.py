@@ -49,14 +49,17 @@ def body_limit(max_document: int) -> int:
 
 
 def too_many_documents() -> PayloadTooLarge:
-    return PayloadTooLarge(f"More than {MAX_SPOOLED} documents over "
-                          f"{SPOOL_THRESHOLD // 1024} KiB in one request: send fewer documents "
-                          "per request")
+    return PayloadTooLarge(
+        f"More than {MAX_SPOOLED} documents over "
+        f"{SPOOL_THRESHOLD // 1024} KiB in one request: send fewer documents "
+        "per request"
+    )
 
 
 def _too_large_document(max_document: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"document larger than {max_document // 2**20} MiB "
-                           "(formats.max_document_mb)")
+    return PayloadTooLarge(
+        f"document larger than {max_document // 2**20} MiB (formats.max_document_mb)"
+    )
 
 
 _hashers: tuple[int, ThreadPoolExecutor] | None = None
@@ -70,8 +73,10 @@ def _hasher_pool() -> ThreadPoolExecutor:
     global _hashers
     with _hashers_lock:
         if _hashers is None or _hashers[0] != os.getpid():
-            _hashers = (os.getpid(), ThreadPoolExecutor(max_workers=2,
-                                                        thread_name_prefix="signet-hash"))
+            _hashers = (
+                os.getpid(),
+                ThreadPoolExecutor(max_workers=2, thread_name_prefix="signet-hash"),
+            )
         return _hashers[1]
 
 
@@ -179,8 +184,9 @@ class SpooledString:
 class _Scanner:
     """Copies JSON text to the skeleton, diverting strings longer than the threshold."""
 
-    def __init__(self, *, max_document: int, threshold: int, skeleton_limit: int,
-                 directory: str | None) -> None:
+    def __init__(
+        self, *, max_document: int, threshold: int, skeleton_limit: int, directory: str | None
+    ) -> None:
         self.skeleton = bytearray()
         self.strings: dict[str, SpooledString] = {}
         self._max_document, self._threshold = max_document, threshold
@@ -223,7 +229,8 @@ class _Scanner:
             raise PayloadTooLarge(
                 f"More than {self._skeleton_limit // 2**20} MiB of JSON besides the documents "
                 f"(strings over {self._threshold // 1024} KiB): send fewer documents per "
-                "request")
+                "request"
+            )
 
     def _raw_end(self, data: bytes, pos: int) -> tuple[int, bool]:
         """Where the string's content ends in data[pos:]: (index of the closing quote, True),
@@ -332,9 +339,15 @@ class SpooledJson:
         ``allowed`` = (array, field) says, e.g. ("documents", "document"); else None."""
         array, field = allowed
         if isinstance(value, dict) and isinstance(value.get(array), list):
-            value = {**value, array: [
-                {k: v for k, v in entry.items() if k != field} if isinstance(entry, dict)
-                else entry for entry in value[array]]}
+            value = {
+                **value,
+                array: [
+                    {k: v for k, v in entry.items() if k != field}
+                    if isinstance(entry, dict)
+                    else entry
+                    for entry in value[array]
+                ],
+            }
         return self._misplaced(value, "(the body)")
 
     def _misplaced(self, value: Any, name: str) -> str | None:
@@ -358,14 +371,24 @@ class SpooledJson:
             spooled.close()
 
 
-def scan(chunks: Iterable[bytes], *, max_document: int, threshold: int = SPOOL_THRESHOLD,
-         skeleton_limit: int = SKELETON_LIMIT, directory: str | None = None) -> SpooledJson:
+def scan(
+    chunks: Iterable[bytes],
+    *,
+    max_document: int,
+    threshold: int = SPOOL_THRESHOLD,
+    skeleton_limit: int = SKELETON_LIMIT,
+    directory: str | None = None,
+) -> SpooledJson:
     """Parse JSON text arriving in chunks; an empty body gives the value None.
 
     Raises InvalidRequest: 400 for a body that is not JSON, 413 for a document over
     ``max_document`` bytes or too much JSON besides the spooled strings."""
-    scanner = _Scanner(max_document=max_document, threshold=threshold,
-                       skeleton_limit=skeleton_limit, directory=directory)
+    scanner = _Scanner(
+        max_document=max_document,
+        threshold=threshold,
+        skeleton_limit=skeleton_limit,
+        directory=directory,
+    )
     try:
         empty = True
         for chunk in chunks:
@@ -385,7 +408,8 @@ def request_chunks(environ: dict[str, Any], limit: int) -> Generator[bytes, None
     accepted, so that the client, still sending, gets to read the error."""
     too_large = PayloadTooLarge(
         f"Request body larger than {limit} bytes, the most signDoc takes: one document of "
-        "formats.max_document_mb in base64, and 1 MiB of JSON")
+        "formats.max_document_mb in base64, and 1 MiB of JSON"
+    )
     length = get_content_length(environ)
     if length is not None and length > limit:
         raise too_large

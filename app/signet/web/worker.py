@@ -49,10 +49,13 @@ _READ = 64 * 1024
 
 def csc_error_bytes(status: int, reason: str, description: str) -> bytes:
     """A whole HTTP/1.1 answer carrying the CSC error JSON; the connection closes after it."""
-    body = json.dumps({"error": csc_error_code(status),
-                       "error_description": description or reason}).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    body = json.dumps(
+        {"error": csc_error_code(status), "error_description": description or reason}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode("latin-1") + body
 
 
@@ -86,8 +89,10 @@ class _TimedUnreader(SocketUnreader):  # type: ignore[misc]
 
 
 def _too_slow() -> str:
-    return (f"The request was not received in time: the headers within {HEAD_TIMEOUT:g} s, "
-            f"the body within {BODY_TIMEOUT:g} s plus 1 s for every {MIN_RATE // 1024} KiB")
+    return (
+        f"The request was not received in time: the headers within {HEAD_TIMEOUT:g} s, "
+        f"the body within {BODY_TIMEOUT:g} s plus 1 s for every {MIN_RATE // 1024} KiB"
+    )
 
 
 class _Reading:
@@ -166,8 +171,11 @@ class SignetWorker(ThreadWorker):  # type: ignore[misc]
         self.wsgi = partial(answer_then_drain, app)
 
     def _reads_itself(self, conn: Any) -> bool:
-        return not (self.cfg.is_ssl or conn.is_http2
-                    or negotiation.prior_knowledge_allowed(self.cfg, conn.client))
+        return not (
+            self.cfg.is_ssl
+            or conn.is_http2
+            or negotiation.prior_knowledge_allowed(self.cfg, conn.client)
+        )
 
     def enqueue_req(self, conn: Any) -> None:
         if not self._reads_itself(conn):
