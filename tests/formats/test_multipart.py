@@ -17,7 +17,7 @@ import pytest
 from urllib3 import encode_multipart_formdata
 from urllib3.fields import RequestField
 
-from signet.errors import InvalidRequest
+from signet.errors import InvalidRequest, PayloadTooLarge, SignetError
 from signet.web import multipart
 
 REQUEST = {
@@ -86,7 +86,7 @@ def test_at_most_max_spooled_document_parts(opened):
         *[("document", b"%PDF", None)] * (limit + 1),
     ]
     data, boundary = body(fields)
-    with pytest.raises(InvalidRequest) as refused:
+    with pytest.raises(PayloadTooLarge) as refused:
         multipart.read_form([data], boundary, max_document=100)
     assert refused.value.status == 413
     assert refused.value.description.startswith(f"More than {limit} documents")
@@ -152,7 +152,7 @@ def test_only_digests_need_no_document_part():
 )
 def test_refusals_name_the_problem(fields, status, message, opened):
     data, boundary = body(fields)
-    with pytest.raises(InvalidRequest) as refused:
+    with pytest.raises(SignetError) as refused:
         multipart.read_form(pieces(data, 1000), boundary, max_document=100)
     assert refused.value.status == status
     assert refused.value.description.startswith(message), refused.value.description

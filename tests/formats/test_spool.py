@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from signet.errors import InvalidRequest
+from signet.errors import InvalidRequest, PayloadTooLarge
 from signet.web import spool
 
 DOCUMENT = os.urandom(3000)
@@ -165,7 +165,7 @@ def test_a_document_over_the_limit_is_refused_while_it_arrives(opened):
             read.append(chunk)
             yield chunk
 
-    with pytest.raises(InvalidRequest) as refused:
+    with pytest.raises(PayloadTooLarge) as refused:
         spool.scan(chunks(), max_document=2**20)
     assert refused.value.status == 413
     assert refused.value.description == "document larger than 1 MiB (formats.max_document_mb)"
@@ -179,7 +179,7 @@ def test_at_most_max_spooled_documents_go_to_disk(opened):
     entries = [{"document": long}] * spool.MAX_SPOOLED
     with spool.scan([json.dumps({"documents": entries}).encode()], max_document=2**20) as parsed:
         assert len(parsed.strings) == spool.MAX_SPOOLED
-    with pytest.raises(InvalidRequest) as refused:
+    with pytest.raises(PayloadTooLarge) as refused:
         spool.scan(
             [json.dumps({"documents": [*entries, {"document": long}]}).encode()], max_document=2**20
         )
@@ -193,7 +193,7 @@ def test_at_most_max_spooled_documents_go_to_disk(opened):
 
 def test_too_much_json_besides_the_documents():
     body = b'{"documentDigests": [' + b",".join([b'{"hashes": ["QUJD"]}'] * 2000) + b"]}"
-    with pytest.raises(InvalidRequest) as refused:
+    with pytest.raises(PayloadTooLarge) as refused:
         spool.scan(pieces(body, 1000), max_document=2**20, skeleton_limit=10_000)
     assert refused.value.status == 413 and "besides the documents" in refused.value.description
 
@@ -209,12 +209,12 @@ class Stream(io.BytesIO):
 def test_request_chunks_limits_and_drains():
     body = b"x" * (3 * spool.READ_SIZE)
     declared = {"wsgi.input": Stream(body), "CONTENT_LENGTH": str(len(body))}
-    with pytest.raises(InvalidRequest) as refused:
+    with pytest.raises(PayloadTooLarge) as refused:
         next(spool.request_chunks(declared, len(body) - 1))
     assert refused.value.status == 413 and declared["wsgi.input"].reads == 0
 
     streamed = {"wsgi.input": Stream(body), "wsgi.input_terminated": True}
-    with pytest.raises(InvalidRequest) as refused:
+    with pytest.raises(PayloadTooLarge) as refused:
         list(spool.request_chunks(streamed, len(body) - 1))
     assert refused.value.status == 413
 
