@@ -18,6 +18,11 @@ class HashAlgorithm:
     mechanism: str  # python-pkcs11 Mechanism member of the hash (PSS parameters)
     mgf: str  # python-pkcs11 MGF member: MGF1 with this hash
 
+    @property
+    def jws(self) -> str:
+        """The digest size in bits, as JWS names end (RS256, ES384, sigD hashM "S512")."""
+        return str(self.length * 8)
+
 
 HASHES: dict[str, HashAlgorithm] = {
     h.name: h

@@ -21,6 +21,7 @@ from jwcrypto.common import JWException, JWSEHeaderParameter
 from jwcrypto.jwk import JWK
 from jwcrypto.jws import JWS
 
+from signet.algorithms import CURVE_BY_ASN1_NAME, HASHES
 from signet.formats._io import CHUNK_SIZE, Source, open_source, read_source, stream_digest
 from signet.formats.errors import FormatError
 from signet.formats.keys import EcKeyAdapter, RemoteKey, RsaKeyAdapter, key_adapter
@@ -44,8 +45,6 @@ JADES_HEADER_REGISTRY = {
 }
 
 _ALG_PREFIX = {"pkcs1v15": "RS", "pss": "PS", "ecdsa": "ES"}
-_HASH_SUFFIX = {"sha256": "256", "sha384": "384", "sha512": "512"}
-_EC_CURVE_HASH = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512"}
 
 
 def b64url(data: bytes) -> str:
@@ -70,14 +69,15 @@ def _jwk_for(adapter: RsaKeyAdapter | EcKeyAdapter) -> JWK:
 
 
 def jws_algorithm(key: RemoteKey, hash_name: str, scheme: str) -> str:
-    if hash_name not in _HASH_SUFFIX:
-        raise FormatError(f"JAdES supports sha256, sha384 and sha512, not {hash_name!r}")
-    if scheme == "ecdsa" and _EC_CURVE_HASH.get(key.curve or "") != hash_name:
+    if hash_name not in HASHES:
+        raise FormatError(f"JAdES supports {', '.join(HASHES)}, not {hash_name!r}")
+    curve = CURVE_BY_ASN1_NAME.get(key.curve or "")
+    if scheme == "ecdsa" and (curve is None or curve.hash != hash_name):
         raise FormatError(
             f"JWS ties ECDSA hashes to curves: a {key.curve} key signs with "
-            f"{_EC_CURVE_HASH.get(key.curve or '', 'no supported hash')}, not {hash_name}"
+            f"{curve.hash if curve else 'no supported hash'}, not {hash_name}"
         )
-    return _ALG_PREFIX[scheme] + _HASH_SUFFIX[hash_name]
+    return _ALG_PREFIX[scheme] + HASHES[hash_name].jws
 
 
 def _signing_time() -> str:
@@ -105,7 +105,7 @@ def _protected_header(
         header["sigD"] = {
             "mId": OBJECT_ID_BY_URI_HASH,
             "pars": [name],
-            "hashM": "S" + _HASH_SUFFIX[hash_name],
+            "hashM": "S" + HASHES[hash_name].jws,
             "hashV": [b64url(digest)],
         }
         if mime_type:

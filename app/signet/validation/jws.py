@@ -13,12 +13,13 @@ from typing import Any
 from asn1crypto import cms, crl, ocsp
 from asn1crypto import x509 as asn1_x509
 
+from signet.algorithms import HASHES
 from signet.validation.errors import ContentFault, VerifyError, short
 from signet.validation.report import SignatureReport, VerificationReport
 from signet.validation.timestamps import Stamps, hasher
 from signet.validation.trust import SIGNER_KEY_USAGES, Evidence, path_check, signer_trust
 
-JWS_HASHES = {"S256": "sha256", "S384": "sha384", "S512": "sha512"}
+JWS_HASHES = {"S" + h.jws: h.name for h in HASHES.values()}
 
 
 def _b64url_decode(text: str) -> bytes:
