@@ -167,6 +167,51 @@ def test_failing_ocsp_responder_is_a_service_error_before_signing(
     assert not signer.calls  # revocation data is gathered before the SAD is spent
 
 
+def _self_signed_key() -> RemoteKey:
+    """A signer under its own self-signed root: the test PKI's TSA does not chain to it."""
+    from datetime import UTC, datetime, timedelta
+
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Self-signed signer")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private_key, hashes.SHA256())
+    )
+    root = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+    return RemoteKey(certificate=root, chain=(root,), sign_digest=CountingSigner(private_key))
+
+
+@pytest.mark.parametrize("fmt", ["pades", "cades", "xades", "jades"])
+def test_a_tsa_outside_the_trust_anchors_fails_b_lt_before_signing(fmt, tsa_services, sample_pdf):
+    """B-LT embeds the validation data of the TSA's certificate too: a TSA whose certificate
+    does not chain to a trust anchor is found with a probe token before the key signs."""
+    key = _self_signed_key()
+    source = sample_pdf if fmt == "pades" else b"<doc/>"
+    with pytest.raises(FormatError, match="the TSA.s certificate .*Signet Test TSA"):
+        sign_document(
+            source, io.BytesIO(), format=fmt, level="B-LT", key=key, services=tsa_services
+        )
+    assert not key.sign_digest.calls  # type: ignore[attr-defined]
+    # The same key at B-T (no validation data) signs, with the same TSA.
+    out = io.BytesIO()
+    sign_document(source, out, format=fmt, level="B-T", key=key, services=tsa_services)
+    assert len(key.sign_digest.calls) == 1  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def authenticated_tsa(pki) -> Iterator[tuple[str, list[int]]]:
     """A TSA front that wants HTTP Basic auth and fails its first request with 503."""

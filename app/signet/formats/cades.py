@@ -61,8 +61,7 @@ async def async_sign_cades(
     timestamper = make_timestamper(services, level.value) if level.at_least(Level.B_T) else None
     collector = None
     if level.at_least(Level.B_LT):
-        collector = ValidationDataCollector(key, services)
-        await collector.add(key.certificate, key.chain)
+        collector = await ValidationDataCollector.before_signing(key, services, timestamper)
     if document_digest is not None:
         expected = hashlib.new(hash_algorithm).digest_size
         if packaging != "detached" or len(document_digest) != expected:

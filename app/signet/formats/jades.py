@@ -185,8 +185,7 @@ async def async_sign_jades(
 
     collector = None
     if level.at_least(Level.B_LT):
-        collector = ValidationDataCollector(key, services)
-        await collector.add(key.certificate, key.chain)
+        collector = await ValidationDataCollector.before_signing(key, services, timestamper)
 
     adapter = key_adapter(key)
     jws = JWS(payload, header_registry=JADES_HEADER_REGISTRY)

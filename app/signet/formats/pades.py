@@ -200,8 +200,7 @@ async def async_sign_pades(
     collector = None
     if level.at_least(Level.B_LT):
         # Before the signature, so that a revocation source that is down costs none.
-        collector = ValidationDataCollector(key, services)
-        await collector.add(key.certificate, key.chain)
+        collector = await ValidationDataCollector.before_signing(key, services, timestamper)
     in_place = out is source
     if in_place:
         if resume_digest is not None and resume_digest[1] > out.seek(0, io.SEEK_END):

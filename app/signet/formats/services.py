@@ -295,6 +295,29 @@ class ValidationDataCollector:
         self._earlier_crls: list[crl.CertificateList] = []
         self._targets: list[tuple[asn1_x509.Certificate, list[asn1_x509.Certificate]]] = []
 
+    @classmethod
+    async def before_signing(
+        cls, key: RemoteKey, services: ServicesConfig, timestamper: SignetTimeStamper | None
+    ) -> ValidationDataCollector:
+        """A collector that has validated, before anything is signed, the signer's path and
+        the path of the TSA's certificate (taken from a probe token): a revocation source
+        that is down or a TSA that does not chain to a trust anchor then costs no signature."""
+        collector = cls(key, services)
+        await collector.add(key.certificate, key.chain)
+        if timestamper is not None:
+            probe = await timestamper.async_dummy_response("sha256")  # pyHanko caches it
+            tsa_cert, tsa_certs = timestamp_token_certificates(probe)
+            try:
+                await collector.add(tsa_cert, tsa_certs)
+            except ServiceError:
+                raise
+            except FormatError as exc:
+                raise FormatError(
+                    f"the TSA's certificate ({tsa_cert.subject.human_friendly}): {exc}; "
+                    "add its root to the trust anchors"
+                ) from exc
+        return collector
+
     def _start(self) -> None:
         self.backend = SignetFetcherBackend(self._services.revocation)
         self.context = build_validation_context(self._key, self._services, self.backend)
@@ -324,7 +347,8 @@ class ValidationDataCollector:
         signature time-stamp ``token``, fetched anew after its genTime (plus the grace), with
         what was fetched before."""
         tsa_cert, tsa_certs = timestamp_token_certificates(token)
-        self._targets.append((tsa_cert, tsa_certs))
+        if all(tsa_cert.dump() != cert.dump() for cert, _ in self._targets):
+            self._targets.append((tsa_cert, tsa_certs))
         grace = self._services.revocation.grace
         gen_time = token["content"]["encap_content_info"]["content"].parsed["gen_time"].native
         # At most the grace itself: a TSA whose clock runs ahead must not stall signing.

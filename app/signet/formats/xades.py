@@ -201,8 +201,7 @@ async def async_sign_xades(
 
     collector = None
     if level.at_least(Level.B_LT):
-        collector = ValidationDataCollector(key, services)
-        await collector.add(key.certificate, key.chain)
+        collector = await ValidationDataCollector.before_signing(key, services, timestamper)
 
     adapter: Any = key_adapter(key)  # duck-typed private key; signxml only calls sign()
     try:
