@@ -15,15 +15,8 @@ from sqlalchemy import select
 from signet.errors import InvalidRequest
 from signet.signing import admin, sessions
 from signet.store import AccessToken, AuditRecord, RefreshToken
-from tests.helpers import enrol, signet_server
-from tests.integration.test_csc_api import PASSWORD, Csc, LiveClient, error_of
-
-
-@pytest.fixture
-def client(settings_env, services):
-    """gunicorn serving the same database and token as the test's `services`."""
-    with signet_server(workers=1) as url:
-        yield LiveClient(url)
+from tests.helpers import enrol
+from tests.integration.csc_http import PASSWORD, error_of
 
 
 @pytest.fixture
@@ -37,11 +30,6 @@ def alice(services):
         actor="test",
     )
     return {"ec": enrol(services, "alice", key="ec-p256", actor="test").credential_id}
-
-
-@pytest.fixture
-def csc(client, services):
-    return Csc(client, services)
 
 
 def basic(text: str) -> dict[str, str]:

@@ -23,7 +23,7 @@ from sqlalchemy import insert, select, update
 from signet.signing import admin
 from signet.store import AccessToken, AuditRecord, Certificate, Credential, SignatureActivation
 from tests.helpers import enrol
-from tests.integration.test_csc_api import PASSWORD, Csc
+from tests.integration.csc_http import PASSWORD, Csc
 
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
 
