@@ -5,7 +5,8 @@
 """
 
 from signet.client.csc import CscClient, CscError
-from signet.client.desktop import DesktopError, DesktopSignRequest, Terminal, sign_file
+from signet.client.desktop import DesktopSignRequest, Terminal, sign_file
+from signet.client.plan import DesktopError
 
 __all__ = [
     "CscClient",
