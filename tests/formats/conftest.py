@@ -77,7 +77,7 @@ def sample_pdf(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def opened(monkeypatch):
-    """Every temporary file the signDoc body readers (signet.web.spool, .multipart) open, to
+    """Every temporary file the signDoc body readers (signet.web.signdoc.spool, .multipart) open, to
     check that none is left open."""
     files: list = []
     real = tempfile.TemporaryFile

@@ -1,6 +1,6 @@
-"""signDoc's multipart transport (signet.web.multipart): bodies made by urllib3's encoder, cut
-into pieces of every awkward size, parse to the documents and digests that were sent; answers
-made by it parse with the standard library's MIME parser."""
+"""signDoc's multipart transport (signet.web.signdoc.multipart): bodies made by urllib3's
+encoder, cut into pieces of every awkward size, parse to the documents and digests that were
+sent; answers made by it parse with the standard library's MIME parser."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from urllib3 import encode_multipart_formdata
 from urllib3.fields import RequestField
 
 from signet.errors import InvalidRequest, PayloadTooLarge, SignetError
-from signet.web import multipart
+from signet.web.signdoc import multipart
 
 REQUEST = {
     "credentialID": "c1",

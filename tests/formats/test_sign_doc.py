@@ -923,7 +923,7 @@ def test_a_long_pdf_is_signed_in_place_b_lta(live, monkeypatch):
     while deleted_files_open() != open_before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert deleted_files_open() == open_before
-    assert opened_by == ["signet.web.spool"]
+    assert opened_by == ["signet.web.signdoc.spool"]
 
 
 def test_long_documents_in_every_format_with_a_sha384_sad(live):

@@ -1,5 +1,6 @@
-"""The signDoc body scanner (signet.web.spool): long JSON strings base64-decoded to disk while
-the body arrives, judged exactly as json.loads + base64.b64decode(validate=True) would be."""
+"""The signDoc body scanner (signet.web.signdoc.spool): long JSON strings base64-decoded to
+disk while the body arrives, judged exactly as json.loads + base64.b64decode(validate=True)
+would be."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import os
 import pytest
 
 from signet.errors import InvalidRequest, PayloadTooLarge
-from signet.web import spool
+from signet.web.signdoc import spool
 
 DOCUMENT = os.urandom(3000)
 

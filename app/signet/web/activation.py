@@ -7,7 +7,8 @@ from flask import jsonify
 from flask.typing import ResponseReturnValue
 
 from signet.signing import activation as usecase
-from signet.web.csc import authenticated, body, principal, services, string, v1, v2
+from signet.web.csc import v1, v2
+from signet.web.params import Params, authenticated, body, principal, services
 
 REQUEST_SCHEMA = {
     "type": "object",
@@ -29,16 +30,16 @@ REQUEST_SCHEMA = {
 
 @authenticated
 def activate_view() -> ResponseReturnValue:
-    data = body()
+    params = Params(body())
     activation = usecase.activate(
         services(),
         principal(),
-        string(data, "credentialID"),
-        string(data, "activationCode"),
-        string(data, "PIN", required=False),
+        params.string("credentialID"),
+        params.string("activationCode"),
+        params.string("PIN", required=False),
     )
     return jsonify(
-        {"credentialID": data["credentialID"], "status": "active", "activation": activation}
+        {"credentialID": params.get("credentialID"), "status": "active", "activation": activation}
     )
 
 

@@ -11,7 +11,8 @@ from flask.typing import ResponseReturnValue
 
 from signet.errors import InvalidRequest, SignetError
 from signet.signing import sessions
-from signet.web.csc import authenticated, body, boolean, principal, services, string, v1, v2
+from signet.web.csc import v1, v2
+from signet.web.params import Params, authenticated, body, principal, services
 
 TOKEN_TYPES = ("access_token", "refresh_token")
 
@@ -46,9 +47,9 @@ def basic_credentials() -> tuple[str, str] | None:
 
 
 def login_view() -> ResponseReturnValue:
-    data = body()
-    remember_me = boolean(data, "rememberMe", False)
-    refresh_token = string(data, "refresh_token", required=False)
+    params = Params(body())
+    remember_me = params.boolean("rememberMe", False)
+    refresh_token = params.string("refresh_token", required=False)
     credentials = basic_credentials()
     source = request.remote_addr or ""
     if refresh_token is not None:
@@ -74,10 +75,10 @@ def login_view() -> ResponseReturnValue:
 
 @authenticated
 def revoke_view() -> ResponseReturnValue:
-    data = body()
-    token = string(data, "token")
+    params = Params(body())
+    token = params.string("token")
     assert token is not None
-    hint = data.get("token_type_hint", "access_token")
+    hint = params.get("token_type_hint", "access_token")
     if hint not in TOKEN_TYPES:
         raise InvalidRequest(
             f"Invalid parameter token_type_hint: use one of {', '.join(TOKEN_TYPES)}"

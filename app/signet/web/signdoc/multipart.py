@@ -7,8 +7,8 @@ filename names the document a detached XAdES or JAdES signature references). The
 part may come first, last or anywhere between: last, it lets a client hash its documents while
 it sends them and authorize (which needs their hashes) before it sends the SAD. Document parts
 are written to temporary files as they arrive and hashed on the way, exactly as long base64
-strings are (:class:`signet.web.spool.SpooledString`), so the rest of signDoc cannot tell the
-two transports apart.
+strings are (:class:`signet.web.signdoc.spool.SpooledString`), so the rest of signDoc cannot
+tell the two transports apart.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from werkzeug.http import parse_options_header
 from signet.errors import InvalidRequest, PayloadTooLarge
 from signet.signing.sign_doc import DOCUMENT_NAME
 from signet.web.jsonbody import parse_json
-from signet.web.spool import (
+from signet.web.signdoc.spool import (
     JSON_SLACK,
     MAX_SPOOLED,
     SpooledJson,

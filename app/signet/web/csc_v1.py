@@ -1,0 +1,95 @@
+"""CSC v1 (1.0.4): the v2 operations under v1's names for their parameters and answers.
+
+v1 calls some parameters otherwise (``hash`` for ``hashes``, ``hashAlgo`` for
+``hashAlgorithmOID``), gives the second factor as ``PIN`` or ``OTP`` rather than in
+``authData``, and lacks others: a parameter v1 does not have is not read, whatever the client
+sends under its v2 name. Its info and credentials/info answers have shapes of their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from signet.web.params import Json, Params
+
+SPECS = "1.0.4.0"
+V2_ONLY = ("signatures/signDoc",)  # the methods v2 offers and v1 does not have
+_V2_INFO = ("signAlgorithms", "signature_formats", "conformance_levels")
+
+
+@dataclass(frozen=True)
+class Renaming:
+    """What one v2 operation reads and answers, as v1 says it. ``names`` maps a v2 parameter
+    to its v1 name (None: v1 has none); ``request`` adds what v1 gives in another form."""
+
+    names: Mapping[str, str | None] = field(default_factory=dict)
+    request: Callable[[Json], Json] | None = None
+    answer: Callable[[Json], Json] | None = None
+
+    def params(self, data: Json) -> Params:
+        return Params(self.request(data) if self.request else data, self.names)
+
+    def answered(self, answer: Json) -> Json:
+        return self.answer(answer) if self.answer else answer
+
+
+def _info(answer: Json) -> Json:
+    """v1's info: no signature algorithms, formats or levels; only the methods v1 has."""
+    common = {key: value for key, value in answer.items() if key not in _V2_INFO}
+    methods = [method for method in answer["methods"] if method not in V2_ONLY]
+    return {**common, "specs": SPECS, "methods": methods}
+
+
+def _described_activation(data: Json) -> Json:
+    """v1 always describes how a credential is activated: v2 does when asked (authInfo)."""
+    return {**data, "authInfo": True}
+
+
+def _credential_info(answer: Json) -> Json:
+    """v2's auth object as v1's authMode, PIN and OTP objects."""
+    described = dict(answer)
+    auth = described.pop("auth")
+    pin = auth["expression"] == "PIN"
+    return {
+        **described,
+        "authMode": auth["mode"],
+        "PIN": {"presence": "true" if pin else "false", "format": "N", "label": "PIN"},
+        "OTP": {
+            "presence": "false" if pin else "true",
+            "type": "online",
+            "ID": "email",
+            "provider": "Signet",
+            "format": "N",
+            "label": "OTP",
+        },
+    }
+
+
+def _factors(data: Json) -> Json:
+    """v1's PIN and OTP parameters as v2's authData items (v1 has no authData)."""
+    given = Params(data)
+    factors = [
+        {"id": factor, "value": value}
+        for factor in ("PIN", "OTP")
+        if (value := given.string(factor, required=False)) is not None
+    ]
+    return {**data, "authData": factors}
+
+
+# v1's authorize, extendTransaction and sendOTP take the hashes, and no hash algorithm.
+_HASHES = {"hashes": "hash", "hashAlgorithmOID": None}
+
+RENAMED: dict[str, Renaming] = {
+    "info": Renaming(answer=_info),
+    "credentials/list": Renaming(
+        names=dict.fromkeys(("credentialInfo", "certificates", "certInfo", "authInfo", "onlyValid"))
+    ),
+    "credentials/info": Renaming(request=_described_activation, answer=_credential_info),
+    "credentials/sendOTP": Renaming(names=_HASHES),
+    "credentials/authorize": Renaming(names=_HASHES, request=_factors),
+    "credentials/extendTransaction": Renaming(names=_HASHES),
+    "signatures/signHash": Renaming(
+        names={"hashes": "hash", "hashAlgorithmOID": "hashAlgo", "operationMode": None}
+    ),
+    "signatures/timestamp": Renaming(names={"hashAlgorithmOID": "hashAlgo"}),
+}
