@@ -97,7 +97,7 @@ def snmptrapd(tmp: Path) -> Iterator[TrapReceiver]:
     notification is one line: NOTE <how>\\t<name> = <value>\\t..., decoded with SIGNET-MIB."""
     need_net_snmp("snmptrapd", "snmptranslate")
     port = free_udp_port()
-    (tmp / "persist").mkdir(exist_ok=True)
+    (tmp / "persist").mkdir(parents=True, exist_ok=True)
     conf = tmp / "snmptrapd.conf"
     user = f'{USER} SHA-256 "{AUTH_PASSPHRASE}" AES "{PRIV_PASSPHRASE}"'
     conf.write_text(
@@ -136,3 +136,76 @@ def snmptrapd(tmp: Path) -> Iterator[TrapReceiver]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@dataclass
+class Agent:
+    port: int
+    log: Path
+
+    def walk(self, oid: str = "SIGNET-MIB::signetMIB", *, v3: bool = False) -> dict[str, str]:
+        """snmpwalk (or, for a scalar instance, snmpget) of `oid`, decoded with SIGNET-MIB:
+        {name.instance: "TYPE: value"}."""
+        if v3:
+            security = ["-v3", "-l", "authPriv", "-u", USER, "-a", "SHA-256", "-A"]
+            security += [AUTH_PASSPHRASE, "-x", "AES", "-X", PRIV_PASSPHRASE]
+        else:
+            security = ["-v2c", "-c", COMMUNITY]
+        # the first request starts the agent, which may take seconds on a busy host
+        command = ["snmpwalk", *security, "-M", f"+{MIB_DIR}", "-m", MIBS, "-t", "30", "-r", "0"]
+        done = subprocess.run(
+            [*command, f"udp:127.0.0.1:{self.port}", oid],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SNMPCONFPATH": str(self.log.parent)},
+            timeout=60,
+        )
+        agent_log = (self.log.parent / "agent.log").read_text()
+        assert done.returncode == 0, f"snmpwalk failed: {done.stderr}\n{agent_log}"
+        values = {}
+        for line in done.stdout.splitlines():
+            name, _, value = line.partition(" = ")
+            values[name.removeprefix("SIGNET-MIB::")] = value
+        return values
+
+
+@contextmanager
+def snmpd(tmp: Path, env: dict[str, str]) -> Iterator[Agent]:
+    """net-snmp's snmpd on a loopback port, serving SIGNET-MIB through `signet snmp-agent`
+    (pass_persist) started with `env`; read-only to the v2c community from 127.0.0.1 and to
+    the SNMPv3 user (authPriv)."""
+    need_net_snmp("snmpd", "snmpwalk")
+    port = free_udp_port()
+    (tmp / "snmpd-persist").mkdir(exist_ok=True)
+    signet = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / "signet"
+    if not signet.exists():
+        import sys
+
+        signet = Path(sys.executable).parent / "signet"
+    base_oid = env.get("SIGNET_SNMP__BASE_OID", "1.3.6.1.4.1.32473.1")
+    conf = tmp / "snmpd.conf"
+    conf.write_text(
+        f"agentaddress udp:127.0.0.1:{port}\n"
+        f"rocommunity {COMMUNITY} 127.0.0.1\n"
+        f'createUser {USER} SHA-256 "{AUTH_PASSPHRASE}" AES "{PRIV_PASSPHRASE}"\n'
+        f"rouser {USER} authpriv\n"
+        f"pass_persist .{base_oid} {signet} snmp-agent\n"
+    )
+    log = tmp / "snmpd.log"
+    log.touch()
+    process = subprocess.Popen(
+        ["snmpd", "-f", "-C", "-c", str(conf), "-Lf", str(log), "-p", str(tmp / "snmpd.pid")],
+        env={**env, "SNMP_PERSISTENT_DIR": str(tmp / "snmpd-persist")},
+        # the agent's own log (pass_persist's stderr) goes where snmpd's stderr goes
+        stderr=(tmp / "agent.log").open("w"),
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while "NET-SNMP version" not in log.read_text():
+            assert process.poll() is None, f"snmpd exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"snmpd did not start:\n{log.read_text()}"
+            time.sleep(0.05)
+        yield Agent(port, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
