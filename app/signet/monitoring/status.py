@@ -42,9 +42,15 @@ class TrailCounts:
     reads only the records appended since the last one."""
 
     seq: int = 0
-    signatures_made: int = 0
+    # signatures by the operation that made them: signHash (one per hash), signDoc (one per
+    # document)
+    by_operation: dict[str, int] = field(default_factory=dict)
     authorizations_refused: int = 0
     primed: bool = False
+
+    @property
+    def signatures_made(self) -> int:
+        return sum(self.by_operation.values())
 
     def advance(self, services: Services) -> list[str]:
         """Read the records appended since the last call; return the credentials locked in
@@ -65,7 +71,10 @@ class TrailCounts:
                     if event == "signature.created":
                         # signHash records every hash it signed; signDoc one document each
                         hashes = json.loads(details).get("hashes")
-                        self.signatures_made += len(hashes) if isinstance(hashes, list) else 1
+                        if isinstance(hashes, list):
+                            self._add("signHash", len(hashes))
+                        else:
+                            self._add("signDoc", 1)
                     elif event == "credential.locked":
                         locked.append(subject or "")
                     else:
@@ -75,6 +84,9 @@ class TrailCounts:
             self.primed = True
             return []
         return locked
+
+    def _add(self, operation: str, count: int) -> None:
+        self.by_operation[operation] = self.by_operation.get(operation, 0) + count
 
 
 @dataclass
@@ -130,12 +142,13 @@ def probe(services: Services, counts: TrailCounts, *, warning_days: int) -> Snap
         snapshot.newly_locked = counts.advance(services)
         snapshot.signatures_made = counts.signatures_made
         snapshot.authorizations_refused = counts.authorizations_refused
-        snapshot.credentials_locked = _credentials_locked(services)
+        snapshot.credentials_locked = credentials_locked(services)
         snapshot.certificates = certificates_near_expiry(services, warning_days)
     return snapshot
 
 
-def _credentials_locked(services: Services) -> int:
+def credentials_locked(services: Services) -> int:
+    """Credentials locked now (after too many failed authorizations)."""
     with services.database.transaction(read_only=True) as session:
         query = select(func.count()).select_from(Credential).where(Credential.locked.is_(True))
         return int(session.execute(query).scalar_one())
