@@ -105,7 +105,9 @@ def test_walk_reports_status_counts_and_certificates(
             values["signetHsmReason.0"] == 'STRING: ""' or values["signetHsmReason.0"] == "STRING: "
         )
         assert values["signetDatabaseStatus.0"] == "INTEGER: up(1)"
-        assert values["signetDatabaseEngine.0"] == "STRING: sqlite"
+        assert (
+            values["signetDatabaseEngine.0"] == f"STRING: {services.database.engine.dialect.name}"
+        )
         assert values["signetHsmTokenLabel.0"] == "STRING: signet-test"
         assert values["signetSignaturesMade.0"] == "Counter64: 3"
         assert values["signetAuthorizationsRefused.0"] == "Counter64: 2"
