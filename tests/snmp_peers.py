@@ -77,6 +77,8 @@ class TrapReceiver:
         while len(self.lines()) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         lines = self.lines()
+        if count == 0:  # all received so far
+            return [_decoded(line) for line in lines]
         assert len(lines) >= count, f"snmptrapd received {len(lines)} of {count}:\n{lines}"
         return [_decoded(line) for line in lines[:count]]
 

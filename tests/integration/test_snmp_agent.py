@@ -144,3 +144,41 @@ def test_walk_reports_status_counts_and_certificates(
         "INTEGER: signer(3)",
         "INTEGER: signer(3)",
     ]
+
+
+def test_hsm_outage_is_seen_and_notified(services, softhsm, settings_env, tmp_path):
+    """The token's directory taken away (a lost mount) while snmpd serves: the agent's real
+    PKCS#11 probe fails, the walk reads down with the reason, and snmptrapd gets signetHsmDown;
+    put back, the probe heals and signetHsmUp follows."""
+    tokens = os.path.join(softhsm["dir"], "tokens")
+    with (
+        snmptrapd(tmp_path / "trapd") as receiver,
+        snmpd(tmp_path, _agent_env(settings_env, tmp_path, receiver.port)) as agent,
+    ):
+        _wait_for(agent, "signetHsmStatus.0", "INTEGER: up(1)")
+        os.rename(tokens, tokens + ".away")
+        try:
+            values = _wait_for(agent, "signetHsmStatus.0", "INTEGER: down(2)")
+        finally:
+            os.rename(tokens + ".away", tokens)
+        assert values["signetServiceStatus.0"] == "INTEGER: down(2)"
+        assert values["signetDatabaseStatus.0"] == "INTEGER: up(1)"
+        assert "signet-test" in values["signetHsmReason.0"]
+        _wait_for(agent, "signetHsmStatus.0", "INTEGER: up(1)")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            names = [n["SNMPv2-MIB::snmpTrapOID.0"] for n in receiver.wait_for(0)]
+            if names.count("OID: SIGNET-MIB::signetHsmUp") == 2:
+                break
+            time.sleep(0.2)
+    down = [
+        n for n in receiver.wait_for(0) if n["SNMPv2-MIB::snmpTrapOID.0"].endswith("signetHsmDown")
+    ]
+    up = [n for n in receiver.wait_for(0) if n["SNMPv2-MIB::snmpTrapOID.0"].endswith("signetHsmUp")]
+    # once to each receiver (the v2c trap and the v3 inform), each carrying its objects
+    assert len(down) == 2 and len(up) == 2
+    for note in down:
+        assert note["SIGNET-MIB::signetHsmStatus.0"] == "INTEGER: down(2)"
+        assert "signet-test" in note["SIGNET-MIB::signetHsmReason.0"]
+    for note in up:
+        assert note["SIGNET-MIB::signetHsmStatus.0"] == "INTEGER: up(1)"
