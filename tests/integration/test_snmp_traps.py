@@ -3,6 +3,7 @@ v3 authPriv with SHA-256/AES, traps and informs) and decode there, by name, with
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tests.snmp_peers import (
     ENGINE_ID,
     PRIV_PASSPHRASE,
     USER,
+    free_udp_port,
     snmptrapd,
     write_secret,
 )
@@ -139,3 +141,22 @@ def test_settings_refuse_an_inline_secret_and_v3_traps_without_engine() -> None:
                 }
             ]
         )
+
+
+def test_the_agents_notifier_never_waits_for_a_dead_receiver(receiver, tmp_path) -> None:
+    from signet.monitoring.agent import Notifier
+
+    live = _settings(tmp_path, receiver.port, version="v3", inform=True)
+    dead = live.targets[0].model_copy(
+        update={"name": "dead", "port": free_udp_port(), "retries": 1}
+    )
+    settings = live.model_copy(update={"targets": [dead, live.targets[0]]})
+    notifier = Notifier(settings)
+    started = time.monotonic()
+    notifier("signetHsmUp", [("signetHsmStatus", 1)])
+    assert time.monotonic() - started < 0.5
+    # the dead receiver's inform times out (2 s x 2 tries), then the live one gets it
+    [note] = receiver.wait_for(1, timeout=20)
+    assert note["how"].startswith("INFORM, SNMP v3")
+    assert note["SNMPv2-MIB::snmpTrapOID.0"] == "OID: SIGNET-MIB::signetHsmUp"
+    notifier.close()

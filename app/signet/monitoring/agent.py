@@ -10,6 +10,7 @@ older than snmp.stale_after_seconds are served as unknown(3). Protocol: net-snmp
 from __future__ import annotations
 
 import logging
+import queue
 import sys
 import threading
 import time
@@ -200,18 +201,46 @@ class Prober:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def notifier(settings: SnmpSettings) -> Notify:
-    """Send a notification to every configured target; a target that fails is logged (with
-    what failed, never a secret) and the others still get it."""
+class Notifier:
+    """Sends each notification to every configured target from a thread of its own, so an
+    unreachable receiver (an inform waits timeout x retries) never delays the probes. A target
+    that fails is logged (what failed, never a secret) and the others still get it; past
+    QUEUE_LIMIT waiting notifications, new ones are dropped and logged."""
 
-    def notify(notification: str, varbinds: list[traps.Varbind]) -> None:
-        for target in settings.targets:
-            try:
-                traps.send(notification, varbinds, target, settings)
-            except (BackendError, ValueError) as exc:
-                log.warning("%s", exc)
+    QUEUE_LIMIT = 1000
 
-    return notify
+    def __init__(self, settings: SnmpSettings) -> None:
+        self.settings = settings
+        self._queue: queue.Queue[tuple[str, list[traps.Varbind]] | None] = queue.Queue(
+            self.QUEUE_LIMIT
+        )
+        self._thread = threading.Thread(target=self._run, name="signet-notify", daemon=True)
+        self._thread.start()
+
+    def __call__(self, notification: str, varbinds: list[traps.Varbind]) -> None:
+        if not self.settings.targets:
+            return
+        try:
+            self._queue.put_nowait((notification, varbinds))
+        except queue.Full:
+            log.warning("%s dropped: %d notifications already wait", notification, self.QUEUE_LIMIT)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            notification, varbinds = item
+            for target in self.settings.targets:
+                try:
+                    traps.send(notification, varbinds, target, self.settings)
+                except (BackendError, ValueError) as exc:
+                    log.warning("%s", exc)
+
+    def close(self, timeout: float = 5) -> None:
+        """Send what waits (for at most `timeout` seconds), then stop."""
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
 
 
 def answer(command: str, oid_text: str, rows: list[Row]) -> list[str]:
@@ -259,7 +288,8 @@ def run_agent(settings: Settings) -> None:
     background. Logs go to stderr (snmpd's log); stdout is the protocol's."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="signet-snmp: %(message)s")
     services = Services(settings)
-    prober = Prober(services, notifier(settings.snmp))
+    notifier = Notifier(settings.snmp)
+    prober = Prober(services, notifier)
     prober.refresh()
     thread = threading.Thread(target=prober.run, name="signet-refresh", daemon=True)
     thread.start()
@@ -267,3 +297,4 @@ def run_agent(settings: Settings) -> None:
         serve(prober, sys.stdin, sys.stdout)
     finally:
         prober.stop()
+        notifier.close()
