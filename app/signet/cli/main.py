@@ -1,4 +1,5 @@
-"""`signet`: the administration command (init, db, users, credentials, audit, serve)."""
+"""`signet`: the administration command (init, db, users, credentials, audit, serve,
+snmp-agent)."""
 
 from __future__ import annotations
 
@@ -360,6 +361,16 @@ def serve(listen: str | None, workers: int | None) -> None:
         err=True,
     )
     run_gunicorn(settings, listen=listen, workers=workers)
+
+
+@main.command("snmp-agent")
+@friendly
+def snmp_agent() -> None:
+    """Serve SIGNET-MIB to snmpd (pass_persist on stdin/stdout): status probed in the
+    background, answers from cached values (monitoring/README.md, "SNMP")."""
+    from signet.monitoring.agent import run_agent
+
+    run_agent(load_settings())
 
 
 from signet.cli.desktop import activate_command, sign_command, verify_command  # noqa: E402

@@ -18,6 +18,8 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from signet.config.snmp import SnmpSettings
+
 DEFAULT_CONFIG_FILE = "/etc/signet/signet.toml"
 
 
@@ -210,6 +212,8 @@ class Settings(BaseSettings):
     formats: FormatsSettings = Field(default_factory=FormatsSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    # Its own block (signet.config.snmp); to move under [events] as one more sink.
+    snmp: SnmpSettings = Field(default_factory=SnmpSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -79,9 +81,37 @@ def record_start(settings: Settings, *, actor: str) -> int:
     return int(outcome["record"])
 
 
+# Read by prometheus_client when it is first imported, in each worker: the master must name
+# the directory before, and never import prometheus_client itself.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _metrics_directory() -> str | None:
+    """A fresh directory for prometheus_client's multiprocess mode, named in the environment
+    before any worker starts (workers sum their samples from it: signet.monitoring.metrics).
+    An operator's PROMETHEUS_MULTIPROC_DIR is emptied of old samples; else one is made, and
+    returned to be removed at exit."""
+    directory = os.environ.get(MULTIPROCESS_DIR)
+    if directory:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(directory, name))
+        return None
+    os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="signet-metrics-")
+    return os.environ[MULTIPROCESS_DIR]
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def run_gunicorn(
     settings: Settings, *, listen: str | None = None, workers: int | None = None
 ) -> None:
+    made = _metrics_directory()
     options = {
         "bind": listen or settings.web.listen,
         "workers": workers or settings.web.workers,
@@ -94,9 +124,14 @@ def run_gunicorn(
         "errorlog": "-",
         "preload_app": False,
         "proc_name": "signet",
+        "child_exit": _worker_exit,
     }
     shm = "/dev/shm"  # noqa: S108 - gunicorn makes an unlinked mkstemp file there
     if os.path.isdir(shm) and os.access(shm, os.W_OK):
         # Workers touch a heartbeat file on every request: keep it in memory, not on disk.
         options["worker_tmp_dir"] = shm
-    _Gunicorn(settings, options).run()
+    try:
+        _Gunicorn(settings, options).run()
+    finally:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)

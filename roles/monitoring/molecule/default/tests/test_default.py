@@ -71,6 +71,21 @@ def test_trap_receiver_gets_coldstart(host):
     assert wait_for(host, "/var/log/standin-snmp-traps.log", "molecule-traps")
 
 
-def test_signet_mib_hook_documented(host):
+def test_signet_mib_served_through_the_agent(host):
     text = host.file("/etc/snmp/snmpd.conf").content_string
-    assert "# pass_persist <monitoring_snmp_signet_oid>" in text
+    assert (
+        "pass_persist .1.3.6.1.4.1.32473.1 /usr/bin/sudo -n -u signet "
+        "/opt/signet/venv/bin/signet snmp-agent" in text
+    )
+    sudoers = host.file("/etc/sudoers.d/signet-snmp")
+    assert (sudoers.user, sudoers.mode) == ("root", 0o440)
+    assert host.run("visudo -cf /etc/sudoers.d/signet-snmp").rc == 0
+
+
+def test_signet_snmp_settings_name_their_secrets(host):
+    settings = host.file("/etc/signet/signet.toml.d/60-snmp.toml").content_string
+    assert 'base_oid = "1.3.6.1.4.1.32473.1"' in settings
+    assert 'auth_passphrase = "file:/etc/signet/snmp/nms.auth"' in settings
+    assert "molecule-signet-auth" not in settings
+    secret = host.file("/etc/signet/snmp/nms.auth")
+    assert (secret.user, secret.group, secret.mode) == ("root", "signet", 0o640)

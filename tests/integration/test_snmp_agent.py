@@ -1,0 +1,184 @@
+"""SIGNET-MIB through net-snmp's snmpd: `signet snmp-agent` (pass_persist) reads the real
+database and probes the real SoftHSM token; snmpwalk (v2c and v3 authPriv) sees the status,
+the counts after real signatures and refusals, and the certificates near expiry, and the
+agent's notifications reach a real snmptrapd."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from signet.signing import admin
+from tests.helpers import enrol
+from tests.integration.test_csc_api import PASSWORD, Csc
+from tests.snmp_peers import (
+    AUTH_PASSPHRASE,
+    COMMUNITY,
+    ENGINE_ID,
+    PRIV_PASSPHRASE,
+    USER,
+    snmpd,
+    snmptrapd,
+    write_secret,
+)
+
+
+@pytest.fixture
+def alice(services):
+    admin.add_user(
+        services,
+        "alice",
+        password=PASSWORD,
+        display_name="Alice",
+        email="alice@example.test",
+        actor="test",
+    )
+    return enrol(services, "alice", key="ec-p256", actor="test").credential_id
+
+
+def _agent_env(settings_env, tmp_path: Path, trap_port: int) -> dict[str, str]:
+    targets = [
+        {
+            "name": "nms-v2c",
+            "host": "127.0.0.1",
+            "port": trap_port,
+            "version": "v2c",
+            "community": write_secret(tmp_path, "community", COMMUNITY),
+        },
+        {
+            "name": "nms-v3",
+            "host": "127.0.0.1",
+            "port": trap_port,
+            "inform": True,
+            "user": USER,
+            "auth_passphrase": write_secret(tmp_path, "auth", AUTH_PASSPHRASE),
+            "priv_passphrase": write_secret(tmp_path, "priv", PRIV_PASSPHRASE),
+        },
+    ]
+    return {
+        **os.environ,
+        **settings_env,
+        "SIGNET_SNMP__REFRESH_SECONDS": "1",
+        # every certificate of the test PKI (CA 10 years, signer 2) counts as near expiry
+        "SIGNET_SNMP__CERT_WARNING_DAYS": "3650",
+        "SIGNET_SNMP__ENGINE_ID": ENGINE_ID,
+        "SIGNET_SNMP__TARGETS": json.dumps(targets),
+    }
+
+
+def _wait_for(agent, name: str, expected: str, timeout: float = 20) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        values = agent.walk()
+        if values.get(name) == expected or time.monotonic() > deadline:
+            assert values.get(name) == expected, (name, values)
+            return values
+        time.sleep(0.5)
+
+
+def test_walk_reports_status_counts_and_certificates(
+    client, services, alice, settings_env, tmp_path
+):
+    csc = Csc(client, services)
+    csc.login()
+    digests = [hashlib.sha256(bytes([n])).digest() for n in range(3)]
+    authorized = csc.authorize(alice, digests)
+    assert authorized.status_code == 200, authorized.json
+    signed = csc.sign(alice, authorized.json["SAD"], digests, "1.2.840.10045.4.3.2")
+    assert signed.status_code == 200, signed.json
+    for _ in range(2):  # two wrong one-time codes: refused, not yet locked
+        assert csc.authorize(alice, digests, otp="000000").status_code == 400
+
+    with (
+        snmptrapd(tmp_path / "trapd") as receiver,
+        snmpd(tmp_path, _agent_env(settings_env, tmp_path, receiver.port)) as agent,
+    ):
+        values = agent.walk()
+        assert values["signetServiceStatus.0"] == "INTEGER: up(1)"
+        assert values["signetHsmStatus.0"] == "INTEGER: up(1)"
+        assert (
+            values["signetHsmReason.0"] == 'STRING: ""' or values["signetHsmReason.0"] == "STRING: "
+        )
+        assert values["signetDatabaseStatus.0"] == "INTEGER: up(1)"
+        assert (
+            values["signetDatabaseEngine.0"] == f"STRING: {services.database.engine.dialect.name}"
+        )
+        assert values["signetHsmTokenLabel.0"] == "STRING: signet-test"
+        assert values["signetSignaturesMade.0"] == "Counter64: 3"
+        assert values["signetAuthorizationsRefused.0"] == "Counter64: 2"
+        assert values["signetCredentialsLocked.0"] == "Gauge32: 0"
+        # the local CA's certificate and alice's, soonest first (hers: 2 years)
+        assert values["signetCertsNearExpiry.0"] == "Gauge32: 2"
+        assert values["signetCertRole.1"] == "INTEGER: signer(3)"
+        assert values["signetCertRole.2"] == "INTEGER: ca(1)"
+        assert "alice" in values["signetCertSubject.1"].lower()
+        assert 700 <= int(values["signetCertDaysLeft.1"].split()[1]) <= 731
+        assert values["signetCertNotAfter.1"].startswith("STRING: 20")
+        # the same through SNMPv3 authPriv
+        v3 = agent.walk("SIGNET-MIB::signetStatistics", v3=True)
+        assert v3["signetSignaturesMade.0"] == "Counter64: 3"
+
+        # live: three more wrong codes lock the credential; the agent sees it and notifies
+        for _ in range(3):
+            csc.authorize(alice, digests, otp="000000")
+        values = _wait_for(agent, "signetCredentialsLocked.0", "Gauge32: 1")
+        assert values["signetAuthorizationsRefused.0"] == "Counter64: 5"
+        notes = receiver.wait_for(6, timeout=20)
+
+    locked = [n for n in notes if "SIGNET-MIB::signetTrapCredentialId.0" in n]
+    assert {n["how"].split(",")[0] for n in locked} == {"TRAP2", "INFORM"}
+    for note in locked:
+        assert note["SNMPv2-MIB::snmpTrapOID.0"] == "OID: SIGNET-MIB::signetCredentialLocked"
+        assert note["SIGNET-MIB::signetTrapCredentialId.0"] == f"STRING: {alice}"
+        assert note["SIGNET-MIB::signetCredentialsLocked.0"] == "Gauge32: 1"
+    expiring = [n for n in notes if "SIGNET-MIB::signetTrapCertRole.0" in n]
+    # each certificate once per receiver, at the agent's start
+    assert sorted(n["SIGNET-MIB::signetTrapCertRole.0"] for n in expiring) == [
+        "INTEGER: ca(1)",
+        "INTEGER: ca(1)",
+        "INTEGER: signer(3)",
+        "INTEGER: signer(3)",
+    ]
+
+
+def test_hsm_outage_is_seen_and_notified(services, softhsm, settings_env, tmp_path):
+    """The token's directory taken away (a lost mount) while snmpd serves: the agent's real
+    PKCS#11 probe fails, the walk reads down with the reason, and snmptrapd gets signetHsmDown;
+    put back, the probe heals and signetHsmUp follows."""
+    tokens = os.path.join(softhsm["dir"], "tokens")
+    with (
+        snmptrapd(tmp_path / "trapd") as receiver,
+        snmpd(tmp_path, _agent_env(settings_env, tmp_path, receiver.port)) as agent,
+    ):
+        _wait_for(agent, "signetHsmStatus.0", "INTEGER: up(1)")
+        os.rename(tokens, tokens + ".away")
+        try:
+            values = _wait_for(agent, "signetHsmStatus.0", "INTEGER: down(2)")
+        finally:
+            os.rename(tokens + ".away", tokens)
+        assert values["signetServiceStatus.0"] == "INTEGER: down(2)"
+        assert values["signetDatabaseStatus.0"] == "INTEGER: up(1)"
+        assert "signet-test" in values["signetHsmReason.0"]
+        _wait_for(agent, "signetHsmStatus.0", "INTEGER: up(1)")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            names = [n["SNMPv2-MIB::snmpTrapOID.0"] for n in receiver.wait_for(0)]
+            if names.count("OID: SIGNET-MIB::signetHsmUp") == 2:
+                break
+            time.sleep(0.2)
+    down = [
+        n for n in receiver.wait_for(0) if n["SNMPv2-MIB::snmpTrapOID.0"].endswith("signetHsmDown")
+    ]
+    up = [n for n in receiver.wait_for(0) if n["SNMPv2-MIB::snmpTrapOID.0"].endswith("signetHsmUp")]
+    # once to each receiver (the v2c trap and the v3 inform), each carrying its objects
+    assert len(down) == 2 and len(up) == 2
+    for note in down:
+        assert note["SIGNET-MIB::signetHsmStatus.0"] == "INTEGER: down(2)"
+        assert "signet-test" in note["SIGNET-MIB::signetHsmReason.0"]
+    for note in up:
+        assert note["SIGNET-MIB::signetHsmStatus.0"] == "INTEGER: up(1)"
