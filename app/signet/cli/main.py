@@ -1,4 +1,4 @@
-"""`signet`: the administration command (init, db, users, credentials, audit, serve)."""
+"""`signet`: the administration command (init, db, users, credentials, audit, events, serve)."""
 
 from __future__ import annotations
 
@@ -342,6 +342,38 @@ def audit_checkpoint() -> None:
         f"checkpoint {checkpoint.record} anchors record {checkpoint.seq}; "
         f"appended to {services.settings.audit.checkpoint_file}"
     )
+
+
+@main.group()
+def events() -> None:
+    """Forwarding the audit trail and operational events to sinks (monitoring/README.md)."""
+
+
+@events.command("forward")
+@click.option("--once", is_flag=True, help="One round for every sink, then exit.")
+@friendly
+def events_forward(once: bool) -> None:
+    """Forward the audit trail and this node's operational events to the sinks of [events]
+    (run it as a service on every node: a lease per sink makes one node send each record)."""
+    import signal
+    import threading
+
+    from signet.signing.forwarding import build_forwarder
+
+    services = _services()
+    if not services.settings.events.sinks:
+        _fail("no sinks configured: add an [events.sinks.<name>] table (monitoring/README.md)")
+    forwarder = build_forwarder(services)
+    try:
+        if once:
+            click.echo(f"{forwarder.run_once()} audit record(s) forwarded")
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        forwarder.run(stop)
+    finally:
+        forwarder.close()
 
 
 @main.command()
