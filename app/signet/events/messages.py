@@ -7,6 +7,7 @@ and FIELDS / SEVERITY below to each other."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -185,7 +186,8 @@ def json_body(item: Forwarded, host: str) -> str:
 
 def text_body(item: Forwarded, host: str) -> str:
     subject = f" on {item.subject}" if item.subject else ""
-    return f"{item.event} by {item.actor}{subject}: {item.outcome} {_canonical(item.details)}"
+    text = f"{item.event} by {item.actor}{subject}: {item.outcome} {_canonical(item.details)}"
+    return _one_line(text)
 
 
 def _cef_header(value: str) -> str:
@@ -237,9 +239,19 @@ def cef_body(item: Forwarded, host: str, version: str) -> str:
 # -- the syslog frame -------------------------------------------------------------------------
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _one_line(value: str) -> str:
+    """Control characters written as \\uXXXX: a line break in a user name must not split a
+    message in a line-oriented store (JSON and CEF bodies escape them their own way)."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+
+
 def _sd_value(value: str) -> str:
-    # RFC 5424 6.3.3: '"', '\' and ']' are escaped with a backslash inside PARAM-VALUE.
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    # RFC 5424 6.3.3: '"', '\\' and ']' are escaped with a backslash inside PARAM-VALUE.
+    value = value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    return _one_line(value)
 
 
 def structured_data(item: Forwarded, host: str, enterprise_number: int) -> str:
