@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # A probe says whether one of the node's dependencies works: None, or why not.
 Probe = Callable[[], str | None]
+RETRY_CAP_SECONDS = 5.0
 # How often the lease holder looks for certificates near expiry.
 EXPIRY_CHECK_SECONDS = 3600
 _CURSORS: Table = EventCursor.__table__  # type: ignore[assignment]
@@ -61,6 +62,10 @@ class _SinkState:
     burst_reported: dict[str, float] = field(default_factory=dict)
     failures: dict[str, deque[float]] = field(default_factory=dict)
     expiry_checked: float = float("-inf")
+    # A sink that failed is tried again after a growing pause (poll_seconds doubled per
+    # failure, at most RETRY_CAP_SECONDS), and its failure logged once, not every round.
+    failures_in_row: int = 0
+    retry_at: float = float("-inf")
 
 
 class Forwarder:
@@ -136,12 +141,21 @@ class Forwarder:
         sent = 0
         database_up = True
         for name, state in self._sinks.items():
+            if time.monotonic() < state.retry_at:
+                continue
             try:
                 self._flush_pending(state)
                 if database_up:
                     sent += self._forward_records(name, state)
+                if state.failures_in_row:
+                    log.warning("sink %s takes events again", name)
+                state.failures_in_row = 0
             except SinkDown as exc:
-                log.warning("%s; will retry", exc)
+                if not state.failures_in_row:
+                    log.warning("%s; retrying until it takes events", exc)
+                state.failures_in_row += 1
+                pause = self.settings.poll_seconds * 2 ** min(state.failures_in_row, 16)
+                state.retry_at = time.monotonic() + min(RETRY_CAP_SECONDS, pause)
             except StoreError as exc:
                 database_up = False
                 self._transition("database", str(exc))
