@@ -25,7 +25,7 @@ from signet.events.forward import Forwarder
 from signet.events.sinks import SinkDown, build_sink
 from signet.signing import admin
 from signet.store import AuditRecord
-from tests.helpers import enrol
+from tests.helpers import enrol, signet_server
 from tests.integration.test_csc_api import PASSWORD, Csc
 from tests.rsyslog import TCP_PORT, TLS_PORT, UDP_PORT, Rsyslog, make_pki
 from tests.siem_parsers import parse_cef, parse_rfc5424
@@ -310,3 +310,18 @@ def test_a_dependency_down_and_back_is_reported(services, rsyslog, pki):
         assert operational[0]["details"]["reason"] == "token signet-test: CKR_GENERAL_ERROR"
         for document in operational:
             jsonschema.validate(document, SCHEMA)
+
+
+def test_service_start_and_stop_reach_the_sink(services, settings_env, rsyslog, pki):
+    with signet_server(env={**os.environ, **settings_env}, workers=1):
+        pass
+    records = _records(services)
+    events = [r.event for r in records]
+    started, stopped = events.index("service.started"), events.index("service.stopped")
+    assert started < stopped and events[stopped + 1] == "audit.checkpoint"
+    forwarder = _forwarder(services, _sinks(pki, "rfc5424", ("tls",)))
+    while forwarder.run_once():
+        pass
+    forwarder.close()
+    received = _received(rsyslog, "tls", "rfc5424", len(records))
+    assert [(r["seq"], r["event"]) for r in received] == [(r.seq, r.event) for r in records]

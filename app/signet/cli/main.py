@@ -381,8 +381,9 @@ def events_forward(once: bool) -> None:
 @click.option("--workers", type=int, help="Worker processes (default: web.workers).")
 @friendly
 def serve(listen: str | None, workers: int | None) -> None:
-    """Serve the API with gunicorn (recording service.started and a checkpoint first)."""
-    from signet.web.server import record_start, run_gunicorn
+    """Serve the API with gunicorn (recording service.started and a checkpoint first, and
+    service.stopped and a checkpoint at the end)."""
+    from signet.web.server import record_start, record_stop, run_gunicorn
 
     settings = load_settings()
     checkpoint = record_start(settings, actor=_actor())
@@ -391,7 +392,16 @@ def serve(listen: str | None, workers: int | None) -> None:
         f"{settings.audit.checkpoint_file}",
         err=True,
     )
-    run_gunicorn(settings, listen=listen, workers=workers)
+    try:
+        run_gunicorn(settings, listen=listen, workers=workers)
+    finally:
+        # gunicorn ends with SystemExit; the stop is recorded on the way out (a node that is
+        # killed records none: the SIEM sees the start without a stop).
+        try:
+            checkpoint = record_stop(settings, actor=_actor())
+            click.echo(f"signet: service.stopped recorded; checkpoint {checkpoint}", err=True)
+        except SignetError as exc:
+            click.echo(f"signet: warning: {exc.description}", err=True)
 
 
 from signet.cli.desktop import activate_command, sign_command, verify_command  # noqa: E402
