@@ -317,6 +317,7 @@ def test_service_start_and_stop_reach_the_sink(services, settings_env, rsyslog, 
         pass
     records = _records(services)
     events = [r.event for r in records]
+    assert events.count("service.started") == events.count("service.stopped") == 1
     started, stopped = events.index("service.started"), events.index("service.stopped")
     assert started < stopped and events[stopped + 1] == "audit.checkpoint"
     forwarder = _forwarder(services, _sinks(pki, "rfc5424", ("tls",)))

@@ -392,16 +392,19 @@ def serve(listen: str | None, workers: int | None) -> None:
         f"{settings.audit.checkpoint_file}",
         err=True,
     )
+    master = os.getpid()
     try:
         run_gunicorn(settings, listen=listen, workers=workers)
     finally:
-        # gunicorn ends with SystemExit; the stop is recorded on the way out (a node that is
-        # killed records none: the SIEM sees the start without a stop).
-        try:
-            checkpoint = record_stop(settings, actor=_actor())
-            click.echo(f"signet: service.stopped recorded; checkpoint {checkpoint}", err=True)
-        except SignetError as exc:
-            click.echo(f"signet: warning: {exc.description}", err=True)
+        # gunicorn ends with SystemExit, in the master and in every worker it forked (they
+        # unwind this same stack): only the master records the stop. A node that is killed
+        # records none: the SIEM sees the start without a stop.
+        if os.getpid() == master:
+            try:
+                checkpoint = record_stop(settings, actor=_actor())
+                click.echo(f"signet: service.stopped recorded; checkpoint {checkpoint}", err=True)
+            except SignetError as exc:
+                click.echo(f"signet: warning: {exc.description}", err=True)
 
 
 from signet.cli.desktop import activate_command, sign_command, verify_command  # noqa: E402
