@@ -162,8 +162,10 @@ class Rsyslog:
             self.process = None
 
     def lines(self, transport: str) -> list[str]:
+        """The complete lines so far: rsyslog may be midway through writing the last one."""
         path = self.out / f"{transport}.log"
-        return path.read_text().splitlines() if path.exists() else []
+        text = path.read_text() if path.exists() else ""
+        return text[: text.rfind("\n") + 1].splitlines()
 
     def wait_for(self, transport: str, count: int, timeout: float = 30) -> list[str]:
         """The messages received so far, once there are at least `count` (rsyslog writes
