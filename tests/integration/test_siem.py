@@ -326,3 +326,54 @@ def test_service_start_and_stop_reach_the_sink(services, settings_env, rsyslog, 
     forwarder.close()
     received = _received(rsyslog, "tls", "rfc5424", len(records))
     assert [(r["seq"], r["event"]) for r in received] == [(r.seq, r.event) for r in records]
+
+
+def test_a_failed_login_burst_and_a_certificate_near_expiry_are_reported(services, rsyslog, pki):
+    from datetime import UTC, datetime, timedelta
+
+    from signet.store import Certificate
+
+    with services.database.transaction() as session:
+        for i in range(5):
+            append_event(
+                session,
+                "login.failed",
+                actor=f"guess{i}",
+                subject=f"guess{i}",
+                outcome="failure",
+                method="password",
+                reason="unknown user",
+                source="203.0.113.9",
+            )
+        append_event(
+            session, "login.failed", actor="x", outcome="failure", reason="r", source="192.0.2.1"
+        )
+        soon = datetime.now(UTC) + timedelta(days=3)
+        ca = session.execute(select(Certificate).where(Certificate.role == "ca")).scalars().first()
+        ca.not_after = soon  # the local CA, as if three days from its end
+        serial, subject = ca.serial, ca.subject
+    forwarder = _forwarder(services, _sinks(pki, "json", ("tcp",)), failed_login_burst=5)
+    while forwarder.run_once():
+        pass
+    forwarder.close()
+    deadline = time.monotonic() + 30
+    while True:
+        operational = [
+            json.loads(parse_rfc5424(line).msg)
+            for line in rsyslog.lines("tcp")
+            if parse_rfc5424(line).sd[SD_ID]["kind"] == "operational"
+        ]
+        if len(operational) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    by_event = {o["event"]: o for o in operational}
+    assert sorted(by_event) == ["certificate.expiring", "login.burst"]
+    burst = by_event["login.burst"]
+    assert (burst["subject"], burst["details"]["failures"], burst["severity"]) == (
+        "203.0.113.9",
+        5,
+        8,
+    )
+    expiring = by_event["certificate.expiring"]
+    assert (expiring["subject"], expiring["details"]["serial"]) == (subject, serial)
+    assert expiring["details"]["role"] == "ca" and expiring["severity"] == 6
