@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Debian packages: what the service needs, and what the tests need on top.
 RUN_DEBS := softhsm2 opensc openssl
 TEST_DEBS := $(RUN_DEBS) postgresql postgresql-client xmlsec1 poppler-utils libnss3-tools \
-	snmp snmpd snmptrapd smitools
+	snmp snmpd snmptrapd smitools rsyslog rsyslog-gnutls
 
 .PHONY: help run test lint unit bench deps deps-test venv ddl check-ddl clean
 

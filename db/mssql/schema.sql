@@ -274,6 +274,22 @@ UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num 
 
 GO
 
+
+CREATE TABLE event_cursors (
+    sink VARCHAR(64) NOT NULL, 
+    last_seq BIGINT NOT NULL, 
+    last_hash VARCHAR(64) NOT NULL, 
+    holder VARCHAR(128) NULL, 
+    lease_until DATETIMEOFFSET NULL, 
+    CONSTRAINT pk_event_cursors PRIMARY KEY (sink)
+);
+
+GO
+
+UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
+
+GO
+
 COMMIT;
 
 GO

@@ -264,3 +264,19 @@ UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num 
 
 /
 
+
+CREATE TABLE event_cursors (
+    sink VARCHAR2(64 CHAR) NOT NULL, 
+    last_seq NUMBER(19) NOT NULL, 
+    last_hash VARCHAR2(64 CHAR) NOT NULL, 
+    holder VARCHAR2(128 CHAR), 
+    lease_until DATE, 
+    CONSTRAINT pk_event_cursors PRIMARY KEY (sink)
+)
+
+/
+
+UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003'
+
+/
+

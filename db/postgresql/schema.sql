@@ -202,5 +202,17 @@ CREATE INDEX ix_refresh_tokens_user_id ON refresh_tokens (user_id);
 
 UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002';
 
+
+CREATE TABLE event_cursors (
+    sink VARCHAR(64) NOT NULL, 
+    last_seq BIGINT NOT NULL, 
+    last_hash VARCHAR(64) NOT NULL, 
+    holder VARCHAR(128), 
+    lease_until TIMESTAMP WITH TIME ZONE, 
+    CONSTRAINT pk_event_cursors PRIMARY KEY (sink)
+);
+
+UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
+
 COMMIT;
 

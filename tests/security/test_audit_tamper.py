@@ -321,15 +321,16 @@ def test_signet_init_records_the_creation_of_every_key(softhsm, database_url, tm
     assert verified.returncode == 0 and "intact: 5 records" in verified.stdout
 
 
-def test_serve_records_its_start_and_a_checkpoint_once(services, database_url):
+def test_serve_records_its_start_and_stop_and_a_checkpoint_each_once(services, database_url):
     with signet_server(workers=2):  # settings_env (through services) set the environment
         pass
     started = [r for r in records(database_url) if r["event"] == "service.started"]
-    assert len(started) == 1  # not one per worker
+    stopped = [r for r in records(database_url) if r["event"] == "service.stopped"]
+    assert len(started) == len(stopped) == 1  # not one per worker
     details = json.loads(started[0]["details"])
     assert set(details) == {"settings_sha256", "version"} and len(details["settings_sha256"]) == 64
     lines = Path(services.settings.audit.checkpoint_file).read_text().splitlines()
-    assert len(lines) == 1 and json.loads(lines[0])["seq"] == started[0]["seq"]
+    assert [json.loads(line)["seq"] for line in lines] == [started[0]["seq"], stopped[0]["seq"]]
     assert admin.verify_audit(services).findings == []
 
 

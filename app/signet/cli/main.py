@@ -1,4 +1,4 @@
-"""`signet`: the administration command (init, db, users, credentials, audit, serve,
+"""`signet`: the administration command (init, db, users, credentials, audit, events, serve,
 snmp-agent)."""
 
 from __future__ import annotations
@@ -345,13 +345,46 @@ def audit_checkpoint() -> None:
     )
 
 
+@main.group()
+def events() -> None:
+    """Forwarding the audit trail and operational events to sinks (monitoring/README.md)."""
+
+
+@events.command("forward")
+@click.option("--once", is_flag=True, help="One round for every sink, then exit.")
+@friendly
+def events_forward(once: bool) -> None:
+    """Forward the audit trail and this node's operational events to the sinks of [events]
+    (run it as a service on every node: a lease per sink makes one node send each record)."""
+    import signal
+    import threading
+
+    from signet.signing.forwarding import build_forwarder
+
+    services = _services()
+    if not services.settings.events.sinks:
+        _fail("no sinks configured: add an [events.sinks.<name>] table (monitoring/README.md)")
+    forwarder = build_forwarder(services)
+    try:
+        if once:
+            click.echo(f"{forwarder.run_once()} audit record(s) forwarded")
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        forwarder.run(stop)
+    finally:
+        forwarder.close()
+
+
 @main.command()
 @click.option("--listen", help="HOST:PORT (default: web.listen).")
 @click.option("--workers", type=int, help="Worker processes (default: web.workers).")
 @friendly
 def serve(listen: str | None, workers: int | None) -> None:
-    """Serve the API with gunicorn (recording service.started and a checkpoint first)."""
-    from signet.web.server import record_start, run_gunicorn
+    """Serve the API with gunicorn (recording service.started and a checkpoint first, and
+    service.stopped and a checkpoint at the end)."""
+    from signet.web.server import record_start, record_stop, run_gunicorn
 
     settings = load_settings()
     checkpoint = record_start(settings, actor=_actor())
@@ -360,7 +393,19 @@ def serve(listen: str | None, workers: int | None) -> None:
         f"{settings.audit.checkpoint_file}",
         err=True,
     )
-    run_gunicorn(settings, listen=listen, workers=workers)
+    master = os.getpid()
+    try:
+        run_gunicorn(settings, listen=listen, workers=workers)
+    finally:
+        # gunicorn ends with SystemExit, in the master and in every worker it forked (they
+        # unwind this same stack): only the master records the stop. A node that is killed
+        # records none: the SIEM sees the start without a stop.
+        if os.getpid() == master:
+            try:
+                checkpoint = record_stop(settings, actor=_actor())
+                click.echo(f"signet: service.stopped recorded; checkpoint {checkpoint}", err=True)
+            except SignetError as exc:
+                click.echo(f"signet: warning: {exc.description}", err=True)
 
 
 @main.command("snmp-agent")

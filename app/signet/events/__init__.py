@@ -1,5 +1,5 @@
-"""Security events: the keyed, hash-chained audit trail and its checkpoints, and (later) their
-forwarding to syslog/SNMP/SIEM."""
+"""Security events: the keyed, hash-chained audit trail, its checkpoints, and their forwarding
+with operational events to sinks (syslog now; an SNMP trap sender is one more Sink)."""
 
 from signet.events.audit import (
     AuditFinding,

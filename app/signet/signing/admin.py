@@ -472,3 +472,16 @@ def record_service_start(services: Services, *, actor: str) -> Checkpoint:
             settings_sha256=settings_digest(services.settings),
         )
     return checkpoint_audit(services, actor=actor)
+
+
+def record_service_stop(services: Services, *, actor: str) -> Checkpoint:
+    """`service.stopped` (the serving processes have ended), then a checkpoint anchoring it."""
+    with services.database.transaction() as session:
+        append_event(
+            session,
+            "service.stopped",
+            actor=actor,
+            subject=socket.gethostname(),
+            version=version("signet"),
+        )
+    return checkpoint_audit(services, actor=actor)

@@ -249,3 +249,17 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime] = mapped_column(UtcDateTime)
     blocked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class EventCursor(Base):
+    """How far each sink has received the audit trail, and which node forwards to it now (a
+    lease: one node per sink at a time, so a cluster sends each record once)."""
+
+    __tablename__ = "event_cursors"
+
+    sink: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The newest record the sink has acknowledged (TCP/TLS: written to the socket), and its hash.
+    last_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    last_hash: Mapped[str] = mapped_column(String(64))
+    holder: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)

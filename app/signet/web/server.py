@@ -37,30 +37,31 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
-def _record_start(settings: Settings, actor: str) -> dict[str, Any]:
+def _record(settings: Settings, actor: str, stopped: bool) -> dict[str, Any]:
     from signet.signing import Services
-    from signet.signing.admin import record_service_start
+    from signet.signing.admin import record_service_start, record_service_stop
 
     services = Services(settings)
+    record = record_service_stop if stopped else record_service_start
     try:
-        return {"record": record_service_start(services, actor=actor).record}
+        return {"record": record(services, actor=actor).record}
     except Exception as exc:
         return {"error": getattr(exc, "description", None) or f"{exc.__class__.__name__}: {exc}"}
     finally:
         services.database.dispose()
 
 
-def record_start(settings: Settings, *, actor: str) -> int:
-    """Record `service.started` and a checkpoint, once per `signet serve` (not per worker);
-    return the checkpoint's record. In a child process: gunicorn's master must never open the
-    PKCS#11 library, as its workers fork from it (the library is initialised once per
-    process). A plain fork and a pipe: no semaphores, which a sandbox may not offer."""
+def _record_in_child(settings: Settings, actor: str, *, stopped: bool) -> int:
+    """Record the service's start or stop and a checkpoint; return the checkpoint's record.
+    In a child process: gunicorn's master must never open the PKCS#11 library, as its workers
+    fork from it (the library is initialised once per process). A plain fork and a pipe: no
+    semaphores, which a sandbox may not offer."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report through the pipe and leave without the parent's exit hooks
         os.close(read_end)
         try:
-            outcome = _record_start(settings, actor)
+            outcome = _record(settings, actor, stopped)
         except BaseException as exc:  # whatever it was, the parent must hear of it
             outcome = {"error": f"{exc.__class__.__name__}: {exc}"}
         with os.fdopen(write_end, "w") as pipe:
@@ -75,8 +76,9 @@ def record_start(settings: Settings, *, actor: str) -> int:
     except ValueError:
         outcome = {"error": f"the recording process ended with status {status} and no report"}
     if "error" in outcome:
+        what = "stop" if stopped else "start"
         raise ServiceUnavailable(
-            f"cannot record the service's start in the audit trail: {outcome['error']}"
+            f"cannot record the service's {what} in the audit trail: {outcome['error']}"
         )
     return int(outcome["record"])
 
@@ -106,6 +108,18 @@ def _worker_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def record_start(settings: Settings, *, actor: str) -> int:
+    """Record `service.started` and a checkpoint, once per `signet serve` (not per worker);
+    return the checkpoint's record."""
+    return _record_in_child(settings, actor, stopped=False)
+
+
+def record_stop(settings: Settings, *, actor: str) -> int:
+    """Record `service.stopped` and a checkpoint once gunicorn has ended; return the
+    checkpoint's record."""
+    return _record_in_child(settings, actor, stopped=True)
 
 
 def run_gunicorn(
