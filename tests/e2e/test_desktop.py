@@ -503,10 +503,11 @@ def test_refusals_by_the_service_end_in_one_clear_line(desk, tmp_path):
     assert_one_line_error(run, desk.bob_locked, "disabled", "administrator")
 
     if not desk.server.env["SIGNET_DATABASE__URL"].startswith("postgresql"):
-        # B-LT without the TSA's root: the paths cannot end at an anchor
+        # B-LT without the TSA's root: its path cannot end at an anchor, found before signing
         run = sign(desk, *base, "--level", "B-LT", "--tsa", desk.pki.tsa_url,
                    "--credential", desk.bob_ec, user="bob", pin=PIN)  # fmt: skip
-        assert_one_line_error(run, "the hash was signed", "--trust CERT")
+        assert_one_line_error(run, "the TSA's certificate", "--trust CERT")
+        assert "authorize:" not in run.stderr and "signHash" not in run.stderr, run.stderr
 
     dead_tsa = f"http://127.0.0.1:{free_port()}/tsa"
     run = sign(

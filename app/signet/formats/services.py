@@ -313,8 +313,8 @@ class ValidationDataCollector:
                 raise
             except FormatError as exc:
                 raise FormatError(
-                    f"the TSA's certificate ({tsa_cert.subject.human_friendly}): {exc}; "
-                    "add its root to the trust anchors"
+                    f"the TSA's certificate ({tsa_cert.subject.human_friendly}) does not "
+                    f"validate: {exc}"
                 ) from exc
         return collector
 
