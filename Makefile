@@ -10,8 +10,12 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 RUN_DEBS := softhsm2 opensc openssl
 TEST_DEBS := $(RUN_DEBS) postgresql postgresql-client xmlsec1 poppler-utils libnss3-tools \
 	snmp snmpd snmptrapd smitools rsyslog rsyslog-gnutls
+# npm packages the tests need, in build/npm: net-snmp ships the IETF SMI modules (SNMPv2-SMI…)
+# that net-snmp's tools and smilint read SIGNET-MIB with; Debian has them only in non-free.
+NPM_DIR := build/npm
+NPM_TEST_PACKAGES := net-snmp@3.29.2
 
-.PHONY: help run test lint unit bench deps deps-test venv ddl check-ddl clean
+.PHONY: help run test lint unit bench deps deps-test deps-node venv ddl check-ddl clean
 
 help:
 	@echo "make run    serve the embedded default on http://127.0.0.1:8080 (SQLite, SoftHSM, local CA)"
@@ -32,6 +36,18 @@ deps:
 
 deps-test:
 	$(call apt_install,$(TEST_DEBS))
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory deps-node
+	@$(MAKE) --no-print-directory $(NPM_DIR)/.synced
+
+# Debian's Node.js and npm, unless a node with its npm is there already (e.g. NodeSource's).
+deps-node:
+	$(call apt_install,nodejs npm)
+
+$(NPM_DIR)/.synced: Makefile
+	@echo "npm install $(NPM_TEST_PACKAGES)"
+	@mkdir -p $(NPM_DIR) && npm install --prefix $(NPM_DIR) --no-audit --no-fund \
+	  $(NPM_TEST_PACKAGES) >/tmp/signet-npm.log 2>&1 || { tail -20 /tmp/signet-npm.log; exit 1; }
+	@touch $@
 
 venv: $(VENV)/.synced
 

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-MIB_DIR = Path(__file__).resolve().parent.parent / "monitoring"
+ROOT = Path(__file__).resolve().parent.parent
+MIB_DIR = ROOT / "monitoring"
+# The IETF modules SIGNET-MIB imports (SNMPv2-SMI, -TC, -CONF; SNMPv2-MIB for the trap
+# header): Debian has them only in non-free snmp-mibs-downloader, so `make deps-test` takes
+# them from the npm package net-snmp, which ships them.
+IETF_MIB_DIR = ROOT / "build" / "npm" / "node_modules" / "net-snmp" / "lib" / "mibs"
+MIB_PATH = f"+{MIB_DIR}:{IETF_MIB_DIR}"
 # The ports this project's tests may open for SNMP peers.
 PORTS = range(56450, 56500)
 # SNMPv2-MIB names sysUpTime and snmpTrapOID.
@@ -33,15 +39,14 @@ def need_net_snmp(*programs: str) -> None:
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed: run `make deps-test`")
     probe = subprocess.run(
-        ["snmptranslate", "-M", f"+{MIB_DIR}", "-m", MIBS, "-On", "SIGNET-MIB::signetMIB"],
+        ["snmptranslate", "-M", MIB_PATH, "-m", MIBS, "-On", "SIGNET-MIB::signetMIB"],
         capture_output=True,
         text=True,
     )
     if probe.returncode != 0:
         pytest.fail(
-            "net-snmp cannot read monitoring/SIGNET-MIB.txt: the IETF base modules (SNMPv2-SMI, "
-            "SNMPv2-TC, SNMPv2-CONF) must be on its MIB path, e.g. /usr/share/snmp/mibs/ietf "
-            f"(Debian: snmp-mibs-downloader):\n{probe.stderr}"
+            "net-snmp cannot read monitoring/SIGNET-MIB.txt with the IETF modules of "
+            f"{IETF_MIB_DIR} (run `make deps-test`, which installs them):\n{probe.stderr}"
         )
 
 
@@ -121,7 +126,7 @@ def snmptrapd(tmp: Path) -> Iterator[TrapReceiver]:
             "-Lf",
             str(log),
             "-M",
-            f"+{MIB_DIR}",
+            MIB_PATH,
             "-m",
             MIBS,
             f"udp:127.0.0.1:{port}",
@@ -154,7 +159,7 @@ class Agent:
         else:
             security = ["-v2c", "-c", COMMUNITY]
         # the first request starts the agent, which may take seconds on a busy host
-        command = ["snmpwalk", *security, "-M", f"+{MIB_DIR}", "-m", MIBS, "-t", "30", "-r", "0"]
+        command = ["snmpwalk", *security, "-M", MIB_PATH, "-m", MIBS, "-t", "30", "-r", "0"]
         done = subprocess.run(
             [*command, f"udp:127.0.0.1:{self.port}", oid],
             capture_output=True,
