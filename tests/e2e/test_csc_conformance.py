@@ -3,6 +3,7 @@ check") found Signet doing against the specification, asked again over HTTP unde
 
 import base64
 import hashlib
+import struct
 
 import pytest
 import requests
@@ -171,3 +172,16 @@ def test_get_is_405_with_allow_and_csc_error_json(server, path):
         "error_description": f"The method GET is not allowed for {path}; use POST "
         "(every CSC method is called with POST)",
     }
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_info_logo_is_a_png_of_at_most_256_pixels(server, version):
+    # CSC info.logo: the URI of a JPEG or PNG image, at most 256x256 (it named /docs, a page)
+    logo = requests.post(f"{server.url}/csc/{version}/info", json={}, timeout=30).json()["logo"]
+    assert logo == f"{server.url}/static/logo.png"
+    image = requests.get(logo, timeout=30)
+    assert image.status_code == 200
+    assert image.headers["Content-Type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG\r\n\x1a\n") and image.content[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", image.content[16:24])
+    assert 0 < width <= 256 and 0 < height <= 256

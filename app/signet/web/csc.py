@@ -93,7 +93,8 @@ def info(_params: Params) -> Json:
     return {
         "specs": "2.0.0.2",
         "name": settings.name,
-        "logo": (settings.base_url or request.host_url.rstrip("/")) + "/docs",
+        "logo": settings.logo_url
+        or (settings.base_url or request.host_url.rstrip("/")) + "/static/logo.png",
         "region": settings.region,
         "lang": settings.lang,
         "description": "Signet remote signing service",
