@@ -41,6 +41,11 @@ def test_errors_are_json_never_html(client):
         assert response.status_code in (404, 405)
         assert response.is_json
         assert set(response.get_json()) == {"error", "error_description"}
+    wrong_method = client.delete("/docs")
+    assert wrong_method.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert wrong_method.get_json()["error_description"] == (
+        "The method DELETE is not allowed for /docs; use GET"
+    )
 
 
 def test_openapi_and_docs(client):

@@ -55,11 +55,12 @@ def method_not_allowed(allowed: Iterable[str]) -> Response:
     """405 with the Allow header HTTP requires, and a description saying what to send."""
     methods = sorted(allowed)
     usable = [m for m in methods if m not in ("HEAD", "OPTIONS")] or methods
+    why = " (every CSC method is called with POST)" if request.path.startswith("/csc/") else ""
     response = error_response(
         405,
         "invalid_request",
         f"The method {request.method} is not allowed for {request.path}; use "
-        f"{' or '.join(usable)} (every CSC method is called with POST)",
+        f"{' or '.join(usable)}{why}",
     )
     response.headers["Allow"] = ", ".join(methods)
     return response
