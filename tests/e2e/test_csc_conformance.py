@@ -134,7 +134,7 @@ def test_a_hash_of_the_wrong_length_is_an_invalid_digest_value_length(
     assert short.status_code == 400
     assert short.json()["error"] == "invalid_request"
     assert short.json()["error_description"] == (
-        "Invalid digest value length: hash 'AAAA' has 3 bytes, where a sha256 hash has 32"
+        "Invalid digest value length: hash 'AAAA' has 3 bytes, where a sha256 hash has 32 bytes"
     )
     # nothing was spent: the SAD still signs its hash
     signed = session.post(

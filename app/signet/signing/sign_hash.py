@@ -82,7 +82,7 @@ def _digests(hashes: Any, hash_name: str | None) -> list[bytes]:
             if len(digest) != expected:
                 raise InvalidRequest(
                     f"Invalid digest value length: hash {value[:60]!r} has {len(digest)} "
-                    f"bytes, where a {hash_name} hash has {expected}"
+                    f"bytes, where a {hash_name} hash has {expected} bytes"
                 )
     return digests
 
