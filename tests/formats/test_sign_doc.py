@@ -437,6 +437,17 @@ def test_timestamp_endpoint_and_info(live):
     assert openssl_ts_verify(
         base64.b64decode(v1.json()["timestamp"]), digest, live.root_pem, live.tmp
     )
+    # SHA-1 (csctester asks for it) is not offered: the refusal says what is, in v1's names
+    sha1 = live.session.post(
+        f"{live.url}/csc/v1/signatures/timestamp",
+        json={"hash": b64(hashlib.sha1(b"stamp me").digest()), "hashAlgo": "1.3.14.3.2.26"},
+        timeout=30,
+    )
+    assert sha1.status_code == 400
+    assert sha1.json()["error_description"] == (
+        "Invalid parameter hashAlgo: 1.3.14.3.2.26 is not offered; use 2.16.840.1.101.3.4.2.1 "
+        "(sha256), 2.16.840.1.101.3.4.2.2 (sha384), 2.16.840.1.101.3.4.2.3 (sha512)"
+    )
     assert offered["signature_formats"]["formats"] == ["C", "X", "P", "J"]
 
 

@@ -139,7 +139,9 @@ def test_v1_flavour_flow(client, services, alice):
     csc = Csc(client, services, "v1")
     csc.login()
     assert csc.post("credentials/list", {}).json["credentialIDs"]
-    info = csc.post("credentials/info", {"credentialID": alice["ec"], "certificates": "chain"})
+    info = csc.post(
+        "credentials/info", {"credentialID": alice["ec"], "certificates": "chain", "authInfo": True}
+    )
     assert info.json["SCAL"] == "2" and info.json["OTP"]["presence"] == "true"
     assert info.json["authMode"] == "explicit"
     digest = hashlib.sha256(b"v1").digest()

@@ -1,6 +1,8 @@
 """The web layer: health, OpenAPI, and JSON errors only."""
 
-from signet.config import load_settings
+import pytest
+
+from signet.config import ConfigError, load_settings
 from signet.signing import Services
 from signet.web import create_app
 
@@ -39,6 +41,11 @@ def test_errors_are_json_never_html(client):
         assert response.status_code in (404, 405)
         assert response.is_json
         assert set(response.get_json()) == {"error", "error_description"}
+    wrong_method = client.delete("/docs")
+    assert wrong_method.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert wrong_method.get_json()["error_description"] == (
+        "The method DELETE is not allowed for /docs; use GET"
+    )
 
 
 def test_openapi_and_docs(client):
@@ -47,3 +54,14 @@ def test_openapi_and_docs(client):
     assert "/health" in spec["paths"]
     page = client.get("/docs")
     assert page.status_code == 200 and b"openapi.json" in page.data
+
+
+def test_info_names_the_configured_logo(settings_env, monkeypatch):
+    monkeypatch.setenv("SIGNET_WEB__LOGO_URL", "https://qtsp.example/logo.jpg")
+    client = create_app(services=Services(load_settings())).test_client()
+    assert (
+        client.post("/csc/v2/info", json={}).get_json()["logo"] == "https://qtsp.example/logo.jpg"
+    )
+    monkeypatch.setenv("SIGNET_WEB__LOGO_URL", "file:///etc/logo.png")
+    with pytest.raises(ConfigError, match=r"web\.logo_url.*JPEG or PNG image"):
+        load_settings()

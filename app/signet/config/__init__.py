@@ -176,8 +176,18 @@ class WebSettings(_Section):
     # Public base URL, used in info and OpenAPI; None derives it from the request.
     base_url: str | None = None
     name: str = "Signet"
+    # info's logo (CSC: a JPEG or PNG image of at most 256x256 pixels); None names Signet's
+    # own, served by the node at /static/logo.png.
+    logo_url: str | None = None
     region: str = "EU"
     lang: str = "en-US"
+
+    @field_validator("logo_url")
+    @classmethod
+    def _logo_url(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL of a JPEG or PNG image")
+        return url or None
 
     @field_validator("listen")
     @classmethod

@@ -457,8 +457,10 @@ def check_hash_lengths(hashes: Sequence[str], hash_oid: str | None) -> None:
         if all(size != algorithm.length for algorithm in offered):
             expected = " or ".join(f"{a.length} for {a.name}" for a in offered)
             wanted = "hashAlgorithmOID wants" if hash_oid else "the hashes offered want"
+            # the wording of the specification's error tables, then what was wrong
             raise InvalidRequest(
-                f"Invalid hash value {value[:60]!r}: {size} bytes, where {wanted} {expected}"
+                f"Invalid digest value length: hash {value[:60]!r} has {size} bytes, "
+                f"where {wanted} {expected}"
             )
 
 

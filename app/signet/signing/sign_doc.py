@@ -441,8 +441,13 @@ def timestamp(
     """An RFC 3161 token from the configured TSA over the client's hash."""
     if not isinstance(hash_b64, str) or not hash_b64:
         raise InvalidRequest("Missing (or invalid type) string parameter hash")
-    if not isinstance(hash_oid, str) or hash_oid not in HASH_BY_OID:
-        raise InvalidRequest("Missing or invalid parameter hashAlgorithmOID")
+    if not isinstance(hash_oid, str) or not hash_oid:
+        raise InvalidRequest("Missing (or invalid type) string parameter hashAlgorithmOID")
+    if hash_oid not in HASH_BY_OID:
+        offered = ", ".join(f"{oid} ({known.name})" for oid, known in HASH_BY_OID.items())
+        raise InvalidRequest(
+            f"Invalid parameter hashAlgorithmOID: {hash_oid[:60]} is not offered; use {offered}"
+        )
     try:
         digest = base64.b64decode(hash_b64, validate=True)
     except ValueError:

@@ -81,8 +81,8 @@ def _digests(hashes: Any, hash_name: str | None) -> list[bytes]:
         for value, digest in zip(hashes, digests, strict=True):
             if len(digest) != expected:
                 raise InvalidRequest(
-                    f"Invalid hash {value[:60]!r}: a {hash_name} hash has "
-                    f"{expected} bytes, this one {len(digest)}"
+                    f"Invalid digest value length: hash {value[:60]!r} has {len(digest)} "
+                    f"bytes, where a {hash_name} hash has {expected} bytes"
                 )
     return digests
 

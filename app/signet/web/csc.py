@@ -14,7 +14,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from signet.algorithms import CURVES, SIGNATURE_ALGORITHMS
-from signet.errors import InvalidRequest, MethodNotImplemented
+from signet.errors import InvalidRequest, MethodNotImplemented, SignetError
 from signet.signing import csc as usecases
 from signet.signing import sign_doc, sign_hash
 from signet.web import csc_v1, signdoc
@@ -93,7 +93,8 @@ def info(_params: Params) -> Json:
     return {
         "specs": "2.0.0.2",
         "name": settings.name,
-        "logo": (settings.base_url or request.host_url.rstrip("/")) + "/docs",
+        "logo": settings.logo_url
+        or (settings.base_url or request.host_url.rstrip("/")) + "/static/logo.png",
         "region": settings.region,
         "lang": settings.lang,
         "description": "Signet remote signing service",
@@ -316,10 +317,15 @@ def json_view(
     and its answer (None: 204 No Content) renamed back."""
 
     def view() -> ResponseReturnValue:
-        answer = operation(renaming.params(body()))
+        data = body()
+        try:
+            answer = operation(renaming.params(data))
+        except SignetError as refused:
+            refused.description = renaming.worded(refused.description)
+            raise
         if answer is None:
             return Response(status=204)
-        return jsonify(renaming.answered(answer))
+        return jsonify(renaming.answered(answer, data))
 
     return guard(view) if guard else view
 

@@ -7,6 +7,7 @@ sends under its v2 name. Its info and credentials/info answers have shapes of th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -24,16 +25,28 @@ class Renaming:
 
     names: Mapping[str, str | None] = field(default_factory=dict)
     request: Callable[[Json], Json] | None = None
-    answer: Callable[[Json], Json] | None = None
+    answer: Callable[[Json, Json], Json] | None = None  # (v2's answer, the request as sent)
 
     def params(self, data: Json) -> Params:
         return Params(self.request(data) if self.request else data, self.names)
 
-    def answered(self, answer: Json) -> Json:
-        return self.answer(answer) if self.answer else answer
+    def answered(self, answer: Json, data: Json) -> Json:
+        return self.answer(answer, data) if self.answer else answer
+
+    def worded(self, description: str) -> str:
+        """An error's description with its parameters named as v1 calls them (the use cases
+        word their refusals in v2's names). A name in camelCase is renamed wherever it
+        stands; a plain word (``hashes``) only where it names a parameter."""
+        for v2_name, v1_name in self.names.items():
+            if v1_name is None or v1_name == v2_name:
+                continue
+            camel = v2_name != v2_name.lower()
+            pattern = rf"\b{v2_name}\b" if camel else rf"(?<=parameter ){v2_name}\b"
+            description = re.sub(pattern, v1_name, description)
+        return description
 
 
-def _info(answer: Json) -> Json:
+def _info(answer: Json, _data: Json) -> Json:
     """v1's info: no signature algorithms, formats or levels; only the methods v1 has."""
     common = {key: value for key, value in answer.items() if key not in _V2_INFO}
     methods = [method for method in answer["methods"] if method not in V2_ONLY]
@@ -41,14 +54,18 @@ def _info(answer: Json) -> Json:
 
 
 def _described_activation(data: Json) -> Json:
-    """v1 always describes how a credential is activated: v2 does when asked (authInfo)."""
+    """v2 is asked for its auth object whatever v1's authInfo says: v1 answers authMode
+    always, and the PIN and OTP objects only when asked (authInfo, default false)."""
+    Params(data).boolean("authInfo", False)  # a wrong type is refused before it is replaced
     return {**data, "authInfo": True}
 
 
-def _credential_info(answer: Json) -> Json:
-    """v2's auth object as v1's authMode, PIN and OTP objects."""
+def _credential_info(answer: Json, data: Json) -> Json:
+    """v2's auth object as v1's authMode, and as its PIN and OTP objects if authInfo asked."""
     described = dict(answer)
     auth = described.pop("auth")
+    if data.get("authInfo") is not True:
+        return {**described, "authMode": auth["mode"]}
     pin = auth["expression"] == "PIN"
     return {
         **described,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from gunicorn.http.errors import NoMoreData, ParseException
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from signet.errors import BackendError, SignetError, TooManyRequests
 
@@ -50,6 +51,21 @@ def error_response(status: int, error: str, description: str) -> Response:
     return response
 
 
+def method_not_allowed(allowed: Iterable[str]) -> Response:
+    """405 with the Allow header HTTP requires, and a description saying what to send."""
+    methods = sorted(allowed)
+    usable = [m for m in methods if m not in ("HEAD", "OPTIONS")] or methods
+    why = " (every CSC method is called with POST)" if request.path.startswith("/csc/") else ""
+    response = error_response(
+        405,
+        "invalid_request",
+        f"The method {request.method} is not allowed for {request.path}; use "
+        f"{' or '.join(usable)}{why}",
+    )
+    response.headers["Allow"] = ", ".join(methods)
+    return response
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(SignetError)
     def _signet(exc: SignetError) -> Response:
@@ -60,6 +76,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            return method_not_allowed(exc.valid_methods)
         status = exc.code or 500
         return error_response(status, csc_error_code(status), exc.description or exc.name)
 
