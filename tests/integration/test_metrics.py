@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from signet.signing import admin
 from tests.helpers import enrol, signet_server
-from tests.integration.test_csc_api import PASSWORD, Csc, LiveClient
+from tests.integration.csc_http import PASSWORD, Csc, LiveClient
 
 AUTHORIZE = "/csc/v2/credentials/authorize"
 SIGN_HASH = "/csc/v2/signatures/signHash"

@@ -26,7 +26,7 @@ from signet.events.sinks import SinkDown, build_sink
 from signet.signing import admin
 from signet.store import AuditRecord
 from tests.helpers import enrol, signet_server
-from tests.integration.test_csc_api import PASSWORD, Csc
+from tests.integration.csc_http import PASSWORD, Csc
 from tests.rsyslog import TCP_PORT, TLS_PORT, UDP_PORT, Rsyslog, make_pki
 from tests.siem_parsers import parse_cef, parse_rfc5424
 

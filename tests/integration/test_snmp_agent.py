@@ -15,7 +15,7 @@ import pytest
 
 from signet.signing import admin
 from tests.helpers import enrol
-from tests.integration.test_csc_api import PASSWORD, Csc
+from tests.integration.csc_http import PASSWORD, Csc
 from tests.snmp_peers import (
     AUTH_PASSPHRASE,
     COMMUNITY,
