@@ -146,8 +146,10 @@ def not_offered(method: str) -> Callable[[], ResponseReturnValue]:
     ),
     errors={"400": ERRORS["400"]},
     auth=(),
+    example={"lang": "en-US"},
 )
-def info(_params: Params) -> Json:
+def info(params: Params) -> Json:
+    params.string("lang", required=False)  # answered in the service's language, but a string
     settings = services().settings.web
     return {
         "specs": "2.0.0.2",

@@ -70,6 +70,7 @@ def basic_credentials() -> tuple[str, str] | None:
     },
     auth=("basic",),
     auth_optional=True,
+    example={"rememberMe": False},
 )
 def login_view() -> ResponseReturnValue:
     params = Params(body())

@@ -22,7 +22,10 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 # -- schema helpers: the parameter kinds of web.params ---------------------------------------
 STRING = {"type": "string", "minLength": 1}  # Params.string, required
-OPTIONAL_STRING = {"type": "string"}  # Params.string(required=False)
+OPTIONAL_STRING = {
+    "type": "string",
+    "nullable": True,
+}  # Params.string(required=False): null is absent
 BOOLEAN = {"type": "boolean"}
 BASE64 = {"type": "string", "format": "byte", "minLength": 1}
 HASHES = {"type": "array", "minItems": 1, "items": BASE64}  # Params.hash_list
@@ -67,6 +70,7 @@ class Operation:
     auth: tuple[str, ...] = ("bearer",)  # security schemes, any one of them; () for none
     auth_optional: bool = False
     request_types: tuple[str, ...] = ("application/json",)
+    example: dict[str, Any] | None = None  # the body the explorer offers to send
     answer_type: str = "application/json"
 
     def with_request(self, request: Schema | None) -> Operation:
@@ -141,9 +145,12 @@ def _operation_object(
             for name in path_parameters
         ]
     if declared.request is not None:
+        media: dict[str, Any] = {"schema": declared.request}
+        if declared.example is not None:
+            media["example"] = declared.example
         built["requestBody"] = {
             "required": False,  # an empty body reads as {}
-            "content": {kind: {"schema": declared.request} for kind in declared.request_types},
+            "content": {kind: media for kind in declared.request_types},
         }
     security: list[dict[str, list[str]]] = [{scheme: []} for scheme in declared.auth]
     if declared.auth_optional:
