@@ -8,7 +8,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # Debian packages: what the service needs, and what the tests need on top.
 RUN_DEBS := softhsm2 opensc openssl
-TEST_DEBS := $(RUN_DEBS) postgresql postgresql-client xmlsec1 poppler-utils libnss3-tools
+# chromium and chromium-driver: the API explorer at /docs is tested in a headless browser
+TEST_DEBS := $(RUN_DEBS) postgresql postgresql-client xmlsec1 poppler-utils libnss3-tools \
+	chromium chromium-driver
 
 .PHONY: help run test lint unit bench deps deps-test venv ddl check-ddl clean
 
