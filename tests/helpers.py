@@ -210,3 +210,29 @@ def throwaway_chain(
         .sign(root_key, hashes.SHA256())
     )  # fmt: skip
     return root, signer
+
+
+@contextmanager
+def app_in_thread(app, ports: range = range(56200, 56300)) -> Iterator[str]:
+    """The Flask app served over real HTTP by werkzeug in a thread of this process (one request
+    at a time: SoftHSM wants its calls serialised), on the first free loopback port of `ports`;
+    yields its URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = None
+    for port in ports:
+        try:
+            server = make_server("127.0.0.1", port, app, threaded=False)
+            break
+        except (OSError, SystemExit):  # werkzeug exits when the port is taken
+            continue
+    assert server is not None, f"no free port in {ports}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)

@@ -23,6 +23,12 @@ from tests.integration.csc_http import HASH_CLS, PASSWORD, SHA, Csc, error_of
 
 
 @pytest.fixture
+def client(live_client):
+    """These tests speak HTTP to gunicorn (tests/integration/conftest.py)."""
+    return live_client
+
+
+@pytest.fixture
 def alice(services):
     admin.add_user(
         services,

@@ -15,12 +15,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     services = services or Services(settings or load_settings())
     app.extensions["signet"] = services
 
-    from signet.web import csc, errors, health, metrics, openapi, pki
+    from signet.web import apidocs, csc, errors, health, metrics, openapi, pki
 
     errors.init_app(app)
     metrics.init_app(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(pki.blueprint)
     app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(apidocs.blueprint)
     csc.init_app(app)
     return app

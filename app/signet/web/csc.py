@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from datetime import datetime
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from signet.algorithms import CURVES, SIGNATURE_ALGORITHMS
+from signet.algorithms import SIGNATURE_ALGORITHMS
 from signet.errors import InvalidRequest, MethodNotImplemented, SignetError
 from signet.signing import csc as usecases
 from signet.signing import sign_doc, sign_hash
-from signet.web import csc_v1, signdoc
+from signet.web import csc_v1, openapi, signdoc
+from signet.web.credential_view import CREDENTIAL_ANSWER, STRINGS, described
 from signet.web.csc_v1 import Renaming
-from signet.web.openapi import describe
+from signet.web.openapi import (
+    BASE64,
+    BOOLEAN,
+    HASHES,
+    LABELS,
+    OPTIONAL_STRING,
+    STRING,
+    enum,
+    obj,
+    operation,
+    with_description,
+)
 from signet.web.params import (
     Json,
     Params,
@@ -35,6 +46,8 @@ from signet.web.params import (
 
 v2 = Blueprint("csc_v2", __name__, url_prefix="/csc/v2")
 v1 = Blueprint("csc_v1", __name__, url_prefix="/csc/v1")
+openapi.tag(v2, "CSC v2.0.0.2")
+openapi.tag(v1, "CSC v1.0.4")
 
 METHODS = [
     "info",
@@ -58,12 +71,32 @@ NOT_OFFERED = {
 }
 
 
+# What every CSC operation may answer besides its success
+ERRORS = {
+    "400": "invalid request: the description names the parameter",
+    "503": "the database or the HSM is unavailable; try again",
+}
+TOKEN_ERRORS = {**ERRORS, "401": "no access token, or an expired or revoked one"}
+CREDENTIAL_ERRORS = {
+    **TOKEN_ERRORS,
+    "403": "not the caller's credential, or a refusal of the SAM (locked, tampered record)",
+}
+CERTIFICATES = enum(
+    "none", "single", "chain", description="which certificates to return (default single)"
+)
+HASH_OID = with_description(OPTIONAL_STRING, "OID of the hash algorithm of the hashes")
+NUM_SIGNATURES = {"type": "integer", "minimum": 1}
+AUTH_DATA = {
+    "type": "array",
+    "items": obj(required=("id", "value"), id=enum("PIN", "OTP"), value={"type": "string"}),
+}
+SAD_ANSWER = obj(
+    required=("SAD", "expiresIn"), SAD=STRING, expiresIn={"type": "integer", "minimum": 1}
+)
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def generalized(moment: datetime) -> str:
-    return moment.strftime("%Y%m%d%H%M%SZ")
 
 
 def offered_methods() -> list[str]:
@@ -84,11 +117,39 @@ def not_offered(method: str) -> Callable[[], ResponseReturnValue]:
     def view() -> ResponseReturnValue:
         raise not_implemented(method)
 
-    return view
+    return openapi.attach(
+        view,
+        openapi.Operation(
+            f"Not offered here (info lists the methods offered): {method}",
+            request=obj(),
+            success=None,
+            errors={"501": "not implemented by this service"},
+            auth=(),
+        ),
+    )
 
 
 # -- the operations -------------------------------------------------------------------------
-def info(_params: Params) -> Json:
+@operation(
+    "Service information: the methods, algorithms, formats and levels offered",
+    request=obj(lang=OPTIONAL_STRING),
+    answer=obj(
+        required=("specs", "name", "logo", "region", "lang", "description", "authType", "methods"),
+        specs=STRING,
+        name=STRING,
+        logo=STRING,
+        region=STRING,
+        lang=STRING,
+        description=STRING,
+        authType=STRINGS,
+        methods=STRINGS,
+    ),
+    errors={"400": ERRORS["400"]},
+    auth=(),
+    example={"lang": "en-US"},
+)
+def info(params: Params) -> Json:
+    params.string("lang", required=False)  # answered in the service's language, but a string
     settings = services().settings.web
     return {
         "specs": "2.0.0.2",
@@ -114,6 +175,22 @@ def info(_params: Params) -> Json:
     }
 
 
+@operation(
+    "Send a one-time code by e-mail; with the hashes, numSignatures, description and "
+    "signet_labels of the authorize call to come (a Signet extension), the code approves that "
+    "request only (docs/csc.md)",
+    request=obj(
+        required=("credentialID",),
+        credentialID=STRING,
+        hashes=HASHES,
+        hashAlgorithmOID=HASH_OID,
+        numSignatures=NUM_SIGNATURES,
+        description=OPTIONAL_STRING,
+        signet_labels=LABELS,
+    ),
+    success="204",
+    errors={**CREDENTIAL_ERRORS, "429": "a code was sent moments ago; Retry-After says when"},
+)
 def send_otp(params: Params) -> None:
     count = params.get("numSignatures")
     usecases.send_otp(
@@ -128,6 +205,27 @@ def send_otp(params: Params) -> None:
     )
 
 
+@operation(
+    "The caller's credentials, a page at a time",
+    request=obj(
+        userID=OPTIONAL_STRING,
+        credentialInfo=BOOLEAN,
+        certificates=CERTIFICATES,
+        certInfo=BOOLEAN,
+        authInfo=BOOLEAN,
+        onlyValid=BOOLEAN,
+        maxResults={"type": "integer", "minimum": 1},
+        pageToken=with_description(STRING, "the nextPageToken of the previous page"),
+    ),
+    answer=obj(
+        required=("credentialIDs",),
+        credentialIDs=STRINGS,
+        credentialInfos={"type": "array", "items": CREDENTIAL_ANSWER},
+        nextPageToken=STRING,
+        onlyValid=BOOLEAN,
+    ),
+    errors=TOKEN_ERRORS,
+)
 def list_credentials(params: Params) -> Json:
     with_info = params.boolean("credentialInfo", False)
     which = params.choice("certificates", ("none", "single", "chain"), "single")
@@ -156,6 +254,18 @@ def list_credentials(params: Params) -> Json:
     return out
 
 
+@operation(
+    "One credential: its key, certificate and how it is activated",
+    request=obj(
+        required=("credentialID",),
+        credentialID=STRING,
+        certificates=CERTIFICATES,
+        certInfo=BOOLEAN,
+        authInfo=BOOLEAN,
+    ),
+    answer=CREDENTIAL_ANSWER,
+    errors=CREDENTIAL_ERRORS,
+)
 def credential_info(params: Params) -> Json:
     which = params.choice("certificates", ("none", "single", "chain"), "single")
     cert_info = params.boolean("certInfo", False)
@@ -164,6 +274,22 @@ def credential_info(params: Params) -> Json:
     return described(info, which, cert_info, auth_info)
 
 
+@operation(
+    "Second factor → SAD bound to the hashes; an OTP works only for the request it was sent "
+    "for (hashes, numSignatures, description, signet_labels: docs/csc.md)",
+    request=obj(
+        required=("credentialID", "numSignatures"),
+        credentialID=STRING,
+        numSignatures=NUM_SIGNATURES,
+        hashes=HASHES,
+        hashAlgorithmOID=HASH_OID,
+        authData=AUTH_DATA,
+        description=OPTIONAL_STRING,
+        signet_labels=LABELS,
+    ),
+    answer=SAD_ANSWER,
+    errors={**CREDENTIAL_ERRORS, "429": "too many wrong factors for now; Retry-After says when"},
+)
 def authorize(params: Params) -> Json:
     factors = params.auth_data()
     sad, expires = usecases.authorize(
@@ -181,6 +307,18 @@ def authorize(params: Params) -> Json:
     return {"SAD": sad, "expiresIn": expires}
 
 
+@operation(
+    "Renew a SAD for the signatures it has left; at SCAL2 bound to the hashes sent with it",
+    request=obj(
+        required=("credentialID", "SAD"),
+        credentialID=STRING,
+        SAD=STRING,
+        hashes=HASHES,
+        hashAlgorithmOID=HASH_OID,
+    ),
+    answer=SAD_ANSWER,
+    errors=CREDENTIAL_ERRORS,
+)
 def extend_transaction(params: Params) -> Json:
     sad, expires = usecases.extend_transaction(
         services(),
@@ -193,6 +331,21 @@ def extend_transaction(params: Params) -> Json:
     return {"SAD": sad, "expiresIn": expires}
 
 
+@operation(
+    "Sign hashes with a SAD",
+    request=obj(
+        required=("credentialID", "SAD", "hashes", "signAlgo"),
+        credentialID=STRING,
+        SAD=STRING,
+        hashes=HASHES,
+        hashAlgorithmOID=HASH_OID,
+        signAlgo=with_description(STRING, "OID of the signature algorithm (info lists them)"),
+        signAlgoParams=with_description(BASE64, "DER of the algorithm's parameters (RSASSA-PSS)"),
+        operationMode=enum("S", description="synchronous only; A is refused"),
+    ),
+    answer=obj(required=("signatures",), signatures={"type": "array", "items": BASE64}),
+    errors=CREDENTIAL_ERRORS,
+)
 def sign_hashes(params: Params) -> Json:
     mode = params.choice("operationMode", ("S", "A"), "S")
     if mode == "A":
@@ -212,6 +365,17 @@ def sign_hashes(params: Params) -> Json:
     return {"signatures": [b64(s) for s in signatures]}
 
 
+@operation(
+    "An RFC 3161 time-stamp token over a hash (only when a TSA is configured; else 501)",
+    request=obj(
+        required=("hash", "hashAlgorithmOID"),
+        hash=BASE64,
+        hashAlgorithmOID=STRING,
+        nonce=with_description(STRING, "hexadecimal"),
+    ),
+    answer=obj(required=("timestamp",), timestamp=BASE64),
+    errors={**TOKEN_ERRORS, "501": "no TSA configured"},
+)
 def timestamp(params: Params) -> Json:
     if TIMESTAMP not in offered_methods():
         # like the other methods not offered: after the body is read, before any token
@@ -225,71 +389,6 @@ def timestamp(params: Params) -> Json:
         nonce=params.get("nonce"),
     )
     return {"timestamp": b64(token)}
-
-
-# -- what credentials/list and credentials/info say of a credential -------------------------
-def certificates_of(info: usecases.CredentialInfo, which: str) -> list[str]:
-    if which == "none":
-        return []
-    ders = info.certificates if which == "chain" else info.certificates[:1]
-    return [b64(d) for d in ders]
-
-
-def cert_block(info: usecases.CredentialInfo, which: str, cert_info: bool) -> Json:
-    block: Json = {"status": info.cert_status}
-    if which != "none":
-        block["certificates"] = certificates_of(info, which)
-    if cert_info:
-        block.update(
-            issuerDN=info.issuer,
-            serialNumber=info.serial,
-            subjectDN=info.subject,
-            validFrom=generalized(info.valid_from),
-            validTo=generalized(info.valid_to),
-        )
-    return block
-
-
-def key_block(info: usecases.CredentialInfo) -> Json:
-    key: Json = {
-        "status": "enabled" if info.key_enabled else "disabled",
-        "algo": info.algorithms,
-        "len": info.key_size,
-    }
-    if info.curve:
-        key["curve"] = CURVES[info.curve].oid
-    return key
-
-
-def described(info: usecases.CredentialInfo, which: str, cert_info: bool, auth_info: bool) -> Json:
-    out: Json = {
-        "description": info.description or "",
-        "key": key_block(info),
-        "cert": cert_block(info, which, cert_info),
-    }
-    if auth_info:
-        factor = (
-            {
-                "type": "Password",
-                "id": "PIN",
-                "format": "N",
-                "label": "PIN",
-                "description": "The credential's PIN",
-            }
-            if info.activation == "pin"
-            else {
-                "type": "OTP",
-                "id": "OTP",
-                "format": "N",
-                "label": "OTP",
-                "generator": "email",
-                "description": "One-time code sent by e-mail (credentials/sendOTP)",
-            }
-        )
-        out["auth"] = {"mode": "explicit", "expression": factor["id"], "objects": [factor]}
-    # The specification's tables name the field SCAL (docs/csc.md)
-    out.update(SCAL=info.scal, multisign=info.multisign, lang=services().settings.web.lang)
-    return out
 
 
 # -- the views ------------------------------------------------------------------------------
@@ -331,9 +430,11 @@ def json_view(
 
 
 def _add_rules() -> None:
-    for method, (operation, guard) in OPERATIONS.items():
+    for method, (operation_, guard) in OPERATIONS.items():
+        declared = openapi.operation_of(operation_)
+        assert declared is not None, f"{method} declares no operation"
         for blueprint, renaming in ((v2, Renaming()), (v1, csc_v1.RENAMED[method])):
-            view = json_view(operation, guard, renaming)
+            view = openapi.attach(json_view(operation_, guard, renaming), renaming.of(declared))
             blueprint.add_url_rule(f"/{method}", _endpoint(method), view, methods=["POST"])
     v2.add_url_rule(
         "/signatures/signDoc", "signatures_signDoc", signdoc.sign_doc_view, methods=["POST"]
@@ -351,78 +452,9 @@ def _endpoint(method: str) -> str:
 _add_rules()
 
 
-def _describe_all() -> None:
-    for version, title in (("v2", "CSC v2.0.0.2"), ("v1", "CSC v1.0.4")):
-        base = f"/csc/{version}"
-        describe(f"{base}/info", "post", f"{title}: service information", tag=title, auth=None)
-        describe(
-            f"{base}/auth/login",
-            "post",
-            f"{title}: HTTP Basic login → access token (and, with rememberMe, a refresh "
-            "token); or refresh_token → new access and refresh tokens (each refresh "
-            "token is used once; a replay revokes its family)",
-            tag=title,
-            auth="basic",
-            responses={
-                "401": "wrong user name or password",
-                "400": "malformed Basic credentials, or a refresh token that is "
-                "expired, revoked, replayed or not this service's",
-            },
-        )
-        describe(
-            f"{base}/auth/revoke",
-            "post",
-            f"{title}: revoke an access token, or a refresh token with its family "
-            "(token required; token_type_hint)",
-            tag=title,
-        )
-        describe(
-            f"{base}/credentials/list", "post", f"{title}: the caller's credentials", tag=title
-        )
-        describe(f"{base}/credentials/info", "post", f"{title}: one credential", tag=title)
-        describe(
-            f"{base}/credentials/sendOTP",
-            "post",
-            f"{title}: send a one-time code by e-mail; with the hashes, numSignatures, "
-            "description and signet_labels of the authorize call to come (a Signet "
-            "extension), the code approves that request only (docs/csc.md)",
-            tag=title,
-        )
-        describe(
-            f"{base}/credentials/authorize",
-            "post",
-            f"{title}: second factor → SAD bound to the hashes; an OTP works only for "
-            "the request it was sent for (hashes, numSignatures, description, "
-            "signet_labels: docs/csc.md)",
-            tag=title,
-        )
-        describe(
-            f"{base}/credentials/extendTransaction",
-            "post",
-            f"{title}: renew a SAD for the signatures it has left; at SCAL2 bound to the "
-            "hashes sent with it",
-            tag=title,
-        )
-        describe(
-            f"{base}/{TIMESTAMP}",
-            "post",
-            f"{title}: an RFC 3161 time-stamp token over a hash (only when a TSA is "
-            "configured; else 501)",
-            tag=title,
-            responses={"501": "no TSA configured"},
-        )
-        describe(
-            f"{base}/signatures/signHash", "post", f"{title}: sign hashes with a SAD", tag=title
-        )
-
-
 def init_app(app: Flask) -> None:
     # The extension's views join the v1 and v2 blueprints when the module is first imported.
-    from signet.web import csc_auth  # noqa: F401 - auth/login and auth/revoke
-    from signet.web.activation import describe_activate
+    from signet.web import activation, csc_auth  # noqa: F401 - their views join v1 and v2
 
-    _describe_all()
-    signdoc.describe_sign_doc()
-    describe_activate()
     app.register_blueprint(v2)
     app.register_blueprint(v1)

@@ -11,7 +11,8 @@ from flask.typing import ResponseReturnValue
 
 from signet.errors import InvalidRequest, SignetError
 from signet.signing import sessions
-from signet.web.csc import v1, v2
+from signet.web.csc import ERRORS, TOKEN_ERRORS, v1, v2
+from signet.web.openapi import BOOLEAN, STRING, enum, obj, operation, with_description
 from signet.web.params import Params, authenticated, body, principal, services
 
 TOKEN_TYPES = ("access_token", "refresh_token")
@@ -46,6 +47,31 @@ def basic_credentials() -> tuple[str, str] | None:
     return username, password
 
 
+@operation(
+    "HTTP Basic login → access token (and, with rememberMe, a refresh token); or "
+    "refresh_token → new access and refresh tokens (each refresh token is used once; a replay "
+    "revokes its family)",
+    request=obj(
+        rememberMe=with_description(BOOLEAN, "also issue a refresh token (Basic login only)"),
+        refresh_token=with_description(STRING, "instead of HTTP Basic credentials"),
+    ),
+    answer=obj(
+        required=("access_token", "expires_in"),
+        access_token=STRING,
+        refresh_token=STRING,
+        expires_in={"type": "integer", "minimum": 1},
+    ),
+    errors={
+        **ERRORS,
+        "400": "malformed Basic credentials, both Basic credentials and refresh_token, or a "
+        "refresh token that is expired, revoked, replayed or not this service's",
+        "401": "no credentials, or a wrong user name or password",
+        "429": "too many failed logins for this user or address; Retry-After says when",
+    },
+    auth=("basic",),
+    auth_optional=True,
+    example={"rememberMe": False},
+)
 def login_view() -> ResponseReturnValue:
     params = Params(body())
     remember_me = params.boolean("rememberMe", False)
@@ -73,6 +99,16 @@ def login_view() -> ResponseReturnValue:
     return jsonify(answer)
 
 
+@operation(
+    "Revoke an access token, or a refresh token with its family",
+    request=obj(
+        required=("token",),
+        token=STRING,
+        token_type_hint=enum(*TOKEN_TYPES, description="default access_token"),
+    ),
+    success="204",
+    errors=TOKEN_ERRORS,
+)
 @authenticated
 def revoke_view() -> ResponseReturnValue:
     params = Params(body())

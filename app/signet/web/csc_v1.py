@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from signet.web.openapi import Operation, Schema
 from signet.web.params import Json, Params
 
 SPECS = "1.0.4.0"
@@ -21,11 +22,13 @@ _V2_INFO = ("signAlgorithms", "signature_formats", "conformance_levels")
 @dataclass(frozen=True)
 class Renaming:
     """What one v2 operation reads and answers, as v1 says it. ``names`` maps a v2 parameter
-    to its v1 name (None: v1 has none); ``request`` adds what v1 gives in another form."""
+    to its v1 name (None: v1 has none); ``request`` adds what v1 gives in another form, and
+    ``schema`` says so in the request's JSON Schema."""
 
     names: Mapping[str, str | None] = field(default_factory=dict)
     request: Callable[[Json], Json] | None = None
     answer: Callable[[Json, Json], Json] | None = None  # (v2's answer, the request as sent)
+    schema: Callable[[Schema], Schema] | None = None
 
     def params(self, data: Json) -> Params:
         return Params(self.request(data) if self.request else data, self.names)
@@ -44,6 +47,27 @@ class Renaming:
             pattern = rf"\b{v2_name}\b" if camel else rf"(?<=parameter ){v2_name}\b"
             description = re.sub(pattern, v1_name, description)
         return description
+
+    def of(self, operation: Operation) -> Operation:
+        """The v2 operation's description under this version's names."""
+        if operation.request is None or not (self.names or self.schema):
+            return operation
+        properties: Schema = {}
+        for name, schema in operation.request.get("properties", {}).items():
+            called = self.names.get(name, name)
+            if called is not None:
+                properties[called] = schema
+        request: Schema = {**operation.request, "properties": properties}
+        required = [
+            called
+            for name in operation.request.get("required", [])
+            if (called := self.names.get(name, name)) is not None
+        ]
+        if required:
+            request["required"] = required
+        else:
+            request.pop("required", None)
+        return operation.with_request(self.schema(request) if self.schema else request)
 
 
 def _info(answer: Json, _data: Json) -> Json:
@@ -82,6 +106,13 @@ def _credential_info(answer: Json, data: Json) -> Json:
     }
 
 
+def _factors_schema(request: Schema) -> Schema:
+    properties = dict(request["properties"])
+    del properties["authData"]
+    factor = {"type": "string"}
+    return {**request, "properties": {**properties, "PIN": factor, "OTP": factor}}
+
+
 def _factors(data: Json) -> Json:
     """v1's PIN and OTP parameters as v2's authData items (v1 has no authData)."""
     given = Params(data)
@@ -103,7 +134,7 @@ RENAMED: dict[str, Renaming] = {
     ),
     "credentials/info": Renaming(request=_described_activation, answer=_credential_info),
     "credentials/sendOTP": Renaming(names=_HASHES),
-    "credentials/authorize": Renaming(names=_HASHES, request=_factors),
+    "credentials/authorize": Renaming(names=_HASHES, request=_factors, schema=_factors_schema),
     "credentials/extendTransaction": Renaming(names=_HASHES),
     "signatures/signHash": Renaming(
         names={"hashes": "hash", "hashAlgorithmOID": "hashAlgo", "operationMode": None}

@@ -8,6 +8,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from signet.monitoring.metrics import exposition, observe, registry_for
+from signet.web.openapi import operation
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -42,6 +43,12 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(blueprint)
 
 
+@operation(
+    "Prometheus metrics of this node, and the cluster's counts from the database",
+    auth=(),
+    answer={"type": "string"},
+    answer_type="text/plain",
+)
 @blueprint.get("/metrics")
 def metrics() -> Response:
     body, content_type = exposition(current_app.extensions["signet.metrics"])

@@ -5,11 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 
 from signet.signing.publication import CRL_CACHE_SECONDS, ca_certificate, ca_crl
-from signet.web.openapi import describe
+from signet.web.openapi import operation
 
 blueprint = Blueprint("pki", __name__, url_prefix="/pki")
+_NO_SUCH_CA = {"404": "no CA of that name"}
 
 
+@operation(
+    "The CA certificate (DER)", auth=(), answer_type="application/pkix-cert", errors=_NO_SUCH_CA
+)
 @blueprint.get("/<ca_name>.crt")
 def certificate(ca_name: str) -> Response:
     return Response(
@@ -17,6 +21,9 @@ def certificate(ca_name: str) -> Response:
     )
 
 
+@operation(
+    "The CA's current CRL (DER)", auth=(), answer_type="application/pkix-crl", errors=_NO_SUCH_CA
+)
 @blueprint.get("/<ca_name>.crl")
 def revocation_list(ca_name: str) -> Response:
     response = Response(
@@ -24,7 +31,3 @@ def revocation_list(ca_name: str) -> Response:
     )
     response.headers["Cache-Control"] = f"max-age={CRL_CACHE_SECONDS}"
     return response
-
-
-describe("/pki/{ca}.crt", "get", "The CA certificate (DER)", tag="pki", auth=None)
-describe("/pki/{ca}.crl", "get", "The CA's current CRL (DER)", tag="pki", auth=None)

@@ -1,0 +1,100 @@
+"""What credentials/list and credentials/info say of a credential, and its JSON Schema."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from signet.algorithms import CURVES
+from signet.signing import csc as usecases
+from signet.web.openapi import BASE64, STRING, enum, obj
+from signet.web.params import Json, services
+
+STRINGS = {"type": "array", "items": {"type": "string"}}
+CREDENTIAL_ANSWER = obj(
+    required=("key", "cert", "SCAL", "multisign"),
+    description={"type": "string"},
+    key=obj(
+        required=("status", "algo", "len"),
+        status=enum("enabled", "disabled"),
+        algo=STRINGS,
+        len={"type": "integer"},
+        curve=STRING,
+    ),
+    cert=obj(required=("status",), status=STRING, certificates={"type": "array", "items": BASE64}),
+    SCAL=enum("1", "2"),
+    multisign={"type": "integer", "minimum": 1},
+    lang=STRING,
+)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def generalized(moment: datetime) -> str:
+    return moment.strftime("%Y%m%d%H%M%SZ")
+
+
+def certificates_of(info: usecases.CredentialInfo, which: str) -> list[str]:
+    if which == "none":
+        return []
+    ders = info.certificates if which == "chain" else info.certificates[:1]
+    return [b64(d) for d in ders]
+
+
+def cert_block(info: usecases.CredentialInfo, which: str, cert_info: bool) -> Json:
+    block: Json = {"status": info.cert_status}
+    if which != "none":
+        block["certificates"] = certificates_of(info, which)
+    if cert_info:
+        block.update(
+            issuerDN=info.issuer,
+            serialNumber=info.serial,
+            subjectDN=info.subject,
+            validFrom=generalized(info.valid_from),
+            validTo=generalized(info.valid_to),
+        )
+    return block
+
+
+def key_block(info: usecases.CredentialInfo) -> Json:
+    key: Json = {
+        "status": "enabled" if info.key_enabled else "disabled",
+        "algo": info.algorithms,
+        "len": info.key_size,
+    }
+    if info.curve:
+        key["curve"] = CURVES[info.curve].oid
+    return key
+
+
+def described(info: usecases.CredentialInfo, which: str, cert_info: bool, auth_info: bool) -> Json:
+    out: Json = {
+        "description": info.description or "",
+        "key": key_block(info),
+        "cert": cert_block(info, which, cert_info),
+    }
+    if auth_info:
+        factor = (
+            {
+                "type": "Password",
+                "id": "PIN",
+                "format": "N",
+                "label": "PIN",
+                "description": "The credential's PIN",
+            }
+            if info.activation == "pin"
+            else {
+                "type": "OTP",
+                "id": "OTP",
+                "format": "N",
+                "label": "OTP",
+                "generator": "email",
+                "description": "One-time code sent by e-mail (credentials/sendOTP)",
+            }
+        )
+        out["auth"] = {"mode": "explicit", "expression": factor["id"], "objects": [factor]}
+    # The specification's tables name the field SCAL (docs/csc.md)
+    out.update(SCAL=info.scal, multisign=info.multisign, lang=services().settings.web.lang)
+    return out
