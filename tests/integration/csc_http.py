@@ -9,6 +9,8 @@ import requests
 from cryptography.hazmat.primitives import hashes
 
 from signet.algorithms import HASHES
+from signet.signing import admin
+from tests.helpers import enrol
 
 SHA = {name: algorithm.oid for name, algorithm in HASHES.items()}
 HASH_CLS = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
@@ -103,3 +105,17 @@ def error_of(response, status, error="invalid_request"):
     assert response.status_code == status, (response.status_code, response.json)
     assert response.json["error"] == error, response.json
     return response.json["error_description"]
+
+
+def enrol_alice(services, *keys: str) -> list[str]:
+    """Alice (password PASSWORD, e-mail alice@example.test) and a credential per key type
+    (e-mailed one-time codes); their IDs, in the order of ``keys``."""
+    admin.add_user(
+        services,
+        "alice",
+        password=PASSWORD,
+        display_name="Alice",
+        email="alice@example.test",
+        actor="test",
+    )
+    return [enrol(services, "alice", key=key, actor="test").credential_id for key in keys]

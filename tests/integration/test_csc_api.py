@@ -19,7 +19,7 @@ from signet.algorithms import HASHES
 from signet.signing import admin
 from signet.store import AuditRecord, Credential, SignatureActivation
 from tests.helpers import enrol
-from tests.integration.csc_http import HASH_CLS, PASSWORD, SHA, Csc, error_of
+from tests.integration.csc_http import HASH_CLS, PASSWORD, SHA, Csc, enrol_alice, error_of
 
 
 @pytest.fixture
@@ -30,16 +30,7 @@ def client(live_client):
 
 @pytest.fixture
 def alice(services):
-    admin.add_user(
-        services,
-        "alice",
-        password=PASSWORD,
-        display_name="Alice",
-        email="alice@example.test",
-        actor="test",
-    )
-    rsa = enrol(services, "alice", key="rsa-2048", actor="test").credential_id
-    ecc = enrol(services, "alice", key="ec-p256", actor="test").credential_id
+    rsa, ecc = enrol_alice(services, "rsa-2048", "ec-p256")
     return {"rsa": rsa, "ec": ecc}
 
 

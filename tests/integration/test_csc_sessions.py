@@ -13,10 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from signet.errors import InvalidRequest
-from signet.signing import admin, sessions
+from signet.signing import sessions
 from signet.store import AccessToken, AuditRecord, RefreshToken
-from tests.helpers import enrol
-from tests.integration.csc_http import PASSWORD, error_of
+from tests.integration.csc_http import PASSWORD, enrol_alice, error_of
 
 
 @pytest.fixture
@@ -27,15 +26,8 @@ def client(live_client):
 
 @pytest.fixture
 def alice(services):
-    admin.add_user(
-        services,
-        "alice",
-        password=PASSWORD,
-        display_name="Alice",
-        email="alice@example.test",
-        actor="test",
-    )
-    return {"ec": enrol(services, "alice", key="ec-p256", actor="test").credential_id}
+    (ecc,) = enrol_alice(services, "ec-p256")
+    return {"ec": ecc}
 
 
 def basic(text: str) -> dict[str, str]:

@@ -10,9 +10,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from signet.signing import admin
-from tests.helpers import enrol, signet_server
-from tests.integration.csc_http import PASSWORD, Csc, LiveClient
+from tests.helpers import signet_server
+from tests.integration.csc_http import Csc, LiveClient, enrol_alice
 
 AUTHORIZE = "/csc/v2/credentials/authorize"
 SIGN_HASH = "/csc/v2/signatures/signHash"
@@ -20,15 +19,8 @@ SIGN_HASH = "/csc/v2/signatures/signHash"
 
 @pytest.fixture
 def alice(services):
-    admin.add_user(
-        services,
-        "alice",
-        password=PASSWORD,
-        display_name="Alice",
-        email="alice@example.test",
-        actor="test",
-    )
-    return enrol(services, "alice", key="ec-p256", actor="test").credential_id
+    (credential_id,) = enrol_alice(services, "ec-p256")
+    return credential_id
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

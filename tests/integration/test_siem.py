@@ -23,10 +23,9 @@ from signet.config import PLACEHOLDER_ENTERPRISE_NUMBER, EventsSettings
 from signet.events import append_event
 from signet.events.forward import Forwarder
 from signet.events.sinks import SinkDown, build_sink
-from signet.signing import admin
 from signet.store import AuditRecord
 from tests.helpers import enrol, signet_server
-from tests.integration.csc_http import PASSWORD, Csc
+from tests.integration.csc_http import Csc, enrol_alice
 from tests.rsyslog import TCP_PORT, TLS_PORT, UDP_PORT, Rsyslog, make_pki
 from tests.siem_parsers import parse_cef, parse_rfc5424
 
@@ -69,14 +68,7 @@ def _sinks(pki, body: str, only: tuple[str, ...] = ("udp", "tcp", "tls"), **tls_
 
 
 def _add_alice(services) -> None:
-    admin.add_user(
-        services,
-        "alice",
-        password=PASSWORD,
-        display_name="Alice",
-        email="alice@example.test",
-        actor="test",
-    )
+    enrol_alice(services)
 
 
 def _forwarder(services, sinks: dict, node: str = "node-a", **settings) -> Forwarder:

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from signet.signing import admin
-from tests.helpers import enrol
-from tests.integration.csc_http import PASSWORD, Csc
+from tests.integration.csc_http import Csc, enrol_alice
 from tests.snmp_peers import (
     AUTH_PASSPHRASE,
     COMMUNITY,
@@ -30,15 +28,8 @@ from tests.snmp_peers import (
 
 @pytest.fixture
 def alice(services):
-    admin.add_user(
-        services,
-        "alice",
-        password=PASSWORD,
-        display_name="Alice",
-        email="alice@example.test",
-        actor="test",
-    )
-    return enrol(services, "alice", key="ec-p256", actor="test").credential_id
+    (credential_id,) = enrol_alice(services, "ec-p256")
+    return credential_id
 
 
 def _agent_env(settings_env, tmp_path: Path, trap_port: int) -> dict[str, str]:

@@ -103,18 +103,10 @@ class Csc:
 @pytest.fixture
 def alice(services) -> str:
     """Alice, and her e-mailed-code credential's ID."""
-    from signet.signing import admin
-    from tests.helpers import enrol
+    from tests.integration.csc_http import enrol_alice
 
-    admin.add_user(
-        services,
-        "alice",
-        password=PASSWORD,
-        display_name="Alice",
-        email="alice@example.test",
-        actor="test",
-    )
-    return enrol(services, "alice", key="ec-p256", actor="test").credential_id
+    (credential_id,) = enrol_alice(services, "ec-p256")
+    return credential_id
 
 
 @pytest.fixture
