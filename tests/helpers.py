@@ -148,23 +148,32 @@ def signet_server(
                 server.wait()
 
 
-def self_signed_tls(tmp: Path) -> tuple[Path, Path]:
-    """A throw-away TLS certificate and key for test servers on localhost."""
+def self_signed_certificate(
+    common_name: str, *, days: float = 1, serial: int | None = None, dns: str | None = None
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A throw-away self-signed CA certificate (EC P-256) valid from five minutes ago for
+    `days`, and its key."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial or x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
     )
+    if dns:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), False)
+    return builder.sign(key, hashes.SHA256()), key
+
+
+def self_signed_tls(tmp: Path) -> tuple[Path, Path]:
+    """A throw-away TLS certificate and key for test servers on localhost."""
+    cert, key = self_signed_certificate("localhost", dns="localhost")
     cert_path, key_path = tmp / "smtp.pem", tmp / "smtp.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
@@ -175,6 +184,21 @@ def self_signed_tls(tmp: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+def hsm_outage_round(forwarder, services, softhsm) -> None:
+    """One forwarder round with the token's directory taken away (a lost mount), so that the
+    forwarder's real HSM probe (the health check's C_GetTokenInfo) fails, and one with it back."""
+    from signet.signing.forwarding import _probes
+
+    tokens = os.path.join(softhsm["dir"], "tokens")
+    forwarder.probes = {"hsm": _probes(services)["hsm"]}
+    os.rename(tokens, tokens + ".away")
+    try:
+        forwarder.run_once()
+    finally:
+        os.rename(tokens + ".away", tokens)
+    forwarder.run_once()
 
 
 def throwaway_chain(

@@ -169,28 +169,12 @@ def test_failing_ocsp_responder_is_a_service_error_before_signing(
 
 def _self_signed_key() -> RemoteKey:
     """A signer under its own self-signed root: the test PKI's TSA does not chain to it."""
-    from datetime import UTC, datetime, timedelta
-
     from asn1crypto import x509 as asn1_x509
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import serialization
 
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Self-signed signer")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(private_key, hashes.SHA256())
-    )
+    from tests.helpers import self_signed_certificate
+
+    certificate, private_key = self_signed_certificate("Self-signed signer")
     root = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
     return RemoteKey(certificate=root, chain=(root,), sign_digest=CountingSigner(private_key))
 

@@ -22,9 +22,10 @@ from sqlalchemy import select, update
 from signet.config import PLACEHOLDER_ENTERPRISE_NUMBER, EventsSettings
 from signet.events import append_event
 from signet.events.forward import Forwarder
-from signet.events.sinks import SinkDown, build_sink
+from signet.events.sinks import SinkDown
+from signet.signing.forwarding import build_sink
 from signet.store import AuditRecord
-from tests.helpers import enrol, signet_server
+from tests.helpers import enrol, hsm_outage_round, self_signed_certificate, signet_server
 from tests.integration.csc_http import Csc, enrol_alice
 from tests.rsyslog import TCP_PORT, TLS_PORT, UDP_PORT, Rsyslog, make_pki
 from tests.siem_parsers import parse_cef, parse_rfc5424
@@ -71,13 +72,15 @@ def _add_alice(services) -> None:
     enrol_alice(services)
 
 
-def _forwarder(services, sinks: dict, node: str = "node-a", **settings) -> Forwarder:
+def _forwarder(
+    services, sinks: dict, node: str = "node-a", trust_roots=(), **settings
+) -> Forwarder:
     events = EventsSettings(sinks=sinks, hostname="node-a", poll_seconds=0.1, **settings)
+    whole = services.settings.model_copy(update={"events": events})
     built = {
-        name: build_sink(name, sink, events, host="node-a", version="0.1.0")
-        for name, sink in events.sinks.items()
+        name: build_sink(name, sink, whole, host="node-a") for name, sink in events.sinks.items()
     }
-    return Forwarder(services.database, events, built, node=node)
+    return Forwarder(services.database, events, built, node=node, trust_roots=trust_roots)
 
 
 def _records(services) -> list[AuditRecord]:
@@ -283,17 +286,8 @@ def test_an_edited_record_arrives_flagged(services, rsyslog, pki):
 def test_a_dependency_down_and_back_is_reported(services, softhsm, rsyslog, pki):
     """The token's directory taken away (a lost mount): the forwarder's real probe (the
     health check's C_GetTokenInfo) fails, hsm.unreachable goes out; put back, hsm.reachable."""
-    from signet.signing.forwarding import _probes
-
-    tokens = os.path.join(softhsm["dir"], "tokens")
     forwarder = _forwarder(services, _sinks(pki, "json", ("udp", "tcp")))
-    forwarder.probes = {"hsm": _probes(services)["hsm"]}
-    os.rename(tokens, tokens + ".away")
-    try:
-        forwarder.run_once()
-    finally:
-        os.rename(tokens + ".away", tokens)
-    forwarder.run_once()
+    hsm_outage_round(forwarder, services, softhsm)
     forwarder.close()
     for transport in ("udp", "tcp"):
         lines = rsyslog.wait_for(transport, 2)
@@ -327,7 +321,18 @@ def test_service_start_and_stop_reach_the_sink(services, settings_env, rsyslog, 
     assert [(r["seq"], r["event"]) for r in received] == [(r.seq, r.event) for r in records]
 
 
-def test_a_failed_login_burst_and_a_certificate_near_expiry_are_reported(services, rsyslog, pki):
+def _tsa_root_expiring_in(days: int, path: Path) -> str:
+    """A self-signed TSA trust anchor whose validity ends in `days` days, as a PEM file."""
+    from cryptography.hazmat.primitives import serialization
+
+    certificate, _ = self_signed_certificate("Expiring Test TSA Root", days=days, serial=0x5A17)
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return str(path)
+
+
+def test_a_failed_login_burst_and_a_certificate_near_expiry_are_reported(
+    services, rsyslog, pki, tmp_path
+):
     from datetime import UTC, datetime, timedelta
 
     from signet.store import Certificate
@@ -351,7 +356,10 @@ def test_a_failed_login_burst_and_a_certificate_near_expiry_are_reported(service
         ca = session.execute(select(Certificate).where(Certificate.role == "ca")).scalars().first()
         ca.not_after = soon  # the local CA, as if three days from its end
         serial, subject = ca.serial, ca.subject
-    forwarder = _forwarder(services, _sinks(pki, "json", ("tcp",)), failed_login_burst=5)
+    tsa_root = _tsa_root_expiring_in(10, tmp_path / "tsa-root.pem")
+    forwarder = _forwarder(
+        services, _sinks(pki, "json", ("tcp",)), trust_roots=[tsa_root], failed_login_burst=5
+    )
     while forwarder.run_once():
         pass
     forwarder.close()
@@ -362,17 +370,24 @@ def test_a_failed_login_burst_and_a_certificate_near_expiry_are_reported(service
             for line in rsyslog.lines("tcp")
             if parse_rfc5424(line).sd[SD_ID]["kind"] == "operational"
         ]
-        if len(operational) >= 2 or time.monotonic() > deadline:
+        if len(operational) >= 3 or time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    by_event = {o["event"]: o for o in operational}
-    assert sorted(by_event) == ["certificate.expiring", "login.burst"]
-    burst = by_event["login.burst"]
+    by_event = {(o["event"], o["details"].get("role")): o for o in operational}
+    assert sorted(by_event) == [
+        ("certificate.expiring", "ca"),
+        ("certificate.expiring", "tsa"),
+        ("login.burst", None),
+    ]
+    burst = by_event["login.burst", None]
     assert (burst["subject"], burst["details"]["failures"], burst["severity"]) == (
         "203.0.113.9",
         5,
         8,
     )
-    expiring = by_event["certificate.expiring"]
+    expiring = by_event["certificate.expiring", "ca"]
     assert (expiring["subject"], expiring["details"]["serial"]) == (subject, serial)
-    assert expiring["details"]["role"] == "ca" and expiring["severity"] == 6
+    assert expiring["details"]["days_left"] in (2, 3) and expiring["severity"] == 6
+    tsa = by_event["certificate.expiring", "tsa"]
+    assert tsa["subject"] == "CN=Expiring Test TSA Root" and tsa["details"]["serial"] == "5a17"
+    assert tsa["details"]["days_left"] in (9, 10)

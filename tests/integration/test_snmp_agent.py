@@ -1,25 +1,22 @@
 """SIGNET-MIB through net-snmp's snmpd: `signet snmp-agent` (pass_persist) reads the real
 database and probes the real SoftHSM token; snmpwalk (v2c and v3 authPriv) sees the status,
-the counts after real signatures and refusals, and the certificates near expiry, and the
-agent's notifications reach a real snmptrapd."""
+the counts after real signatures and refusals, and the certificates near expiry.
+(Notifications come from the event forwarder: tests/integration/test_snmp_traps.py.)"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
-from pathlib import Path
 
 import pytest
 
+from signet.config import EventsSettings
+from signet.events.forward import Forwarder
+from signet.signing.forwarding import build_sink
 from tests.integration.csc_http import Csc, enrol_alice
 from tests.snmp_peers import (
-    AUTH_PASSPHRASE,
     COMMUNITY,
-    ENGINE_ID,
-    PRIV_PASSPHRASE,
-    USER,
     snmpd,
     snmptrapd,
     write_secret,
@@ -32,33 +29,13 @@ def alice(services):
     return credential_id
 
 
-def _agent_env(settings_env, tmp_path: Path, trap_port: int) -> dict[str, str]:
-    targets = [
-        {
-            "name": "nms-v2c",
-            "host": "127.0.0.1",
-            "port": trap_port,
-            "version": "v2c",
-            "community": write_secret(tmp_path, "community", COMMUNITY),
-        },
-        {
-            "name": "nms-v3",
-            "host": "127.0.0.1",
-            "port": trap_port,
-            "inform": True,
-            "user": USER,
-            "auth_passphrase": write_secret(tmp_path, "auth", AUTH_PASSPHRASE),
-            "priv_passphrase": write_secret(tmp_path, "priv", PRIV_PASSPHRASE),
-        },
-    ]
+def _agent_env(settings_env) -> dict[str, str]:
     return {
         **os.environ,
         **settings_env,
         "SIGNET_SNMP__REFRESH_SECONDS": "1",
         # every certificate of the test PKI (CA 10 years, signer 2) counts as near expiry
-        "SIGNET_SNMP__CERT_WARNING_DAYS": "3650",
-        "SIGNET_SNMP__ENGINE_ID": ENGINE_ID,
-        "SIGNET_SNMP__TARGETS": json.dumps(targets),
+        "SIGNET_EVENTS__EXPIRY_WARNING_DAYS": "3650",
     }
 
 
@@ -85,10 +62,7 @@ def test_walk_reports_status_counts_and_certificates(
     for _ in range(2):  # two wrong one-time codes: refused, not yet locked
         assert csc.authorize(alice, digests, otp="000000").status_code == 400
 
-    with (
-        snmptrapd(tmp_path / "trapd") as receiver,
-        snmpd(tmp_path, _agent_env(settings_env, tmp_path, receiver.port)) as agent,
-    ):
+    with snmpd(tmp_path, _agent_env(settings_env)) as agent:
         values = agent.walk()
         assert values["signetServiceStatus.0"] == "INTEGER: up(1)"
         assert values["signetHsmStatus.0"] == "INTEGER: up(1)"
@@ -114,38 +88,46 @@ def test_walk_reports_status_counts_and_certificates(
         v3 = agent.walk("SIGNET-MIB::signetStatistics", v3=True)
         assert v3["signetSignaturesMade.0"] == "Counter64: 3"
 
-        # live: three more wrong codes lock the credential; the agent sees it and notifies
+        # live: three more wrong codes lock the credential; the agent's next probe sees it
         for _ in range(3):
             csc.authorize(alice, digests, otp="000000")
         values = _wait_for(agent, "signetCredentialsLocked.0", "Gauge32: 1")
         assert values["signetAuthorizationsRefused.0"] == "Counter64: 5"
-        notes = receiver.wait_for(6, timeout=20)
 
-    locked = [n for n in notes if "SIGNET-MIB::signetTrapCredentialId.0" in n]
-    assert {n["how"].split(",")[0] for n in locked} == {"TRAP2", "INFORM"}
-    for note in locked:
-        assert note["SNMPv2-MIB::snmpTrapOID.0"] == "OID: SIGNET-MIB::signetCredentialLocked"
-        assert note["SIGNET-MIB::signetTrapCredentialId.0"] == f"STRING: {alice}"
-        assert note["SIGNET-MIB::signetCredentialsLocked.0"] == "Gauge32: 1"
-    expiring = [n for n in notes if "SIGNET-MIB::signetTrapCertRole.0" in n]
-    # each certificate once per receiver, at the agent's start
-    assert sorted(n["SIGNET-MIB::signetTrapCertRole.0"] for n in expiring) == [
-        "INTEGER: ca(1)",
-        "INTEGER: ca(1)",
-        "INTEGER: signer(3)",
-        "INTEGER: signer(3)",
-    ]
+    # the lock, a real one, reaches an NMS as signetCredentialLocked through the forwarder
+    with snmptrapd(tmp_path / "trapd") as receiver:
+        events = EventsSettings(
+            sinks={
+                "nms": {
+                    "type": "snmp",
+                    "host": "127.0.0.1",
+                    "port": receiver.port,
+                    "version": "v2c",
+                    "community": write_secret(tmp_path, "community", COMMUNITY),
+                    "min_severity": 7,
+                }
+            }
+        )
+        whole = services.settings.model_copy(update={"events": events})
+        forwarder = Forwarder(
+            services.database,
+            events,
+            {"nms": build_sink("nms", events.sinks["nms"], whole, host="node-a")},
+            node="node-a",
+        )
+        while forwarder.run_once():
+            pass
+        forwarder.close()
+        [note] = receiver.wait_for(1)
+    assert note["SNMPv2-MIB::snmpTrapOID.0"] == "OID: SIGNET-MIB::signetCredentialLocked"
+    assert note["SIGNET-MIB::signetTrapCredentialId.0"] == f"STRING: {alice}"
 
 
-def test_hsm_outage_is_seen_and_notified(services, softhsm, settings_env, tmp_path):
+def test_hsm_outage_is_seen(services, softhsm, settings_env, tmp_path):
     """The token's directory taken away (a lost mount) while snmpd serves: the agent's real
-    PKCS#11 probe fails, the walk reads down with the reason, and snmptrapd gets signetHsmDown;
-    put back, the probe heals and signetHsmUp follows."""
+    PKCS#11 probe fails and the walk reads down with the reason; put back, the probe heals."""
     tokens = os.path.join(softhsm["dir"], "tokens")
-    with (
-        snmptrapd(tmp_path / "trapd") as receiver,
-        snmpd(tmp_path, _agent_env(settings_env, tmp_path, receiver.port)) as agent,
-    ):
+    with snmpd(tmp_path, _agent_env(settings_env)) as agent:
         _wait_for(agent, "signetHsmStatus.0", "INTEGER: up(1)")
         os.rename(tokens, tokens + ".away")
         try:
@@ -156,20 +138,3 @@ def test_hsm_outage_is_seen_and_notified(services, softhsm, settings_env, tmp_pa
         assert values["signetDatabaseStatus.0"] == "INTEGER: up(1)"
         assert "signet-test" in values["signetHsmReason.0"]
         _wait_for(agent, "signetHsmStatus.0", "INTEGER: up(1)")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            names = [n["SNMPv2-MIB::snmpTrapOID.0"] for n in receiver.wait_for(0)]
-            if names.count("OID: SIGNET-MIB::signetHsmUp") == 2:
-                break
-            time.sleep(0.2)
-    down = [
-        n for n in receiver.wait_for(0) if n["SNMPv2-MIB::snmpTrapOID.0"].endswith("signetHsmDown")
-    ]
-    up = [n for n in receiver.wait_for(0) if n["SNMPv2-MIB::snmpTrapOID.0"].endswith("signetHsmUp")]
-    # once to each receiver (the v2c trap and the v3 inform), each carrying its objects
-    assert len(down) == 2 and len(up) == 2
-    for note in down:
-        assert note["SIGNET-MIB::signetHsmStatus.0"] == "INTEGER: down(2)"
-        assert "signet-test" in note["SIGNET-MIB::signetHsmReason.0"]
-    for note in up:
-        assert note["SIGNET-MIB::signetHsmStatus.0"] == "INTEGER: up(1)"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +18,13 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from signet.config.events import PLACEHOLDER_ENTERPRISE_NUMBER as PLACEHOLDER_ENTERPRISE_NUMBER
+from signet.config.events import SINK_TYPES
+from signet.config.events import EventsSettings as EventsSettings
+from signet.config.events import SinkSettings as SinkSettings
+from signet.config.events import SyslogSinkSettings as SyslogSinkSettings
 from signet.config.snmp import SnmpSettings
+from signet.config.snmp import SnmpSinkSettings as SnmpSinkSettings
 
 DEFAULT_CONFIG_FILE = "/etc/signet/signet.toml"
 
@@ -207,85 +212,6 @@ class AuditSettings(_Section):
     checkpoint_file: str = Field(default="var/audit-checkpoints.jsonl", min_length=1)
 
 
-# RFC 5612's enterprise number for documentation: a placeholder until the QTSP (or the project)
-# registers its own with IANA; syslog structured data goes under signet@<this number>.
-PLACEHOLDER_ENTERPRISE_NUMBER = 32473
-
-
-class SyslogSinkSettings(_Section):
-    """One syslog collector (RFC 5424): over UDP (RFC 5426), TCP with octet counting
-    (RFC 6587) or TLS (RFC 5425)."""
-
-    type: Literal["syslog"] = "syslog"
-    enabled: bool = True
-    host: str = Field(min_length=1)
-    # Default: 514 for udp and tcp, 6514 for tls.
-    port: int | None = Field(default=None, ge=1, le=65535)
-    transport: Literal["udp", "tcp", "tls"] = "tls"
-    # The message body: RFC 5424 text, one JSON object, or ArcSight CEF.
-    format: Literal["rfc5424", "json", "cef"] = "rfc5424"
-    # RFC 5424 facility number; 13 is "log audit".
-    facility: int = Field(default=13, ge=0, le=23)
-    # TLS: CA bundle that verifies the collector (None: the system store), the name its
-    # certificate must carry (None: host), and an optional client certificate and key (PEM).
-    ca_file: str | None = None
-    server_name: str | None = None
-    client_cert_file: str | None = None
-    client_key_file: str | None = None
-    timeout_seconds: float = Field(default=5.0, gt=0, le=120)
-
-    @model_validator(mode="after")
-    def _tls_options(self) -> SyslogSinkSettings:
-        if self.transport != "tls":
-            for name in ("ca_file", "server_name", "client_cert_file", "client_key_file"):
-                if getattr(self, name) is not None:
-                    raise ValueError(f"{name} applies to transport 'tls' only")
-        if bool(self.client_cert_file) != bool(self.client_key_file):
-            raise ValueError("set both client_cert_file and client_key_file, or neither")
-        return self
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or (6514 if self.transport == "tls" else 514)
-
-
-class EventsSettings(_Section):
-    """Forwarding the audit trail and operational events to sinks (docs/audit.md,
-    monitoring/README.md). Each sink is one table, [events.sinks.<name>]; the name keys its
-    cursor in the database, so renaming a sink sends its history again."""
-
-    sinks: dict[str, SyslogSinkSettings] = Field(default_factory=dict)
-    enterprise_number: int = Field(default=PLACEHOLDER_ENTERPRISE_NUMBER, ge=1)
-    app_name: str = Field(default="signet", pattern=r"^[!-~]{1,48}$")
-    # HOSTNAME in messages; None: this node's name.
-    hostname: str | None = Field(default=None, pattern=r"^[!-~]{1,255}$")
-    poll_seconds: float = Field(default=1.0, gt=0, le=60)
-    batch_size: int = Field(default=200, ge=1, le=5000)
-    # A node forwards a sink's records while it holds the sink's lease; another node takes
-    # over when it has not been renewed for this long.
-    lease_seconds: int = Field(default=30, ge=5, le=3600)
-    # Operational events that cannot wait in the database (it may be the thing that is down)
-    # are held in memory per sink, at most this many; beyond, the oldest are dropped and the
-    # count of dropped events is itself reported.
-    memory_queue: int = Field(default=10000, ge=100, le=1000000)
-    # A certificate (CA, signer, trust root) within this many days of expiry is reported,
-    # once a day.
-    expiry_warning_days: int = Field(default=30, ge=1, le=365)
-    # This many login.failed from one address within the window is reported as a burst.
-    failed_login_burst: int = Field(default=20, ge=2, le=100000)
-    failed_login_window_seconds: int = Field(default=60, ge=1, le=86400)
-
-    @field_validator("sinks")
-    @classmethod
-    def _sink_names(cls, sinks: dict[str, SyslogSinkSettings]) -> dict[str, SyslogSinkSettings]:
-        for name in sinks:
-            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
-                raise ValueError(
-                    f"sink name {name!r}: use lower-case letters, digits, '-' and '_' (64 at most)"
-                )
-        return sinks
-
-
 class Settings(BaseSettings):
     """Signet's settings. Environment: SIGNET_<SECTION>__<KEY>, e.g. SIGNET_DATABASE__URL."""
 
@@ -303,7 +229,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
-    # Its own block (signet.config.snmp); to move under [events] as one more sink.
+    # The SNMP agent snmpd runs; receivers of traps are sinks of [events].
     snmp: SnmpSettings = Field(default_factory=SnmpSettings)
 
     @classmethod
@@ -355,7 +281,14 @@ def _config_path() -> Path | None:
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        loc = [str(p) for p in err["loc"]]
+        # a sink's errors are located under its type's tag (sinks.<name>.<type>.<key>)
+        loc = [
+            p
+            for i, p in enumerate(loc)
+            if not (i >= 2 and loc[i - 2] == "sinks" and p in SINK_TYPES)
+        ]
+        where = ".".join(loc) or "settings"
         msg = err["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {msg}")
     return "; ".join(parts)

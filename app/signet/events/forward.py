@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -29,9 +29,10 @@ from sqlalchemy.orm import Session
 
 from signet.config import EventsSettings
 from signet.events.audit import GENESIS
+from signet.events.expiry import certificates_near_expiry
 from signet.events.messages import Forwarded, from_record, operational
 from signet.events.sinks import Sink, SinkDown
-from signet.store import AuditRecord, Certificate, Database, EventCursor, StoreError
+from signet.store import AuditRecord, Database, EventCursor, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class _SinkState:
     pending: deque[Forwarded]
     dropped: int = 0
     holding: bool = False
-    # Derived events already reported: certificate serial → day; address → window start.
+    # Derived events already reported: certificate → day; address → window start.
     expiry_reported: dict[str, str] = field(default_factory=dict)
     burst_reported: dict[str, float] = field(default_factory=dict)
     failures: dict[str, deque[float]] = field(default_factory=dict)
@@ -81,8 +82,10 @@ class Forwarder:
         *,
         node: str,
         probes: Mapping[str, Probe] | None = None,
+        trust_roots: Sequence[str] = (),
     ) -> None:
         self.database = database
+        self.trust_roots = tuple(trust_roots)
         self.settings = settings
         self.node = node
         self.probes = dict(probes or {})
@@ -346,29 +349,24 @@ class Forwarder:
         if time.monotonic() - state.expiry_checked < EXPIRY_CHECK_SECONDS:
             return
         state.expiry_checked = time.monotonic()
-        today = _now().date().isoformat()
-        horizon = _now() + timedelta(days=self.settings.expiry_warning_days)
-        rows = session.execute(
-            select(
-                Certificate.serial,
-                Certificate.subject,
-                Certificate.role,
-                Certificate.credential_id,
-                Certificate.not_after,
-            ).where(Certificate.revoked_at.is_(None), Certificate.not_after < horizon)
-        ).all()
-        for row in rows:
-            if state.expiry_reported.get(row.serial) == today:
+        now = _now()
+        today = now.date().isoformat()
+        for cert in certificates_near_expiry(
+            session, self.trust_roots, self.settings.expiry_warning_days
+        ):
+            key = f"{cert.role}|{cert.serial}|{cert.subject}|{cert.not_after.isoformat()}"
+            if state.expiry_reported.get(key) == today:
                 continue
-            state.expiry_reported[row.serial] = today
+            state.expiry_reported[key] = today
             state.pending.append(
                 self._event(
                     "certificate.expiring",
                     "failure",
-                    row.subject,
-                    serial=row.serial,
-                    role=row.role,
-                    credential=row.credential_id,
-                    not_after=row.not_after.isoformat(),
+                    cert.subject,
+                    role=cert.role,
+                    serial=cert.serial,
+                    credential=cert.credential_id,
+                    not_after=cert.not_after.isoformat(),
+                    days_left=cert.days_left(now),
                 )
             )

@@ -1,12 +1,9 @@
-"""Sinks: where forwarded events go. A Sink takes rendered events in order and either delivers
-all of them or raises SinkDown; the syslog sink speaks UDP, TCP with octet counting and TLS.
-
-Another transport (an SNMP trap sender) becomes one more sink by implementing Sink and being
-named in build_sink."""
+"""Sinks: where forwarded events go. A Sink takes events in order and either delivers all of
+them or raises SinkDown; the syslog sink speaks UDP, TCP with octet counting and TLS (the SNMP
+sink is events.snmp; signing.forwarding builds each from its settings)."""
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import ssl
@@ -153,10 +150,3 @@ class SyslogSink:
                 self._sock.close()
             finally:
                 self._sock = None
-
-
-def build_sink(
-    name: str, settings: SyslogSinkSettings, events: EventsSettings, *, host: str, version: str
-) -> Sink:
-    """The sink a [events.sinks.<name>] table describes."""
-    return SyslogSink(name, settings, events, host=host, procid=str(os.getpid()), version=version)

@@ -1,5 +1,6 @@
 """The SIGNET-MIB agent snmpd runs (pass_persist): answers from cached values at once, while
-a thread of its own probes the node and sends the notifications of what changed.
+a thread of its own probes the node. (Notifications are not sent from here: the event
+forwarder sends them, once per cluster, to its SNMP sinks.)
 
 snmpd waits for a pass_persist answer with everything else on hold, so an answer never waits
 for the HSM or the database: it is read from the last probe's snapshot. A probe that does not
@@ -10,11 +11,9 @@ older than snmp.stale_after_seconds are served as unknown(3). Protocol: net-snmp
 from __future__ import annotations
 
 import logging
-import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as ProbeTimeout
 from datetime import UTC, datetime
@@ -22,16 +21,13 @@ from typing import IO
 
 from signet.config import Settings
 from signet.config.snmp import SnmpSettings
-from signet.errors import BackendError
-from signet.monitoring import traps
-from signet.monitoring.mib import CERT_ROLES, DOWN, OBJECTS, UNKNOWN, UP, dotted, parse_oid
+from signet.events.mib import CERT_ROLES, DOWN, OBJECTS, UNKNOWN, UP, dotted, parse_oid
 from signet.monitoring.status import Snapshot, TrailCounts, probe
 from signet.signing import Services
 
 log = logging.getLogger("signet.monitoring.agent")
 
 Row = tuple[tuple[int, ...], str, int | str]
-Notify = Callable[[str, list[traps.Varbind]], None]
 
 
 def _text(value: str, limit: int = 255) -> str:
@@ -100,15 +96,13 @@ def _scalars(base: tuple[int, ...], values: dict[str, int | str]) -> list[Row]:
 class Prober:
     """Probes the node every refresh_seconds in a thread and keeps the latest snapshot."""
 
-    def __init__(self, services: Services, notify: Notify) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings.snmp
-        self.notify = notify
         self.counts = TrailCounts()
         self.snapshot: Snapshot | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signet-probe")
         self._running: Future[Snapshot] | None = None
-        self._noticed: set[tuple[str, str, datetime]] = set()
         self._stop = threading.Event()
 
     def refresh(self) -> None:
@@ -116,7 +110,10 @@ class Prober:
         call) is not started twice, and the HSM is reported down meanwhile."""
         if self._running is None or self._running.done():
             self._running = self._pool.submit(
-                probe, self.services, self.counts, warning_days=self.settings.cert_warning_days
+                probe,
+                self.services,
+                self.counts,
+                warning_days=self.services.settings.events.expiry_warning_days,
             )
         try:
             snapshot = self._running.result(timeout=self.settings.probe_timeout_seconds)
@@ -125,8 +122,7 @@ class Prober:
         except Exception as exc:  # a probe that fails must not end the agent
             log.warning("probe failed: %s: %s", exc.__class__.__name__, exc)
             return
-        previous, self.snapshot = self.snapshot, snapshot
-        self._notify_changes(previous, snapshot)
+        self.snapshot = snapshot
 
     def _timed_out(self) -> Snapshot:
         last = self.snapshot
@@ -147,50 +143,6 @@ class Prober:
             certificates=last.certificates if last else [],
         )
 
-    def _notify_changes(self, previous: Snapshot | None, now: Snapshot) -> None:
-        was_hsm = previous.hsm_up if previous else True
-        was_db = previous.database_up if previous else True
-        if was_hsm and not now.hsm_up:
-            self.notify(
-                "signetHsmDown",
-                [("signetHsmStatus", DOWN), ("signetHsmReason", _text(now.hsm_reason))],
-            )
-        elif not was_hsm and now.hsm_up:
-            self.notify("signetHsmUp", [("signetHsmStatus", UP)])
-        if was_db and not now.database_up:
-            self.notify(
-                "signetDatabaseDown",
-                [
-                    ("signetDatabaseStatus", DOWN),
-                    ("signetDatabaseReason", _text(now.database_reason)),
-                ],
-            )
-        elif not was_db and now.database_up:
-            self.notify("signetDatabaseUp", [("signetDatabaseStatus", UP)])
-        for credential_id in now.newly_locked:
-            self.notify(
-                "signetCredentialLocked",
-                [
-                    ("signetTrapCredentialId", _text(credential_id, 64)),
-                    ("signetCredentialsLocked", now.credentials_locked),
-                ],
-            )
-        today = datetime.now(UTC)
-        for cert in now.certificates:
-            key = (cert.role, cert.subject, cert.not_after)
-            if key in self._noticed:
-                continue
-            self._noticed.add(key)
-            self.notify(
-                "signetCertificateNearExpiry",
-                [
-                    ("signetTrapCertRole", CERT_ROLES[cert.role]),
-                    ("signetTrapCertSubject", _text(cert.subject)),
-                    ("signetTrapCertNotAfter", cert.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")),
-                    ("signetTrapCertDaysLeft", cert.days_left(today)),
-                ],
-            )
-
     def run(self) -> None:
         while not self._stop.is_set():
             self.refresh()
@@ -199,48 +151,6 @@ class Prober:
     def stop(self) -> None:
         self._stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-class Notifier:
-    """Sends each notification to every configured target from a thread of its own, so an
-    unreachable receiver (an inform waits timeout x retries) never delays the probes. A target
-    that fails is logged (what failed, never a secret) and the others still get it; past
-    QUEUE_LIMIT waiting notifications, new ones are dropped and logged."""
-
-    QUEUE_LIMIT = 1000
-
-    def __init__(self, settings: SnmpSettings) -> None:
-        self.settings = settings
-        self._queue: queue.Queue[tuple[str, list[traps.Varbind]] | None] = queue.Queue(
-            self.QUEUE_LIMIT
-        )
-        self._thread = threading.Thread(target=self._run, name="signet-notify", daemon=True)
-        self._thread.start()
-
-    def __call__(self, notification: str, varbinds: list[traps.Varbind]) -> None:
-        if not self.settings.targets:
-            return
-        try:
-            self._queue.put_nowait((notification, varbinds))
-        except queue.Full:
-            log.warning("%s dropped: %d notifications already wait", notification, self.QUEUE_LIMIT)
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            notification, varbinds = item
-            for target in self.settings.targets:
-                try:
-                    traps.send(notification, varbinds, target, self.settings)
-                except (BackendError, ValueError) as exc:
-                    log.warning("%s", exc)
-
-    def close(self, timeout: float = 5) -> None:
-        """Send what waits (for at most `timeout` seconds), then stop."""
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return
-        self._thread.join(timeout)
 
 
 def answer(command: str, oid_text: str, rows: list[Row]) -> list[str]:
@@ -288,8 +198,7 @@ def run_agent(settings: Settings) -> None:
     background. Logs go to stderr (snmpd's log); stdout is the protocol's."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="signet-snmp: %(message)s")
     services = Services(settings)
-    notifier = Notifier(settings.snmp)
-    prober = Prober(services, notifier)
+    prober = Prober(services)
     prober.refresh()
     thread = threading.Thread(target=prober.run, name="signet-refresh", daemon=True)
     thread.start()
@@ -297,4 +206,3 @@ def run_agent(settings: Settings) -> None:
         serve(prober, sys.stdin, sys.stdout)
     finally:
         prober.stop()
-        notifier.close()

@@ -62,7 +62,7 @@ class DatabaseCounts(Collector):
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.counts = TrailCounts(primed=True)
+        self.counts = TrailCounts()
         self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:

@@ -7,8 +7,10 @@ import os
 import socket
 from importlib.metadata import version
 
+from signet.config import Settings, SinkSettings, SyslogSinkSettings
 from signet.events.forward import Forwarder, Probe
-from signet.events.sinks import build_sink
+from signet.events.sinks import Sink, SyslogSink
+from signet.events.snmp import SnmpSink
 from signet.signing.context import Services
 from signet.signing.health import check_health
 
@@ -30,14 +32,27 @@ def _probes(services: Services) -> dict[str, Probe]:
     return {"hsm": hsm, "database": lambda: reason("database")}
 
 
+def build_sink(name: str, sink: SinkSettings, settings: Settings, *, host: str) -> Sink:
+    """The sink an [events.sinks.<name>] table describes."""
+    if isinstance(sink, SyslogSinkSettings):
+        return SyslogSink(
+            name,
+            sink,
+            settings.events,
+            host=host,
+            procid=str(os.getpid()),
+            version=version("signet"),
+        )
+    return SnmpSink(name, sink, base_oid=settings.snmp.base_oid, node=host)
+
+
 def build_forwarder(services: Services, *, probe: bool = True) -> Forwarder:
     """The forwarder for this node's settings ([events]); its lease holder name is the host
     and the process, so two forwarders on one host never share a lease."""
     events = services.settings.events
     host = events.hostname or socket.gethostname()
-    release = version("signet")
     sinks = {
-        name: build_sink(name, sink, events, host=host, version=release)
+        name: build_sink(name, sink, services.settings, host=host)
         for name, sink in events.sinks.items()
         if sink.enabled
     }
@@ -47,4 +62,5 @@ def build_forwarder(services: Services, *, probe: bool = True) -> Forwarder:
         sinks,
         node=f"{host}:{os.getpid()}",
         probes=_probes(services) if probe else None,
+        trust_roots=services.settings.formats.trust_roots,
     )

@@ -1,6 +1,6 @@
 """The appliance as its users meet it: HTTPS health, and a real signature through the CSC API
 (login, list, sendOTP, OTP from the Maildir, authorize, signHash), verified against the
-credential's certificate."""
+credential's certificate; and as its operators do: Signet's own events in their SIEM and NMS."""
 
 import base64
 import hashlib
@@ -133,3 +133,49 @@ def test_wrong_otp_gets_no_sad(host):
     }, token)
     assert status in (400, 401, 403), refused
     assert "SAD" not in (refused or {})
+
+
+SIGNET_TRAP_OBJECTS = ".1.3.6.1.4.1.32473.1.4.1"
+
+
+def forwarded(host):
+    """The JSON bodies the stand-in SIEM received (RFC 5424 messages, one a line)."""
+    text = host.file("/var/log/standin-siem.log").content_string
+    return [json.loads(line[line.index(' {"actor"') + 1 :]) for line in text.splitlines()]
+
+
+def test_signets_own_events_reach_the_siem_and_the_nms(host):
+    """A refused login made now reaches the SIEM (syslog over TCP, JSON) and the NMS (a v2c
+    inform), sent by Signet's event forwarder; the SIEM holds the whole trail from its first
+    record, each linking to the one before."""
+    assert host.service("signet-events").is_running
+    status, _ = call(host, "/csc/v2/auth/login", body={}, basic=("mallory", "a-guess"))
+    assert status in (400, 401), status
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        events = forwarded(host)
+        if any(e["event"] == "login.failed" and e["subject"] == "mallory" for e in events):
+            break
+        time.sleep(1)
+    trail = {e["seq"]: e for e in events if e["kind"] == "audit"}  # at least once: dedupe
+    seqs = sorted(trail)
+    assert seqs == list(range(1, seqs[-1] + 1)), "a gap in the forwarded trail"
+    for seq in seqs[1:]:
+        assert trail[seq]["prev_hash"] == trail[seq - 1]["record_hash"], seq
+        assert trail[seq]["integrity"] == "chained", trail[seq]
+    names = {e["event"] for e in trail.values()}
+    assert {"service.started", "signature.created", "login.failed"} <= names, names
+
+    while time.time() < deadline:
+        notes = [
+            line for line in host.file("/var/log/standin-nms.log").content_string.splitlines()
+            if line.startswith("NOTE ")
+        ]
+        if any("login.failed" in line for line in notes):
+            break
+        time.sleep(1)
+    refused = [line for line in notes if "login.failed" in line]
+    assert refused, notes[-5:]
+    # numeric OIDs (the stand-in loads no MIB): signetTrapEventName, signetTrapEventSeq
+    assert re.search(rf'{SIGNET_TRAP_OBJECTS}\.6\.0 = STRING: "?login\.failed', refused[-1])
+    assert f"{SIGNET_TRAP_OBJECTS}.7.0 = Counter64: " in refused[-1]

@@ -83,8 +83,11 @@ def test_signet_mib_served_through_the_agent(host):
 
 
 def test_signet_snmp_settings_name_their_secrets(host):
-    settings = host.file("/etc/signet/signet.toml.d/60-snmp.toml").content_string
-    assert 'base_oid = "1.3.6.1.4.1.32473.1"' in settings
+    agent = host.file("/etc/signet/signet.toml.d/60-snmp.toml").content_string
+    assert 'base_oid = "1.3.6.1.4.1.32473.1"' in agent
+    # the trap receiver is a sink of Signet's event forwarder
+    settings = host.file("/etc/signet/signet.toml.d/40-events.toml").content_string
+    assert '[events.sinks.nms]\ntype = "snmp"' in settings
     assert 'auth_passphrase = "file:/etc/signet/snmp/nms.auth"' in settings
     assert "molecule-signet-auth" not in settings
     secret = host.file("/etc/signet/snmp/nms.auth")

@@ -1,4 +1,5 @@
-"""SIGNET-MIB's object layout (monitoring/SIGNET-MIB.txt), relative to the configured root."""
+"""SIGNET-MIB's object layout (monitoring/SIGNET-MIB.txt), relative to the configured root:
+what the SNMP sink's notifications carry and the status agent serves."""
 
 from __future__ import annotations
 
@@ -45,6 +46,18 @@ _OBJECTS = [
     MibObject("signetTrapCertSubject", (4, 1, 3), "string"),
     MibObject("signetTrapCertNotAfter", (4, 1, 4), "string"),
     MibObject("signetTrapCertDaysLeft", (4, 1, 5), "integer"),
+    MibObject("signetTrapEventName", (4, 1, 6), "string"),
+    MibObject("signetTrapEventSeq", (4, 1, 7), "counter64"),
+    MibObject("signetTrapEventSeverity", (4, 1, 8), "integer"),
+    MibObject("signetTrapEventOutcome", (4, 1, 9), "string"),
+    MibObject("signetTrapEventActor", (4, 1, 10), "string"),
+    MibObject("signetTrapEventSubject", (4, 1, 11), "string"),
+    MibObject("signetTrapEventTime", (4, 1, 12), "string"),
+    MibObject("signetTrapEventHash", (4, 1, 13), "string"),
+    MibObject("signetTrapEventPrevHash", (4, 1, 14), "string"),
+    MibObject("signetTrapEventIntegrity", (4, 1, 15), "integer"),
+    MibObject("signetTrapEventDetails", (4, 1, 16), "string"),
+    MibObject("signetTrapEventNode", (4, 1, 17), "string"),
 ]
 OBJECTS = {o.name: o for o in _OBJECTS}
 
@@ -56,7 +69,11 @@ NOTIFICATIONS = {
     "signetDatabaseUp": (4, 0, 4),
     "signetCredentialLocked": (4, 0, 5),
     "signetCertificateNearExpiry": (4, 0, 6),
+    "signetEvent": (4, 0, 7),
+    "signetAuditIntegrityViolation": (4, 0, 8),
 }
+# signetTrapEventIntegrity
+INTEGRITY = {"chained": 1, "hash-mismatch": 2, "chain-break": 3, "unchained": 4}
 
 
 def parse_oid(dotted: str) -> tuple[int, ...]:
