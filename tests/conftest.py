@@ -113,6 +113,7 @@ def settings_env(
         "SIGNET_NOTIFY__MAILDIR": str(tmp_path / "mail"),
         "SIGNET_CA__OPTIONS": '{"key_label": "ca-' + secrets.token_hex(6) + '"}',
         "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp_path / "audit-checkpoints.jsonl"),
+        "SIGNET_EVENTS__SPOOL_DIR": str(tmp_path / "events-spool"),
         "SOFTHSM2_CONF": softhsm["conf"],
     }
     monkeypatch.delenv("SIGNET_CONFIG", raising=False)

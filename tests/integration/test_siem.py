@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 import pytest
@@ -235,6 +236,48 @@ def _forward_process(env: dict, sinks: dict, log: Path) -> subprocess.Popen:
         return subprocess.Popen([signet, "events", "forward"], env=env, stdout=out, stderr=out)
 
 
+def test_a_killed_forwarder_leaves_its_operational_events_to_the_next(
+    services, settings_env, softhsm, rsyslog, pki, tmp_path
+):
+    """The collector down and the HSM gone: the forwarder holds hsm.unreachable, and is
+    killed (SIGKILL: no clean stop). The HSM is back before the next one starts, which never
+    sees it down, yet delivers its predecessor's event from the node's spool."""
+    env = {**os.environ, **settings_env}
+    sinks = _sinks(pki, "json", ("tcp",))
+    spooled = Path(settings_env["SIGNET_EVENTS__SPOOL_DIR"]) / "tcp.jsonl"
+    tokens = os.path.join(softhsm["dir"], "tokens")
+    rsyslog.stop()
+    os.rename(tokens, tokens + ".away")
+    try:
+        first = _forward_process(env, sinks, tmp_path / "first.log")
+        deadline = time.monotonic() + 30
+        while not (spooled.exists() and "hsm.unreachable" in spooled.read_text()):
+            assert time.monotonic() < deadline, (tmp_path / "first.log").read_text()
+            time.sleep(0.1)
+        first.kill()
+        first.wait(timeout=30)
+    finally:
+        os.rename(tokens + ".away", tokens)
+    rsyslog.start()
+    second = _forward_process(env, sinks, tmp_path / "second.log")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            documents = [json.loads(parse_rfc5424(line).msg) for line in rsyslog.lines("tcp")]
+            events = [d for d in documents if d["kind"] == "operational"]
+            if any(d["event"] == "hsm.unreachable" for d in events):
+                break
+            assert time.monotonic() < deadline, (tmp_path / "second.log").read_text()
+            time.sleep(0.1)
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    down = next(d for d in events if d["event"] == "hsm.unreachable")
+    assert down["actor"].endswith(f":{first.pid}")  # the killed one's, sent by its successor
+    assert "signet-test" in down["details"]["reason"]
+    assert not any(d["event"] == "hsm.reachable" for d in events)
+
+
 def test_two_forwarder_processes_send_each_record_once(
     services, settings_env, rsyslog, pki, tmp_path
 ):
@@ -303,6 +346,79 @@ def test_a_dependency_down_and_back_is_reported(services, softhsm, rsyslog, pki)
         assert "signet-test" in operational[0]["details"]["reason"]
         for document in operational:
             jsonschema.validate(document, SCHEMA)
+
+
+PRIVATE_PG_PORT = "55439"  # a cluster of this test's own: it is stopped mid-test
+
+
+@pytest.fixture
+def private_postgres(monkeypatch):
+    """A PostgreSQL server of its own, with halt() and resume() for an outage."""
+    script = str(Path(__file__).resolve().parents[1] / "services" / "postgres")
+    env = {**os.environ, "SIGNET_TEST_PG_PORT": PRIVATE_PG_PORT}
+
+    def run(command: str) -> str:
+        done = subprocess.run(
+            [script, command], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    run("start")
+    url = run("url")
+    monkeypatch.setenv("SIGNET_DATABASE__URL", url)
+    yield SimpleNamespace(url=url, halt=lambda: run("halt"), resume=lambda: run("resume"))
+    run("stop")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # replaced: a private server
+def test_a_database_stopped_and_started_again_is_reported(
+    settings_env, private_postgres, rsyslog, pki
+):
+    """The PostgreSQL server really stops: the forwarder's probe and its reads fail,
+    database.unreachable reaches the collector (held in memory: the trail cannot be read);
+    once the server is back, database.reachable and the records written since follow."""
+    from signet.config import load_settings
+    from signet.signing import Services
+    from signet.signing.admin import initialise
+    from signet.signing.forwarding import _probes
+
+    services = Services(load_settings())
+    initialise(services)
+    try:
+        forwarder = _forwarder(services, _sinks(pki, "json", ("tcp",)))
+        forwarder.probes = _probes(services)
+        while forwarder.run_once():
+            pass
+        before = len(_records(services))
+        private_postgres.halt()
+        try:
+            started = time.monotonic()
+            forwarder.run_once()
+            assert time.monotonic() - started < 10  # a refused connection, not a hang
+        finally:
+            private_postgres.resume()
+        with services.database.transaction() as session:
+            append_event(
+                session, "credential.revoked", actor="admin", subject="c1", outcome="success"
+            )
+        while forwarder.run_once():
+            pass
+        forwarder.close()
+    finally:
+        services.database.dispose()
+    lines = rsyslog.wait_for("tcp", before + 3)
+    documents = [json.loads(parse_rfc5424(line).msg) for line in lines]
+    operational = [(d["event"], d["outcome"]) for d in documents if d["kind"] == "operational"]
+    assert operational == [
+        ("database.unreachable", "failure"),
+        ("database.reachable", "success"),
+    ]
+    down = next(d for d in documents if d["event"] == "database.unreachable")
+    assert down["severity"] == 9 and down["details"]["reason"]
+    audit = [d["seq"] for d in documents if d["kind"] == "audit"]
+    assert audit == list(range(1, before + 2))  # nothing lost, nothing twice
+    assert documents[-1]["event"] == "credential.revoked"
 
 
 def test_service_start_and_stop_reach_the_sink(services, settings_env, rsyslog, pki):

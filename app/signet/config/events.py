@@ -100,9 +100,12 @@ class EventsSettings(_Section):
     # over when it has not been renewed for this long.
     lease_seconds: int = Field(default=30, ge=5, le=3600)
     # Operational events that cannot wait in the database (it may be the thing that is down)
-    # are held in memory per sink, at most this many; beyond, the oldest are dropped and the
-    # count of dropped events is itself reported.
+    # are held per sink, at most this many; beyond, the oldest are dropped and the count of
+    # dropped events is itself reported.
     memory_queue: int = Field(default=10000, ge=100, le=1000000)
+    # ... and in files under this directory (one per sink), so that a forwarder that dies sends
+    # them after its restart; None: memory only. Local to the node, like the events themselves.
+    spool_dir: str | None = Field(default="var/events-spool", min_length=1)
     # A certificate (CA, signer, TSA trust root) within this many days of expiry is reported,
     # once a day, and listed by the SNMP agent.
     expiry_warning_days: int = Field(default=30, ge=1, le=3650)

@@ -9,8 +9,9 @@ outage or a restart every record it missed is sent. Records are checked on the w
 message says whether its hash and link to the one before hold ("integrity").
 
 Operational events (a dependency down and back, a certificate near expiry, a burst of failed
-logins, records dropped): held per sink in a bounded queue in memory, since the database may be
-the thing that is down. Events about the node (HSM, database) come from every node; events
+logins, records dropped): held per sink in a bounded queue in memory and in the node's spool
+(events.spool), since the database may be the thing that is down; a restarted forwarder sends
+what its predecessor left. Events about the node (HSM, database) come from every node; events
 derived from the trail or the database (expiry, bursts) from the lease holder only."""
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from signet.events.audit import GENESIS
 from signet.events.expiry import certificates_near_expiry
 from signet.events.messages import Forwarded, from_record, operational
 from signet.events.sinks import Sink, SinkDown
+from signet.events.spool import Spool
 from signet.store import AuditRecord, Database, EventCursor, StoreError
 
 log = logging.getLogger(__name__)
@@ -83,17 +85,23 @@ class Forwarder:
         node: str,
         probes: Mapping[str, Probe] | None = None,
         trust_roots: Sequence[str] = (),
+        spool: Spool | None = None,
     ) -> None:
         self.database = database
         self.trust_roots = tuple(trust_roots)
         self.settings = settings
         self.node = node
         self.probes = dict(probes or {})
+        self.spool = spool or Spool(None)
         self._down: dict[str, str] = {}
         self._sinks = {
             name: _SinkState(sink, deque(maxlen=settings.memory_queue))
             for name, sink in sinks.items()
         }
+        for name, state in self._sinks.items():
+            left = self.spool.load(name)
+            state.dropped = max(0, len(left) - settings.memory_queue)
+            state.pending.extend(left)
 
     # -- operational events ------------------------------------------------------------------
 
@@ -101,9 +109,16 @@ class Forwarder:
         """Queue an operational event for every sink. A full queue drops its oldest event and
         counts it; the count is reported as `events.dropped` once the sink takes events again."""
         for state in self._sinks.values():
-            if len(state.pending) == state.pending.maxlen:
-                state.dropped += 1
+            self._queue(state, item)
+
+    def _queue(self, state: _SinkState, item: Forwarded) -> None:
+        if len(state.pending) == state.pending.maxlen:
+            state.dropped += 1
             state.pending.append(item)
+            self.spool.replace(state.sink.name, state.pending)
+        else:
+            state.pending.append(item)
+            self.spool.append(state.sink.name, item)
 
     def _event(
         self, event: str, outcome: str, subject: str | None = None, **details: object
@@ -186,6 +201,7 @@ class Forwarder:
     def close(self) -> None:
         for state in self._sinks.values():
             state.sink.close()
+        self.spool.close()
 
     # -- operational queue -------------------------------------------------------------------
 
@@ -200,6 +216,7 @@ class Forwarder:
                 state.sink.send(batch)
                 for _ in batch:
                     state.pending.popleft()
+                self.spool.replace(state.sink.name, state.pending)
         except SinkDown:
             if not quiet:
                 raise
@@ -331,7 +348,8 @@ class Forwarder:
                 reported is None or reported < moment - window
             ):
                 state.burst_reported[address] = moment
-                state.pending.append(
+                self._queue(
+                    state,
                     self._event(
                         "login.burst",
                         "failure",
@@ -339,7 +357,7 @@ class Forwarder:
                         failures=len(seen),
                         window_seconds=window,
                         last_seq=item.seq,
-                    )
+                    ),
                 )
         for address in [a for a, seen in state.failures.items() if not seen]:
             del state.failures[address]
@@ -358,7 +376,8 @@ class Forwarder:
             if state.expiry_reported.get(key) == today:
                 continue
             state.expiry_reported[key] = today
-            state.pending.append(
+            self._queue(
+                state,
                 self._event(
                     "certificate.expiring",
                     "failure",
@@ -368,5 +387,5 @@ class Forwarder:
                     credential=cert.credential_id,
                     not_after=cert.not_after.isoformat(),
                     days_left=cert.days_left(now),
-                )
+                ),
             )

@@ -11,6 +11,7 @@ from signet.config import Settings, SinkSettings, SyslogSinkSettings
 from signet.events.forward import Forwarder, Probe
 from signet.events.sinks import Sink, SyslogSink
 from signet.events.snmp import SnmpSink
+from signet.events.spool import Spool
 from signet.signing.context import Services
 from signet.signing.health import check_health
 
@@ -63,4 +64,5 @@ def build_forwarder(services: Services, *, probe: bool = True) -> Forwarder:
         node=f"{host}:{os.getpid()}",
         probes=_probes(services) if probe else None,
         trust_roots=services.settings.formats.trust_roots,
+        spool=Spool(events.spool_dir),
     )
