@@ -5,10 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -168,6 +177,10 @@ class FormatsSettings(_Section):
         return url or None
 
 
+def _loopback() -> list[IPv4Network | IPv6Network]:
+    return [IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")]
+
+
 class WebSettings(_Section):
     listen: str = "127.0.0.1:8080"
     workers: int = Field(default=2, ge=1, le=64)
@@ -186,6 +199,13 @@ class WebSettings(_Section):
     logo_url: str | None = None
     region: str = "EU"
     lang: str = "en-US"
+    # Reverse proxies whose X-Forwarded-For names the client (nginx in front of gunicorn, as
+    # the signet_app role sets it up: 127.0.0.1 and ::1). From a request through them, the
+    # nearest address they did not add is the client's: what the audit trail records as the
+    # source, what login bursts count, what /metrics checks. Empty: the peer is the client.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    # Who may read /metrics (addresses or networks); empty: nobody.
+    metrics_clients: list[IPvAnyNetwork] = Field(default_factory=lambda: _loopback())
 
     @field_validator("logo_url")
     @classmethod

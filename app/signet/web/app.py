@@ -6,6 +6,7 @@ from flask import Flask
 
 from signet.config import Settings, load_settings
 from signet.signing import Services
+from signet.web.client_address import ClientAddress
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
@@ -24,4 +25,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(apidocs.blueprint)
     csc.init_app(app)
+    proxies = services.settings.web.trusted_proxies
+    if proxies:
+        app.wsgi_app = ClientAddress(app.wsgi_app, proxies)  # type: ignore[method-assign]
     return app

@@ -8,6 +8,8 @@ import time
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from signet.monitoring.metrics import exposition, observe, registry_for
+from signet.web.client_address import allowed
+from signet.web.errors import error_response
 from signet.web.openapi import operation
 
 blueprint = Blueprint("metrics", __name__)
@@ -48,8 +50,14 @@ def init_app(app: Flask) -> None:
     auth=(),
     answer={"type": "string"},
     answer_type="text/plain",
+    errors={"403": "the client's address is not in web.metrics_clients"},
 )
 @blueprint.get("/metrics")
 def metrics() -> Response:
+    clients = current_app.extensions["signet"].settings.web.metrics_clients
+    if not allowed(request.remote_addr, clients):
+        return error_response(
+            403, "access_denied", "/metrics answers the addresses of web.metrics_clients only"
+        )
     body, content_type = exposition(current_app.extensions["signet.metrics"])
     return Response(body, content_type=content_type)
