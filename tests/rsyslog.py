@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # Ports given to this area (56400-56449).
 UDP_PORT, TCP_PORT, TLS_PORT = 56401, 56402, 56403
+RELP_PORT, RELP_TLS_PORT = 56404, 56405
 
 
 @dataclass
@@ -104,14 +105,21 @@ global(workDirectory="{work}" maxMessageSize="64k"
        DefaultNetstreamDriverKeyFile="{pki.server_key}")
 module(load="imudp")
 module(load="imtcp" MaxSessions="50")
+module(load="imrelp")
 template(name="raw" type="string" string="%rawmsg%\\n")
 ruleset(name="udp") {{ action(type="omfile" file="{out}/udp.log" template="raw") }}
 ruleset(name="tcp") {{ action(type="omfile" file="{out}/tcp.log" template="raw") }}
 ruleset(name="tls") {{ action(type="omfile" file="{out}/tls.log" template="raw") }}
+ruleset(name="relp") {{ action(type="omfile" file="{out}/relp.log" template="raw") }}
+ruleset(name="relp-tls") {{ action(type="omfile" file="{out}/relp-tls.log" template="raw") }}
 input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="udp")
 input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="tcp")
 input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="tls"
       StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="x509/certvalid")
+input(type="imrelp" address="127.0.0.1" port="{relp}" ruleset="relp")
+input(type="imrelp" address="127.0.0.1" port="{relp_tls}" ruleset="relp-tls"
+      tls="on" tls.caCert="{pki.ca}" tls.myCert="{pki.server_cert}"
+      tls.myPrivKey="{pki.server_key}" tls.authMode="certvalid")
 """
 
 
@@ -127,7 +135,14 @@ class Rsyslog:
         self.pidfile = base / "rsyslog.pid"
         self.conf.write_text(
             _CONFIG.format(
-                work=self.work, out=self.out, pki=pki, udp=UDP_PORT, tcp=TCP_PORT, tls=TLS_PORT
+                work=self.work,
+                out=self.out,
+                pki=pki,
+                udp=UDP_PORT,
+                tcp=TCP_PORT,
+                tls=TLS_PORT,
+                relp=RELP_PORT,
+                relp_tls=RELP_TLS_PORT,
             )
         )
         self.process: subprocess.Popen[bytes] | None = None
@@ -146,8 +161,9 @@ class Rsyslog:
         deadline = time.monotonic() + 20
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", TLS_PORT), timeout=1):
-                    pass
+                for port in (TLS_PORT, RELP_PORT, RELP_TLS_PORT):
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        pass
                 with socket.create_connection(("127.0.0.1", TCP_PORT), timeout=1):
                     break
             except OSError:

@@ -29,14 +29,16 @@ class _Section(BaseModel):
 
 class SyslogSinkSettings(_Section):
     """One syslog collector (RFC 5424): over UDP (RFC 5426), TCP with octet counting
-    (RFC 6587) or TLS (RFC 5425)."""
+    (RFC 6587), TLS (RFC 5425), or RELP (rsyslog's acknowledged protocol; relp-tls over TLS)."""
 
     type: Literal["syslog"] = "syslog"
     enabled: bool = True
     host: str = Field(min_length=1)
-    # Default: 514 for udp and tcp, 6514 for tls.
+    # Default: 514 for udp and tcp, 6514 for tls, 2514 for relp and relp-tls.
     port: int | None = Field(default=None, ge=1, le=65535)
-    transport: Literal["udp", "tcp", "tls"] = "tls"
+    # relp and relp-tls: each message is acknowledged by the collector, and the cursor moves
+    # past acknowledged messages only; over tcp and tls a batch counts as taken once written.
+    transport: Literal["udp", "tcp", "tls", "relp", "relp-tls"] = "tls"
     # The message body: RFC 5424 text, one JSON object, or ArcSight CEF.
     format: Literal["rfc5424", "json", "cef"] = "rfc5424"
     # RFC 5424 facility number; 13 is "log audit".
@@ -51,17 +53,19 @@ class SyslogSinkSettings(_Section):
 
     @model_validator(mode="after")
     def _tls_options(self) -> SyslogSinkSettings:
-        if self.transport != "tls":
+        if self.transport not in ("tls", "relp-tls"):
             for name in ("ca_file", "server_name", "client_cert_file", "client_key_file"):
                 if getattr(self, name) is not None:
-                    raise ValueError(f"{name} applies to transport 'tls' only")
+                    raise ValueError(f"{name} applies to transports 'tls' and 'relp-tls' only")
         if bool(self.client_cert_file) != bool(self.client_key_file):
             raise ValueError("set both client_cert_file and client_key_file, or neither")
         return self
 
     @property
     def effective_port(self) -> int:
-        return self.port or (6514 if self.transport == "tls" else 514)
+        if self.port:
+            return self.port
+        return {"tls": 6514, "relp": 2514, "relp-tls": 2514}.get(self.transport, 514)
 
 
 SINK_TYPES = ("syslog", "snmp")

@@ -1,6 +1,7 @@
 """Sinks: where forwarded events go. A Sink takes events in order and either delivers all of
-them or raises SinkDown; the syslog sink speaks UDP, TCP with octet counting and TLS (the SNMP
-sink is events.snmp; signing.forwarding builds each from its settings)."""
+them or raises SinkDown; the syslog sink speaks UDP, TCP with octet counting, TLS, and RELP
+(plain or over TLS: acknowledged per message) (the SNMP sink is events.snmp;
+signing.forwarding builds each from its settings)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Protocol
 
 from signet.config import EventsSettings, SyslogSinkSettings
 from signet.events.messages import Forwarded, syslog_message
+from signet.events.relp import RelpError, RelpSession
 
 
 class SinkDown(Exception):
@@ -53,6 +55,7 @@ class SyslogSink:
         self._procid = procid
         self._version = version
         self._sock: socket.socket | None = None
+        self._relp: RelpSession | None = None
         self._tls: ssl.SSLContext | None = None
 
     def _render(self, item: Forwarded) -> bytes:
@@ -95,14 +98,16 @@ class SyslogSink:
             sock.connect(family[4])
             return sock
         sock = socket.create_connection((s.host, s.effective_port), timeout=s.timeout_seconds)
-        if s.transport == "tls":
-            try:
-                return self._tls_context().wrap_socket(
+        try:
+            if s.transport in ("tls", "relp-tls"):
+                sock = self._tls_context().wrap_socket(
                     sock, server_hostname=s.server_name or s.host
                 )
-            except BaseException:
-                sock.close()
-                raise
+            if s.transport in ("relp", "relp-tls"):
+                self._relp = RelpSession(sock)
+        except BaseException:
+            sock.close()
+            raise
         return sock
 
     def _still_open(self, sock: socket.socket) -> bool:
@@ -133,6 +138,9 @@ class SyslogSink:
             if self.settings.transport == "udp":
                 for item in events:
                     sock.send(self._render(item))
+            elif self._relp is not None:
+                sock.settimeout(self.settings.timeout_seconds)
+                self._relp.send([self._render(item) for item in events])
             else:
                 frames = b"".join(
                     b"%d %s" % (len(message), message)
@@ -140,11 +148,14 @@ class SyslogSink:
                 )
                 sock.settimeout(self.settings.timeout_seconds)
                 sock.sendall(frames)
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        except (OSError, ValueError, RelpError) as exc:  # ssl.SSLError is an OSError
             self.close()
             raise SinkDown(f"{self._where()}: {exc}") from exc
 
     def close(self) -> None:
+        if self._relp is not None:
+            self._relp.close()
+            self._relp = None
         if self._sock is not None:
             try:
                 self._sock.close()
