@@ -19,6 +19,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from signet.config.sms import SmsSettings
 from signet.config.snmp import SnmpSettings
 
 DEFAULT_CONFIG_FILE = "/etc/signet/signet.toml"
@@ -111,6 +112,9 @@ class NotifySettings(_Section):
     email_backend: Literal["smtp", "maildir"] = "maildir"
     maildir: str = "var/mail"
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    # One-time codes by SMS (signet.config.sms): type "http" or "smpp"; None: no SMS channel,
+    # and credentials that need one cannot be enrolled.
+    sms: SmsSettings | None = None
 
 
 class SamSettings(_Section):
@@ -355,7 +359,10 @@ def _config_path() -> Path | None:
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        loc = [str(p) for p in err["loc"]]
+        if loc[:3] in (["notify", "sms", "http"], ["notify", "sms", "smpp"]):
+            del loc[2]  # the tag of [notify.sms]'s type, not a setting
+        where = ".".join(loc) or "settings"
         msg = err["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {msg}")
     return "; ".join(parts)
