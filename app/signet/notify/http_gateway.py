@@ -198,8 +198,11 @@ class HttpGateway:
 def _reason(exc: BaseException) -> str:
     """The innermost cause of a requests error, in one line (no URL with a query string)."""
     inner: BaseException = exc
-    while inner.__cause__ is not None or inner.__context__ is not None:
-        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    for _ in range(10):
+        following = inner.__cause__ or inner.__context__
+        if following is None:
+            break
+        inner = following
     text = str(inner) or inner.__class__.__name__
     for known in ("Connection refused", "Name or service not known", "certificate verify failed"):
         if known in str(exc):

@@ -5,7 +5,9 @@ SMSC and what to check."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import logging
 import select
 import socket
 import ssl
@@ -37,6 +39,9 @@ DATA_CODING = {"gsm7": 0x00, "ucs2": 0x08}
 # Octets of user data per message: alone, and per part after a 6-octet concatenation header.
 SINGLE, PART = {"gsm7": 160, "ucs2": 140}, {"gsm7": 153, "ucs2": 134}
 MAX_PARTS = 10
+# smpplib logs each socket error it then raises; the DeliveryError says it once, better.
+_LOGGER = "signet.notify.smpplib"
+logging.getLogger(_LOGGER).setLevel(logging.ERROR)
 ESM_UDHI = 0x40
 ESM_RECEIPT = 0x04
 # Bind errors an operator can act on, by SMPP command_status.
@@ -96,7 +101,9 @@ class _Client(smpplib.client.Client):  # type: ignore[misc]
     the SMSC's name (smpplib wraps the socket without one)."""
 
     def __init__(self, host: str, port: int, timeout: float, tls: ssl.SSLContext | None) -> None:
-        super().__init__(host, port, timeout=timeout, allow_unknown_opt_params=True)
+        super().__init__(
+            host, port, timeout=timeout, logger_name=_LOGGER, allow_unknown_opt_params=True
+        )
         self._tls = tls
 
     def connect(self) -> None:
@@ -129,11 +136,19 @@ class SmppGateway:
         self._lock = threading.Lock()
         self._client: _Client | None = None
         self._receipts: list[Receipt] = []
+        # Unbind when the process ends (a gunicorn worker's exit), as an SMSC expects.
+        atexit.register(self.close)
 
     # -- the interface -------------------------------------------------------------------
     def send(self, to: str, text: str) -> SmsSent:
         encoding, parts = encode_text(text, self.settings.encoding)
-        with self._lock:
+        wait = 4 * self.settings.timeout_seconds
+        if not self._lock.acquire(timeout=wait):
+            raise DeliveryError(
+                f"{self.name}: busy: another message of this process has been on its way "
+                f"for {wait:g} s; try again"
+            )
+        try:
             for attempt in (1, 2):
                 reused = self._client is not None
                 try:
@@ -153,15 +168,22 @@ class SmppGateway:
                 return SmsSent(
                     self.name, tuple(ids), len(parts), encoding, uuid.uuid4().hex[:16], receipts
                 )
+        finally:
+            self._lock.release()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
-        with self._lock:
+        """Unbind and disconnect (a send in progress keeps its bind: then nothing is done)."""
+        if not self._lock.acquire(timeout=1):
+            return
+        try:
             client = self._client
             if client is not None:
                 with contextlib.suppress(_Dropped, DeliveryError):
                     self._request(client, smpplib.smpp.make_pdu("unbind", client=client), "unbind")
             self._close()
+        finally:
+            self._lock.release()
 
     # -- the bind --------------------------------------------------------------------------
     def _tls_context(self) -> ssl.SSLContext | None:
@@ -179,7 +201,7 @@ class SmppGateway:
         if self._client is not None:
             try:
                 while self._client.pending():
-                    self._handle(self._client, self._read(self._client, "a waiting PDU"))
+                    self._handle(self._client, self._read(self._client, "waiting PDU"))
                 return self._client
             except _Dropped:
                 self._close()
@@ -297,7 +319,7 @@ class SmppGateway:
             raise _Dropped(f"the connection closed while sending {what}") from None
         deadline = time.monotonic() + self.settings.timeout_seconds
         while True:
-            answer = self._read(client, f"the answer to {what}")
+            answer = self._read(client, f"answer to {what}")
             if answer.sequence == pdu.sequence and answer.command in (
                 f"{what}_resp",
                 "generic_nack",
@@ -323,7 +345,7 @@ class SmppGateway:
                 f"no {what} within {self.settings.timeout_seconds:g} s (the SMSC is silent)"
             ) from None
         except smpplib.exceptions.ConnectionError:
-            raise _Dropped(f"the SMSC closed the connection (waiting for {what})") from None
+            raise _Dropped(f"the SMSC closed the connection (waiting for the {what})") from None
         except (smpplib.exceptions.PDUError, smpplib.exceptions.UnknownCommandError) as exc:
             raise _Dropped(f"the SMSC sent a PDU that cannot be read: {exc}") from None
         except (ssl.SSLError, OSError) as exc:
