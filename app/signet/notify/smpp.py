@@ -141,7 +141,10 @@ class SmppGateway:
 
     # -- the interface -------------------------------------------------------------------
     def send(self, to: str, text: str) -> SmsSent:
-        encoding, parts = encode_text(text, self.settings.encoding)
+        try:
+            encoding, parts = encode_text(text, self.settings.encoding)
+        except DeliveryError as exc:
+            raise DeliveryError(f"{self.name}: {exc}") from None
         wait = 4 * self.settings.timeout_seconds
         if not self._lock.acquire(timeout=wait):
             raise DeliveryError(
