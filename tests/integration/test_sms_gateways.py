@@ -240,12 +240,20 @@ def test_http_form_body_with_basic_auth_and_get(tmp_path):
         assert form["ref"] == [sent.reference]
         assert peer.requests[0]["headers"]["authorization"].startswith("Basic ")
         getter = HttpGateway(
-            http_settings(peer.url, method="GET", body_format="form", body="to={to}&text={text}")
+            http_settings(
+                peer.url,
+                method="GET",
+                body_format="form",
+                body="to={to}&text={text}",
+                auth="header",
+                auth_header="X-API-Key",
+                secret=f"file:{secret}",
+            )
         )
         getter.send(PHONE, "hi")
-        assert (
-            peer.requests[1]["method"] == "GET" and "to=%2B32470123456" in peer.requests[1]["path"]
-        )
+        got = peer.requests[1]
+        assert got["method"] == "GET" and "to=%2B32470123456" in got["path"]
+        assert got["headers"]["x-api-key"] == "k3y"
 
 
 def test_http_refusals_are_named(tmp_path):
