@@ -280,3 +280,12 @@ UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num 
 
 /
 
+
+ALTER TABLE users ADD phone VARCHAR2(16 CHAR)
+
+/
+
+UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004'
+
+/
+

@@ -214,5 +214,10 @@ CREATE TABLE event_cursors (
 
 UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
 
+
+ALTER TABLE users ADD COLUMN phone VARCHAR(16);
+
+UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
+
 COMMIT;
 

@@ -109,6 +109,31 @@ def test_bad_arguments_give_one_clear_line(initialised):
     )
 
 
+def test_phone_numbers_and_sms_credentials_give_one_clear_line(initialised):
+    env = initialised
+    assert_clean_failure(
+        signet_cli(
+            "users", "add", "gina", "--phone", "0470 12 34 56", "--password-stdin",
+            env=env, stdin="long enough pw\n",
+        ),
+        "not international",
+        "+32 470 12 34 56",
+    )  # fmt: skip
+    added = signet_cli(
+        "users", "add", "gina", "--phone", "+32 470 12 34 56", "--password-stdin",
+        env=env, stdin="long enough pw\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    listed = signet_cli("users", "list", env=env)
+    assert "+32470123456" in listed.stdout
+    # No [notify.sms]: an SMS credential is refused before any key is made.
+    assert_clean_failure(
+        signet_cli("credentials", "create", "gina", "--activation", "sms_otp", env=env),
+        "needs an SMS gateway",
+        "[notify.sms]",
+    )
+
+
 def test_configuration_errors_name_the_setting(settings_env):
     env = {**settings_env, "SIGNET_DATABASE__URL": "mysql://nope"}
     assert_clean_failure(signet_cli("init", env=env), "database.url")

@@ -69,7 +69,7 @@ def send_code(node, principal, credential_id) -> str:
     import mailbox
     import re
 
-    from signet.signing import csc as usecases
+    from signet.signing import send_otp as usecases
 
     box = mailbox.Maildir(node.settings.notify.maildir, create=True)
     seen = set(box.keys())

@@ -130,10 +130,18 @@ def _read_secret(prompt: str, from_stdin: bool) -> str:
 @click.argument("username")
 @click.option("--name", "display_name", help="Full name, used in certificates.")
 @click.option("--email", help="Address that receives one-time passwords.")
+@click.option(
+    "--phone",
+    help="Mobile number (E.164, e.g. +32470123456) that receives one-time passwords by SMS.",
+)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @friendly
 def users_add(
-    username: str, display_name: str | None, email: str | None, password_stdin: bool
+    username: str,
+    display_name: str | None,
+    email: str | None,
+    phone: str | None,
+    password_stdin: bool,
 ) -> None:
     """Add a user (asks for the password)."""
     from signet.signing.admin import add_user
@@ -145,6 +153,7 @@ def users_add(
         password=password,
         display_name=display_name,
         email=email,
+        phone=phone,
         actor=_actor(),
     )
     click.echo(f"user {username} added")
@@ -161,11 +170,11 @@ def users_list(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
         return
-    click.echo(f"{'USER':<20} {'STATUS':<9} {'CREDS':>5}  NAME <EMAIL>")
+    click.echo(f"{'USER':<20} {'STATUS':<9} {'CREDS':>5}  NAME <EMAIL> PHONE")
     for r in rows:
         click.echo(
             f"{r.username:<20} {r.status:<9} {r.credentials:>5}  {r.display_name}"
-            f"{' <' + r.email + '>' if r.email else ''}"
+            f"{' <' + r.email + '>' if r.email else ''}{' ' + r.phone if r.phone else ''}"
         )
 
 
@@ -206,18 +215,20 @@ def credentials() -> None:
 )
 @click.option(
     "--activation",
-    type=click.Choice(["otp", "pin"]),
+    type=click.Choice(["otp", "sms_otp", "pin"]),
     default="otp",
     show_default=True,
-    help="Second factor that activates the key: one-time codes by e-mail, or a PIN "
-    "the user chooses when she activates the credential.",
+    help="Second factor that activates the key: one-time codes by e-mail (otp) or by SMS "
+    "to the user's phone (sms_otp, needs [notify.sms]), or a PIN the user chooses when she "
+    "activates the credential.",
 )
 @click.option("--description", help="Free text shown to the user.")
 @friendly
 def credentials_create(username: str, key: str, activation: str, description: str | None) -> None:
     """Generate a key in the HSM for USERNAME and have the CA certify it.
 
-    The credential is pending: an activation code is e-mailed to the user's address, and
+    The credential is pending: an activation code is sent to the user's address (by SMS
+    to her phone for sms_otp), and
     only she activates it (`signet activate`), choosing her PIN for a PIN credential. Nobody
     else ever learns or sets it."""
     from signet.signing.admin import create_credential

@@ -32,6 +32,7 @@ from signet.config.events import SINK_TYPES
 from signet.config.events import EventsSettings as EventsSettings
 from signet.config.events import SinkSettings as SinkSettings
 from signet.config.events import SyslogSinkSettings as SyslogSinkSettings
+from signet.config.sms import SmsSettings
 from signet.config.snmp import SnmpSettings
 from signet.config.snmp import SnmpSinkSettings as SnmpSinkSettings
 
@@ -125,6 +126,9 @@ class NotifySettings(_Section):
     email_backend: Literal["smtp", "maildir"] = "maildir"
     maildir: str = "var/mail"
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    # One-time codes by SMS (signet.config.sms): type "http" or "smpp"; None: no SMS channel,
+    # and credentials that need one cannot be enrolled.
+    sms: SmsSettings | None = None
 
 
 class SamSettings(_Section):
@@ -302,11 +306,13 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
-        # a sink's errors are located under its type's tag (sinks.<name>.<type>.<key>)
+        # a discriminated table's errors are located under its type's tag, which is no
+        # setting: events.sinks.<name>.<type>.<key>, notify.sms.<type>.<key>
         loc = [
             p
             for i, p in enumerate(loc)
             if not (i >= 2 and loc[i - 2] == "sinks" and p in SINK_TYPES)
+            and not (loc[:2] == ["notify", "sms"] and i == 2 and p in ("http", "smpp"))
         ]
         where = ".".join(loc) or "settings"
         msg = err["msg"].removeprefix("Value error, ")

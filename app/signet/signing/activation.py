@@ -1,8 +1,8 @@
 """The signer's own activation secret: a new credential stays pending until its owner, with the
-code e-mailed to her sealed address, sets her PIN (or confirms her OTP channel) herself.
+code sent to her sealed address, sets her PIN (or confirms her OTP channel) herself.
 
-E-mail is the only delivery channel implemented; an SMS gateway would deliver the same code to
-a phone number sealed as the credential's `activation_address`."""
+The code goes by e-mail, or by SMS for a credential whose one-time codes go by SMS (its phone
+number is the sealed `activation_address`): activating it proves the number reaches her."""
 
 from __future__ import annotations
 
@@ -26,10 +26,18 @@ from signet.errors import (
     SignetError,
 )
 from signet.events import append_event
-from signet.notify import DeliveryError, send_email
+from signet.notify import DeliveryError
 from signet.sam import check_credential, credential_seal, pin_verifier, prepare_pin_key
 from signet.signing.context import Services
 from signet.signing.csc import now, own_credential
+from signet.signing.delivery import (
+    CHANNEL_NAMES,
+    deliver,
+    otp_channel,
+    record_delivery,
+    shown,
+    sms_activation_text,
+)
 from signet.signing.otp import code_verifier
 from signet.store import Credential, User
 
@@ -70,7 +78,7 @@ def activation_message(
     what = (
         "choose the PIN that will authorise each of your signatures"
         if activation == "pin"
-        else "confirm that one-time codes for your signatures reach you at this address"
+        else "confirm that one-time codes for your signatures reach you"
     )
     where = server or "https://<your signing service>"
     pin = " (and your new PIN twice)" if activation == "pin" else ""
@@ -123,8 +131,21 @@ def send_activation(services: Services, credential_id: str, *, actor: str) -> Ac
             lifetime_hours=sam.activation_lifetime_hours,
             server=services.settings.web.base_url or None,
         )
+    # A PIN credential's code goes by e-mail; an OTP credential's by its own channel.
+    channel = otp_channel(credential.activation) or "email"
     try:
-        send_email(services.settings.notify, address, subject, text)
+        sent, receipts = deliver(
+            services,
+            channel=channel,
+            to=address,
+            subject=subject,
+            body=text,
+            sms_text=sms_activation_text(
+                code=shown_activation_code(code),
+                credential_id=credential_id,
+                lifetime_hours=sam.activation_lifetime_hours,
+            ),
+        )
     except DeliveryError as exc:
         with services.database.transaction() as session:
             append_event(
@@ -133,25 +154,24 @@ def send_activation(services: Services, credential_id: str, *, actor: str) -> Ac
                 actor=actor,
                 subject=credential_id,
                 outcome="failure",
+                channel=channel,
+                to=shown(channel, address),
                 reason=str(exc),
             )
         raise ServiceUnavailable(
             f"the activation code for credential {credential_id} could "
-            f"not be delivered: {exc}; it stays pending (send a new code "
-            "with `signet credentials resend-activation "
-            f"{credential_id}`)"
+            f"not be delivered by {CHANNEL_NAMES[channel]}: {exc}; it stays pending (send a "
+            f"new code with `signet credentials resend-activation {credential_id}`)"
         ) from exc
-    with services.database.transaction() as session:
-        append_event(
-            session,
-            "credential.activation_sent",
-            actor=actor,
-            subject=credential_id,
-            channel="email",
-            to=address,
-            expires_at=expires_at.isoformat(),
-        )
-    return ActivationSent(credential_id, address, expires_at)
+    record_delivery(
+        services,
+        "credential.activation_sent",
+        actor=actor,
+        subject=credential_id,
+        details={**sent, "expires_at": expires_at.isoformat()},
+        receipts=receipts,
+    )
+    return ActivationSent(credential_id, shown(channel, address), expires_at)
 
 
 def activate(

@@ -1,5 +1,5 @@
-"""Administration use cases: initialisation, users, credentials, the audit trail's checks and
-checkpoints."""
+"""Administration use cases: initialisation, credentials, the audit trail's checks and
+checkpoints (users are in signing.users, re-exported here)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from asn1crypto import x509 as asn1_x509
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from signet.algorithms import KeySpec
-from signet.auth.passwords import check_password_policy, hash_secret
 from signet.config import settings_digest
 from signet.errors import BadGateway, Conflict, InvalidRequest, NotFound
 from signet.events import (
@@ -36,22 +34,19 @@ from signet.sam import check_credential, credential_seal
 from signet.sam.keys import prepare_keys
 from signet.signing.activation import ActivationSent, send_activation
 from signet.signing.context import Services
-from signet.store import Authenticator, Credential, User, upgrade
 
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,127}$")
+# Users are enrolled by signing.users; administration tools reach them here too.
+from signet.signing.users import (  # noqa: F401
+    UserView,
+    add_user,
+    list_users,
+    set_user_status,
+)
+from signet.store import Credential, User, upgrade
 
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class UserView:
-    username: str
-    display_name: str
-    email: str | None
-    status: str
-    credentials: int
 
 
 @dataclass(frozen=True)
@@ -104,108 +99,6 @@ def initialise(services: Services) -> Initialised:
     return Initialised(before, after, ca_created, keys_created)
 
 
-def add_user(
-    services: Services,
-    username: str,
-    *,
-    password: str,
-    display_name: str | None,
-    email: str | None,
-    actor: str,
-) -> UserView:
-    if not USERNAME.match(username):
-        raise InvalidRequest(
-            f"invalid user name {username!r}: use lower-case letters, digits "
-            "and . _ @ -, starting with a letter or digit"
-        )
-    try:
-        check_password_policy(password)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from exc
-    if email is not None and not re.match(r"^[^@\s]+@[^@\s]+$", email):
-        raise InvalidRequest(f"invalid email address {email!r}")
-    stamp = now()
-    try:
-        with services.database.transaction() as session:
-            if session.execute(select(User.id).where(User.username == username)).first():
-                raise Conflict(f"user {username!r} already exists")
-            user = User(
-                username=username,
-                display_name=display_name or username,
-                email=email,
-                status="active",
-                created_at=stamp,
-                updated_at=stamp,
-            )
-            session.add(user)
-            session.flush()
-            session.add(
-                Authenticator(
-                    user_id=user.id,
-                    kind="password",
-                    secret=hash_secret(password),
-                    status="active",
-                    failed_attempts=0,
-                    created_at=stamp,
-                )
-            )
-            if email:
-                session.add(
-                    Authenticator(
-                        user_id=user.id,
-                        kind="email_otp",
-                        address=email,
-                        status="active",
-                        failed_attempts=0,
-                        created_at=stamp,
-                    )
-                )
-            append_event(
-                session,
-                "user.created",
-                actor=actor,
-                subject=username,
-                email=email,
-                display_name=user.display_name,
-            )
-    except IntegrityError:
-        raise Conflict(f"user {username!r} already exists") from None
-    return UserView(username, display_name or username, email, "active", 0)
-
-
-def list_users(services: Services) -> list[UserView]:
-    with services.database.transaction() as session:
-        counts = dict(
-            session.execute(
-                select(Credential.user_id, func.count()).group_by(Credential.user_id)
-            ).all()
-        )
-        users = session.execute(select(User).order_by(User.username)).scalars().all()
-        return [
-            UserView(u.username, u.display_name, u.email, u.status, counts.get(u.id, 0))
-            for u in users
-        ]
-
-
-def set_user_status(services: Services, username: str, status: str, *, actor: str) -> None:
-    if status not in ("active", "disabled"):
-        raise InvalidRequest(f"unknown user status {status!r}")
-    with services.database.transaction() as session:
-        user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-        if user is None:
-            raise NotFound(f"no user named {username!r}")
-        if user.status == status:
-            return
-        user.status = status
-        user.updated_at = now()
-        append_event(
-            session,
-            f"user.{'disabled' if status == 'disabled' else 'enabled'}",
-            actor=actor,
-            subject=username,
-        )
-
-
 def create_credential(
     services: Services,
     username: str,
@@ -217,28 +110,44 @@ def create_credential(
     credential_id: str | None = None,
 ) -> CredentialView:
     """Enrol a new credential: key generated in the HSM, certified by the CA connector. It is
-    pending: an activation code goes to the user's e-mail address (sealed in the record), and
-    only she activates it, choosing her PIN for a PIN credential (`signing.activation`)."""
+    pending: an activation code goes to the user's e-mail address or, for sms_otp, her phone
+    (sealed in the record), and only she activates it, choosing her PIN for a PIN credential
+    (`signing.activation`)."""
     try:
         spec = KeySpec.parse(key)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
-    if activation not in ("otp", "pin"):
-        raise InvalidRequest(f"unknown activation {activation!r}; use otp or pin")
+    if activation not in ("otp", "sms_otp", "pin"):
+        raise InvalidRequest(
+            f"unknown activation {activation!r}; use otp (codes by e-mail), sms_otp (codes "
+            "by SMS) or pin"
+        )
+    if activation == "sms_otp" and services.settings.notify.sms is None:
+        raise InvalidRequest(
+            "activation sms_otp needs an SMS gateway: set [notify.sms] (type http or smpp) "
+            "in signet.toml first"
+        )
     with services.database.transaction() as session:
         user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
         if user is None:
             raise NotFound(f"no user named {username!r}")
         if user.status != "active":
             raise Conflict(f"user {username!r} is {user.status}")
-        if not user.email:
-            # E-mail is the only delivery channel implemented for activation codes.
+        if activation == "sms_otp" and not user.phone:
             raise InvalidRequest(
-                f"user {username!r} has no e-mail address, and activation "
-                "codes go only by e-mail: the address is given when a user "
+                f"user {username!r} has no phone number, and an sms_otp credential's codes "
+                "go by SMS: the number is given when a user is added "
+                "(signet users add USER --phone +32470123456)"
+            )
+        if activation != "sms_otp" and not user.email:
+            raise InvalidRequest(
+                f"user {username!r} has no e-mail address, and the codes of an "
+                f"{activation} credential go by e-mail: the address is given when a user "
                 "is added (signet users add USER --email ADDRESS)"
             )
         common_name, email = user.display_name, user.email
+        # Where its codes go, sealed in its record: a later change to the user redirects none.
+        address = user.phone if activation == "sms_otp" else user.email
     credential_id = credential_id or str(uuid.uuid4())
     if not re.match(r"^[A-Za-z0-9._-]{1,64}$", credential_id) or credential_id.startswith(
         "signet-"
@@ -276,7 +185,7 @@ def create_credential(
                 scal="2",
                 multisign=100,
                 epoch=0,
-                activation_address=email,
+                activation_address=address,
                 locked=False,
                 failed_attempts=0,
                 created_at=stamp,

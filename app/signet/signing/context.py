@@ -1,4 +1,4 @@
-"""The services one process shares: settings, database, HSM and CA connector."""
+"""The services one process shares: settings, database, HSM, CA connector and SMS gateway."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from functools import cached_property, partial
 
 from signet.config import Settings
 from signet.hsm import Hsm
+from signet.notify.sms import SmsGateway, gateway_for
 from signet.pki import CAConnector, load_connector
 from signet.sam import keys
 from signet.store import Database
@@ -28,3 +29,10 @@ class Services:
     @cached_property
     def ca(self) -> CAConnector:
         return load_connector(self.settings, self.hsm, self.database)
+
+    @cached_property
+    def sms(self) -> SmsGateway | None:
+        """The process's SMS gateway (an SMPP bind is kept open in it), or None when
+        `[notify.sms]` is not set."""
+        sms = self.settings.notify.sms
+        return gateway_for(sms) if sms is not None else None

@@ -1,5 +1,5 @@
 """CSC use cases: credentials, authorization with a second factor (logins are in sessions,
-signHash in sign_hash, signDoc in sign_doc)."""
+sendOTP in send_otp, signHash in sign_hash, signDoc in sign_doc)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy import Table, bindparam, select
 
 from signet import algorithms
 from signet.algorithms import HASH_BY_OID, HASHES, SIGNATURE_ALGORITHMS
-from signet.auth.factors import lock_for_factor_check, new_otp, verify_otp, verify_pin
+from signet.auth.factors import lock_for_factor_check, verify_otp, verify_pin
 from signet.auth.tokens import (
     Claimed,
     Principal,
@@ -24,13 +24,15 @@ from signet.auth.tokens import (
     token_state_of,
     with_token_state,
 )
-from signet.errors import AccessDenied, InvalidRequest, ServiceUnavailable, SignetError
-from signet.events import append_event
-from signet.notify import DeliveryError, send_email
+from signet.errors import AccessDenied, InvalidRequest, SignetError
 from signet.sam import check_credential, decode_hash, extend_sad, issue_sad, pin_matches
 from signet.signing.context import Services
-from signet.signing.otp import code_verifier, otp_address, otp_message, signing_request
-from signet.store import Credential, User
+from signet.signing.delivery import otp_channel, shown
+from signet.signing.otp import (
+    code_verifier,
+    signing_request,
+)
+from signet.store import Credential
 
 
 def key_algorithms(credential: Credential) -> list[str]:
@@ -61,6 +63,10 @@ class CredentialInfo:
     valid_from: datetime
     valid_to: datetime
     activation: str
+    # The channel one-time codes go by ("email", "sms"; None for a PIN) and the address as
+    # messages show it (a phone number masked).
+    otp_channel: str | None
+    otp_to: str
     scal: str
     multisign: int
     locked: bool
@@ -73,7 +79,7 @@ def multisign(credential: Any, services: Services) -> int:
     return min(credential.multisign, services.settings.sam.max_signatures_per_sad)
 
 
-def _check_count(num_signatures: int, credential: Any, services: Services) -> None:
+def check_count(num_signatures: int, credential: Any, services: Services) -> None:
     limit = multisign(credential, services)
     if not 1 <= num_signatures <= limit:
         raise InvalidRequest(
@@ -108,6 +114,8 @@ def _info(credential: Credential, services: Services) -> CredentialInfo:
         valid_from=ee.not_valid_before,
         valid_to=ee.not_valid_after,
         activation=credential.activation,
+        otp_channel=otp_channel(credential.activation),
+        otp_to=shown(otp_channel(credential.activation), credential.activation_address),
         scal=credential.scal,
         multisign=multisign(credential, services),
         locked=credential.locked,
@@ -205,105 +213,6 @@ def ensure_usable(credential: Credential) -> None:
         )
 
 
-def send_otp(
-    services: Services,
-    principal: Principal,
-    credential_id: Any,
-    *,
-    hashes: Sequence[str] = (),
-    hash_oid: str | None = None,
-    num_signatures: int | None = None,
-    description: str | None = None,
-    labels: Sequence[str] = (),
-) -> None:
-    """E-mail a one-time code for the credential, bound to the authorization request to come
-    when the client names it (its hashes or numSignatures, and its hashAlgorithmOID,
-    description and document labels: a Signet extension); without them (v1 clients), bound to
-    the first authorize that uses it."""
-    sam = services.settings.sam
-    if hash_oid is not None and hash_oid not in HASH_BY_OID:
-        raise InvalidRequest("Invalid parameter hashAlgorithmOID")
-    check_hash_lengths(hashes, hash_oid)
-    request = None
-    if hashes or num_signatures is not None:
-        request = signing_request(
-            hashes=hashes,
-            hash_oid=hash_oid,
-            num_signatures=(len(hashes) if num_signatures is None else num_signatures),
-            description=description,
-            labels=labels,
-        )
-    elif hash_oid or description or labels:
-        raise InvalidRequest(
-            "Missing parameter hashes: a code bound to a request needs its "
-            "hashes (or numSignatures)"
-        )
-    with services.database.transaction() as session:
-        credential = own_credential(session, principal, credential_id)
-        check_credential(services.hsm, credential)
-        ensure_usable(credential)
-        ensure_usable(lock_for_factor_check(session, credential.id))
-        if credential.activation != "otp":
-            raise InvalidRequest("This credential is activated by PIN, not OTP")
-        if request is not None:
-            _check_count(request.num_signatures, credential, services)
-        if request is not None and len(request.hashes) > request.num_signatures:
-            raise InvalidRequest("Invalid parameter numSignatures: fewer than the hashes")
-        user = session.get(User, principal.user_id)
-        assert user is not None
-        email = otp_address(credential, user)
-        if not email:
-            raise InvalidRequest("No e-mail address is registered for OTP delivery")
-        code, _ = new_otp(
-            session,
-            credential,
-            sam,
-            binding=request.binding() if request is not None else None,
-            verifier=code_verifier(services.hsm),
-        )
-    subject, text = otp_message(
-        name=user.display_name,
-        credential_id=credential.id,
-        code=code,
-        lifetime=sam.otp_lifetime_seconds,
-        request=request,
-        hash_name=hash_name_of(request.hash_algorithm) if request else None,
-    )
-    try:
-        send_email(services.settings.notify, email, subject, text)
-    except DeliveryError as exc:
-        with services.database.transaction() as session:
-            append_event(
-                session,
-                "otp.delivery_failed",
-                actor=principal.username,
-                subject=credential.id,
-                outcome="failure",
-                reason=str(exc),
-            )
-        raise ServiceUnavailable(f"The OTP could not be delivered: {exc}") from exc
-    bound: dict[str, Any] = (
-        {
-            "fingerprint": request.fingerprint(),
-            "labels": list(request.labels),
-            "num_signatures": request.num_signatures,
-        }
-        if request
-        else {}
-    )
-    with services.database.transaction() as session:
-        append_event(
-            session,
-            "otp.sent",
-            actor=principal.username,
-            subject=credential.id,
-            channel="email",
-            to=email,
-            bound=request is not None,
-            **bound,
-        )
-
-
 def authorize(
     services: Services,
     principal: Principal,
@@ -334,7 +243,7 @@ def authorize(
     failure = None
     with services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
-        _check_count(num_signatures, credential, services)
+        check_count(num_signatures, credential, services)
         if credential.scal == "2":
             if not hashes:
                 raise InvalidRequest(
@@ -343,15 +252,16 @@ def authorize(
                 )
             if len(hashes) > num_signatures:
                 raise InvalidRequest("Invalid parameter numSignatures: fewer than the hashes")
-        if credential.activation == "otp" and not otp:
+        by_otp = otp_channel(credential.activation) is not None
+        if by_otp and not otp:
             raise InvalidRequest("Missing parameter OTP")
-        if credential.activation != "otp" and not pin:
+        if not by_otp and not pin:
             raise InvalidRequest("Missing parameter PIN")
         # Tries on one credential queue here; each sees the failures and the lock before it.
         credential = lock_for_factor_check(session, credential.id)
         check_credential(services.hsm, credential)  # as read under the lock
         ensure_usable(credential)
-        if credential.activation == "otp":
+        if otp_channel(credential.activation) is not None:
             assert otp
             result = verify_otp(
                 session,

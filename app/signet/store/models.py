@@ -44,6 +44,8 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(128), unique=True)
     display_name: Mapped[str] = mapped_column(String(256))
     email: Mapped[str | None] = mapped_column(String(320))
+    # E.164 (+ and at most 15 digits): where SMS one-time codes go.
+    phone: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -59,7 +61,7 @@ class Authenticator(Base):
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # password | email_otp | ...
+    kind: Mapped[str] = mapped_column(String(32))  # password | email_otp | sms_otp | ...
     # Verifier (argon2id hash) or public parameters; never a clear secret.
     secret: Mapped[str | None] = mapped_column(Text)
     # Where the challenge goes (an email address, a phone number), if any.
@@ -85,7 +87,7 @@ class Credential(Base):
     curve: Mapped[str | None] = mapped_column(String(32))
     # pending (until its owner activates it) | active | disabled | revoked
     status: Mapped[str] = mapped_column(String(16), default="active")
-    # Second factor that activates the key: otp (email) | pin
+    # Second factor that activates the key: otp (codes by e-mail) | sms_otp (by SMS) | pin
     activation: Mapped[str] = mapped_column(String(16), default="otp")
     pin_hash: Mapped[str | None] = mapped_column(Text)
     scal: Mapped[str] = mapped_column(String(4), default="2")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from signet.algorithms import CURVES
 from signet.signing import csc as usecases
+from signet.signing.delivery import CHANNEL_NAMES
 from signet.web.openapi import BASE64, STRING, enum, obj
 from signet.web.params import Json, services
 
@@ -78,20 +79,21 @@ def described(info: usecases.CredentialInfo, which: str, cert_info: bool, auth_i
     if auth_info:
         factor = (
             {
+                "type": "OTP",
+                "id": "OTP",
+                "format": "N",
+                "label": "OTP",
+                "generator": info.otp_channel,
+                "description": f"One-time code sent by {CHANNEL_NAMES[info.otp_channel]} "
+                f"to {info.otp_to} (credentials/sendOTP)",
+            }
+            if info.otp_channel
+            else {
                 "type": "Password",
                 "id": "PIN",
                 "format": "N",
                 "label": "PIN",
                 "description": "The credential's PIN",
-            }
-            if info.activation == "pin"
-            else {
-                "type": "OTP",
-                "id": "OTP",
-                "format": "N",
-                "label": "OTP",
-                "generator": "email",
-                "description": "One-time code sent by e-mail (credentials/sendOTP)",
             }
         )
         out["auth"] = {"mode": "explicit", "expression": factor["id"], "objects": [factor]}

@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from signet.algorithms import SIGNATURE_ALGORITHMS
 from signet.errors import InvalidRequest, MethodNotImplemented, SignetError
 from signet.signing import csc as usecases
+from signet.signing import send_otp as send_otp_usecase
 from signet.signing import sign_doc, sign_hash
 from signet.web import csc_v1, openapi, signdoc
 from signet.web.credential_view import CREDENTIAL_ANSWER, STRINGS, described
@@ -176,9 +177,9 @@ def info(params: Params) -> Json:
 
 
 @operation(
-    "Send a one-time code by e-mail; with the hashes, numSignatures, description and "
-    "signet_labels of the authorize call to come (a Signet extension), the code approves that "
-    "request only (docs/csc.md)",
+    "Send a one-time code by e-mail or SMS (the credential's channel); with the hashes, "
+    "numSignatures, description and signet_labels of the authorize call to come (a Signet "
+    "extension), the code approves that request only (docs/csc.md)",
     request=obj(
         required=("credentialID",),
         credentialID=STRING,
@@ -189,11 +190,16 @@ def info(params: Params) -> Json:
         signet_labels=LABELS,
     ),
     success="204",
-    errors={**CREDENTIAL_ERRORS, "429": "a code was sent moments ago; Retry-After says when"},
+    errors={
+        **CREDENTIAL_ERRORS,
+        "429": "a code was sent moments ago; Retry-After says when",
+        "503": "the mail server or SMS gateway did not take the code (down, refusing or "
+        "silent); the error names it",
+    },
 )
 def send_otp(params: Params) -> None:
     count = params.get("numSignatures")
-    usecases.send_otp(
+    send_otp_usecase.send_otp(
         services(),
         principal(),
         params.string("credentialID"),

@@ -98,7 +98,7 @@ def _credential_info(answer: Json, data: Json) -> Json:
         "OTP": {
             "presence": "false" if pin else "true",
             "type": "online",
-            "ID": "email",
+            "ID": auth["objects"][0].get("generator") or "email",
             "provider": "Signet",
             "format": "N",
             "label": "OTP",

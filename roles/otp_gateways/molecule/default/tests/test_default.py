@@ -22,9 +22,11 @@ def test_sms_gateway_section(host):
     sms = notify(host)["sms"]
     assert sms == {
         "type": "smpp", "url": "smpp://smsc.molecule.test:2775", "sender": "Signet",
-        "username": "signet", "credentials_file": "/etc/signet/sms.credentials",
-        "timeout_seconds": 10,
+        "timeout_seconds": 10, "secret": "file:/etc/signet/sms.credentials",
+        "system_id": "signet", "system_type": "", "bind": "transceiver",
+        "delivery_receipts": True, "encoding": "auto",
     }
+    assert host.file("/etc/signet/sms.credentials").content_string == "smsecret\n"
 
 
 def test_credential_files_private(host):
