@@ -10,6 +10,7 @@ import base64
 import hashlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,8 +21,8 @@ import requests
 from aiosmtpd.controller import Controller
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from image_pki import make_site_tls
 
-from image_pki import make_site_tls  # noqa: I001 (sibling module)
 from signet.client import CscClient
 
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
@@ -36,7 +37,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[str] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(envelope.content.decode("utf-8", "replace"))
         return "250 OK"
 
@@ -53,17 +54,37 @@ class Mailbox:
 def qemu_command(image: Path, work: Path, https_port: int, smtp_port: int) -> list[str]:
     vars_copy = work / "OVMF_VARS.fd"
     shutil.copy(OVMF_VARS, vars_copy)
-    net = (f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{https_port}-:443,"
-           f"guestfwd=tcp:10.0.2.100:25-tcp:127.0.0.1:{smtp_port}")
+    relay = f"{sys.executable} {Path(__file__).with_name('smtp_relay.py')} {smtp_port}"
+    net = (
+        f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{https_port}-:443,"
+        f"guestfwd=tcp:10.0.2.100:25-cmd:{relay}"
+    )
     command = [
-        "qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-smp", "2", "-m", "2048",
-        "-display", "none", "-nodefaults", "-serial", f"file:{work / 'serial.log'}",
-        "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-        "-drive", f"if=pflash,format=raw,file={vars_copy}",
-        "-drive", f"if=virtio,format=raw,snapshot=on,file={image}",
-        "-nic", net,
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-machine",
+        "q35",
+        "-smp",
+        "2",
+        "-m",
+        "2048",
+        "-display",
+        "none",
+        "-nodefaults",
+        "-serial",
+        f"file:{work / 'serial.log'}",
+        "-drive",
+        f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+        "-drive",
+        f"if=pflash,format=raw,file={vars_copy}",
+        "-drive",
+        f"if=virtio,format=raw,snapshot=on,file={image}",
+        "-nic",
+        net,
         # A short one as an SMBIOS type 11 string; files through fw_cfg.
-        "-smbios", "type=11,value=io.systemd.credential:signet.admin-email=admin@signet.test",
+        "-smbios",
+        "type=11,value=io.systemd.credential:signet.admin-email=admin@signet.test",
     ]
     for name in ("settings", "tls-certificate", "tls-key"):
         command += ["-fw_cfg", f"name=opt/io.systemd.credentials/signet.{name},file={work / name}"]
@@ -71,16 +92,23 @@ def qemu_command(image: Path, work: Path, https_port: int, smtp_port: int) -> li
 
 
 def wait_for_health(base: str, ca: Path, qemu: subprocess.Popen, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    started, seen = time.monotonic(), None
+    while time.monotonic() < started + timeout:
         if qemu.poll() is not None:
             raise AssertionError(f"qemu exited with status {qemu.returncode}")
         try:
             response = requests.get(f"{base}/health", verify=str(ca), timeout=10)
             if response.status_code == 200:
                 return response.json()
-        except (requests.ConnectionError, requests.Timeout):  # slirp accepts before the guest listens
-            pass
+            status = f"HTTP {response.status_code}"
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+        ):  # slirp accepts before the guest listens
+            status = "no answer"
+        if status != seen:
+            print(f"[{time.monotonic() - started:4.0f} s] /health: {status}", flush=True)
+            seen = status
         time.sleep(2)
     raise AssertionError(f"/health did not answer 200 within {timeout:.0f} s")
 
@@ -116,13 +144,29 @@ def sign_and_verify(base: str, ca: Path, password: str, mail: Mailbox, work: Pat
 
     (work / "document").write_bytes(document)
     (work / "signature").write_bytes(signature)
-    (work / "public.pem").write_bytes(certificate.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (work / "public.pem").write_bytes(
+        certificate.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     result = subprocess.run(
-        ["openssl", "dgst", "-sha256", "-verify", work / "public.pem", "-signature",
-         work / "signature", work / "document"], capture_output=True, text=True)
+        [
+            "openssl",
+            "dgst",
+            "-sha256",
+            "-verify",
+            work / "public.pem",
+            "-signature",
+            work / "signature",
+            work / "document",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0 and "Verified OK" in result.stdout, result.stdout + result.stderr
-    print(f"signature by {certificate.subject.rfc4514_string()}: openssl says {result.stdout.strip()}")
+    print(
+        f"signature by {certificate.subject.rfc4514_string()}: openssl says {result.stdout.strip()}"
+    )
 
 
 def main() -> int:
@@ -137,7 +181,8 @@ def main() -> int:
     ca = make_site_tls(work, SERVER_NAME)
     (work / "settings").write_text(
         '[notify]\nemail_backend = "smtp"\n\n[notify.smtp]\nhost = "10.0.2.100"\nport = 25\n'
-        'security = "none"\nsender = "signet@signet.local"\n')
+        'security = "none"\nsender = "signet@signet.local"\n'
+    )
     mail = Mailbox()
     smtp = Controller(mail, hostname="127.0.0.1", port=args.smtp_port)
     smtp.start()
@@ -145,20 +190,27 @@ def main() -> int:
     # The certificate names signet.local: resolve it to the forwarded port, verify it for real.
     session_resolve = {SERVER_NAME: "127.0.0.1"}
     _patch_resolution(session_resolve)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop qemu below
     started = time.monotonic()
     qemu = subprocess.Popen(qemu_command(args.image, work, args.https_port, args.smtp_port))
     try:
         health = wait_for_health(base, ca, qemu, args.timeout)
-        print(f"boot to /health over TLS: {time.monotonic() - started:.0f} s; {health.get('status')}")
+        print(
+            f"boot to /health over TLS: {time.monotonic() - started:.0f} s; {health.get('status')}"
+        )
         password = console_value(work / "serial.log", r"password \(shown once\):\s*(\S+)")
         exposure = console_value(
-            work / "serial.log", r"Overall exposure level for signet\.service:\s*([\d.]+ \w+)")
+            work / "serial.log", r"Overall exposure level for signet\.service:\s*([\d.]+ \w+)"
+        )
         print(f"systemd-analyze security signet.service: {exposure}")
         sign_and_verify(base, ca, password, mail, work)
         assert exposure.split()[1] in ("SAFE", "OK"), f"signet.service exposure is {exposure}"
     except AssertionError as failure:
         print(f"FAILED: {failure}\n--- serial console (tail) ---", file=sys.stderr)
-        print("\n".join((work / "serial.log").read_text(errors="replace").splitlines()[-40:]), file=sys.stderr)
+        print(
+            "\n".join((work / "serial.log").read_text(errors="replace").splitlines()[-40:]),
+            file=sys.stderr,
+        )
         return 1
     finally:
         qemu.terminate()
