@@ -1,7 +1,8 @@
 #!/bin/bash
 # Build the appliance image: the builder container (mkosi 24 from bookworm-backports), Signet's
 # wheel and wheelhouse on the host, then mkosi inside the container; raw + qcow2 in $IMAGE_OUT.
-#   IMAGE_WORK  mkosi workspace, cache and outputs (default /var/tmp/signet-image)
+#   IMAGE_WORK  mkosi workspace, incremental cache, package downloads and outputs, kept between
+#               builds (default /var/tmp/signet-image)
 #   DEBIAN_MIRROR  Debian mirror for the builder container (default: this host's)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,7 +10,7 @@ top=$(cd "$here/.." && pwd)
 work=${IMAGE_WORK:-/var/tmp/signet-image}
 builder=localhost/signet-image-builder:bookworm
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$top/tests/molecule/containers.conf}
-mkdir -p "$work"/{cache,out,workspace}
+mkdir -p "$work"/{cache,packages,out,workspace}
 start=$(date +%s)
 step() { printf '[%4ds] %s\n' $(( $(date +%s) - start )) "$*"; }
 
@@ -40,16 +41,21 @@ if [ -s "$here/packages.lock" ]; then
 fi
 lock_sha=$(sha256sum "$here/packages.lock" 2>/dev/null | cut -c1-64 || echo none)
 step "mkosi build, Signet $version (log: $work/mkosi.log)"
+set +e  # mkosi's own status decides (PIPESTATUS), not grep's
 podman run --rm --privileged --name "signet-image-build-$$" \
     --volume "$top:/src:ro" --volume "$work:/work-image" \
     "$builder" mkosi -C /src/image --force \
         --workspace-dir=/work-image/workspace --cache-dir=/work-image/cache --output-dir=/work-image/out \
+        --package-cache-dir=/work-image/packages \
         --image-version="$version" --environment=SIGNET_VERSION="$version" "${lock_args[@]}" \
         --environment=SIGNET_PACKAGES_LOCK="$lock_sha" \
         --environment=SIGNET_WHEEL="/work/src/${wheel#"$top"/}" \
         --environment=SIGNET_WHEELHOUSE="/work/src/${wheelhouse#"$top"/}" build 2>&1 \
-    | tee "$work/mkosi.log" | grep --line-buffered -E '^‣|PLAY|TASK \[|fatal|ERROR|Error' || true
-[ "${PIPESTATUS[0]}" -eq 0 ] || { tail -n 40 "$work/mkosi.log" >&2; exit 1; }
+    | tee "$work/mkosi.log" | grep --line-buffered -E '^‣|PLAY|TASK \[|fatal|ERROR|Error' \
+    | while IFS= read -r line; do step "  $line"; done
+status=${PIPESTATUS[0]}
+set -e
+[ "$status" -eq 0 ] || { tail -n 40 "$work/mkosi.log" >&2; exit 1; }
 
 raw=$work/out/signet_$version.raw
 manifest=$work/out/signet_$version.manifest
