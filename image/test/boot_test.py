@@ -7,6 +7,8 @@ signature. Prints the boot-to-health time and the sandbox score the first boot r
 
 import argparse
 import base64
+import email
+import email.policy
 import hashlib
 import re
 import shutil
@@ -38,7 +40,10 @@ class Mailbox:
         self.messages: list[str] = []
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope.content.decode("utf-8", "replace"))
+        # The text as the user reads it: transfer encoding undone, CRLF line ends gone.
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        body = message.get_body(("plain",))
+        self.messages.append(body.get_content() if body is not None else "")
         return "250 OK"
 
     def wait_for(self, pattern: str, after: int, timeout: float = 60) -> str:
@@ -138,7 +143,7 @@ def sign_and_verify(base: str, ca: Path, password: str, mail: Mailbox, work: Pat
     digest = hashlib.sha256(document).digest()
     before = len(mail.messages)
     client.send_otp(credential_id)
-    otp = mail.wait_for(r"^    (\d{6,8})$", before)
+    otp = mail.wait_for(r"^\s+(\d{6,8})\s*$", before)
     sad = client.authorize(credential_id, [digest], "sha256", factor="OTP", value=otp)
     signature = client.sign_hash(credential_id, sad, [digest], "sha256", ECDSA_SHA256)[0]
 
