@@ -14,13 +14,17 @@ mkdir -p "$work"/{cache,packages,out,workspace}
 start=$(date +%s)
 step() { printf '[%4ds] %s\n' $(( $(date +%s) - start )) "$*"; }
 
-recipe=$(sha256sum "$here/builder/Containerfile" | cut -c1-16)
+# Ansible at the version uv.lock pins for the controller (the same bundle Molecule runs).
+ansible_version=$(awk '/^name = "ansible"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$top/uv.lock")
+[ -n "$ansible_version" ] || { echo "no ansible in $top/uv.lock" >&2; exit 1; }
+recipe=$( { cat "$here/builder/Containerfile"; echo "ansible $ansible_version"; } | sha256sum | cut -c1-16)
 if [ "$(podman image inspect --format '{{ index .Config.Labels "org.signet.image.recipe" }}' "$builder" 2>/dev/null)" != "$recipe" ]; then
-    step "builder container $builder (mkosi 24, Ansible)"
+    step "builder container $builder (mkosi 24, Ansible $ansible_version)"
     mirror=${DEBIAN_MIRROR:-$(apt-get indextargets --format '$(REPO_URI) $(CODENAME)' 'Identifier: Packages' \
         | awk '$2 == "bookworm" { sub("/$", "", $1); print $1; exit }')}
     podman build --pull=never --quiet --tag "$builder" --label "org.signet.image.recipe=$recipe" \
         --build-arg DEBIAN_MIRROR="${mirror:-http://deb.debian.org/debian}" \
+        --build-arg ANSIBLE_VERSION="$ansible_version" \
         --volume /etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro \
         --file "$here/builder/Containerfile" "$here/builder" >"$work/builder.log" 2>&1 \
         || { tail -n 30 "$work/builder.log" >&2; exit 1; }
@@ -64,6 +68,8 @@ else "$here/lock-packages.py" write "$manifest"; fi
 step "qcow2 for hypervisors"
 podman run --rm --volume "$work:/work-image" "$builder" \
     qemu-img convert -O qcow2 "/work-image/out/${raw##*/}" "/work-image/out/signet_$version.qcow2"
+# Earlier builds' outputs go (3 GB each); this one is linked as signet.raw and signet.qcow2.
+find "$work/out" -maxdepth 1 -name 'signet_*' ! -name "signet_$version.*" ! -name "signet_$version" -delete
 ln -sf "${raw##*/}" "$work/out/signet.raw"
 ln -sf "signet_$version.qcow2" "$work/out/signet.qcow2"
 step "done: $(du -h --apparent-size "$raw" | cut -f1) raw ($(du -h "$raw" | cut -f1) allocated), $(du -h "$work/out/signet_$version.qcow2" | cut -f1) qcow2 in $work/out"
