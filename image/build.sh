@@ -44,6 +44,11 @@ if [ -s "$here/packages.lock" ]; then
     lock_args=(--package-manager-tree=/work-image/pkglock)
 fi
 lock_sha=$(sha256sum "$here/packages.lock" 2>/dev/null | cut -c1-64 || echo none)
+# mkosi's incremental cache is keyed on the package names, not on the pinned versions: a new lock
+# throws the cached trees away.
+if [ "$(cat "$work/cache/packages.lock.sha256" 2>/dev/null)" != "$lock_sha" ]; then
+    rm -rf "$work/cache" && mkdir -p "$work/cache" && echo "$lock_sha" >"$work/cache/packages.lock.sha256"
+fi
 step "mkosi build, Signet $version (log: $work/mkosi.log)"
 set +e  # mkosi's own status decides (PIPESTATUS), not grep's
 podman run --rm --privileged --name "signet-image-build-$$" \
