@@ -23,6 +23,8 @@ help:
 	@echo "make test   install what tests need, start their servers, run lint and every test"
 	@echo "make bench  signing throughput and latency against the raw HSM"
 	@echo "make lint   ruff (lint and format), mypy, import-linter, DDL freshness"
+	@echo "make image       the appliance disk image (mkosi in podman; raw + qcow2 in /var/tmp/signet-image/out)"
+	@echo "make image-test  boot it under qemu and sign through it (not run by make test)"
 
 # -- set-up -------------------------------------------------------------------------------
 define apt_install

@@ -80,6 +80,9 @@ class CscClient:
         self.timeout = timeout
         self.http = session or requests.Session()
         self.http.verify = verify
+        # Given again with each request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+        # override a session's verify, so a CA passed here would be ignored wherever they are set.
+        self.verify = verify
         self.http.headers["User-Agent"] = "signet-desktop"
         self.access_token: str | None = None
 
@@ -102,6 +105,7 @@ class CscClient:
                 headers=headers,
                 auth=auth,
                 timeout=self.timeout,
+                verify=self.verify,
             )
         except requests.exceptions.SSLError as exc:
             raise CscError(
