@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -65,7 +66,7 @@ class Spool:
         found = []
         for line in path.read_text().splitlines():
             try:
-                found.append(Forwarded(**json.loads(line)))
+                found.append(_read(line))
             except (ValueError, TypeError):
                 log.warning("events spool %s: an unreadable line skipped", path)
         return found
@@ -105,6 +106,20 @@ class Spool:
         if self._lock is not None:
             self._lock.close()  # releases the lock
             self._lock = None
+
+
+def _read(line: str) -> Forwarded:
+    """One spooled event, checked as far as rendering it needs: a line that would fail every
+    round (a wrong type, a time that does not parse) must be skipped here, not block the
+    sink's queue forever."""
+    item = Forwarded(**json.loads(line))
+    texts = (item.kind, item.event, item.at, item.actor, item.outcome)
+    if not all(isinstance(value, str) for value in texts) or not isinstance(item.details, dict):
+        raise TypeError("a field of the wrong type")
+    if item.kind != "operational" or item.integrity != "unchained":
+        raise ValueError("only operational events are spooled")
+    datetime.fromisoformat(item.at)
+    return item
 
 
 def _line(item: Forwarded) -> str:

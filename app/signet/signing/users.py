@@ -86,28 +86,18 @@ def add_user(
                     created_at=stamp,
                 )
             )
-            if email:
-                session.add(
-                    Authenticator(
-                        user_id=user.id,
-                        kind="email_otp",
-                        address=email,
-                        status="active",
-                        failed_attempts=0,
-                        created_at=stamp,
+            for kind, address in (("email_otp", email), ("sms_otp", phone)):
+                if address:
+                    session.add(
+                        Authenticator(
+                            user_id=user.id,
+                            kind=kind,
+                            address=address,
+                            status="active",
+                            failed_attempts=0,
+                            created_at=stamp,
+                        )
                     )
-                )
-            if phone:
-                session.add(
-                    Authenticator(
-                        user_id=user.id,
-                        kind="sms_otp",
-                        address=phone,
-                        status="active",
-                        failed_attempts=0,
-                        created_at=stamp,
-                    )
-                )
             append_event(
                 session,
                 "user.created",
