@@ -90,6 +90,7 @@ unit: venv
 
 test: deps-test venv
 	@$(MAKE) --no-print-directory lint
+	@tests/services/reserve-ports
 	tests/services/postgres start
 	@set -o pipefail; SIGNET_TEST_PG_URL=$$(tests/services/postgres url) \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/security $(wildcard tests/formats) $(wildcard tests/e2e); \

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import requests
 from cryptography import x509
@@ -108,13 +109,34 @@ def signet_server(
     *,
     env: dict[str, str] | None = None,
     workers: int | None = None,
-    port: int | None = None,
+    port: int | Callable[[], int] | None = None,
     timeout: float = 60,
 ) -> Iterator[str]:
     """`signet serve` (gunicorn) on a free loopback port, as an operator starts it; yields its
-    URL once /health answers 200 and stops it afterwards. Its log goes to a file (a pipe nobody
-    reads would stall the server once full) that a failed start prints."""
-    port = port or free_port()
+    URL once /health answers 200 and stops it afterwards. `port` is a port, or a function that
+    picks a free one (default: any free port); a picked port that something else took before
+    gunicorn bound it is replaced by another pick, twice at most. Its log goes to a file (a pipe
+    nobody reads would stall the server once full) that a failed start prints."""
+    pick = port if callable(port) else None
+    for attempt in range(3):
+        chosen = port if isinstance(port, int) else (pick or free_port)()
+        with tempfile.TemporaryFile("w+") as log:
+            server = _start_server(chosen, env, workers, log)
+            try:
+                url = f"http://127.0.0.1:{chosen}"
+                failure = _wait_until_healthy(server, url, log, timeout)
+                if failure is None:
+                    yield url
+                    return
+                if "Address already in use" not in failure or isinstance(port, int) or attempt == 2:
+                    raise AssertionError(f"signet serve did not come up:\n{failure}")
+            finally:
+                _stop(server)
+
+
+def _start_server(
+    port: int, env: dict[str, str] | None, workers: int | None, log: IO[str]
+) -> subprocess.Popen[bytes]:
     command = [
         str(Path(sys.executable).parent / "signet"),
         "serve",
@@ -123,29 +145,33 @@ def signet_server(
     ]
     if workers is not None:
         command += ["--workers", str(workers)]
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile("w+") as log:
-        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _wait_until_healthy(
+    server: subprocess.Popen[bytes], url: str, log: IO[str], timeout: float
+) -> str | None:
+    """None once /health answers 200; the server's log if it exited or the time ran out."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    if requests.get(url + "/health", timeout=5).status_code == 200:
-                        break
-                except (requests.ConnectionError, requests.Timeout):
-                    pass  # not listening yet, or a worker still booting on a busy machine
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise AssertionError(f"signet serve did not come up:\n{log.read()}")
-                time.sleep(0.1)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            if requests.get(url + "/health", timeout=5).status_code == 200:
+                return None
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or a worker still booting on a busy machine
+        if server.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            return log.read()
+        time.sleep(0.1)
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def self_signed_certificate(

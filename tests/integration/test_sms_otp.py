@@ -96,7 +96,7 @@ def node(request, settings_env, tmp_path, monkeypatch):
             monkeypatch.setenv(f"SIGNET_NOTIFY__SMS__{key}", value)
         services = Services(load_settings())
         initialise(services)
-        url = stack.enter_context(signet_server(workers=1, port=free_tcp_port()))
+        url = stack.enter_context(signet_server(workers=1, port=free_tcp_port))
         secret_file = tmp_path / "smpp.secret" if request.param == "smpp" else None
         yield Node(request.param, services, url, peer, gateway_stack, secret_file)
         services.database.dispose()
