@@ -67,6 +67,9 @@ def enrol(services, username, *, key, activation="otp", pin=None, actor="test", 
     from signet.signing import admin
     from signet.store import User
 
+    if activation == "pin":
+        # After a password login a PIN adds no second kind of factor: one-factor policy.
+        extra.setdefault("policy", "basic")
     view = admin.create_credential(
         services, username, key=key, actor=actor, activation=activation, **extra
     )

@@ -299,6 +299,15 @@ UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num 
 
 GO
 
+
+ALTER TABLE credentials ADD policy VARCHAR(32) NOT NULL DEFAULT 'basic';
+
+GO
+
+UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
+
+GO
+
 COMMIT;
 
 GO

@@ -289,3 +289,12 @@ UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num 
 
 /
 
+
+ALTER TABLE credentials ADD policy VARCHAR2(32 CHAR) DEFAULT 'basic' NOT NULL
+
+/
+
+UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005'
+
+/
+

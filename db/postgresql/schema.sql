@@ -219,5 +219,10 @@ ALTER TABLE users ADD COLUMN phone VARCHAR(16);
 
 UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
 
+
+ALTER TABLE credentials ADD COLUMN policy VARCHAR(32) DEFAULT 'basic' NOT NULL;
+
+UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
+
 COMMIT;
 

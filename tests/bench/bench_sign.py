@@ -502,7 +502,7 @@ class Bench:
         )  # fmt: skip
         for key in KEYS:
             out = self.cli(
-                "credentials", "create", USERNAME, "--key", key, "--activation", "pin",
+                "credentials", "create", USERNAME, "--key", key, "--activation", "pin", "--policy", "basic",
             )  # fmt: skip
             self.credentials[key] = out.split()[1]
             log(f"credential {self.credentials[key]} ({key})")

@@ -21,7 +21,9 @@ def b64(data: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def pin_credential(server):
-    return create_credential(server, "alice", "rsa-2048", "--activation", "pin", pin=PIN)
+    return create_credential(
+        server, "alice", "rsa-2048", "--activation", "pin", "--policy", "basic", pin=PIN
+    )
 
 
 def test_v1_credentials_info_describes_the_factors_only_when_asked(server, pin_credential):

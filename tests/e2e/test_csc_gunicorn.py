@@ -35,7 +35,9 @@ def b64(data: bytes) -> str:
 
 
 def test_twenty_parallel_sign_hash_on_one_sad_exactly_five_succeed(server):
-    credential = create_credential(server, "alice", "rsa-2048", "--activation", "pin", pin="246801")
+    credential = create_credential(
+        server, "alice", "rsa-2048", "--activation", "pin", "--policy", "basic", pin="246801"
+    )
     session = server.login("alice")
     digests = [hashlib.sha256(f"parallel {i}".encode()).digest() for i in range(5)]
     authorized = session.post(

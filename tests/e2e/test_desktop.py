@@ -137,7 +137,9 @@ def _crl_problem(leaf_der: bytes) -> tuple[bool, str | None]:
 def desk(server, tsa_pki, tmp_path_factory) -> Desk:
     tmp = tmp_path_factory.mktemp("desk")
     alice = _credential(server, "alice", "--key", "rsa-2048")
-    bob_ec = _credential(server, "bob", "--key", "ec-p256", "--activation", "pin", pin=PIN)
+    bob_ec = _credential(
+        server, "bob", "--key", "ec-p256", "--activation", "pin", "--policy", "basic", pin=PIN
+    )
     bob_locked = _credential(server, "bob", "--key", "rsa-2048")
     session = server.login("alice")
     info = session.post(

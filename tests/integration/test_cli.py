@@ -190,7 +190,17 @@ def test_no_configuration_says_what_to_set_and_creates_nothing(tmp_path):
 def test_credentials_create_without_a_terminal_names_what_exists(initialised):
     env = initialised
     signet_cli("users", "add", "hugo", "--password-stdin", env=env, stdin="long enough pw\n")
-    refused = signet_cli("credentials", "create", "hugo", "--activation", "pin", env=env, stdin="")
+    refused = signet_cli(
+        "credentials",
+        "create",
+        "hugo",
+        "--activation",
+        "pin",
+        "--policy",
+        "basic",
+        env=env,
+        stdin="",
+    )
     assert_clean_failure(
         refused, "user 'hugo' has no e-mail address", "signet users add USER --email ADDRESS"
     )
@@ -207,7 +217,17 @@ def test_credentials_create_without_a_terminal_names_what_exists(initialised):
         env=env,
         stdin="long enough pw\n",
     )
-    created = signet_cli("credentials", "create", "iris", "--activation", "pin", env=env, stdin="")
+    created = signet_cli(
+        "credentials",
+        "create",
+        "iris",
+        "--activation",
+        "pin",
+        "--policy",
+        "basic",
+        env=env,
+        stdin="",
+    )
     assert created.returncode == 0, created.stderr
     assert "pending: an activation code was sent to i@example.test" in created.stdout
 

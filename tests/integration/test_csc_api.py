@@ -302,7 +302,13 @@ def test_expired_otp_is_refused(csc, services, alice):
 
 def test_pin_credential(csc, services, alice):
     pin_cred = enrol(
-        services, "alice", key="ec-p384", actor="test", activation="pin", pin="975310"
+        services,
+        "alice",
+        key="ec-p384",
+        actor="test",
+        activation="pin",
+        policy="basic",
+        pin="975310",
     ).credential_id
     csc.login()
     digest = hashlib.sha384(b"pin").digest()

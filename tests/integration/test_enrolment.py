@@ -118,7 +118,9 @@ def test_bad_requests_are_refused_without_side_effects(services):
     with pytest.raises(InvalidRequest, match="no e-mail address"):
         admin.create_credential(services, "alice", key="rsa-2048", actor="test")
     with pytest.raises(InvalidRequest, match="unknown key type"):
-        admin.create_credential(services, "alice", key="rsa-1000", actor="test", activation="pin")
+        admin.create_credential(
+            services, "alice", key="rsa-1000", actor="test", activation="pin", policy="basic"
+        )
     with pytest.raises(NotFound):
         admin.create_credential(services, "nobody", key="rsa-2048", actor="test")
     with pytest.raises(InvalidRequest, match="password too short"):

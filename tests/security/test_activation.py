@@ -44,7 +44,7 @@ def enrolled(services) -> dict[str, str]:
         )
     return {
         "pin": admin.create_credential(
-            services, "alice", key="ec-p256", activation="pin", actor="test"
+            services, "alice", key="ec-p256", activation="pin", policy="basic", actor="test"
         ).credential_id,
         "otp": admin.create_credential(
             services, "alice", key="ec-p256", actor="test"
@@ -299,11 +299,27 @@ def test_the_administrator_never_sees_the_code_or_the_pin(settings_env, services
     assert made.returncode == 0, made.stderr
     # --pin-stdin is gone: an administrator has no way to choose a PIN.
     refused = signet_cli(
-        "credentials", "create", "carol", "--activation", "pin", "--pin-stdin", stdin="123456\n"
+        "credentials",
+        "create",
+        "carol",
+        "--activation",
+        "pin",
+        "--policy",
+        "basic",
+        "--pin-stdin",
+        stdin="123456\n",
     )
     assert refused.returncode != 0 and "No such option '--pin-stdin'" in refused.stderr
     created = signet_cli(
-        "credentials", "create", "carol", "--key", "ec-p256", "--activation", "pin"
+        "credentials",
+        "create",
+        "carol",
+        "--key",
+        "ec-p256",
+        "--activation",
+        "pin",
+        "--policy",
+        "basic",
     )
     assert created.returncode == 0, created.stderr
     credential_id = created.stdout.split()[1]

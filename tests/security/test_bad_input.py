@@ -74,7 +74,7 @@ def alice(services, client):
         actor="test",
     )
     credential = enrol(
-        services, "alice", key="ec-p256", actor="test", activation="pin", pin=PIN
+        services, "alice", key="ec-p256", actor="test", activation="pin", policy="basic", pin=PIN
     ).credential_id
     login = client.post(
         "/csc/v2/auth/login", headers={"Authorization": "Basic " + b64(b"alice:long password")}

@@ -387,7 +387,16 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     credentials = {}
     for key in ("rsa-2048", "ec-p256"):
         made = signet_cli(
-            "credentials", "create", "carol", "--key", key, "--activation", "pin", env=env
+            "credentials",
+            "create",
+            "carol",
+            "--key",
+            key,
+            "--activation",
+            "pin",
+            "--policy",
+            "basic",
+            env=env,
         )
         assert made.returncode == 0, made.stderr
         credentials[key] = made.stdout.split()[1]

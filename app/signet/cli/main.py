@@ -222,9 +222,16 @@ def credentials() -> None:
     "to the user's phone (sms_otp, needs [notify.sms]), or a PIN the user chooses when she "
     "activates the credential.",
 )
+@click.option(
+    "--policy",
+    help="Assurance policy its authorizations must reach: basic, advanced, qualified or one "
+    "of [assurance.policies] (default: [assurance] default_policy). See docs/assurance.md.",
+)
 @click.option("--description", help="Free text shown to the user.")
 @friendly
-def credentials_create(username: str, key: str, activation: str, description: str | None) -> None:
+def credentials_create(
+    username: str, key: str, activation: str, policy: str | None, description: str | None
+) -> None:
     """Generate a key in the HSM for USERNAME and have the CA certify it.
 
     The credential is pending: an activation code is sent to the user's address (by SMS
@@ -239,10 +246,12 @@ def credentials_create(username: str, key: str, activation: str, description: st
         key=key,
         activation=activation,
         description=description,
+        policy=policy,
         actor=_actor(),
     )
     click.echo(
         f"credential {view.credential_id} created for {username}: {view.key}, "
+        f"policy {view.policy}, "
         f"{view.subject}, valid until {view.not_after:%Y-%m-%d}"
     )
     click.echo(
@@ -278,11 +287,12 @@ def credentials_list(username: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in rows], indent=2, default=str))
         return
-    click.echo(f"{'CREDENTIAL':<38} {'USER':<12} {'KEY':<9} {'STATUS':<9} ACTIVATION")
+    header = f"{'CREDENTIAL':<38} {'USER':<12} {'KEY':<9} {'STATUS':<9} {'ACTIVATION':<10}"
+    click.echo(f"{header} POLICY")
     for r in rows:
         click.echo(
             f"{r.credential_id:<38} {r.username:<12} {r.key:<9} "
-            f"{r.status + (' locked' if r.locked else ''):<9} {r.activation}"
+            f"{r.status + (' locked' if r.locked else ''):<9} {r.activation:<10} {r.policy}"
         )
 
 

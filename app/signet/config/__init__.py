@@ -27,6 +27,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from signet.config.assurance import AssuranceSettings
 from signet.config.events import PLACEHOLDER_ENTERPRISE_NUMBER as PLACEHOLDER_ENTERPRISE_NUMBER
 from signet.config.events import SINK_TYPES
 from signet.config.events import EventsSettings as EventsSettings
@@ -249,6 +250,8 @@ class Settings(BaseSettings):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     sam: SamSettings = Field(default_factory=SamSettings)
     login: LoginSettings = Field(default_factory=LoginSettings)
+    # Policies: the level and factor kinds each credential's signatures need.
+    assurance: AssuranceSettings = Field(default_factory=AssuranceSettings)
     formats: FormatsSettings = Field(default_factory=FormatsSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -133,9 +133,11 @@ def issue_sad(
     hash_oid: str | None,
     count: int,
     lifetime_seconds: int,
+    assurance: Mapping[str, Any] | None = None,
 ) -> tuple[str, int]:
     """Mint SAD for exactly these hashes on a credential the caller has checked (intact,
-    owned, usable); return (SAD, seconds it is valid)."""
+    owned, usable); return (SAD, seconds it is valid). `assurance` (the level the
+    authorization reached) goes into its audit record."""
     normal = [_normal(decode_hash(h)) for h in hashes]
     sad, binding = mint_sad(
         hsm,
@@ -160,6 +162,7 @@ def issue_sad(
         scal=credential.scal,
         expires_in=lifetime_seconds,
         sad=binding.nonce,
+        **(assurance or {}),
     )
     return sad, lifetime_seconds
 

@@ -318,7 +318,12 @@ SEALED_FIELDS = (
     "activation_address",
     "scal",
     "multisign",
+    "policy",
 )
+# Seals made before the policy was sealed (migration 0006) cover the fields but the last, and
+# hold only while the policy is the one that migration gave those rows: a later seal covers
+# the policy under another label, so no row can be made to pass for an older one.
+_LEGACY_FIELDS, _LEGACY_POLICY = SEALED_FIELDS[:-1], "basic"
 
 
 def _credential_parts(row: Any) -> tuple[Any, ...]:
@@ -328,7 +333,7 @@ def _credential_parts(row: Any) -> tuple[Any, ...]:
 def credential_seal(hsm: Hsm, row: Any) -> str:
     """The seal to store with a credential record whose sealed fields are as in `row`."""
     parts = _credential_parts(row)
-    tag = keys.mac(hsm, keys.SEAL_KEY, "credential", *parts).hex()
+    tag = keys.mac(hsm, keys.SEAL_KEY, "credential/2", *parts).hex()
     _CREDENTIALS.put((parts, tag), True)
     return tag
 
@@ -339,7 +344,11 @@ def credential_intact(hsm: Hsm, row: Any) -> bool:
     key = (parts, row.seal)
     if _CREDENTIALS.get(key):
         return True
-    if not keys.mac_matches(hsm, keys.SEAL_KEY, row.seal, "credential", *parts):
-        return False
+    if not keys.mac_matches(hsm, keys.SEAL_KEY, row.seal, "credential/2", *parts):
+        legacy = row.policy == _LEGACY_POLICY and keys.mac_matches(
+            hsm, keys.SEAL_KEY, row.seal, "credential", *parts[: len(_LEGACY_FIELDS)]
+        )
+        if not legacy:
+            return False
     _CREDENTIALS.put(key, True)
     return True

@@ -16,6 +16,7 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import select
 
 from signet.algorithms import KeySpec
+from signet.auth import assurance
 from signet.config import settings_digest
 from signet.errors import BadGateway, Conflict, InvalidRequest, NotFound
 from signet.events import (
@@ -56,6 +57,7 @@ class CredentialView:
     key: str
     status: str
     activation: str
+    policy: str
     locked: bool
     subject: str
     not_after: datetime | None
@@ -108,11 +110,14 @@ def create_credential(
     activation: str = "otp",
     description: str | None = None,
     credential_id: str | None = None,
+    policy: str | None = None,
 ) -> CredentialView:
     """Enrol a new credential: key generated in the HSM, certified by the CA connector. It is
     pending: an activation code goes to the user's e-mail address or, for sms_otp, her phone
     (sealed in the record), and only she activates it, choosing her PIN for a PIN credential
-    (`signing.activation`)."""
+    (`signing.activation`). `policy` (default: [assurance] default_policy) is what its
+    authorizations must reach; one its factor can never meet is refused."""
+    policy = _policy_for(services, activation, policy)
     try:
         spec = KeySpec.parse(key)
     except ValueError as exc:
@@ -184,6 +189,7 @@ def create_credential(
                 pin_hash=None,
                 scal="2",
                 multisign=100,
+                policy=policy,
                 epoch=0,
                 activation_address=address,
                 locked=False,
@@ -232,6 +238,30 @@ def create_credential(
     )
 
 
+def _policy_for(services: Services, activation: str, name: str | None) -> str:
+    """The policy a new credential gets, checked: known, and reachable with its factor after
+    a login by some method Signet offers."""
+    settings = services.settings.assurance
+    name = name or settings.default_policy
+    policy = settings.policy(name)
+    if policy is None:
+        known = ", ".join(sorted(settings.all_policies()))
+        raise InvalidRequest(f"unknown policy {name!r}; use one of {known}")
+    factor = assurance.ACTIVATION_METHOD.get(activation)
+    if factor is None:
+        return name  # the activation is refused next, naming the choices
+    best = assurance.reached((*assurance.LOGIN_METHODS, factor))
+    missing = assurance.shortfall(policy, best)
+    if missing:
+        fits = assurance.step_ups(policy, assurance.LOGIN_METHODS)
+        raise InvalidRequest(
+            f"policy {name!r} needs {', '.join(missing)} where a {activation} credential "
+            f"reaches {best.describe()}; choose another policy"
+            + (f" or a credential activated by {' or '.join(fits)}" if fits else "")
+        )
+    return name
+
+
 def resend_activation(services: Services, credential_id: str, *, actor: str) -> ActivationSent:
     """A fresh activation code for a pending credential, to its sealed address."""
     return send_activation(services, credential_id, actor=actor)
@@ -246,6 +276,7 @@ def _credential_view(
         key=f"rsa-{c.key_size}" if c.key_type == "rsa" else f"ec-p{c.key_size}",
         status=c.status,
         activation=c.activation,
+        policy=c.policy,
         locked=c.locked,
         subject=cert.subject.human_friendly if cert else "",
         not_after=cert.not_valid_after if cert else None,

@@ -24,8 +24,10 @@ from signet.auth.tokens import (
     token_state_of,
     with_token_state,
 )
+from signet.config.assurance import PolicySettings
 from signet.errors import AccessDenied, InvalidRequest, SignetError
 from signet.sam import check_credential, decode_hash, extend_sad, issue_sad, pin_matches
+from signet.signing import policy
 from signet.signing.context import Services
 from signet.signing.delivery import otp_channel, shown
 from signet.signing.otp import (
@@ -67,6 +69,9 @@ class CredentialInfo:
     # messages show it (a phone number masked).
     otp_channel: str | None
     otp_to: str
+    # Its assurance policy: name, and what it asks (None if the settings no longer define it).
+    policy: str
+    policy_terms: PolicySettings | None
     scal: str
     multisign: int
     locked: bool
@@ -116,6 +121,8 @@ def _info(credential: Credential, services: Services) -> CredentialInfo:
         activation=credential.activation,
         otp_channel=otp_channel(credential.activation),
         otp_to=shown(otp_channel(credential.activation), credential.activation_address),
+        policy=credential.policy,
+        policy_terms=policy.policy_of(services, credential),
         scal=credential.scal,
         multisign=multisign(credential, services),
         locked=credential.locked,
@@ -240,7 +247,6 @@ def authorize(
         description=description,
         labels=labels,
     )
-    failure = None
     with services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
         check_count(num_signatures, credential, services)
@@ -252,48 +258,54 @@ def authorize(
                 )
             if len(hashes) > num_signatures:
                 raise InvalidRequest("Invalid parameter numSignatures: fewer than the hashes")
-        by_otp = otp_channel(credential.activation) is not None
-        if by_otp and not otp:
-            raise InvalidRequest("Missing parameter OTP")
-        if not by_otp and not pin:
-            raise InvalidRequest("Missing parameter PIN")
-        # Tries on one credential queue here; each sees the failures and the lock before it.
-        credential = lock_for_factor_check(session, credential.id)
-        check_credential(services.hsm, credential)  # as read under the lock
-        ensure_usable(credential)
-        if otp_channel(credential.activation) is not None:
-            assert otp
-            result = verify_otp(
-                session,
-                credential,
-                otp,
-                sam,
-                principal.username,
-                binding=request.binding(),
-                verifier=code_verifier(services.hsm),
-            )
-        else:
-            assert pin
-            matches = pin_matches(services.hsm, credential.pin_hash, credential.id, pin)
-            result = verify_pin(session, credential, matches, sam, principal.username)
-        if result.ok:
-            return issue_sad(
-                session,
-                services.hsm,
-                user_id=principal.user_id,
-                username=principal.username,
-                credential=credential,
-                hashes=hashes,
-                hash_oid=hash_oid,
-                count=num_signatures,
-                lifetime_seconds=sam.sad_lifetime_seconds,
-            )
-        failure = result
+        # A policy this authorization cannot meet is refused before any factor is tried (no
+        # code spent, no failed try counted), once the refusal's audit record is committed.
+        refused = policy.refusal(services, session, principal, credential)
+        if refused is None:
+            by_otp = otp_channel(credential.activation) is not None
+            if by_otp and not otp:
+                raise InvalidRequest("Missing parameter OTP")
+            if not by_otp and not pin:
+                raise InvalidRequest("Missing parameter PIN")
+            # Tries on one credential queue here; each sees the failures and the lock before it.
+            credential = lock_for_factor_check(session, credential.id)
+            check_credential(services.hsm, credential)  # as read under the lock
+            ensure_usable(credential)
+            if by_otp:
+                assert otp
+                result = verify_otp(
+                    session,
+                    credential,
+                    otp,
+                    sam,
+                    principal.username,
+                    binding=request.binding(),
+                    verifier=code_verifier(services.hsm),
+                )
+            else:
+                assert pin
+                matches = pin_matches(services.hsm, credential.pin_hash, credential.id, pin)
+                result = verify_pin(session, credential, matches, sam, principal.username)
+            if result.ok:
+                return issue_sad(
+                    session,
+                    services.hsm,
+                    user_id=principal.user_id,
+                    username=principal.username,
+                    credential=credential,
+                    hashes=hashes,
+                    hash_oid=hash_oid,
+                    count=num_signatures,
+                    lifetime_seconds=sam.sad_lifetime_seconds,
+                    assurance=policy.recorded(policy.level_of(principal, credential)),
+                )
+    if refused is not None:
+        raise AccessDenied(refused)
     # The failed try is committed (counted, audited) before the client hears of it.
     raise SignetError(
-        failure.description,
-        error=failure.error,
-        status=403 if failure.error == "access_denied" else 400,
+        result.description,
+        error=result.error,
+        status=403 if result.error == "access_denied" else 400,
     )
 
 

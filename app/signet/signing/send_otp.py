@@ -10,10 +10,11 @@ from typing import Any
 from signet.algorithms import HASH_BY_OID
 from signet.auth.factors import lock_for_factor_check, new_otp
 from signet.auth.tokens import Principal
-from signet.errors import InvalidRequest, ServiceUnavailable
+from signet.errors import AccessDenied, InvalidRequest, ServiceUnavailable
 from signet.events import append_event
 from signet.notify import DeliveryError
 from signet.sam import check_credential
+from signet.signing import policy
 from signet.signing.context import Services
 from signet.signing.csc import (
     check_count,
@@ -90,13 +91,18 @@ def send_otp(
             raise InvalidRequest("This credential is activated by PIN, not OTP")
         if not address:
             raise InvalidRequest(f"No address is registered for OTP delivery by {channel}")
-        code, _ = new_otp(
-            session,
-            credential,
-            sam,
-            binding=request.binding() if request is not None else None,
-            verifier=code_verifier(services.hsm),
-        )
+        # No code goes out for an authorization the credential's policy would refuse.
+        refused = policy.refusal(services, session, principal, credential)
+        if refused is None:
+            code, _ = new_otp(
+                session,
+                credential,
+                sam,
+                binding=request.binding() if request is not None else None,
+                verifier=code_verifier(services.hsm),
+            )
+    if refused is not None:
+        raise AccessDenied(refused)
     lifetime = sam.otp_lifetime_seconds
     hash_name = hash_name_of(request.hash_algorithm) if request else None
     subject, text = otp_message(

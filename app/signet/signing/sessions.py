@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from signet.auth import assurance
 from signet.auth.throttle import (
     ThrottleKeys,
     audit_refusal,
@@ -49,6 +50,10 @@ def _moment(unix: int) -> datetime:
     return datetime.fromtimestamp(unix, UTC)
 
 
+# What a password login reaches on its own (docs/assurance.md).
+PASSWORD_LOGIN = assurance.reached(("pwd",))
+
+
 def login(
     services: Services, username: str, password: str, source: str, *, remember_me: bool = False
 ) -> Login:
@@ -75,8 +80,8 @@ def login(
                 services.hsm,
                 user_id=user.id,
                 username=user.username,
-                methods="pwd",
-                loa="low",
+                methods=" ".join(PASSWORD_LOGIN.methods),
+                loa=PASSWORD_LOGIN.eidas,
                 lifetime=lifetime,
             )
             record_login(

@@ -92,6 +92,9 @@ class Credential(Base):
     pin_hash: Mapped[str | None] = mapped_column(Text)
     scal: Mapped[str] = mapped_column(String(4), default="2")
     multisign: Mapped[int] = mapped_column(Integer, default=100)
+    # Assurance policy its signatures need ([assurance]; sealed). Rows from before policies
+    # existed are "basic": nothing was asked of them beyond their own factor.
+    policy: Mapped[str] = mapped_column(String(32), default="basic", server_default="basic")
     # Locked after too many failed second-factor tries, until an administrator unlocks it.
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -70,6 +70,21 @@ def key_block(info: usecases.CredentialInfo) -> Json:
     return key
 
 
+def policy_block(info: usecases.CredentialInfo) -> Json:
+    """The assurance policy its authorizations must reach (a Signet member of `auth`;
+    docs/assurance.md): with the login, the factor above has to get there."""
+    terms = info.policy_terms
+    if terms is None:
+        return {"name": info.policy, "description": "not defined: cannot be authorized"}
+    return {
+        "name": info.policy,
+        "eidas": terms.eidas,
+        "aal": terms.aal,
+        "factors": terms.factors,
+        "description": terms.description,
+    }
+
+
 def described(info: usecases.CredentialInfo, which: str, cert_info: bool, auth_info: bool) -> Json:
     out: Json = {
         "description": info.description or "",
@@ -96,7 +111,12 @@ def described(info: usecases.CredentialInfo, which: str, cert_info: bool, auth_i
                 "description": "The credential's PIN",
             }
         )
-        out["auth"] = {"mode": "explicit", "expression": factor["id"], "objects": [factor]}
+        out["auth"] = {
+            "mode": "explicit",
+            "expression": factor["id"],
+            "objects": [factor],
+            "policy": policy_block(info),
+        }
     # The specification's tables name the field SCAL (docs/csc.md)
     out.update(SCAL=info.scal, multisign=info.multisign, lang=services().settings.web.lang)
     return out
