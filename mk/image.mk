@@ -4,7 +4,8 @@
 # Included by the main Makefile (apt_install, VENV).
 IMAGE_WORK ?= /var/tmp/signet-image
 IMAGE_DEBS := podman runc debootstrap uidmap iptables netavark aardvark-dns fuse-overlayfs
-IMAGE_TEST_DEBS := qemu-system-x86 ovmf openssl
+# dosfstools and mtools: the boot test's site disk (vfat, made without root).
+IMAGE_TEST_DEBS := qemu-system-x86 ovmf openssl dosfstools mtools
 export IMAGE_WORK
 
 .PHONY: image image-test image-deps image-test-deps
@@ -22,4 +23,4 @@ image: image-deps venv
 
 image-test: image-test-deps venv
 	@test -e $(IMAGE_WORK)/out/signet.raw || { echo "no image in $(IMAGE_WORK)/out: run make image" >&2; exit 1; }
-	cd image/test && $(abspath $(PY)) boot_test.py $(IMAGE_WORK)/out/signet.raw
+	cd image/test && PYTHONPATH=$(CURDIR) $(abspath $(PY)) boot_test.py $(IMAGE_WORK)/out/signet.raw

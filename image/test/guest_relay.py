@@ -1,5 +1,6 @@
-"""One guest connection to the boot test's SMTP sink: qemu's guestfwd `cmd:` runs this per
-connection with the guest's stream on stdin/stdout (a `tcp:` target would connect only once)."""
+"""One guest connection to a catcher of the boot test on this host (the SMTP sink, the syslog
+collector): qemu's guestfwd `cmd:` runs this per connection with the guest's stream on
+stdin/stdout (a `tcp:` target would connect only once)."""
 
 import socket
 import sys
