@@ -105,6 +105,8 @@ def test_a_tightened_policy_is_refused_before_the_code_is_tried(
     credential = enrol(services, "alice", key="ec-p256", policy="house").credential_id
     csc = Csc(create_app(services.settings).test_client(), services)
     csc.login()
+    (login,) = _events(services, "login")
+    assert (login["auth_methods"], login["loa"]) == (["pwd"], "low")
     info = csc.post("credentials/info", {"credentialID": credential, "authInfo": True})
     assert info.json["auth"]["policy"] == {
         "name": "house", "eidas": "low", "aal": 1, "factors": 2, "description": "",

@@ -102,7 +102,8 @@ def record_login(
     method: str = "password",
 ) -> None:
     """Keep what revocation needs of a token the SAM minted (its SHA-256, never the token),
-    and audit the login (`method`: password, or refresh_token)."""
+    and audit the login (`method`: password, or refresh_token) with the methods behind the
+    token and the eIDAS level they reached."""
     session.add(
         AccessToken(
             token_hash=token_digest(token),
@@ -115,7 +116,16 @@ def record_login(
             revoked=False,
         )
     )
-    append_event(session, "login", actor=username, subject=username, method=method, source=source)
+    append_event(
+        session,
+        "login",
+        actor=username,
+        subject=username,
+        method=method,
+        source=source,
+        auth_methods=methods.split(),
+        loa=loa,
+    )
 
 
 def record_refresh_token(
