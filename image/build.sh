@@ -68,8 +68,11 @@ set -e
 
 raw=$work/out/signet_$version.raw
 manifest=$work/out/signet_$version.manifest
-if [ -s "$here/packages.lock" ]; then "$here/lock-packages.py" check "$manifest"
-else "$here/lock-packages.py" write "$manifest"; fi
+# The initrd's packages, from its cached tree (Incremental=yes keeps it with dpkg's status).
+initrd_status=$(echo "$work"/cache/*~default-initrd.cache/var/lib/dpkg/status)
+[ -s "$initrd_status" ] || { echo "no dpkg status of the default initrd under $work/cache" >&2; exit 1; }
+if [ -s "$here/packages.lock" ]; then "$here/lock-packages.py" check "$manifest" "$initrd_status"
+else "$here/lock-packages.py" write "$manifest" "$initrd_status"; fi
 step "qcow2 for hypervisors"
 podman run --rm --volume "$work:/work-image" "$builder" \
     qemu-img convert -O qcow2 "/work-image/out/${raw##*/}" "/work-image/out/signet_$version.qcow2"
