@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The image's package lock: turn packages.lock into an apt preferences file that pins every
 package to its locked version (`pin DIR`), and check a build's package set against the lock or
-write the lock from it (`check MANIFEST [STATUS]`, `write MANIFEST [STATUS]`).
+write the lock from it (`check MANIFEST STATUS`, `write MANIFEST STATUS`).
 
 The package set is the image's (mkosi's JSON manifest) together with that of mkosi's default
 initrd (the dpkg status file of its cached tree, STATUS): one name, one version, in both."""
@@ -36,9 +36,9 @@ def read_status(path: str) -> dict[str, str]:
     return installed
 
 
-def built_set(manifest: str, status: str | None) -> dict[str, str]:
+def built_set(manifest: str, status: str) -> dict[str, str]:
     image = read_manifest(manifest)
-    initrd = read_status(status) if status else {}
+    initrd = read_status(status)
     split = sorted(f"{n}: image {image[n]}, initrd {initrd[n]}"
                    for n in image.keys() & initrd.keys() if image[n] != initrd[n])
     if split:
@@ -54,6 +54,8 @@ def main(command: str, argument: str, status: str | None = None) -> int:
             f"Package: {name}\nPin: version {version}\nPin-Priority: 1001\n\n"
             for name, version in sorted(read_lock().items())))
         return 0
+    if status is None:
+        sys.exit(f"{command} needs the initrd's dpkg status file as well as the manifest")
     built = built_set(argument, status)
     if command == "write":
         LOCK.write_text(HEADER + "".join(f"{n} {v}\n" for n, v in sorted(built.items())))
