@@ -113,7 +113,9 @@ def test_a_tightened_policy_is_refused_before_the_code_is_tried(
     }  # fmt: skip
     digest = [hashlib.sha256(b"before").digest()]
     code = csc.otp(credential)
-    assert csc.authorize(credential, digest, otp=code).status_code == 200
+    granted = csc.authorize(credential, digest, num=2, otp=code)
+    assert granted.status_code == 200, granted.json
+    sad = granted.json["SAD"]  # two signatures: one is left for an extension
     services.database.dispose()
 
     # The operator raises the house policy to eIDAS substantial: e-mail codes fall short.
@@ -130,8 +132,19 @@ def test_a_tightened_policy_is_refused_before_the_code_is_tried(
     assert "policy 'house', which needs eIDAS substantial (has low)" in message
     assert "password + e-mail one-time code" in message
     assert "a credential activated by sms_otp would do" in message
+    # The SAD granted before cannot be extended past the raised policy either.
+    extension = csc.post(
+        "credentials/extendTransaction",
+        {
+            "credentialID": credential,
+            "SAD": sad,
+            "hashes": [base64.b64encode(hashlib.sha256(b"after").digest()).decode()],
+            "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1",
+        },
+    )
+    assert "needs eIDAS substantial (has low)" in error_of(extension, 403, "access_denied")
     events = _events(services, "credential.authorize_refused")
-    assert len(events) == 2  # the sendOTP and the authorize
+    assert len(events) == 3  # the sendOTP, the authorize and the extension
     assert {e["policy"] for e in events} == {"house"} and {e["eidas"] for e in events} == {"low"}
     assert events[1]["auth_methods"] == ["pwd", "email_otp"]
     with services.database.transaction(read_only=True) as session:

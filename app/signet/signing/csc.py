@@ -318,24 +318,30 @@ def extend_transaction(
     hashes: Sequence[str] = (),
     hash_oid: str | None = None,
 ) -> tuple[str, int]:
-    """A new SAD for what is left of one: at SCAL2, bound to the hashes sent with it."""
+    """A new SAD for what is left of one: at SCAL2, bound to the hashes sent with it. The
+    credential's policy is checked again, as at authorize (this login and the credential's
+    factor, which the SAD proves passed): a policy raised since, or a weaker login presenting
+    the SAD, gets no extension."""
     if not isinstance(sad, str) or not sad:
         raise InvalidRequest("Missing (or invalid type) string parameter SAD")
     if hash_oid is not None and hash_oid not in HASH_BY_OID:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
     with services.database.transaction() as session:
         credential = signing_credential(session, services.hsm, principal, credential_id)
-        return extend_sad(
-            session,
-            services.hsm,
-            sad=sad,
-            user_id=principal.user_id,
-            username=principal.username,
-            credential=credential,
-            lifetime_seconds=services.settings.sam.sad_lifetime_seconds,
-            hashes=hashes,
-            hash_oid=hash_oid,
-        )
+        refused = policy.refusal(services, session, principal, credential)
+        if refused is None:
+            return extend_sad(
+                session,
+                services.hsm,
+                sad=sad,
+                user_id=principal.user_id,
+                username=principal.username,
+                credential=credential,
+                lifetime_seconds=services.settings.sam.sad_lifetime_seconds,
+                hashes=hashes,
+                hash_oid=hash_oid,
+            )
+    raise AccessDenied(refused)  # once its audit record is committed
 
 
 def _pss_parameters(params_b64: str | None, hash_name: str | None) -> tuple[str, int]:
