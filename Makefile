@@ -24,7 +24,7 @@ help:
 	@echo "make bench  signing throughput and latency against the raw HSM"
 	@echo "make lint   ruff (lint and format), mypy, import-linter, DDL freshness"
 	@echo "make image       the appliance disk image (mkosi in podman; raw + qcow2 in /var/tmp/signet-image/out)"
-	@echo "make image-test  boot it under qemu and sign through it (not run by make test)"
+	@echo "make image-test  boot it under qemu and sign through it (make test runs both)"
 
 # -- set-up -------------------------------------------------------------------------------
 define apt_install
@@ -96,6 +96,7 @@ test: deps-test venv
 	  $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/security $(wildcard tests/formats) $(wildcard tests/e2e); \
 	  rc=$$?; tests/services/postgres stop; exit $$rc
 	@if [ -f mk/ansible.mk ]; then $(MAKE) --no-print-directory test-ansible; fi
+	@$(MAKE) --no-print-directory test-image
 
 bench: deps-test venv
 	$(PY) tests/bench/bench_sign.py
