@@ -347,3 +347,109 @@ def test_ocsp_and_san_email(pki, services, proxied):
     _, soft = proxied(mapping="san_email", revocation="ocsp", soft_fail="true")
     assert header_login(soft, good[0]).status_code == 200
     assert audit(services, "login.revocation_unknown")
+
+
+# --- a real nginx in front, as the signet_app role sets it up ---------------------------------
+
+NGINX = "/usr/sbin/nginx"
+
+
+@contextmanager
+def nginx_in_front(tmp_path: Path, pki: Pki, upstream: str) -> Iterator[str]:
+    """nginx terminating TLS on a loopback port, asking for an optional client certificate
+    it does not verify (optional_no_ca) and passing it, URL-escaped, to `upstream`."""
+    cert, key = pki.server_tls()
+    port = next(p for p in reversed(SERVER_PORTS) if _free(p))
+    base = tmp_path / "nginx"
+    base.mkdir()
+    user = "user root root;" if os.geteuid() == 0 else ""
+    temp = "\n".join(
+        f"{kind}_temp_path {base / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (base / "nginx.conf").write_text(f"""
+{user}
+daemon off;
+pid {base / "nginx.pid"};
+error_log {base / "error.log"} info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    {temp}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_verify_client optional_no_ca;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
+        # nginx's own verdict on a certificate (expired...) goes to Signet, which says why.
+        error_page 495 = @signet;
+        location / {{
+            proxy_pass {upstream};
+        }}
+        location @signet {{
+            proxy_pass {upstream};
+        }}
+    }}
+}}
+""")
+    server = subprocess.Popen(
+        [NGINX, "-p", str(base), "-c", str(base / "nginx.conf"), "-e", str(base / "error.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(url + "/health", verify=pki.anchor_file, timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((base / "error.log").read_text())
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed (make deps-test)")
+def test_behind_nginx(pki, services, tmp_path, monkeypatch):
+    from tests.helpers import signet_server
+
+    add_alice(services)
+    alice = pki.issue("alice", "alice")
+    mallory = pki.issue("mallory", "mallory")
+    expired = pki.issue("expired", "alice", expired=True)
+    foreign = Pki(tmp_path, pki.base_url, name="Foreign CA").issue("foreign", "alice")
+    monkeypatch.setenv("SIGNET_WEB__TRUSTED_PROXIES", '["127.0.0.1/32"]')
+    upstream_port = lambda: next(p for p in SERVER_PORTS if _free(p))  # noqa: E731
+    with (
+        signet_server(workers=1, port=upstream_port) as upstream,
+        nginx_in_front(tmp_path, pki, upstream) as url,
+    ):
+        answer = login(url, pki, alice[:2])
+        assert answer.status_code == 200, answer.text
+        (record,) = [r for r in audit(services, "login") if r.get("method") == "x509"]
+        assert record["subject"] == "alice" and record["source"] == "127.0.0.1"
+        # nginx lets these through (optional_no_ca); Signet refuses them itself.
+        refused(login(url, pki, expired[:2]), "expired")
+        refused(login(url, pki, foreign[:2]), "no valid path to a trust anchor")
+        # A client's own header never passes nginx: without a certificate it is dropped,
+        # with one it is replaced by the certificate of the handshake.
+        forged = {"X-SSL-Client-Cert": quote(alice[0].read_text(), safe="")}
+        plain = requests.post(
+            f"{url}/csc/v2/auth/login", json={}, headers=forged,
+            verify=pki.anchor_file, timeout=30,
+        )  # fmt: skip
+        assert plain.status_code == 401 and "Basic" in plain.json()["error_description"]
+        swapped = requests.post(
+            f"{url}/csc/v2/auth/login", json={}, headers=forged,
+            cert=(str(mallory[0]), str(mallory[1])), verify=pki.anchor_file, timeout=30,
+        )  # fmt: skip
+        refused(swapped, "maps to no user")
+    failed = [f for f in audit(services, "login.failed") if f.get("method") == "x509"]
+    assert {f["via"] for f in failed} == {"proxy"} and len(failed) == 3
