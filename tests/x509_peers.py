@@ -42,6 +42,8 @@ class Pki:
     )
     revoked: set[int] = field(default_factory=set)
     ocsp_down: bool = False
+    # A key other than the root's signs the CRL (an attacker on the CRL's plain HTTP).
+    crl_forger: ec.EllipticCurvePrivateKey | None = None
 
     def __post_init__(self) -> None:
         now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
@@ -153,14 +155,15 @@ class Pki:
             .last_update(now)
             .next_update(now + dt.timedelta(hours=1))
         )
-        for serial in sorted(self.revoked):
+        for serial in sorted(self.revoked) if self.crl_forger is None else ():
             builder = builder.add_revoked_certificate(
                 x509.RevokedCertificateBuilder()
                 .serial_number(serial)
                 .revocation_date(now - dt.timedelta(minutes=1))
                 .build()
             )
-        return builder.sign(self.root_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        signer = self.crl_forger or self.root_key
+        return builder.sign(signer, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     def ocsp_answer(self, body: bytes) -> bytes:
         request = ocsp.load_der_ocsp_request(body)

@@ -349,6 +349,22 @@ def test_ocsp_and_san_email(pki, services, proxied):
     assert audit(services, "login.revocation_unknown")
 
 
+def test_a_crl_under_another_key_is_no_answer(pki, services, proxied):
+    add_alice(services)
+    revoked = pki.issue("revoked", "alice")
+    pki.revoked.add(revoked[2].serial_number)
+    # An empty CRL under another key, as an attacker on its plain HTTP would serve it.
+    pki.crl_forger = ec.generate_private_key(ec.SECP256R1())
+    _, client = proxied(crl_cache_seconds="0")
+    forged = header_login(client, revoked[0])
+    assert forged.status_code == 401, forged.json
+    assert "not signed by the certificate's issuer" in forged.json["error_description"]
+    pki.crl_forger = None
+    assert "revoked" in header_login(client, revoked[0]).json["error_description"]
+    (failure, *_) = [f for f in audit(services, "login.failed") if f.get("method") == "x509"]
+    assert failure["via"] == "proxy" and "not signed" in failure["reason"]
+
+
 # --- a real nginx in front, as the signet_app role sets it up ---------------------------------
 
 NGINX = "/usr/sbin/nginx"

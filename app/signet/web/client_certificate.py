@@ -7,11 +7,10 @@ from __future__ import annotations
 import ssl
 from urllib.parse import unquote
 
-from cryptography import x509
 from flask import request
 
 from signet.auth.client_certificates import CertificateRefused, parse_certificate
-from signet.errors import InvalidRequest
+from signet.errors import InvalidRequest, SignetError
 from signet.signing.certificate_login import Presented, record_ignored_header
 from signet.web.client_address import PEER, allowed
 from signet.web.params import services
@@ -26,7 +25,12 @@ def _from_tls() -> Presented | None:
     der = sock.getpeercert(binary_form=True)
     if not der:
         return None
-    return Presented(x509.load_der_x509_certificate(der), [], via="tls")
+    try:
+        return Presented(parse_certificate(der), [], via="tls")
+    except CertificateRefused as exc:  # OpenSSL took it, cryptography cannot read it
+        raise SignetError(
+            f"Client certificate refused: {exc.reason}", error="authentication_error", status=401
+        ) from exc
 
 
 def presented_certificate() -> Presented | None:
