@@ -70,6 +70,7 @@ class Pki:
         email: str | None = None,
         expired: bool = False,
         card: bool = False,
+        qc_sscd: bool = False,
         crl: bool = True,
         ocsp_url: bool = False,
         client_auth: bool = True,
@@ -116,6 +117,12 @@ class Pki:
                 x509.CertificatePolicies(
                     [x509.PolicyInformation(x509.ObjectIdentifier(CARD_POLICY), None)]
                 ),
+                False,
+            )
+        if qc_sscd:  # QcStatements: SEQUENCE { SEQUENCE { id-etsi-qcs-QcSSCD } }
+            statements = bytes.fromhex("300a3008060604008e460104")
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.5.5.7.1.3"), statements),
                 False,
             )
         certificate = builder.sign(self.root_key, hashes.SHA256())

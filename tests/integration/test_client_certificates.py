@@ -337,8 +337,15 @@ def test_ocsp_and_san_email(pki, services, proxied):
     good = pki.issue("good", "Alice Example", email="Alice@Example.test", crl=False, ocsp_url=True)
     revoked = pki.issue("revoked", "x", email="alice@example.test", crl=False, ocsp_url=True)
     pki.revoked.add(revoked[2].serial_number)
-    _, client = proxied(mapping="san_email", revocation="ocsp")
+    qualified = pki.issue(
+        "qscd", "y", email="alice@example.test", crl=False, ocsp_url=True, qc_sscd=True
+    )
+    _, client = proxied(mapping="san_email", revocation="ocsp", card_policies="[]")
     assert header_login(client, good[0]).status_code == 200
+    # The QcStatement QcSSCD alone (no configured policy OID) makes it a card certificate.
+    assert header_login(client, qualified[0]).status_code == 200
+    levels = [(r["auth_methods"], r["loa"]) for r in audit(services, "login")]
+    assert levels == [(["x509"], "low"), (["x509_card"], "high")], levels
     assert "revoked" in header_login(client, revoked[0]).json["error_description"]
     pki.ocsp_down = True
     # Hard fail (the default): no answer, no login.
