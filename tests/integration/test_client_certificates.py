@@ -372,6 +372,15 @@ def test_a_crl_under_another_key_is_no_answer(pki, services, proxied):
     assert failure["via"] == "proxy" and "not signed" in failure["reason"]
 
 
+def test_an_unreadable_anchor_file_is_a_503_naming_it(pki, services, proxied, tmp_path):
+    alice = pki.issue("alice", "alice")
+    missing = tmp_path / "gone.pem"
+    _, client = proxied(trust_anchors=f'["{missing}"]')
+    answer = header_login(client, alice[0])
+    assert answer.status_code == 503, answer.json
+    assert str(missing) in answer.json["error_description"]
+
+
 # --- a real nginx in front, as the signet_app role sets it up ---------------------------------
 
 NGINX = "/usr/sbin/nginx"

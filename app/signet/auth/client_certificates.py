@@ -32,6 +32,7 @@ from cryptography.x509.verification import (
 )
 
 from signet.config.client_certificates import ClientCertificateSettings
+from signet.errors import ServiceUnavailable
 
 # ETSI EN 319 412-5: QcStatements, and the statement that the key is in a QSCD.
 QC_STATEMENTS = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.3")
@@ -87,9 +88,17 @@ def parse_certificate(data: bytes) -> x509.Certificate:
 
 
 def _load_pem_files(paths: list[str]) -> list[x509.Certificate]:
+    """Certificates of PEM files named by the settings; a file that cannot be read is the
+    operator's to fix, said as a 503 naming it (never a 500)."""
     certificates: list[x509.Certificate] = []
     for path in paths:
-        certificates += x509.load_pem_x509_certificates(Path(path).read_bytes())
+        try:
+            certificates += x509.load_pem_x509_certificates(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ServiceUnavailable(
+                f"client_certificates: cannot read the certificates of {path} ({exc}); "
+                "client certificate logins are unavailable until the file is fixed"
+            ) from exc
     return certificates
 
 
