@@ -264,6 +264,8 @@ class ClientCertificateVerifier:
         if crl.issuer != issuer.subject or not crl.is_signature_valid(
             issuer.public_key()  # type: ignore[arg-type]
         ):
+            with self._lock:  # a forged CRL must not stand in for the real one until it expires
+                self._crls.pop(url, None)
             raise RevocationUnknown(f"CRL {url} is not signed by the certificate's issuer")
         moment = datetime.now(UTC)
         if crl.next_update_utc is not None and crl.next_update_utc < moment:
