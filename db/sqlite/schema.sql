@@ -222,3 +222,20 @@ ALTER TABLE credentials ADD COLUMN policy VARCHAR(32) DEFAULT 'basic' NOT NULL;
 
 UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
 
+
+CREATE TABLE client_certificates (
+    id INTEGER NOT NULL, 
+    user_id INTEGER NOT NULL, 
+    fingerprint VARCHAR(64) NOT NULL, 
+    label VARCHAR(128) NOT NULL, 
+    subject VARCHAR(512) NOT NULL, 
+    created_at DATETIME NOT NULL, 
+    CONSTRAINT pk_client_certificates PRIMARY KEY (id), 
+    CONSTRAINT fk_client_certificates_user_id_users FOREIGN KEY(user_id) REFERENCES users (id), 
+    CONSTRAINT uq_client_certificates_fingerprint UNIQUE (fingerprint)
+);
+
+CREATE INDEX ix_client_certificates_user_id ON client_certificates (user_id);
+
+UPDATE alembic_version SET version_num='0007' WHERE alembic_version.version_num = '0006';
+

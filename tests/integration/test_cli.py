@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import create_engine, text
 
 from signet.config import DEFAULT_CONFIG_FILE
@@ -35,6 +36,9 @@ def test_every_command_has_help():
         ["users", "add", "--help"],
         ["users", "list", "--help"],
         ["users", "disable", "--help"],
+        ["users", "cert-add", "--help"],
+        ["users", "cert-list", "--help"],
+        ["users", "cert-remove", "--help"],
         ["credentials", "create", "--help"],
         ["credentials", "list", "--help"],
         ["credentials", "resend-activation", "--help"],
@@ -46,6 +50,31 @@ def test_every_command_has_help():
     ):
         result = signet_cli(*args)
         assert result.returncode == 0 and "Usage:" in result.stdout, args
+
+
+def test_client_certificate_commands_fail_cleanly(initialised, tmp_path):
+    from tests.helpers import self_signed_certificate
+
+    cert, _ = self_signed_certificate("carol")
+    pem = tmp_path / "carol.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    assert_clean_failure(signet_cli("users", "cert-add", "nobody", str(pem)), "Unknown user nobody")
+    carol = signet_cli(
+        "users", "add", "carol", "--name", "C", "--email", "c@example.test",
+        "--password-stdin", stdin="a long password\n",
+    )  # fmt: skip
+    assert carol.returncode == 0, carol.stderr
+    assert_clean_failure(
+        signet_cli("users", "cert-add", "carol", str(junk)), "not a readable X.509 certificate"
+    )
+    added = signet_cli("users", "cert-add", "carol", str(pem), "--label", "laptop")
+    assert added.returncode == 0, added.stderr
+    assert_clean_failure(signet_cli("users", "cert-add", "carol", str(pem)), "registered already")
+    assert_clean_failure(
+        signet_cli("users", "cert-remove", "carol", "ab" * 32), "has no certificate"
+    )
 
 
 def test_users_and_credentials_lifecycle(initialised):

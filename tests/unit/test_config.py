@@ -36,6 +36,16 @@ def test_file_and_environment_are_read(clean_env, monkeypatch):
         ('[hsm]\npin_file = "/p"\n[sam]\notp_digits = 4\n', "sam.otp_digits"),
         ('[hsm]\npin_file = "/p"\nbogus = 1\n', "hsm.bogus"),
         ('[hsm]\npin_file = "/p"\n[nonsense]\na = 1\n', "nonsense"),
+        ('[hsm]\npin_file = "/p"\n[client_certificates]\nenabled = true\n', "trust_anchors"),
+        (
+            '[hsm]\npin_file = "/p"\n[client_certificates]\nmapping = "cn"\n',
+            "client_certificates.mapping",
+        ),
+        (
+            '[hsm]\npin_file = "/p"\n[client_certificates]\ncard_policies = ["x.y"]\n',
+            "client_certificates.card_policies",
+        ),
+        ('[hsm]\npin_file = "/p"\n[web]\ntls_client_ca = "/ca.pem"\n', "tls_certificate"),
     ],
 )
 def test_bad_setting_is_named(clean_env, toml, named):

@@ -36,6 +36,20 @@ METHODS: dict[str, Method] = {
         Method("email_otp", "e-mail one-time code", (POSSESSION,), "low", 0, activates=True),
         # 800-63B 5.1.3.3: the phone network is a restricted authenticator, at most AAL2.
         Method("sms_otp", "SMS one-time code", (POSSESSION,), "substantial", 2, activates=True),
+        # 800-63B 5.1.8: a key in software is a single-factor cryptographic authenticator
+        # (AAL2 with another factor, never AAL3: the key can be copied off the device).
+        Method("x509", "client certificate", (POSSESSION,), "substantial", 2, activates=False),
+        # 800-63B 5.1.9: a key the card keeps, used after the card checked its PIN, is a
+        # multi-factor cryptographic device; TLS client authentication resists verifier
+        # impersonation. Only certificates the CA marks so (policy OID, QcSSCD) count.
+        Method(
+            "x509_card",
+            "client certificate on a card (PIN)",
+            (POSSESSION, KNOWLEDGE),
+            "high",
+            3,
+            activates=False,
+        ),
     )
 }
 # A credential's activation setting -> the method it uses at credentials/authorize.

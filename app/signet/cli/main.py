@@ -189,6 +189,50 @@ def users_disable(username: str) -> None:
     click.echo(f"user {username} disabled")
 
 
+@users.command("cert-add")
+@click.argument("username")
+@click.argument("certificate", type=click.File("rb"))
+@click.option("--label", default="", help="What the certificate is (e.g. the card's name).")
+@friendly
+def users_cert_add(username: str, certificate: Any, label: str) -> None:
+    """Register a client certificate (PEM or DER file, - for stdin) to a user: with
+    client_certificates.mapping = "fingerprint", it logs her in."""
+    from signet.signing.certificate_login import add_certificate
+
+    digest = add_certificate(_services(), username, certificate.read(), label, actor=_actor())
+    click.echo(f"certificate {digest} registered to {username}")
+
+
+@users.command("cert-list")
+@click.argument("username", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def users_cert_list(username: str | None, as_json: bool) -> None:
+    """List the client certificates registered to users (or to one)."""
+    from signet.signing.certificate_login import list_certificates
+
+    rows = list_certificates(_services(), username)
+    if as_json:
+        click.echo(
+            json.dumps([{**r.__dict__, "created_at": r.created_at.isoformat()} for r in rows])
+        )
+        return
+    for r in rows:
+        click.echo(f"{r.username:<20} {r.fingerprint}  {r.label}  {r.subject}")
+
+
+@users.command("cert-remove")
+@click.argument("username")
+@click.argument("fingerprint")
+@friendly
+def users_cert_remove(username: str, fingerprint: str) -> None:
+    """Unregister a client certificate (its SHA-256, as cert-list shows it)."""
+    from signet.signing.certificate_login import remove_certificate
+
+    remove_certificate(_services(), username, fingerprint, actor=_actor())
+    click.echo(f"certificate {fingerprint} removed from {username}")
+
+
 @users.command("enable")
 @click.argument("username")
 @friendly

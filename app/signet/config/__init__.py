@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from signet.config.assurance import AssuranceSettings
+from signet.config.client_certificates import ClientCertificateSettings
 from signet.config.events import PLACEHOLDER_ENTERPRISE_NUMBER as PLACEHOLDER_ENTERPRISE_NUMBER
 from signet.config.events import SINK_TYPES
 from signet.config.events import EventsSettings as EventsSettings
@@ -211,6 +212,13 @@ class WebSettings(_Section):
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
     # Who may read /metrics (addresses or networks); empty: nobody.
     metrics_clients: list[IPvAnyNetwork] = Field(default_factory=lambda: _loopback())
+    # TLS terminated by gunicorn itself (PEM files); None: plain HTTP (nginx in front).
+    tls_certificate: str | None = None
+    tls_key: str | None = None
+    # With TLS here: ask clients for a certificate (optional: a login may still use a
+    # password) and offer the CAs of this PEM file as acceptable; Signet verifies what comes
+    # itself (client_certificates). None: no certificate is asked for.
+    tls_client_ca: str | None = None
 
     @field_validator("logo_url")
     @classmethod
@@ -226,6 +234,14 @@ class WebSettings(_Section):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
         return listen
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebSettings:
+        if bool(self.tls_certificate) != bool(self.tls_key):
+            raise ValueError("set both web.tls_certificate and web.tls_key, or neither")
+        if self.tls_client_ca and not self.tls_certificate:
+            raise ValueError("web.tls_client_ca needs web.tls_certificate and web.tls_key")
+        return self
 
 
 class AuditSettings(_Section):
@@ -253,6 +269,10 @@ class Settings(BaseSettings):
     # Policies: the level and factor kinds each credential's signatures need.
     assurance: AssuranceSettings = Field(default_factory=AssuranceSettings)
     formats: FormatsSettings = Field(default_factory=FormatsSettings)
+    # Logins with a TLS client certificate (signet.config.client_certificates).
+    client_certificates: ClientCertificateSettings = Field(
+        default_factory=ClientCertificateSettings
+    )
     web: WebSettings = Field(default_factory=WebSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)

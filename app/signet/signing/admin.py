@@ -238,6 +238,14 @@ def create_credential(
     )
 
 
+def offered_logins(services: Services) -> tuple[str, ...]:
+    """The login methods this service offers: the password, and client certificates (in
+    software or on a card) when [client_certificates] is enabled."""
+    if services.settings.client_certificates.enabled:
+        return ("pwd", "x509", "x509_card")
+    return ("pwd",)
+
+
 def _policy_for(services: Services, activation: str, name: str | None) -> str:
     """The policy a new credential gets, checked: known, and reachable with its factor after
     a login by some method Signet offers."""
@@ -250,10 +258,13 @@ def _policy_for(services: Services, activation: str, name: str | None) -> str:
     factor = assurance.ACTIVATION_METHOD.get(activation)
     if factor is None:
         return name  # the activation is refused next, naming the choices
-    best = assurance.reached((*assurance.LOGIN_METHODS, factor))
+    logins = offered_logins(services)
+    if any(not assurance.shortfall(policy, assurance.reached((m, factor))) for m in logins):
+        return name
+    best = assurance.reached(("pwd", factor))
     missing = assurance.shortfall(policy, best)
     if missing:
-        fits = assurance.step_ups(policy, assurance.LOGIN_METHODS)
+        fits = sorted({f for m in logins for f in assurance.step_ups(policy, (m,))})
         raise InvalidRequest(
             f"policy {name!r} needs {', '.join(missing)} where a {activation} credential "
             f"reaches {best.describe()}; choose another policy"

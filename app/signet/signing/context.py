@@ -1,10 +1,12 @@
-"""The services one process shares: settings, database, HSM, CA connector and SMS gateway."""
+"""The services one process shares: settings, database, HSM, CA connector, SMS gateway and
+the verifier of login certificates."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 
+from signet.auth.client_certificates import ClientCertificateVerifier
 from signet.config import Settings
 from signet.hsm import Hsm
 from signet.notify.sms import SmsGateway, gateway_for
@@ -29,6 +31,11 @@ class Services:
     @cached_property
     def ca(self) -> CAConnector:
         return load_connector(self.settings, self.hsm, self.database)
+
+    @cached_property
+    def client_certificates(self) -> ClientCertificateVerifier:
+        """The process's verifier of login certificates (it keeps fetched CRLs)."""
+        return ClientCertificateVerifier(self.settings.client_certificates)
 
     @cached_property
     def sms(self) -> SmsGateway | None:

@@ -34,6 +34,7 @@ from signet.errors import InvalidRequest, InvalidToken, SignetError, TooManyRequ
 from signet.events import append_event
 from signet.sam import RefreshClaims, mint_refresh_token, mint_token, open_refresh_token, open_token
 from signet.signing.context import Services
+from signet.store import User
 
 
 @dataclass(frozen=True)
@@ -61,59 +62,12 @@ def login(
     counts all nodes share; the tokens are minted by the SAM. With `remember_me`, a refresh
     token begins a family that lives web.refresh_token_lifetime_seconds (none if 0)."""
     keys, limits = ThrottleKeys.of(username, source), services.settings.login
-    with services.database.transaction() as session:
-        wait = reserve_login(session, keys, limits)
-    if wait is not None:
-        with services.database.transaction() as session:
-            audit_refusal(session, username=username, source=source, retry_after=wait)
-        raise TooManyRequests(
-            f"Too many failed logins for this user or from this address; try again in {wait} s",
-            retry_after=wait,
-        )
-    web = services.settings.web
-    lifetime = web.access_token_lifetime_seconds
+    reserve_try(services, keys, username, source)
     result = None
     with services.database.transaction() as session:
         user = check_password(session, username, password, source=source)
         if user is not None:
-            token, claims = mint_token(
-                services.hsm,
-                user_id=user.id,
-                username=user.username,
-                methods=" ".join(PASSWORD_LOGIN.methods),
-                loa=PASSWORD_LOGIN.eidas,
-                lifetime=lifetime,
-            )
-            record_login(
-                session,
-                token,
-                user_id=user.id,
-                username=user.username,
-                methods=claims.methods,
-                loa=claims.loa,
-                expires_at=_moment(claims.expires_at),
-                source=source,
-            )
-            refresh = None
-            if remember_me and web.refresh_token_lifetime_seconds:
-                refresh, family = mint_refresh_token(
-                    services.hsm,
-                    user_id=user.id,
-                    username=user.username,
-                    methods=claims.methods,
-                    loa=claims.loa,
-                    family=None,
-                    expires_at=int(time.time()) + web.refresh_token_lifetime_seconds,
-                )
-                record_refresh_token(
-                    session,
-                    refresh,
-                    user_id=user.id,
-                    family=family.family,
-                    access_token=token,
-                    expires_at=_moment(family.expires_at),
-                )
-            result = Login(token, lifetime, refresh)
+            result = issue_tokens(services, session, user, PASSWORD_LOGIN, source, remember_me)
         settle_login(session, keys, limits, ok=result is not None, username=username, source=source)
     if prune_due():
         with services.database.transaction() as session:
@@ -121,6 +75,73 @@ def login(
     if result is None:
         raise SignetError("Invalid username or password", error="authentication_error", status=401)
     return result
+
+
+def reserve_try(services: Services, keys: ThrottleKeys, username: str, source: str) -> None:
+    """Reserve a login try on the throttle's keys, or refuse (429, audited) a blocked one."""
+    with services.database.transaction() as session:
+        wait = reserve_login(session, keys, services.settings.login)
+    if wait is not None:
+        with services.database.transaction() as session:
+            audit_refusal(session, username=username, source=source, retry_after=wait)
+        raise TooManyRequests(
+            f"Too many failed logins for this user or from this address; try again in {wait} s",
+            retry_after=wait,
+        )
+
+
+def issue_tokens(
+    services: Services,
+    session: Session,
+    user: User,
+    level: assurance.Level,
+    source: str,
+    remember_me: bool,
+    method: str = "password",
+) -> Login:
+    """Mint (in the SAM) and record an access token for a login that reached `level`, and
+    with `remember_me` the first refresh token of a family."""
+    web = services.settings.web
+    lifetime = web.access_token_lifetime_seconds
+    token, claims = mint_token(
+        services.hsm,
+        user_id=user.id,
+        username=user.username,
+        methods=" ".join(level.methods),
+        loa=level.eidas,
+        lifetime=lifetime,
+    )
+    record_login(
+        session,
+        token,
+        user_id=user.id,
+        username=user.username,
+        methods=claims.methods,
+        loa=claims.loa,
+        expires_at=_moment(claims.expires_at),
+        source=source,
+        method=method,
+    )
+    refresh = None
+    if remember_me and web.refresh_token_lifetime_seconds:
+        refresh, family = mint_refresh_token(
+            services.hsm,
+            user_id=user.id,
+            username=user.username,
+            methods=claims.methods,
+            loa=claims.loa,
+            family=None,
+            expires_at=int(time.time()) + web.refresh_token_lifetime_seconds,
+        )
+        record_refresh_token(
+            session,
+            refresh,
+            user_id=user.id,
+            family=family.family,
+            access_token=token,
+            expires_at=_moment(family.expires_at),
+        )
+    return Login(token, lifetime, refresh)
 
 
 def refresh(services: Services, refresh_token: str, source: str) -> Login:

@@ -268,3 +268,18 @@ class EventCursor(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
     holder: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ClientCertificate(Base):
+    """A TLS client certificate registered to a user (its SHA-256): with the `fingerprint`
+    mapping of [client_certificates], presenting it logs that user in. The row gives one
+    factor at most (docs/security.md): it is no SAM-sealed record."""
+
+    __tablename__ = "client_certificates"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)  # lower-case hex
+    label: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

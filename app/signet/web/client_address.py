@@ -8,6 +8,9 @@ from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 Network = IPv4Network | IPv6Network
+# The environ key that keeps the TCP peer's address once REMOTE_ADDR names the client: only a
+# peer that is a trusted proxy may pass a client certificate in a header.
+PEER = "signet.peer_address"
 
 
 def _within(address: str, networks: Iterable[Network]) -> bool:
@@ -45,6 +48,7 @@ class ClientAddress:
         self.proxies = list(proxies)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        environ[PEER] = environ.get("REMOTE_ADDR", "")
         if self.proxies:
             environ["REMOTE_ADDR"] = client_address(
                 environ.get("REMOTE_ADDR", ""),

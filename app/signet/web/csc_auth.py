@@ -1,5 +1,5 @@
-"""CSC auth/login and auth/revoke under /csc/v2 and /csc/v1: HTTP Basic or a refresh token
-in, access (and refresh) tokens out; revocation of either kind."""
+"""CSC auth/login and auth/revoke under /csc/v2 and /csc/v1: HTTP Basic, a TLS client
+certificate or a refresh token in, access (and refresh) tokens out; revocation of either kind."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from flask.typing import ResponseReturnValue
 
 from signet.errors import InvalidRequest, SignetError
 from signet.signing import sessions
+from signet.signing.certificate_login import certificate_login
+from signet.web.client_certificate import presented_certificate
 from signet.web.csc import ERRORS, TOKEN_ERRORS, v1, v2
 from signet.web.openapi import BOOLEAN, STRING, enum, obj, operation, with_description
 from signet.web.params import Params, authenticated, body, principal, services
@@ -48,7 +50,8 @@ def basic_credentials() -> tuple[str, str] | None:
 
 
 @operation(
-    "HTTP Basic login → access token (and, with rememberMe, a refresh token); or "
+    "HTTP Basic login, or a TLS client certificate without Basic credentials, → access "
+    "token (and, with rememberMe, a refresh token); or "
     "refresh_token → new access and refresh tokens (each refresh token is used once; a replay "
     "revokes its family)",
     request=obj(
@@ -65,7 +68,8 @@ def basic_credentials() -> tuple[str, str] | None:
         **ERRORS,
         "400": "malformed Basic credentials, both Basic credentials and refresh_token, or a "
         "refresh token that is expired, revoked, replayed or not this service's",
-        "401": "no credentials, or a wrong user name or password",
+        "401": "no credentials, a wrong user name or password, or a client certificate "
+        "refused (untrusted, expired, revoked, mapped to no active user)",
         "429": "too many failed logins for this user or address; Retry-After says when",
     },
     auth=("basic",),
@@ -85,11 +89,15 @@ def login_view() -> ResponseReturnValue:
             raise InvalidRequest("Invalid parameter refresh_token: empty")
         outcome = sessions.refresh(services(), refresh_token, source)
     elif credentials is None:
-        raise SignetError(
-            "HTTP Basic authentication (user name and password) is required",
-            error="invalid_request",
-            status=401,
-        )
+        presented = presented_certificate()
+        if presented is None:
+            raise SignetError(
+                "HTTP Basic authentication (user name and password) or a TLS client "
+                "certificate is required",
+                error="invalid_request",
+                status=401,
+            )
+        outcome = certificate_login(services(), presented, source, remember_me=remember_me)
     else:
         outcome = sessions.login(services(), *credentials, source, remember_me=remember_me)
     answer: dict[str, str | int] = {"access_token": outcome.access_token}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import tempfile
 from typing import Any
 
@@ -122,6 +123,20 @@ def record_stop(settings: Settings, *, actor: str) -> int:
     return _record_in_child(settings, actor, stopped=True)
 
 
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn's TLS options from web.tls_*: none for plain HTTP. With tls_client_ca, a
+    client certificate is asked for but optional (a password login needs none); OpenSSL
+    refuses in the handshake one that does not chain to those CAs, and Signet verifies what
+    passes again itself (signet.auth.client_certificates), revocation included."""
+    web = settings.web
+    if not web.tls_certificate:
+        return {}
+    options: dict[str, Any] = {"certfile": web.tls_certificate, "keyfile": web.tls_key}
+    if web.tls_client_ca:
+        options.update(ca_certs=web.tls_client_ca, cert_reqs=int(ssl.CERT_OPTIONAL))
+    return options
+
+
 def run_gunicorn(
     settings: Settings, *, listen: str | None = None, workers: int | None = None
 ) -> None:
@@ -140,6 +155,7 @@ def run_gunicorn(
         "proc_name": "signet",
         "child_exit": _worker_exit,
     }
+    options.update(tls_options(settings))
     shm = "/dev/shm"  # noqa: S108 - gunicorn makes an unlinked mkstemp file there
     if os.path.isdir(shm) and os.access(shm, os.W_OK):
         # Workers touch a heartbeat file on every request: keep it in memory, not on disk.
