@@ -36,10 +36,19 @@ METHODS: dict[str, Method] = {
         Method("email_otp", "e-mail one-time code", (POSSESSION,), "low", 0, activates=True),
         # 800-63B 5.1.3.3: the phone network is a restricted authenticator, at most AAL2.
         Method("sms_otp", "SMS one-time code", (POSSESSION,), "substantial", 2, activates=True),
+        # A P-256 device key unlocked on the phone: possession (the PIN or biometric stays on
+        # the device and is not verified by Signet). Without verified attestation nothing
+        # proves the key is hardware-held: substantial and AAL2 at most (docs/assurance.md).
+        Method("mobile_id", "Mobile ID approval", (POSSESSION,), "substantial", 2, activates=True),
     )
 }
 # A credential's activation setting -> the method it uses at credentials/authorize.
-ACTIVATION_METHOD = {"pin": "pin", "otp": "email_otp", "sms_otp": "sms_otp"}
+ACTIVATION_METHOD = {
+    "pin": "pin",
+    "otp": "email_otp",
+    "sms_otp": "sms_otp",
+    "mobile_id": "mobile_id",
+}
 # How users may log in (to get the access token an authorization starts from).
 LOGIN_METHODS = tuple(m.name for m in METHODS.values() if not m.activates)
 
@@ -103,8 +112,8 @@ def shortfall(policy: PolicySettings, level: Level) -> list[str]:
 
 
 def step_ups(policy: PolicySettings, login: Iterable[str]) -> list[str]:
-    """The activations (as credentials name them: otp, sms_otp, pin) whose factor, after this
-    login, would meet `policy`."""
+    """The activations (as credentials name them: otp, sms_otp, pin, mobile_id) whose factor,
+    after this login, would meet `policy`."""
     logged = tuple(login)
     return [
         activation

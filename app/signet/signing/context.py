@@ -1,4 +1,5 @@
-"""The services one process shares: settings, database, HSM, CA connector and SMS gateway."""
+"""The services one process shares: settings, database, HSM, CA connector, SMS gateway and
+the Mobile ID push channel."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from functools import cached_property, partial
 
 from signet.config import Settings
 from signet.hsm import Hsm
+from signet.notify.push import LongPollChannel, PushChannel
 from signet.notify.sms import SmsGateway, gateway_for
 from signet.pki import CAConnector, load_connector
 from signet.sam import keys
@@ -36,3 +38,8 @@ class Services:
         `[notify.sms]` is not set."""
         sms = self.settings.notify.sms
         return gateway_for(sms) if sms is not None else None
+
+    @cached_property
+    def push(self) -> PushChannel:
+        """How Mobile ID requests reach devices: the long-poll channel (docs/mobile-id.md)."""
+        return LongPollChannel()

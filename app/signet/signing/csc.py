@@ -30,6 +30,7 @@ from signet.sam import check_credential, decode_hash, extend_sad, issue_sad, pin
 from signet.signing import policy
 from signet.signing.context import Services
 from signet.signing.delivery import otp_channel, shown
+from signet.signing.mobile_requests import MOBILE_ID, Pending, create_request
 from signet.signing.otp import (
     code_verifier,
     signing_request,
@@ -232,8 +233,12 @@ def authorize(
     otp: str | None,
     description: str | None = None,
     labels: Sequence[str] = (),
-) -> tuple[str, int]:
-    """Check the second factor, then issue SAD bound to the hashes."""
+    origin: str = "",
+) -> tuple[str, int] | Pending:
+    """Check the second factor, then issue SAD bound to the hashes. A Mobile ID credential's
+    factor is the phone's approval: a `Pending` request instead, its SAD given by
+    `signing.mobile.authorize_check` once the phone approved (`origin`: this service's, as
+    the phone is shown it)."""
     sam = services.settings.sam
     if num_signatures < 1:
         raise InvalidRequest("Invalid parameter numSignatures: 1 or more")
@@ -261,7 +266,19 @@ def authorize(
         # A policy this authorization cannot meet is refused before any factor is tried (no
         # code spent, no failed try counted), once the refusal's audit record is committed.
         refused = policy.refusal(services, session, principal, credential)
-        if refused is None:
+        if refused is None and credential.activation == MOBILE_ID:
+            pending = create_request(
+                session,
+                services,
+                principal,
+                credential,
+                request=request,
+                hashes=list(hashes),
+                labels=list(labels),
+                origin=origin,
+                assurance=policy.recorded(policy.level_of(principal, credential)),
+            )
+        elif refused is None:
             by_otp = otp_channel(credential.activation) is not None
             if by_otp and not otp:
                 raise InvalidRequest("Missing parameter OTP")
@@ -301,6 +318,9 @@ def authorize(
                 )
     if refused is not None:
         raise AccessDenied(refused)
+    if credential.activation == MOBILE_ID:
+        services.push.announce(pending.device_id, pending.authorization_id)
+        return pending
     # The failed try is committed (counted, audited) before the client hears of it.
     raise SignetError(
         result.description,
