@@ -30,7 +30,12 @@ from signet.sam import check_credential, decode_hash, extend_sad, issue_sad, pin
 from signet.signing import policy
 from signet.signing.context import Services
 from signet.signing.delivery import otp_channel, shown
-from signet.signing.mobile_requests import MOBILE_ID, Pending, create_request
+from signet.signing.mobile_requests import (
+    MOBILE_ID,
+    Pending,
+    create_request,
+    refusals_recorded,
+)
 from signet.signing.otp import (
     code_verifier,
     signing_request,
@@ -252,7 +257,10 @@ def authorize(
         description=description,
         labels=labels,
     )
-    with services.database.transaction() as session:
+    with (
+        refusals_recorded(services, principal.username, credential_id),
+        services.database.transaction() as session,
+    ):
         credential = signing_credential(session, services.hsm, principal, credential_id)
         check_count(num_signatures, credential, services)
         if credential.scal == "2":

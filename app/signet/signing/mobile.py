@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +21,13 @@ from signet.sam import IntegrityViolation, check_credential, credential_seal, is
 from signet.sam import mobile as trust
 from signet.signing.context import Services
 from signet.signing.csc import ensure_usable, signing_credential
-from signet.signing.mobile_requests import MOBILE_ID, Pending, now
+from signet.signing.mobile_requests import (
+    MOBILE_ID,
+    MobileRefused,
+    Pending,
+    now,
+    refusals_recorded,
+)
 from signet.signing.otp import code_verifier
 from signet.store import Credential, MobileDevice, MobileRequest
 
@@ -31,42 +35,6 @@ CHALLENGE_SECONDS = 300
 CLOCK_SKEW_SECONDS = 60
 MAX_LABEL = 128
 MAX_ATTESTATION = 16_384
-
-
-class MobileRefused(SignetError):
-    """A device's or client's call refused, recorded as `event` once its transaction ended."""
-
-    def __init__(
-        self, description: str, *, event: str, status: int = 400, error: str | None = None
-    ) -> None:
-        super().__init__(
-            description,
-            status=status,
-            error=error or ("access_denied" if status == 403 else "invalid_request"),
-        )
-        self.event = event
-
-
-@contextmanager
-def refusals_recorded(
-    services: Services, actor: str, subject: Any, **details: Any
-) -> Iterator[None]:
-    """Record a refusal that names its event (an integrity violation, a replay, a bad device
-    signature) in a transaction of its own, after the refused one rolled back."""
-    try:
-        yield
-    except (MobileRefused, IntegrityViolation) as exc:
-        with services.database.transaction() as session:
-            append_event(
-                session,
-                exc.event,  # type: ignore[attr-defined]
-                actor=actor,
-                subject=str(subject)[:256],
-                outcome="failure",
-                reason=exc.description,
-                **details,
-            )
-        raise
 
 
 def _string(value: Any, name: str, limit: int = 256) -> str:

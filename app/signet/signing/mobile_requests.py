@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from signet.auth.tokens import Principal
-from signet.errors import AccessDenied
+from signet.errors import AccessDenied, SignetError
 from signet.events import append_event
 from signet.sam import IntegrityViolation, decode_hash
 from signet.sam.codes import Request
@@ -24,6 +26,42 @@ from signet.signing.context import Services
 from signet.store import MobileDevice, MobileRequest
 
 MOBILE_ID = "mobile_id"
+
+
+class MobileRefused(SignetError):
+    """A device's or client's call refused, recorded as `event` once its transaction ended."""
+
+    def __init__(
+        self, description: str, *, event: str, status: int = 400, error: str | None = None
+    ) -> None:
+        super().__init__(
+            description,
+            status=status,
+            error=error or ("access_denied" if status == 403 else "invalid_request"),
+        )
+        self.event = event
+
+
+@contextmanager
+def refusals_recorded(
+    services: Services, actor: str, subject: Any, **details: Any
+) -> Iterator[None]:
+    """Record a refusal that names its event (an integrity violation, a replay, a bad device
+    signature) in a transaction of its own, after the refused one rolled back."""
+    try:
+        yield
+    except (MobileRefused, IntegrityViolation) as exc:
+        with services.database.transaction() as session:
+            append_event(
+                session,
+                exc.event,  # type: ignore[attr-defined]
+                actor=actor,
+                subject=str(subject)[:256],
+                outcome="failure",
+                reason=exc.description,
+                **details,
+            )
+        raise
 
 
 @dataclass(frozen=True)
