@@ -15,7 +15,7 @@ from signet.web.openapi import Operation, Schema
 from signet.web.params import Json, Params
 
 SPECS = "1.0.4.0"
-V2_ONLY = ("signatures/signDoc",)  # the methods v2 offers and v1 does not have
+V2_ONLY = ("signatures/signDoc", "credentials/authorizeCheck")  # v2 has them, v1 does not
 _V2_INFO = ("signAlgorithms", "signature_formats", "conformance_levels")
 
 
