@@ -13,6 +13,7 @@ from tests.helpers import activation_code_in_mail, app_in_thread
 
 PASSWORD = "correct horse battery"
 PORTS = range(56700, 56750)
+SHA = base64.b64encode(b"\1" * 32).decode()
 SIG = base64.urlsafe_b64encode(b"\x30\x06\x02\x01\x01\x02\x01\x01").decode()
 
 
@@ -126,6 +127,23 @@ def test_authorize_check_and_activate_refuse_bad_input(client, services, registe
         refused(client.post("/csc/v2/credentials/authorizeCheck", json=body, headers=bearer))
     refused(client.post("/csc/v2/credentials/authorizeCheck", json={}), 401)
     assert client.post("/csc/v1/credentials/authorizeCheck", json={}).status_code == 404
+    # v1 has no authorizeCheck: it describes the credential but cannot authorize it
+    for version in ("v1", "v2"):
+        described = client.post(
+            f"/csc/{version}/credentials/info",
+            json={"credentialID": credential_id, "authInfo": True},
+            headers=bearer,
+        )
+        assert described.status_code == 200, described.json
+    assert described.json["auth"]["mode"] == "implicit"
+    assert "CSC v2" in refused(
+        client.post(
+            "/csc/v1/credentials/authorize",
+            json={"credentialID": credential_id, "numSignatures": 1, "hash": [SHA]},
+            headers=bearer,
+        ),
+        400,
+    )
     code = activation_code_in_mail(services.settings.notify.maildir, waiting)
     described = refused(
         client.post(

@@ -239,11 +239,12 @@ def authorize(
     description: str | None = None,
     labels: Sequence[str] = (),
     origin: str = "",
+    asynchronous: bool = True,
 ) -> tuple[str, int] | Pending:
     """Check the second factor, then issue SAD bound to the hashes. A Mobile ID credential's
     factor is the phone's approval: a `Pending` request instead, its SAD given by
     `signing.mobile.authorize_check` once the phone approved (`origin`: this service's, as
-    the phone is shown it)."""
+    the phone is shown it; `asynchronous` False: the client cannot poll, as in CSC v1)."""
     sam = services.settings.sam
     if num_signatures < 1:
         raise InvalidRequest("Invalid parameter numSignatures: 1 or more")
@@ -275,6 +276,11 @@ def authorize(
         # code spent, no failed try counted), once the refusal's audit record is committed.
         refused = policy.refusal(services, session, principal, credential)
         if refused is None and credential.activation == MOBILE_ID:
+            if not asynchronous:
+                raise InvalidRequest(
+                    "The credential is approved on its owner's phone (Mobile ID), which needs "
+                    "CSC v2: credentials/authorize, then credentials/authorizeCheck"
+                )
             pending = create_request(
                 session,
                 services,

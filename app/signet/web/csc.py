@@ -320,6 +320,7 @@ def authorize(params: Params) -> Json:
         description=params.string("description", required=False),
         labels=params.labels(),
         origin=origin(),
+        asynchronous=request.blueprint == v2.name,
     )
     return sad_or_pending(authorized)
 
