@@ -107,7 +107,7 @@ def test_every_mobile_endpoint_refuses_bad_input_with_csc_errors(client, registe
 
 
 def test_authorize_check_and_activate_refuse_bad_input(client, services, registered):
-    device, credential_id, otp_credential = registered
+    _device, credential_id, otp_credential = registered
     waiting = admin.create_credential(
         services, "alice", key="ec-p256", actor="t", activation="mobile_id"
     ).credential_id
