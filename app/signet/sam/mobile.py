@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -30,6 +31,11 @@ APPROVAL_TYPE = "signet-mobile-approval/1"
 REGISTRATION_TYPE = "signet-mobile-registration/1"
 CALL_TYPE = "signet-mobile-call/1"
 DECISIONS = ("approve", "deny")
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """Unix seconds of a stored time (SQLite gives it back naive; everything is UTC)."""
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 def b64url(data: bytes) -> str:
@@ -182,7 +188,7 @@ def _request_parts(request: Any) -> tuple[Any, ...]:
         request.origin,
         request.nonce,
         request.assurance,
-        int(request.expires_at.timestamp()),
+        epoch_seconds(request.expires_at),
     )
 
 

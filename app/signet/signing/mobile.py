@@ -231,7 +231,7 @@ def _shown(request: MobileRequest, origin: str) -> dict[str, Any]:
     for key in ("type", "decision"):
         structure.pop(key)
     structure["fingerprint"] = fingerprint(structure["hashes"])
-    structure["expiresIn"] = max(0, int(request.expires_at.timestamp() - time.time()))
+    structure["expiresIn"] = max(0, int(trust.epoch_seconds(request.expires_at) - time.time()))
     return structure
 
 
@@ -354,7 +354,7 @@ def decide(
                 event="mobile.replay",
                 status=409,
             )
-        if request.expires_at.timestamp() <= time.time():
+        if trust.epoch_seconds(request.expires_at) <= time.time():
             expired = True
         else:
             done = session.execute(
@@ -430,7 +430,7 @@ def authorize_check(
                 "check (not written by the SAM); it gives no SAD"
             )
         if request.state == "pending":
-            left = int(request.expires_at.timestamp() - time.time())
+            left = int(trust.epoch_seconds(request.expires_at) - time.time())
             if left > 0:
                 return Pending(authorization_id, left)
             expired = True
