@@ -252,7 +252,9 @@ def test_deny_and_timeout(services, mobile):
     signer = Signer(url)
     denied_id = signer.authorize(credential_id, [hashlib.sha256(b"one").digest()])
     (request,) = device.pending()
-    assert device.deny(request) == "denied"
+    denied = mobile_cli("deny", denied_id, "--device-file", str(device_file), stdin=f"{PIN}\n")
+    assert denied.returncode == 0, denied.stderr
+    assert f"request {denied_id}: denied" in denied.stdout
     refused = signer.check(credential_id, denied_id)
     assert refused.status_code == 403 and refused.json()["error"] == "access_denied"
     assert [e["request"] for e in events(services, "mobile.denied")] == [denied_id]

@@ -2,4 +2,4 @@
 
 from signet.mobile.cli import main
 
-main()
+main(prog_name="signet-mobile")
