@@ -1,201 +1,28 @@
-"""Mobile ID use cases: a phone registers for a pending credential with its activation code,
-is told of requests (long-poll `pending`), approves or denies each with a signature over its
-canonical bytes, and the CSC client collects the SAD with credentials/authorizeCheck — one
-request, one SAD. Every refusal is audited (docs/mobile-id.md)."""
+"""Mobile ID after registration: the registered phone is told of requests (long-poll
+`pending`), approves or denies each with a signature over its canonical bytes, and the CSC
+client collects the SAD with credentials/authorizeCheck — one request, one SAD. Every refusal
+is audited (docs/mobile-id.md; registration is `signing.mobile_registration`)."""
 
 from __future__ import annotations
 
 import json
-import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
 
-from signet.auth.factors import lock_for_factor_check, verify_activation_code
 from signet.auth.tokens import Principal
-from signet.errors import AccessDenied, InvalidRequest, SignetError
+from signet.errors import AccessDenied, InvalidRequest
 from signet.events import append_event
-from signet.sam import IntegrityViolation, check_credential, credential_seal, issue_sad
+from signet.sam import IntegrityViolation, check_credential, issue_sad
 from signet.sam import mobile as trust
 from signet.signing.context import Services
 from signet.signing.csc import ensure_usable, signing_credential
-from signet.signing.mobile_requests import (
-    MOBILE_ID,
-    MobileRefused,
-    Pending,
-    now,
-    refusals_recorded,
-)
-from signet.signing.otp import code_verifier
+from signet.signing.mobile_registration import string_param
+from signet.signing.mobile_requests import MobileRefused, Pending, now, refusals_recorded
 from signet.store import Credential, MobileDevice, MobileRequest
 
-CHALLENGE_SECONDS = 300
 CLOCK_SKEW_SECONDS = 60
-MAX_LABEL = 128
-MAX_ATTESTATION = 16_384
-
-
-def _string(value: Any, name: str, limit: int = 256) -> str:
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise InvalidRequest(f"Missing (or invalid type) string parameter {name}")
-    return value
-
-
-# -- registration ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RegistrationChallenge:
-    challenge: str
-    expires_in: int
-
-
-def registration_challenge(services: Services, credential_id: Any) -> RegistrationChallenge:
-    """A challenge the device signs to register on a pending Mobile ID credential."""
-    credential_id = _string(credential_id, "credentialID", 64)
-    with services.database.transaction(read_only=True) as session:
-        credential = session.get(Credential, credential_id)
-        if (
-            credential is None
-            or credential.activation != MOBILE_ID
-            or credential.status != "pending"
-        ):
-            raise InvalidRequest(
-                "Invalid parameter credentialID: no pending Mobile ID credential of that id"
-            )
-    sealed, _ = trust.registration_challenge(services.hsm, credential_id, CHALLENGE_SECONDS)
-    return RegistrationChallenge(sealed, CHALLENGE_SECONDS)
-
-
-def registration_bytes(
-    *, credential_id: str, challenge: str, public_key: str, label: str, origin: str
-) -> bytes:
-    """What the device signs to register (docs/mobile-id.md)."""
-    return trust.canonical(
-        {
-            "type": trust.REGISTRATION_TYPE,
-            "credentialID": credential_id,
-            "challenge": challenge,
-            "publicKey": public_key,
-            "label": label,
-            "origin": origin,
-        }
-    )
-
-
-@dataclass(frozen=True)
-class Registered:
-    device_id: str
-    credential_id: str
-
-
-def register_device(
-    services: Services,
-    *,
-    credential_id: Any,
-    activation_code: Any,
-    challenge: Any,
-    public_key: Any,
-    label: Any,
-    attestation: Any,
-    signature: Any,
-    origin: str,
-) -> Registered:
-    """Register the device whose key signed the challenge, for the credential whose activation
-    code it presents; the credential becomes active, bound to this device (sealed)."""
-    credential_id = _string(credential_id, "credentialID", 64)
-    code = _string(activation_code, "activationCode", 64)
-    challenge = _string(challenge, "challenge", 4096)
-    public_key = _string(public_key, "publicKey", 1024)
-    label = _string(label, "label", MAX_LABEL)
-    signature = _string(signature, "signature", 1024)
-    if attestation is not None:
-        attestation = _string(attestation, "attestation", MAX_ATTESTATION)
-    key = trust.load_device_key(public_key)
-    stored_key = trust.spki_b64(key)
-    trust.open_challenge(services.hsm, challenge, credential_id)
-    signed = registration_bytes(
-        credential_id=credential_id,
-        challenge=challenge,
-        public_key=public_key,
-        label=label,
-        origin=origin,
-    )
-    failure = None
-    with refusals_recorded(services, "mobile-device", credential_id):
-        if not trust.signature_verifies(key, signature, signed):
-            raise MobileRefused(
-                "Invalid parameter signature: not the key's signature of the registration "
-                "bytes (docs/mobile-id.md)",
-                event="mobile.registration_refused",
-            )
-        with services.database.transaction() as session:
-            lock_for_factor_check(session, credential_id)
-            credential = session.get(Credential, credential_id, populate_existing=True)
-            if credential is None or credential.activation != MOBILE_ID:
-                raise InvalidRequest(
-                    "Invalid parameter credentialID: no pending Mobile ID credential of that id"
-                )
-            check_credential(services.hsm, credential)
-            if credential.status != "pending":
-                raise InvalidRequest(
-                    f"The credential is {credential.status}; a device registers only on a "
-                    "pending credential (ask an administrator for a new one)"
-                )
-            if credential.locked:
-                raise AccessDenied(
-                    "The credential is locked after too many wrong activation codes; ask an "
-                    "administrator to unlock it"
-                )
-            result = verify_activation_code(
-                session,
-                credential,
-                code,
-                services.settings.sam,
-                f"device of {credential.id}",
-                verifier=code_verifier(services.hsm),
-            )
-            if result.ok:
-                device = MobileDevice(
-                    id=secrets.token_hex(16),
-                    credential_id=credential.id,
-                    user_id=credential.user_id,
-                    label=label,
-                    public_key=stored_key,
-                    attestation=attestation,
-                    status="active",
-                    created_at=now(),
-                )
-                device.seal = trust.device_seal(services.hsm, device)
-                session.add(device)
-                credential.status = "active"
-                credential.updated_at = now()
-                credential.seal = credential_seal(services.hsm, credential)
-                append_event(
-                    session,
-                    "mobile.registered",
-                    actor=f"device {device.id}",
-                    subject=credential.id,
-                    device=device.id,
-                    label=label,
-                    attestation=attestation is not None,
-                )
-                append_event(
-                    session,
-                    "credential.activated",
-                    actor=f"device {device.id}",
-                    subject=credential.id,
-                    activation=MOBILE_ID,
-                    pin_set=False,
-                )
-                return Registered(device.id, credential.id)
-            failure = result
-    assert failure is not None
-    raise SignetError(
-        failure.description,
-        error=failure.error,
-        status=403 if "locked" in failure.description else 400,
-    )
 
 
 # -- the device's calls ----------------------------------------------------------------------
@@ -255,8 +82,8 @@ def pending_requests(
 ) -> list[dict[str, Any]]:
     """The requests waiting for this device; with `wait` seconds (at most sam.mobile_poll_
     seconds), held open until one arrives. No transaction is held while waiting."""
-    device_id = _string(device_id, "deviceID", 32)
-    signature = _string(signature, "signature", 1024)
+    device_id = string_param(device_id, "deviceID", 32)
+    signature = string_param(signature, "signature", 1024)
     if isinstance(timestamp, bool) or not isinstance(timestamp, int):
         raise InvalidRequest("Missing (or invalid type) integer parameter timestamp")
     if wait is None:
@@ -320,9 +147,9 @@ def decide(
     """The device approves or denies a request with its signature over the request's canonical
     bytes (decision included). Once only: a second decision, or one after the request
     expired, is refused as a replay. Returns the request's new state."""
-    device_id = _string(device_id, "deviceID", 32)
-    request_id = _string(request_id, "requestID", 32)
-    signature = _string(signature, "signature", 1024)
+    device_id = string_param(device_id, "deviceID", 32)
+    request_id = string_param(request_id, "requestID", 32)
+    signature = string_param(signature, "signature", 1024)
     state, event = _DECIDED[decision]
     expired = False
     with (
@@ -410,7 +237,7 @@ def authorize_check(
     """The SAD of an approved request (once), or `Pending`; a denied, expired or collected
     request is refused. The device's signature is verified again here, against the sealed
     device and the MACed request: a state set to approved by anyone else gives nothing."""
-    authorization_id = _string(authorization_id, "authorizationID", 32)
+    authorization_id = string_param(authorization_id, "authorizationID", 32)
     expired = False
     with (
         refusals_recorded(services, principal.username, credential_id, request=authorization_id),

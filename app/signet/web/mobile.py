@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
 from signet.signing import mobile as usecase
+from signet.signing import mobile_registration
 from signet.web import openapi
 from signet.web.csc import ERRORS, origin
 from signet.web.openapi import OPTIONAL_STRING, STRING, enum, obj, operation, with_description
@@ -40,7 +41,7 @@ INTEGER = {"type": "integer"}
 )
 def challenge_view() -> ResponseReturnValue:
     params = Params(body())
-    issued = usecase.registration_challenge(services(), params.get("credentialID"))
+    issued = mobile_registration.registration_challenge(services(), params.get("credentialID"))
     return jsonify(
         {"challenge": issued.challenge, "origin": origin(), "expiresIn": issued.expires_in}
     )
@@ -70,7 +71,7 @@ def challenge_view() -> ResponseReturnValue:
 )
 def register_view() -> ResponseReturnValue:
     params = Params(body())
-    done = usecase.register_device(
+    done = mobile_registration.register_device(
         services(),
         credential_id=params.get("credentialID"),
         activation_code=params.get("activationCode"),
