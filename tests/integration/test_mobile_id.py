@@ -275,6 +275,10 @@ def test_deny_and_timeout(services, mobile):
     with services.database.transaction(read_only=True) as session:
         states = dict(session.execute(select(MobileRequest.id, MobileRequest.state)).all())
     assert states == {denied_id: "denied", expired_id: "expired"}
+    assert [e["reason"][:30] for e in events(services, "mobile.replay")] == [
+        "The request is denied already:",
+        "The request is expired already",
+    ]
 
 
 def test_forged_and_tampered_rows_are_refused(services, mobile):
@@ -329,7 +333,7 @@ def test_forged_and_tampered_rows_are_refused(services, mobile):
         },
     )
     assert answer.status_code == 403 and answer.json()["error"] == "access_denied"
-    assert len(events(services, "integrity.violation")) >= 3
+    assert len(events(services, "integrity.violation")) == 4
 
 
 def test_parallel_checks_mint_one_sad(services, mobile):
