@@ -10,6 +10,7 @@ import pytest
 from signet.mobile import Device
 from signet.signing import admin
 from tests.helpers import activation_code_in_mail, app_in_thread
+from tests.security.conftest import audit_events
 
 PASSWORD = "correct horse battery"
 PORTS = range(56700, 56750)
@@ -107,7 +108,7 @@ def test_every_mobile_endpoint_refuses_bad_input_with_csc_errors(client, registe
 
 
 def test_authorize_check_and_activate_refuse_bad_input(client, services, registered):
-    _device, credential_id, otp_credential = registered
+    device, credential_id, otp_credential = registered
     waiting = admin.create_credential(
         services, "alice", key="ec-p256", actor="t", activation="mobile_id"
     ).credential_id
@@ -145,6 +146,24 @@ def test_authorize_check_and_activate_refuse_bad_input(client, services, registe
         400,
     )
     code = activation_code_in_mail(services.settings.notify.maildir, waiting)
+    # a registration whose signature is not the key's is refused before the code is tried
+    challenge = client.post("/mobile/v1/register/challenge", json={"credentialID": waiting})
+    assert challenge.status_code == 200, challenge.json
+    assert "signature" in refused(
+        client.post(
+            "/mobile/v1/register",
+            json={
+                "credentialID": waiting,
+                "activationCode": code,
+                "challenge": challenge.json["challenge"],
+                "publicKey": device._public(device._key),
+                "label": "stolen code",
+                "signature": SIG,
+            },
+        ),
+        400,
+    )
+    assert [e for e, d in audit_events(services) if e == "mobile.registration_refused"]
     described = refused(
         client.post(
             "/csc/v2/credentials/activate",
