@@ -128,6 +128,12 @@ def test_authorize_check_and_activate_refuse_bad_input(client, services, registe
         refused(client.post("/csc/v2/credentials/authorizeCheck", json=body, headers=bearer))
     refused(client.post("/csc/v2/credentials/authorizeCheck", json={}), 401)
     assert client.post("/csc/v1/credentials/authorizeCheck", json={}).status_code == 404
+    assert "Mobile ID" in refused(
+        client.post(
+            "/csc/v2/credentials/sendOTP", json={"credentialID": credential_id}, headers=bearer
+        ),
+        400,
+    )
     # v1 has no authorizeCheck: it describes the credential but cannot authorize it
     for version in ("v1", "v2"):
         described = client.post(
