@@ -321,3 +321,67 @@ UPDATE alembic_version SET version_num='0007' WHERE alembic_version.version_num 
 
 /
 
+
+CREATE TABLE mobile_devices (
+    id VARCHAR2(32 CHAR) NOT NULL, 
+    credential_id VARCHAR2(64 CHAR) NOT NULL, 
+    user_id INTEGER NOT NULL, 
+    label VARCHAR2(128 CHAR) NOT NULL, 
+    public_key CLOB NOT NULL, 
+    attestation CLOB, 
+    status VARCHAR2(16 CHAR) NOT NULL, 
+    seal VARCHAR2(64 CHAR) NOT NULL, 
+    created_at DATE NOT NULL, 
+    CONSTRAINT pk_mobile_devices PRIMARY KEY (id), 
+    CONSTRAINT fk_mobile_devices_credential_id_credentials FOREIGN KEY(credential_id) REFERENCES credentials (id), 
+    CONSTRAINT fk_mobile_devices_user_id_users FOREIGN KEY(user_id) REFERENCES users (id)
+)
+
+/
+
+CREATE INDEX ix_mobile_devices_credential_id ON mobile_devices (credential_id)
+
+/
+
+CREATE TABLE mobile_requests (
+    id VARCHAR2(32 CHAR) NOT NULL, 
+    credential_id VARCHAR2(64 CHAR) NOT NULL, 
+    user_id INTEGER NOT NULL, 
+    device_id VARCHAR2(32 CHAR) NOT NULL, 
+    hash_algorithm VARCHAR2(64 CHAR), 
+    hashes CLOB NOT NULL, 
+    num_signatures INTEGER NOT NULL, 
+    labels CLOB NOT NULL, 
+    description VARCHAR2(512 CHAR), 
+    origin VARCHAR2(320 CHAR) NOT NULL, 
+    nonce VARCHAR2(64 CHAR) NOT NULL, 
+    assurance CLOB NOT NULL, 
+    content_mac VARCHAR2(64 CHAR) NOT NULL, 
+    state VARCHAR2(16 CHAR) NOT NULL, 
+    approval CLOB, 
+    created_at DATE NOT NULL, 
+    expires_at DATE NOT NULL, 
+    decided_at DATE, 
+    CONSTRAINT pk_mobile_requests PRIMARY KEY (id), 
+    CONSTRAINT fk_mobile_requests_credential_id_credentials FOREIGN KEY(credential_id) REFERENCES credentials (id), 
+    CONSTRAINT fk_mobile_requests_user_id_users FOREIGN KEY(user_id) REFERENCES users (id)
+)
+
+/
+
+CREATE INDEX ix_mobile_requests_credential_id ON mobile_requests (credential_id)
+
+/
+
+CREATE INDEX ix_mobile_requests_device_id ON mobile_requests (device_id)
+
+/
+
+CREATE INDEX ix_mobile_requests_state ON mobile_requests (state)
+
+/
+
+UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num = '0007'
+
+/
+

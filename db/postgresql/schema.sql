@@ -241,5 +241,55 @@ CREATE INDEX ix_client_certificates_user_id ON client_certificates (user_id);
 
 UPDATE alembic_version SET version_num='0007' WHERE alembic_version.version_num = '0006';
 
+
+CREATE TABLE mobile_devices (
+    id VARCHAR(32) NOT NULL, 
+    credential_id VARCHAR(64) NOT NULL, 
+    user_id INTEGER NOT NULL, 
+    label VARCHAR(128) NOT NULL, 
+    public_key TEXT NOT NULL, 
+    attestation TEXT, 
+    status VARCHAR(16) NOT NULL, 
+    seal VARCHAR(64) NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_mobile_devices PRIMARY KEY (id), 
+    CONSTRAINT fk_mobile_devices_credential_id_credentials FOREIGN KEY(credential_id) REFERENCES credentials (id), 
+    CONSTRAINT fk_mobile_devices_user_id_users FOREIGN KEY(user_id) REFERENCES users (id)
+);
+
+CREATE INDEX ix_mobile_devices_credential_id ON mobile_devices (credential_id);
+
+CREATE TABLE mobile_requests (
+    id VARCHAR(32) NOT NULL, 
+    credential_id VARCHAR(64) NOT NULL, 
+    user_id INTEGER NOT NULL, 
+    device_id VARCHAR(32) NOT NULL, 
+    hash_algorithm VARCHAR(64), 
+    hashes TEXT NOT NULL, 
+    num_signatures INTEGER NOT NULL, 
+    labels TEXT NOT NULL, 
+    description VARCHAR(512), 
+    origin VARCHAR(320) NOT NULL, 
+    nonce VARCHAR(64) NOT NULL, 
+    assurance TEXT NOT NULL, 
+    content_mac VARCHAR(64) NOT NULL, 
+    state VARCHAR(16) NOT NULL, 
+    approval TEXT, 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    expires_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    decided_at TIMESTAMP WITH TIME ZONE, 
+    CONSTRAINT pk_mobile_requests PRIMARY KEY (id), 
+    CONSTRAINT fk_mobile_requests_credential_id_credentials FOREIGN KEY(credential_id) REFERENCES credentials (id), 
+    CONSTRAINT fk_mobile_requests_user_id_users FOREIGN KEY(user_id) REFERENCES users (id)
+);
+
+CREATE INDEX ix_mobile_requests_credential_id ON mobile_requests (credential_id);
+
+CREATE INDEX ix_mobile_requests_device_id ON mobile_requests (device_id);
+
+CREATE INDEX ix_mobile_requests_state ON mobile_requests (state);
+
+UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num = '0007';
+
 COMMIT;
 

@@ -40,6 +40,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "assurance.md"
         (("pwd", "email_otp"), 2, "low", 1, 2),  # e-mail: no 800-63B authenticator
         (("pwd", "sms_otp"), 2, "substantial", 2, 3),
         (("pwd", "pin", "sms_otp"), 2, "substantial", 2, 3),
+        (("pwd", "mobile_id"), 2, "substantial", 2, 3),  # a device key: possession
+        (("mobile_id", "sms_otp"), 1, "low", 1, 2),  # two possessions: one kind
     ],
 )
 def test_levels_reached(methods, factors, eidas, aal, iso):
@@ -131,7 +133,7 @@ def test_a_tightened_policy_is_refused_before_the_code_is_tried(
     message = error_of(refused, 403, "access_denied")
     assert "policy 'house', which needs eIDAS substantial (has low)" in message
     assert "password + e-mail one-time code" in message
-    assert "a credential activated by sms_otp would do" in message
+    assert "a credential activated by sms_otp or mobile_id would do" in message
     # The SAD granted before cannot be extended past the raised policy either.
     extension = csc.post(
         "credentials/extendTransaction",

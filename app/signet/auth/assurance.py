@@ -50,10 +50,19 @@ METHODS: dict[str, Method] = {
             3,
             activates=False,
         ),
+        # A P-256 device key unlocked on the phone: possession (the PIN or biometric stays on
+        # the device and is not verified by Signet). Without verified attestation nothing
+        # proves the key is hardware-held: substantial and AAL2 at most (docs/assurance.md).
+        Method("mobile_id", "Mobile ID approval", (POSSESSION,), "substantial", 2, activates=True),
     )
 }
 # A credential's activation setting -> the method it uses at credentials/authorize.
-ACTIVATION_METHOD = {"pin": "pin", "otp": "email_otp", "sms_otp": "sms_otp"}
+ACTIVATION_METHOD = {
+    "pin": "pin",
+    "otp": "email_otp",
+    "sms_otp": "sms_otp",
+    "mobile_id": "mobile_id",
+}
 # How users may log in (to get the access token an authorization starts from).
 LOGIN_METHODS = tuple(m.name for m in METHODS.values() if not m.activates)
 
@@ -117,8 +126,8 @@ def shortfall(policy: PolicySettings, level: Level) -> list[str]:
 
 
 def step_ups(policy: PolicySettings, login: Iterable[str]) -> list[str]:
-    """The activations (as credentials name them: otp, sms_otp, pin) whose factor, after this
-    login, would meet `policy`."""
+    """The activations (as credentials name them: otp, sms_otp, pin, mobile_id) whose factor,
+    after this login, would meet `policy`."""
     logged = tuple(login)
     return [
         activation

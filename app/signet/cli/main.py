@@ -259,12 +259,13 @@ def credentials() -> None:
 )
 @click.option(
     "--activation",
-    type=click.Choice(["otp", "sms_otp", "pin"]),
+    type=click.Choice(["otp", "sms_otp", "pin", "mobile_id"]),
     default="otp",
     show_default=True,
     help="Second factor that activates the key: one-time codes by e-mail (otp) or by SMS "
     "to the user's phone (sms_otp, needs [notify.sms]), or a PIN the user chooses when she "
-    "activates the credential.",
+    "activates the credential, or Mobile ID (mobile_id: each authorization approved on the "
+    "user's phone, registered with the activation code; docs/mobile-id.md).",
 )
 @click.option(
     "--policy",

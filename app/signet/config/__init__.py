@@ -142,6 +142,10 @@ class SamSettings(_Section):
     # How long the code that activates a new credential stays valid (it travels by e-mail
     # and waits for its owner; an administrator can send a fresh one).
     activation_lifetime_hours: int = Field(default=72, ge=1, le=720)
+    # Mobile ID (docs/mobile-id.md): how long a request waits for the phone's answer, and
+    # how long one long-poll of the phone's `pending` call is held open at most.
+    mobile_request_lifetime_seconds: int = Field(default=120, ge=5, le=900)
+    mobile_poll_seconds: int = Field(default=25, ge=1, le=60)
 
 
 class LoginSettings(_Section):

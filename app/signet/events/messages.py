@@ -63,6 +63,10 @@ SEVERITY: dict[str, int] = {
     "sad.rejected": 5,
     "signature.failed": 5,
     "credential.revoked": 5,
+    "mobile.call_refused": 5,
+    # a replayed or foreign approval: someone holds (or relays) what only the phone should
+    "mobile.replay": 6,
+    "mobile.signature_invalid": 6,
     "certificate.expiring": 6,
     "credential.locked": 7,
     "login.burst": 8,

@@ -81,6 +81,18 @@ def activation_message(
         else "confirm that one-time codes for your signatures reach you"
     )
     where = server or "https://<your signing service>"
+    if activation == "mobile_id":
+        return "Activate your signing credential", (
+            f"Hello {name},\n\na signing credential was created for you: {credential_id}.\n"
+            "Each of its signatures is approved on your phone. Register your phone with "
+            "the activation code\n\n"
+            f"    {shown_activation_code(code)}\n\n"
+            "in your signing app, or run\n\n"
+            f"    signet-mobile register --server {where} --credential {credential_id}\n\n"
+            f"The code is valid for {lifetime_hours} hours and can be used once. Nobody at "
+            "the service will ever ask you for it. If you did not expect this message, do "
+            "not use the code and tell your administrator.\n"
+        )
     pin = " (and your new PIN twice)" if activation == "pin" else ""
     body = (
         f"Hello {name},\n\na signing credential was created for you: {credential_id}.\n"
@@ -202,6 +214,11 @@ def activate(
             raise AccessDenied(
                 "The credential is locked after too many wrong activation "
                 "codes; ask an administrator to unlock it"
+            )
+        if credential.activation == "mobile_id":
+            raise InvalidRequest(
+                "The credential is a Mobile ID credential: it is activated by registering "
+                "your phone with this code (`signet-mobile register`, docs/mobile-id.md)"
             )
         if credential.activation == "pin":
             check_pin_policy(pin)

@@ -122,10 +122,10 @@ def create_credential(
         spec = KeySpec.parse(key)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
-    if activation not in ("otp", "sms_otp", "pin"):
+    if activation not in ("otp", "sms_otp", "pin", "mobile_id"):
         raise InvalidRequest(
             f"unknown activation {activation!r}; use otp (codes by e-mail), sms_otp (codes "
-            "by SMS) or pin"
+            "by SMS), pin or mobile_id (approval on a registered phone)"
         )
     if activation == "sms_otp" and services.settings.notify.sms is None:
         raise InvalidRequest(

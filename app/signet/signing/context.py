@@ -1,5 +1,5 @@
 """The services one process shares: settings, database, HSM, CA connector, SMS gateway and
-the verifier of login certificates."""
+the verifier of login certificates and the Mobile ID push channel."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from functools import cached_property, partial
 from signet.auth.client_certificates import ClientCertificateVerifier
 from signet.config import Settings
 from signet.hsm import Hsm
+from signet.notify.push import LongPollChannel, PushChannel
 from signet.notify.sms import SmsGateway, gateway_for
 from signet.pki import CAConnector, load_connector
 from signet.sam import keys
@@ -43,3 +44,8 @@ class Services:
         `[notify.sms]` is not set."""
         sms = self.settings.notify.sms
         return gateway_for(sms) if sms is not None else None
+
+    @cached_property
+    def push(self) -> PushChannel:
+        """How Mobile ID requests reach devices: the long-poll channel (docs/mobile-id.md)."""
+        return LongPollChannel()

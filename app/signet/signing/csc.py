@@ -30,6 +30,12 @@ from signet.sam import check_credential, decode_hash, extend_sad, issue_sad, pin
 from signet.signing import policy
 from signet.signing.context import Services
 from signet.signing.delivery import otp_channel, shown
+from signet.signing.mobile_requests import (
+    MOBILE_ID,
+    Pending,
+    create_request,
+    refusals_recorded,
+)
 from signet.signing.otp import (
     code_verifier,
     signing_request,
@@ -232,8 +238,13 @@ def authorize(
     otp: str | None,
     description: str | None = None,
     labels: Sequence[str] = (),
-) -> tuple[str, int]:
-    """Check the second factor, then issue SAD bound to the hashes."""
+    origin: str = "",
+    asynchronous: bool = True,
+) -> tuple[str, int] | Pending:
+    """Check the second factor, then issue SAD bound to the hashes. A Mobile ID credential's
+    factor is the phone's approval: a `Pending` request instead, its SAD given by
+    `signing.mobile.authorize_check` once the phone approved (`origin`: this service's, as
+    the phone is shown it; `asynchronous` False: the client cannot poll, as in CSC v1)."""
     sam = services.settings.sam
     if num_signatures < 1:
         raise InvalidRequest("Invalid parameter numSignatures: 1 or more")
@@ -247,7 +258,10 @@ def authorize(
         description=description,
         labels=labels,
     )
-    with services.database.transaction() as session:
+    with (
+        refusals_recorded(services, principal.username, credential_id),
+        services.database.transaction() as session,
+    ):
         credential = signing_credential(session, services.hsm, principal, credential_id)
         check_count(num_signatures, credential, services)
         if credential.scal == "2":
@@ -261,7 +275,24 @@ def authorize(
         # A policy this authorization cannot meet is refused before any factor is tried (no
         # code spent, no failed try counted), once the refusal's audit record is committed.
         refused = policy.refusal(services, session, principal, credential)
-        if refused is None:
+        if refused is None and credential.activation == MOBILE_ID:
+            if not asynchronous:
+                raise InvalidRequest(
+                    "The credential is approved on its owner's phone (Mobile ID), which needs "
+                    "CSC v2: credentials/authorize, then credentials/authorizeCheck"
+                )
+            pending = create_request(
+                session,
+                services,
+                principal,
+                credential,
+                request=request,
+                hashes=list(hashes),
+                labels=list(labels),
+                origin=origin,
+                assurance=policy.recorded(policy.level_of(principal, credential)),
+            )
+        elif refused is None:
             by_otp = otp_channel(credential.activation) is not None
             if by_otp and not otp:
                 raise InvalidRequest("Missing parameter OTP")
@@ -301,6 +332,9 @@ def authorize(
                 )
     if refused is not None:
         raise AccessDenied(refused)
+    if credential.activation == MOBILE_ID:
+        services.push.announce(pending.device_id, pending.authorization_id)
+        return pending
     # The failed try is committed (counted, audited) before the client hears of it.
     raise SignetError(
         result.description,

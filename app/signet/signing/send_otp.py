@@ -88,7 +88,12 @@ def send_otp(
         channel = otp_channel(credential.activation)
         address = otp_address(credential, user)
         if channel is None:
-            raise InvalidRequest("This credential is activated by PIN, not OTP")
+            how = (
+                "on its owner's phone (Mobile ID)"
+                if credential.activation == "mobile_id"
+                else "by PIN"
+            )
+            raise InvalidRequest(f"This credential is activated {how}, not OTP")
         if not address:
             raise InvalidRequest(f"No address is registered for OTP delivery by {channel}")
         # No code goes out for an authorization the credential's policy would refuse.

@@ -283,3 +283,50 @@ class ClientCertificate(Base):
     label: Mapped[str] = mapped_column(String(128))
     subject: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MobileDevice(Base):
+    """A phone registered for a Mobile ID credential: its P-256 public key (SPKI), sealed by
+    the SAM together with the credential it approves for (`signet.sam.mobile`)."""
+
+    __tablename__ = "mobile_devices"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    label: Mapped[str] = mapped_column(String(128))
+    public_key: Mapped[str] = mapped_column(Text)  # base64 of the DER SubjectPublicKeyInfo
+    # What the device sent as attestation (base64), kept for review; not verified (see docs).
+    attestation: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked
+    seal: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MobileRequest(Base):
+    """One authorization waiting for (or decided on) the user's phone. Its content is MACed by
+    the SAM (`content_mac`), so the database cannot change what the device is asked, or what
+    its approval makes the SAD cover; `approval` keeps the device's signature."""
+
+    __tablename__ = "mobile_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    device_id: Mapped[str] = mapped_column(String(32), index=True)
+    hash_algorithm: Mapped[str | None] = mapped_column(String(64))
+    hashes: Mapped[str] = mapped_column(Text)  # newline-separated base64url, as asked
+    num_signatures: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[str] = mapped_column(Text)  # JSON list of document labels
+    description: Mapped[str | None] = mapped_column(String(512))
+    origin: Mapped[str] = mapped_column(String(320))
+    nonce: Mapped[str] = mapped_column(String(64))
+    # The authorization's level (JSON: methods, eidas, aal), recorded when the SAD is issued.
+    assurance: Mapped[str] = mapped_column(Text)
+    content_mac: Mapped[str] = mapped_column(String(64))
+    # pending | approved | denied | expired | issued (its SAD collected)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    approval: Mapped[str | None] = mapped_column(Text)  # base64url DER ECDSA signature
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -117,6 +117,10 @@ def described(info: usecases.CredentialInfo, which: str, cert_info: bool, auth_i
             "objects": [factor],
             "policy": policy_block(info),
         }
+        if info.activation == "mobile_id":
+            # Approved on the signer's phone: nothing for the client to collect
+            # (credentials/authorize answers pending; docs/mobile-id.md).
+            out["auth"] = {"mode": "implicit", "policy": policy_block(info)}
     # The specification's tables name the field SCAL (docs/csc.md)
     out.update(SCAL=info.scal, multisign=info.multisign, lang=services().settings.web.lang)
     return out

@@ -15,8 +15,9 @@ from flask.typing import ResponseReturnValue
 from signet.algorithms import SIGNATURE_ALGORITHMS
 from signet.errors import InvalidRequest, MethodNotImplemented, SignetError
 from signet.signing import csc as usecases
+from signet.signing import mobile, sign_doc, sign_hash
 from signet.signing import send_otp as send_otp_usecase
-from signet.signing import sign_doc, sign_hash
+from signet.signing.mobile_requests import Pending
 from signet.web import csc_v1, openapi, signdoc
 from signet.web.credential_view import CREDENTIAL_ANSWER, STRINGS, described
 from signet.web.csc_v1 import Renaming
@@ -57,6 +58,7 @@ METHODS = [
     "credentials/list",
     "credentials/info",
     "credentials/authorize",
+    "credentials/authorizeCheck",
     "credentials/extendTransaction",
     "credentials/sendOTP",
     "signatures/signHash",
@@ -68,7 +70,7 @@ TIMESTAMP = "signatures/timestamp"  # offered when a TSA is configured (formats.
 # /csc/v2; none is served).
 NOT_OFFERED = {
     "v1": [],
-    "v2": ["credentials/authorizeCheck", "credentials/getChallenge", "signatures/signPolling"],
+    "v2": ["credentials/getChallenge", "signatures/signPolling"],
 }
 
 
@@ -94,6 +96,14 @@ AUTH_DATA = {
 SAD_ANSWER = obj(
     required=("SAD", "expiresIn"), SAD=STRING, expiresIn={"type": "integer", "minimum": 1}
 )
+# A Mobile ID credential's authorization waits for the signer's phone (docs/mobile-id.md).
+PENDING_ANSWER = obj(
+    required=("authorizationID", "status", "expiresIn"),
+    authorizationID=STRING,
+    status=enum("pending"),
+    expiresIn={"type": "integer", "minimum": 0},
+)
+AUTHORIZE_ANSWER = {"oneOf": [SAD_ANSWER, PENDING_ANSWER]}
 
 
 def b64(data: bytes) -> str:
@@ -293,12 +303,12 @@ def credential_info(params: Params) -> Json:
         description=OPTIONAL_STRING,
         signet_labels=LABELS,
     ),
-    answer=SAD_ANSWER,
+    answer=AUTHORIZE_ANSWER,
     errors={**CREDENTIAL_ERRORS, "429": "too many wrong factors for now; Retry-After says when"},
 )
 def authorize(params: Params) -> Json:
     factors = params.auth_data()
-    sad, expires = usecases.authorize(
+    authorized = usecases.authorize(
         services(),
         principal(),
         credential_id=params.string("credentialID"),
@@ -309,8 +319,49 @@ def authorize(params: Params) -> Json:
         otp=factors.get("OTP"),
         description=params.string("description", required=False),
         labels=params.labels(),
+        origin=origin(),
+        asynchronous=request.blueprint == v2.name,
     )
+    return sad_or_pending(authorized)
+
+
+def origin() -> str:
+    """This service's origin as a Mobile ID device is shown it: [web] base_url, else the
+    scheme and host the request came to."""
+    return (services().settings.web.base_url or request.host_url).rstrip("/")
+
+
+def sad_or_pending(authorized: tuple[str, int] | Pending) -> Json:
+    if isinstance(authorized, Pending):
+        return {
+            "authorizationID": authorized.authorization_id,
+            "status": "pending",
+            "expiresIn": authorized.expires_in,
+        }
+    sad, expires = authorized
     return {"SAD": sad, "expiresIn": expires}
+
+
+@operation(
+    "Mobile ID: the SAD of an authorization the signer approved on her phone (once), or "
+    "pending; denied is 403 access_denied, expired 400 (docs/mobile-id.md)",
+    request=obj(
+        required=("credentialID", "authorizationID"),
+        credentialID=STRING,
+        authorizationID=STRING,
+    ),
+    answer=AUTHORIZE_ANSWER,
+    errors=CREDENTIAL_ERRORS,
+)
+def authorize_check(params: Params) -> Json:
+    return sad_or_pending(
+        mobile.authorize_check(
+            services(),
+            principal(),
+            credential_id=params.string("credentialID"),
+            authorization_id=params.string("authorizationID"),
+        )
+    )
 
 
 @operation(
@@ -442,6 +493,13 @@ def _add_rules() -> None:
         for blueprint, renaming in ((v2, Renaming()), (v1, csc_v1.RENAMED[method])):
             view = openapi.attach(json_view(operation_, guard, renaming), renaming.of(declared))
             blueprint.add_url_rule(f"/{method}", _endpoint(method), view, methods=["POST"])
+    # v2 only (v1 has no asynchronous authorization)
+    declared = openapi.operation_of(authorize_check)
+    assert declared is not None
+    check = openapi.attach(json_view(authorize_check, authenticated, Renaming()), declared)
+    v2.add_url_rule(
+        "/credentials/authorizeCheck", "credentials_authorizeCheck", check, methods=["POST"]
+    )
     v2.add_url_rule(
         "/signatures/signDoc", "signatures_signDoc", signdoc.sign_doc_view, methods=["POST"]
     )

@@ -15,7 +15,7 @@ from signet.web.openapi import Operation, Schema
 from signet.web.params import Json, Params
 
 SPECS = "1.0.4.0"
-V2_ONLY = ("signatures/signDoc",)  # the methods v2 offers and v1 does not have
+V2_ONLY = ("signatures/signDoc", "credentials/authorizeCheck")  # v2 has them, v1 does not
 _V2_INFO = ("signAlgorithms", "signature_formats", "conformance_levels")
 
 
@@ -88,7 +88,8 @@ def _credential_info(answer: Json, data: Json) -> Json:
     """v2's auth object as v1's authMode, and as its PIN and OTP objects if authInfo asked."""
     described = dict(answer)
     auth = described.pop("auth")
-    if data.get("authInfo") is not True:
+    if data.get("authInfo") is not True or auth["mode"] == "implicit":
+        # implicit: Mobile ID, which v1 cannot authorize (it has no authorizeCheck)
         return {**described, "authMode": auth["mode"]}
     pin = auth["expression"] == "PIN"
     return {
