@@ -71,11 +71,11 @@ def test_a_policy_no_factor_can_meet_is_refused_at_enrolment(services):
     with pytest.raises(InvalidRequest) as pin:
         admin.create_credential(services, "alice", key="ec-p256", activation="pin", actor="t")
     assert "policy 'advanced' needs 2 factor kinds" in str(pin.value)
-    assert "a credential activated by otp or sms_otp" in str(pin.value)
+    assert "a credential activated by mobile_id or otp or sms_otp" in str(pin.value)
     with pytest.raises(InvalidRequest) as otp:
         admin.create_credential(services, "alice", key="ec-p256", policy="qualified", actor="t")
     assert "eIDAS substantial (has low)" in str(otp.value)
-    assert "activated by sms_otp" in str(otp.value)
+    assert "activated by mobile_id or sms_otp" in str(otp.value)
     with pytest.raises(InvalidRequest, match="unknown policy 'gold'"):
         admin.create_credential(services, "alice", key="ec-p256", policy="gold", actor="t")
     assert admin.list_credentials(services) == []
