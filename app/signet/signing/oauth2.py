@@ -118,8 +118,7 @@ def _client_and_redirect(
         state = _one(params, "state")
     except ValueError as exc:
         raise PageError(str(exc)) from None
-    with services.database.transaction() as session:
-        client = registered_client(services, session, client_id)
+    client = registered_client(services, client_id)
     if client is None:
         raise PageError("Unknown client_id: this application is not registered with Signet")
     if redirect_uri is None and len(client.redirect_uris) == 1:

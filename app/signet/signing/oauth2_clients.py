@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from signet.errors import SignetError
 from signet.events import append_event
@@ -105,44 +104,51 @@ def remove_client(services: Services, client_id: str, *, actor: str) -> bool:
     return True
 
 
-def registered_client(services: Services, session: Session, client_id: object) -> Client | None:
-    """The client with this ID whose record the SAM sealed, None if there is none; a record
-    that fails its seal is refused and audited (someone wrote it behind the SAM)."""
+def _sealed_client(services: Services, client_id: object) -> OAuth2Client | None:
+    """The record of the client with this ID, checked against its seal; None if there is
+    none. A record that fails its seal is refused once its audit record is committed."""
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None
-    row = session.execute(
-        select(OAuth2Client).where(OAuth2Client.client_id == client_id)
-    ).scalar_one_or_none()
-    if row is None:
-        return None
-    if not client_intact(services.hsm, row):
-        append_event(
-            session,
-            "integrity.violation",
-            actor="-",
-            subject=client_id,
-            outcome="failure",
-            reason="an OAuth 2.0 client record the SAM did not seal",
-        )
+    with services.database.transaction() as session:
+        row = session.execute(
+            select(OAuth2Client).where(OAuth2Client.client_id == client_id)
+        ).scalar_one_or_none()
+        if row is None:
+            return None
+        intact = client_intact(services.hsm, row)
+        if not intact:
+            append_event(
+                session,
+                "integrity.violation",
+                actor="-",
+                subject=client_id,
+                outcome="failure",
+                reason="an OAuth 2.0 client record the SAM did not seal",
+            )
+        session.expunge(row)
+    if not intact:
         raise IntegrityViolation(f"The record of OAuth 2.0 client {client_id} fails its seal")
-    return _view(row)
+    return row
 
 
-def authenticate_client(
-    services: Services, session: Session, client_id: object, secret: str | None
-) -> Client:
+def registered_client(services: Services, client_id: object) -> Client | None:
+    """The client with this ID as the SAM sealed it, None if there is none."""
+    row = _sealed_client(services, client_id)
+    return None if row is None else _view(row)
+
+
+def authenticate_client(services: Services, client_id: object, secret: str | None) -> Client:
     """The client calling the token endpoint: a confidential one by its secret, a public one
     by its ID alone (PKCE then proves it is the one that began the flow)."""
-    client = registered_client(services, session, client_id)
-    if client is None:
+    row = _sealed_client(services, client_id)
+    if row is None:
         raise OAuth2Error("Unknown client", "invalid_client", 401)
+    client = _view(row)
     if client.public:
         if secret:
             raise OAuth2Error("A public client has no secret", "invalid_client", 401)
         return client
-    row = session.execute(
-        select(OAuth2Client.secret_hash).where(OAuth2Client.client_id == client.client_id)
-    ).scalar_one()
-    if not secret or not row or not hmac.compare_digest(row, _secret_digest(secret)):
+    stored = row.secret_hash
+    if not secret or not stored or not hmac.compare_digest(stored, _secret_digest(secret)):
         raise OAuth2Error("Client authentication failed", "invalid_client", 401)
     return client

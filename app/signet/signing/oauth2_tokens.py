@@ -41,8 +41,7 @@ def client_of(services: Services, params: dict[str, Any], basic: tuple[str, str]
         client_id, secret = params.get("client_id"), params.get("client_secret")
         if secret is not None and not isinstance(secret, str):
             raise OAuth2Error("Invalid parameter client_secret")
-    with services.database.transaction() as session:
-        return authenticate_client(services, session, client_id, secret)
+    return authenticate_client(services, client_id, secret)
 
 
 def _refuse(services: Services, client: Client, reason: str, source: str) -> OAuth2Error:
