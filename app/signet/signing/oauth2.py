@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
 from signet.algorithms import HASH_BY_OID
 from signet.auth.tokens import Principal, token_digest
 from signet.errors import SignetError
@@ -264,16 +267,19 @@ def _pushed(services: Services, params: dict[str, Any]) -> AuthRequest:
     request = AuthRequest(**claims["r"])
     if params.get("client_id") != request.client_id:
         raise PageError("client_id differs from the one that pushed the request")
-    # One use (RFC 9126 section 4): its nonce is spent as a code row would be.
-    with services.database.transaction() as session:
-        if not _spend_once(session, "par:" + claims["j"], request.client_id, None, claims["x"]):
-            raise PageError("The request_uri was used before; the application must push again")
+    # One use (RFC 9126 section 4): its nonce is spent as a code row would be; of two
+    # parallel uses, the unique digest lets one through.
+    try:
+        with services.database.transaction() as session:
+            fresh = _spend_once(session, "par:" + claims["j"], request.client_id, None, claims["x"])
+    except IntegrityError:
+        fresh = False
+    if not fresh:
+        raise PageError("The request_uri was used before; the application must push again")
     return request
 
 
 def _spend_once(session: Any, key: str, client_id: str, user_id: int | None, until: int) -> bool:
-    from sqlalchemy import select
-
     digest = token_digest(key)
     if session.execute(select(OAuth2Code.id).where(OAuth2Code.code_hash == digest)).first():
         return False
