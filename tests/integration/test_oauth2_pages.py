@@ -16,8 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from authlib.integrations.requests_client import OAuth2Session
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.integration.csc_http import PASSWORD, SHA
 from tests.integration.oauth2_browser import REDIRECT_URI, mail_keys, newest_code
@@ -77,6 +79,16 @@ def chromium(tmp_path):
         driver.quit()
 
 
+def shown(chromium, css, text):
+    """The element once the page that has it with this text is shown (a click returns before
+    the next page has loaded)."""
+    # an element read while the next page replaces it raises: try again until it settles
+    WebDriverWait(chromium, 60, ignored_exceptions=(WebDriverException,)).until(
+        lambda c: any(text in e.text for e in c.find_elements(By.CSS_SELECTOR, css))
+    )
+    return chromium.find_element(By.CSS_SELECTOR, css)
+
+
 def shot(chromium, path):
     chromium.save_screenshot(str(path))
     assert path.stat().st_size > 5000, path  # a rendered page, not an empty image
@@ -108,24 +120,24 @@ def test_a_person_signs_in_through_the_pages(world, callback, chromium, tmp_path
     seen = mail_keys(maildir)
 
     chromium.get(address)
-    assert chromium.find_element(By.CSS_SELECTOR, "label[for=username]").text == "User name"
+    assert shown(chromium, "label[for=username]", "User name").text == "User name"
     shot(chromium, tmp_path / "login.png")
     chromium.find_element(By.ID, "username").send_keys("alice")
     chromium.find_element(By.ID, "password").send_keys(PASSWORD)
     chromium.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
-    assert "Approve this request?" in chromium.find_element(By.TAG_NAME, "h1").text
+    shown(chromium, "h1", "Approve this request?")
     assert "Pocket Sign" in chromium.page_source
     shot(chromium, tmp_path / "consent.png")
     chromium.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
 
-    assert chromium.find_element(By.CSS_SELECTOR, "label[for=code]").text == "One-time code"
+    assert shown(chromium, "label[for=code]", "One-time code").text == "One-time code"
     shot(chromium, tmp_path / "factor.png")
     chromium.find_element(By.ID, "code").send_keys(newest_code(maildir, seen))
     chromium.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
     # the browser went on to the client's redirect URI
-    assert "back at the application" in chromium.page_source
+    shown(chromium, "body", "back at the application")
     back = urlsplit(chromium.current_url)
     assert chromium.current_url.startswith(REDIRECT_URI), chromium.current_url
     params = parse_qs(back.query)
