@@ -395,6 +395,50 @@ UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num 
 
 GO
 
+
+CREATE TABLE oauth2_clients (
+    id INTEGER NOT NULL IDENTITY, 
+    client_id VARCHAR(64) NOT NULL, 
+    name VARCHAR(128) NOT NULL, 
+    secret_hash VARCHAR(256) NULL, 
+    redirect_uris TEXT NOT NULL, 
+    seal VARCHAR(64) NOT NULL, 
+    created_at DATETIMEOFFSET NOT NULL, 
+    CONSTRAINT pk_oauth2_clients PRIMARY KEY (id), 
+    CONSTRAINT uq_oauth2_clients_client_id UNIQUE (client_id)
+);
+
+GO
+
+CREATE TABLE oauth2_codes (
+    id INTEGER NOT NULL IDENTITY, 
+    code_hash VARCHAR(64) NOT NULL, 
+    client_id VARCHAR(64) NOT NULL, 
+    user_id INTEGER NULL, 
+    used BIT NOT NULL, 
+    [grant] TEXT NULL, 
+    access_token_hash VARCHAR(64) NULL, 
+    created_at DATETIMEOFFSET NOT NULL, 
+    expires_at DATETIMEOFFSET NOT NULL, 
+    CONSTRAINT pk_oauth2_codes PRIMARY KEY (id), 
+    CONSTRAINT fk_oauth2_codes_user_id_users FOREIGN KEY(user_id) REFERENCES users (id), 
+    CONSTRAINT uq_oauth2_codes_code_hash UNIQUE (code_hash)
+);
+
+GO
+
+CREATE INDEX ix_oauth2_codes_expires_at ON oauth2_codes (expires_at);
+
+GO
+
+CREATE INDEX ix_oauth2_codes_user_id ON oauth2_codes (user_id);
+
+GO
+
+UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num = '0008';
+
+GO
+
 COMMIT;
 
 GO

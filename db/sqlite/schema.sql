@@ -289,3 +289,37 @@ CREATE INDEX ix_mobile_requests_state ON mobile_requests (state);
 
 UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num = '0007';
 
+
+CREATE TABLE oauth2_clients (
+    id INTEGER NOT NULL, 
+    client_id VARCHAR(64) NOT NULL, 
+    name VARCHAR(128) NOT NULL, 
+    secret_hash VARCHAR(256), 
+    redirect_uris TEXT NOT NULL, 
+    seal VARCHAR(64) NOT NULL, 
+    created_at DATETIME NOT NULL, 
+    CONSTRAINT pk_oauth2_clients PRIMARY KEY (id), 
+    CONSTRAINT uq_oauth2_clients_client_id UNIQUE (client_id)
+);
+
+CREATE TABLE oauth2_codes (
+    id INTEGER NOT NULL, 
+    code_hash VARCHAR(64) NOT NULL, 
+    client_id VARCHAR(64) NOT NULL, 
+    user_id INTEGER, 
+    used BOOLEAN NOT NULL, 
+    grant TEXT, 
+    access_token_hash VARCHAR(64), 
+    created_at DATETIME NOT NULL, 
+    expires_at DATETIME NOT NULL, 
+    CONSTRAINT pk_oauth2_codes PRIMARY KEY (id), 
+    CONSTRAINT fk_oauth2_codes_user_id_users FOREIGN KEY(user_id) REFERENCES users (id), 
+    CONSTRAINT uq_oauth2_codes_code_hash UNIQUE (code_hash)
+);
+
+CREATE INDEX ix_oauth2_codes_expires_at ON oauth2_codes (expires_at);
+
+CREATE INDEX ix_oauth2_codes_user_id ON oauth2_codes (user_id);
+
+UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num = '0008';
+

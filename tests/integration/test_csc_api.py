@@ -564,7 +564,8 @@ def test_malformed_inputs_never_500(csc, alice):
 def test_info(client):
     for version in ("v1", "v2"):
         info = client.post(f"/csc/{version}/info", json={}).json
-        assert "signatures/signHash" in info["methods"] and info["authType"] == ["basic"]
+        assert "signatures/signHash" in info["methods"]
+        assert info["authType"] == ["basic", "oauth2code"] and info["oauth2"].startswith("http")
         # No TSA is configured here: timestamp is not offered, and says so with a 501.
         assert "signatures/timestamp" not in info["methods"]
         assert "not implemented" in error_of(

@@ -37,6 +37,8 @@ class Principal:
     username: str
     auth_methods: str
     loa: str
+    # The SAD an OAuth 2.0 token of scope "credential" carries (sealed with the token).
+    sad: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,9 @@ def record_login(
     expires_at: datetime,
     source: str,
     method: str = "password",
+    scope: str = "service",
+    event: str = "login",
+    **details: Any,
 ) -> None:
     """Keep what revocation needs of a token the SAM minted (its SHA-256, never the token),
     and audit the login (`method`: password, or refresh_token) with the methods behind the
@@ -108,7 +113,7 @@ def record_login(
         AccessToken(
             token_hash=token_digest(token),
             user_id=user_id,
-            scope="service",
+            scope=scope,
             auth_methods=methods,
             loa=loa,
             created_at=now(),
@@ -118,13 +123,14 @@ def record_login(
     )
     append_event(
         session,
-        "login",
+        event,
         actor=username,
         subject=username,
         method=method,
         source=source,
         auth_methods=methods.split(),
         loa=loa,
+        **details,
     )
 
 

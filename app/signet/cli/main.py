@@ -1,5 +1,5 @@
-"""`signet`: the administration command (init, db, users, credentials, audit, events, serve,
-snmp-agent)."""
+"""`signet`: the administration command (init, db, users, credentials, oauth2-clients, audit,
+events, serve, snmp-agent)."""
 
 from __future__ import annotations
 
@@ -489,6 +489,10 @@ from signet.cli.desktop import activate_command, sign_command, verify_command  #
 main.add_command(activate_command)
 main.add_command(sign_command)
 main.add_command(verify_command)
+
+from signet.cli.oauth2_clients import oauth2_clients  # noqa: E402
+
+main.add_command(oauth2_clients)
 
 
 if __name__ == "__main__":  # pragma: no cover

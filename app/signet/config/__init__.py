@@ -248,6 +248,32 @@ class WebSettings(_Section):
         return self
 
 
+class OAuth2Settings(_Section):
+    """The CSC OAuth 2.0 authorization server (docs/oauth2.md). Clients are registered with
+    `signet oauth2-clients add` (stored in the database, audited)."""
+
+    enabled: bool = True
+    # The issuer identifier (RFC 8414): the public base URL; None derives it from web.base_url
+    # or the request.
+    issuer: str | None = None
+    # An authorization code is exchanged by the client right after the redirect: a minute
+    # leaves room for a slow network, and a stolen one is soon worthless (RFC 6749 4.1.2).
+    code_lifetime_seconds: int = Field(default=60, ge=10, le=600)
+    # A pushed authorization request's request_uri (RFC 9126 section 2.2: short-lived).
+    request_uri_lifetime_seconds: int = Field(default=90, ge=10, le=600)
+    # How long the login pages' tickets hold (from the login to the last step of consent).
+    page_lifetime_seconds: int = Field(default=600, ge=60, le=3600)
+    # A service token's lifetime; a credential token lives as long as its SAD (sam).
+    access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, url: str | None) -> str | None:
+        if url and (not url.startswith(("https://", "http://")) or "?" in url or "#" in url):
+            raise ValueError("expected an https:// URL with no query or fragment (RFC 8414)")
+        return url.rstrip("/") if url else None
+
+
 class AuditSettings(_Section):
     """The audit trail's checkpoints (docs/audit.md)."""
 
@@ -278,6 +304,7 @@ class Settings(BaseSettings):
         default_factory=ClientCertificateSettings
     )
     web: WebSettings = Field(default_factory=WebSettings)
+    oauth2: OAuth2Settings = Field(default_factory=OAuth2Settings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     # The SNMP agent snmpd runs; receivers of traps are sinks of [events].

@@ -31,11 +31,15 @@ from signet.sam.seals import (
     RefreshClaims,
     SadBinding,
     TokenClaims,
+    client_intact,
+    client_seal,
     credential_intact,
     credential_seal,
+    mint_grant,
     mint_refresh_token,
     mint_sad,
     mint_token,
+    open_grant,
     open_refresh_token,
     open_sad,
     open_token,
@@ -49,12 +53,16 @@ __all__ = [
     "SadBinding",
     "TokenClaims",
     "check_credential",
+    "client_intact",
+    "client_seal",
     "credential_seal",
     "decode_hash",
     "extend_sad",
     "issue_sad",
+    "mint_grant",
     "mint_refresh_token",
     "mint_token",
+    "open_grant",
     "open_permit",
     "open_refresh_token",
     "open_token",
@@ -63,6 +71,7 @@ __all__ = [
     "prepare_pin_key",
     "refund",
     "sad_binding",
+    "void_sad",
 ]
 
 
@@ -349,6 +358,17 @@ def refund(session: Session, permit: Permit) -> int:
     )
     permit.allowed = permit.used
     return len(unused)
+
+
+def void_sad(session: Session, sad: str) -> bool:
+    """Leave a SAD no signature to give (its token revoked, its code replayed); True if it
+    had some left."""
+    done = session.connection().execute(
+        update(_SADS)
+        .where(_SADS.c.sad_hash == _sad_digest(sad), _SADS.c.remaining > 0)
+        .values(remaining=0)
+    )
+    return bool(done.rowcount)
 
 
 def extend_sad(

@@ -120,26 +120,35 @@ class TokenClaims:
     loa: str
     expires_at: int  # Unix seconds
     nonce: str
+    # An OAuth 2.0 token of scope "credential" carries the SAD its second factor earned:
+    # signHash spends it when the request names none.
+    sad: str | None = None
 
 
 def mint_token(
-    hsm: Hsm, *, user_id: int, username: str, methods: str, loa: str, lifetime: int
+    hsm: Hsm,
+    *,
+    user_id: int,
+    username: str,
+    methods: str,
+    loa: str,
+    lifetime: int,
+    sad: str | None = None,
 ) -> tuple[str, TokenClaims]:
     claims = TokenClaims(
-        user_id, username, methods, loa, int(time.time()) + lifetime, secrets.token_hex(16)
+        user_id, username, methods, loa, int(time.time()) + lifetime, secrets.token_hex(16), sad
     )
-    token = _seal(
-        hsm,
-        "t",
-        {
-            "u": claims.user_id,
-            "n": claims.username,
-            "m": claims.methods,
-            "l": claims.loa,
-            "x": claims.expires_at,
-            "j": claims.nonce,
-        },
-    )
+    sealed: dict[str, Any] = {
+        "u": claims.user_id,
+        "n": claims.username,
+        "m": claims.methods,
+        "l": claims.loa,
+        "x": claims.expires_at,
+        "j": claims.nonce,
+    }
+    if sad is not None:
+        sealed["d"] = sad
+    token = _seal(hsm, "t", sealed)
     _TOKENS.put(token, claims)
     return token, claims
 
@@ -152,8 +161,15 @@ def open_token(hsm: Hsm, token: str) -> TokenClaims:
 
 
 def _token_claims(raw: dict[str, Any]) -> TokenClaims:
+    sad = raw.get("d")
     return TokenClaims(
-        int(raw["u"]), str(raw["n"]), str(raw["m"]), str(raw["l"]), int(raw["x"]), str(raw["j"])
+        int(raw["u"]),
+        str(raw["n"]),
+        str(raw["m"]),
+        str(raw["l"]),
+        int(raw["x"]),
+        str(raw["j"]),
+        None if sad is None else str(sad),
     )
 
 
@@ -221,6 +237,45 @@ def open_refresh_token(hsm: Hsm, token: str) -> RefreshClaims:
         raise InvalidRequest(
             "Invalid parameter refresh_token: not a refresh token of this service"
         ) from None
+
+
+# -- OAuth 2.0 grants -----------------------------------------------------------------------
+# Authorization codes, pushed requests and the login pages' tickets carry what they grant
+# under the SAM's MAC; each kind has its own letter, so one can never pass for another.
+GRANT_KINDS = {"code": "g", "request": "p", "ticket": "w"}
+
+
+def mint_grant(hsm: Hsm, kind: str, claims: dict[str, Any], lifetime: int) -> str:
+    """A sealed grant of `kind` (GRANT_KINDS) with these claims, valid `lifetime` seconds."""
+    body = dict(claims, x=int(time.time()) + lifetime, j=secrets.token_hex(16))
+    return _seal(hsm, GRANT_KINDS[kind], body)
+
+
+def open_grant(hsm: Hsm, kind: str, value: str) -> dict[str, Any] | None:
+    """The claims of a grant of `kind` this SAM sealed and not expired, else None."""
+    if not isinstance(value, str):
+        return None
+    claims = _open(hsm, GRANT_KINDS[kind], value)
+    if claims is None or not isinstance(claims.get("x"), int) or claims["x"] <= time.time():
+        return None
+    return claims
+
+
+CLIENT_FIELDS = ("client_id", "name", "secret_hash", "redirect_uris")
+
+
+def client_seal(hsm: Hsm, row: Any) -> str:
+    """The seal of an OAuth 2.0 client record: who it is, its secret, where codes may go."""
+    parts = tuple(getattr(row, name) for name in CLIENT_FIELDS)
+    return keys.mac(hsm, keys.SEAL_KEY, "oauth2-client", *parts).hex()
+
+
+def client_intact(hsm: Hsm, row: Any) -> bool:
+    """Whether a client record is as the SAM sealed it (no redirect URI added behind it)."""
+    parts = tuple(getattr(row, name) for name in CLIENT_FIELDS)
+    return bool(row.seal) and keys.mac_matches(
+        hsm, keys.SEAL_KEY, row.seal, "oauth2-client", *parts
+    )
 
 
 # -- Signature Activation Data ---------------------------------------------------------------

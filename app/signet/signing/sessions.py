@@ -144,6 +144,35 @@ def issue_tokens(
     return Login(token, lifetime, refresh)
 
 
+def check_login(services: Services, username: str, password: str, source: str) -> Principal:
+    """A password login on Signet's own pages (OAuth 2.0): throttled on the same shared counts
+    and audited as `oauth2.login`; the principal, no token (the token endpoint mints it once
+    the client has the code)."""
+    keys, limits = ThrottleKeys.of(username, source), services.settings.login
+    reserve_try(services, keys, username, source)
+    found = None
+    with services.database.transaction() as session:
+        user = check_password(session, username, password, source=source)
+        if user is not None:
+            found = Principal(
+                user.id, user.username, " ".join(PASSWORD_LOGIN.methods), PASSWORD_LOGIN.eidas
+            )
+            append_event(
+                session,
+                "oauth2.login",
+                actor=user.username,
+                subject=user.username,
+                method="password",
+                source=source,
+                auth_methods=list(PASSWORD_LOGIN.methods),
+                loa=PASSWORD_LOGIN.eidas,
+            )
+        settle_login(session, keys, limits, ok=found is not None, username=username, source=source)
+    if found is None:
+        raise SignetError("Invalid username or password", error="authentication_error", status=401)
+    return found
+
+
 def refresh(services: Services, refresh_token: str, source: str) -> Login:
     """auth/login with a refresh token: the token (sealed by the SAM) is spent and replaced
     by the next of its family, with a new access token; the family's end stays where the
@@ -250,13 +279,21 @@ def claimed(services: Services, token: str) -> Claimed:
         raise
     if claims.expires_at <= time.time():
         raise InvalidToken("The access token has expired")
-    return Claimed(Principal(claims.user_id, claims.username, claims.methods, claims.loa), token)
+    return Claimed(
+        Principal(claims.user_id, claims.username, claims.methods, claims.loa, claims.sad), token
+    )
 
 
 def authenticate(services: Services, token: str) -> Principal:
     """The caller behind a bearer token: its claims are the SAM's (`claimed`), the database
     adds only revocation and the user's status."""
     caller = claimed(services, token)
+    if caller.principal.sad is not None:
+        # A credential token (OAuth 2.0 scope "credential") signs the hashes it was granted
+        # for, and nothing else: it lists, authorizes and revokes nothing.
+        raise InvalidToken(
+            "This access token (scope credential) is good for signatures/signHash only"
+        )
     with services.database.single_read() as conn:
         return resolve_token(conn, caller)
 

@@ -172,6 +172,41 @@ class RefreshToken(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class OAuth2Client(Base):
+    """A client of the OAuth 2.0 authorization server (`signet oauth2-clients add`): its
+    redirect URIs, one a line, matched exactly; a confidential client's secret as a hash."""
+
+    __tablename__ = "oauth2_clients"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    secret_hash: Mapped[str | None] = mapped_column(String(256))  # None: a public client
+    redirect_uris: Mapped[str] = mapped_column(Text)
+    seal: Mapped[str] = mapped_column(String(64))  # the SAM's, over the fields above
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OAuth2Code(Base):
+    """An authorization code (only its SHA-256 is stored) and its sealed grant: used once; the
+    access token issued for it is named so that a second use revokes it (RFC 6749 10.5)."""
+
+    __tablename__ = "oauth2_codes"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    # None: a pushed request's request_uri, spent once the same way (RFC 9126 section 4)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the code grants, sealed by the SAM with the code's SHA-256 inside: a row copied,
+    # edited or made up by hand grants nothing.
+    grant: Mapped[str | None] = mapped_column(Text)
+    access_token_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class SignatureActivation(Base):
     """Signature Activation Data: stored only as a hash, bound to what it may sign."""
 

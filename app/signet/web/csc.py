@@ -154,6 +154,9 @@ def not_offered(method: str) -> Callable[[], ResponseReturnValue]:
         description=STRING,
         authType=STRINGS,
         methods=STRINGS,
+        oauth2=with_description(STRING, "the OAuth 2.0 authorization server (docs/oauth2.md)"),
+        oauth2Issuer=STRING,
+        supportsRar=BOOLEAN,
     ),
     errors={"400": ERRORS["400"]},
     auth=(),
@@ -162,6 +165,11 @@ def not_offered(method: str) -> Callable[[], ResponseReturnValue]:
 def info(params: Params) -> Json:
     params.string("lang", required=False)  # answered in the service's language, but a string
     settings = services().settings.web
+    oauth2 = services().settings.oauth2
+    issuer = oauth2.issuer or (settings.base_url or request.host_url).rstrip("/")
+    oauth2_fields: Json = (
+        {"oauth2": issuer, "oauth2Issuer": issuer, "supportsRar": True} if oauth2.enabled else {}
+    )
     return {
         "specs": "2.0.0.2",
         "name": settings.name,
@@ -170,7 +178,8 @@ def info(params: Params) -> Json:
         "region": settings.region,
         "lang": settings.lang,
         "description": "Signet remote signing service",
-        "authType": ["basic"],
+        "authType": ["basic", "oauth2code"] if oauth2.enabled else ["basic"],
+        **oauth2_fields,
         "methods": offered_methods(),
         "signAlgorithms": {"algos": sorted(SIGNATURE_ALGORITHMS)},
         "signature_formats": {
@@ -391,9 +400,9 @@ def extend_transaction(params: Params) -> Json:
 @operation(
     "Sign hashes with a SAD",
     request=obj(
-        required=("credentialID", "SAD", "hashes", "signAlgo"),
+        required=("credentialID", "hashes", "signAlgo"),
         credentialID=STRING,
-        SAD=STRING,
+        SAD=with_description(STRING, "required unless the token is an OAuth 2.0 credential token"),
         hashes=HASHES,
         hashAlgorithmOID=HASH_OID,
         signAlgo=with_description(STRING, "OID of the signature algorithm (info lists them)"),
@@ -413,7 +422,8 @@ def sign_hashes(params: Params) -> Json:
         services(),
         caller(),
         credential_id=params.string("credentialID"),
-        sad=params.string("SAD"),
+        # An OAuth 2.0 credential token carries its SAD (CSC: SAD not needed then).
+        sad=params.string("SAD", required=False) or caller().principal.sad,
         hashes=params.hash_list("hashes", required=True),
         hash_oid=params.string("hashAlgorithmOID", required=False),
         sign_algo=params.string("signAlgo") or "",

@@ -1,4 +1,5 @@
-"""One error handler: every exception becomes CSC error JSON; never an HTML page or a trace."""
+"""One error handler: every exception becomes CSC error JSON (the OAuth 2.0 login pages show
+an HTML error page instead: `web.oauth2`); never a trace."""
 
 from __future__ import annotations
 

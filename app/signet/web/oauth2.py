@@ -1,0 +1,293 @@
+"""The OAuth 2.0 authorization server's HTTP face: Signet's own login pages (plain HTML, one
+style sheet, no script), the token, revocation and pushed-request endpoints (RFC 6749 errors
+as JSON), and the server's metadata."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request
+from flask.typing import ResponseReturnValue
+
+from signet.errors import SignetError, TooManyRequests
+from signet.signing import oauth2, oauth2_consent, oauth2_tokens
+from signet.signing.oauth2_clients import OAuth2Error
+from signet.web.csc_auth import basic_credentials
+from signet.web.openapi import STRING, enum, obj, operation, tag, with_description
+from signet.web.params import services
+
+blueprint = Blueprint("oauth2", __name__, template_folder="templates")
+tag(blueprint, "OAuth 2.0 authorization server (docs/oauth2.md)")
+
+FORM = ("application/x-www-form-urlencoded",)
+CLIENT = {
+    "client_id": with_description(STRING, "a public client's; else HTTP Basic or with the secret"),
+    "client_secret": with_description(STRING, "client_secret_post (or HTTP Basic, not both)"),
+}
+OAUTH2_ERRORS = {
+    "400": "RFC 6749 5.2: invalid_request, invalid_grant, unsupported_grant_type",
+    "401": "invalid_client: unknown client, wrong secret, a public client sending one",
+}
+TICKET_FORM = obj(required=("ticket",), ticket=with_description(STRING, "the page's sealed ticket"))
+HTML = {"answer_type": "text/html", "auth": ()}
+
+CSRF_COOKIE = "signet_oauth2_csrf"
+_PAGES = ("oauth2.authorize", "oauth2.login", "oauth2.consent", "oauth2.factor")
+_HEADERS = {
+    # no script, no frames, nothing from elsewhere; forms post to this origin (and the
+    # consent's redirect goes on to the client, which form-action would block in Chromium)
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def issuer() -> str:
+    settings = services().settings
+    return settings.oauth2.issuer or (settings.web.base_url or request.host_url).rstrip("/")
+
+
+def _source() -> str:
+    return request.remote_addr or ""
+
+
+def _params(source: Any) -> dict[str, Any]:
+    """The parameters of a query or form, each given once (RFC 6749 3.1)."""
+    params: dict[str, Any] = {}
+    for name in source:
+        values = source.getlist(name)
+        if len(values) > 1:
+            raise oauth2.PageError(f"Parameter {name} given more than once")
+        params[name] = values[0]
+    return params
+
+
+def _page(page: oauth2.Page, status: int = 200) -> Response:
+    response = Response(render_template(f"oauth2/{page.name}.html", page=page), status=status)
+    return response
+
+
+def _cookie() -> str | None:
+    return request.cookies.get(CSRF_COOKIE)
+
+
+def _outcome(result: oauth2.Page | str) -> ResponseReturnValue:
+    if isinstance(result, str):
+        return redirect(result, code=303)
+    return _page(result, 400 if result.error else 200)
+
+
+@blueprint.after_request
+def _harden(response: Response) -> Response:
+    if request.endpoint in _PAGES:
+        response.headers.update(_HEADERS)
+    elif request.endpoint in ("oauth2.token", "oauth2.pushed_authorize"):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@blueprint.errorhandler(SignetError)
+def _refused(exc: SignetError) -> ResponseReturnValue:
+    if isinstance(exc, oauth2.RedirectError):
+        return redirect(exc.location, code=303)
+    if request.endpoint in _PAGES:
+        status = exc.status if 400 <= exc.status < 500 else 400
+        return _page(oauth2.Page("error", error=exc.description), status)
+    error = exc.error if isinstance(exc, OAuth2Error) else "invalid_request"
+    status = exc.status if isinstance(exc, OAuth2Error | TooManyRequests) else 400
+    response = jsonify({"error": error, "error_description": exc.description})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="signet-oauth2"'
+    return response
+
+
+@operation(
+    "Authorization request (RFC 6749 4.1.1, PKCE, CSC 8.3.2, RAR, PAR): the login page; an "
+    "error the client may hear goes back to its redirect URI, any other is an HTML error page",
+    also=("303",),
+    **HTML,
+)
+@blueprint.route("/oauth2/authorize", methods=["GET"])
+def authorize() -> ResponseReturnValue:
+    cookie = _cookie() or secrets.token_urlsafe(24)
+    page = oauth2.start(services(), _params(request.args), cookie)
+    response = _page(page)
+    response.set_cookie(
+        CSRF_COOKIE,
+        cookie,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+        path="/oauth2/",
+    )
+    return response
+
+
+def _form(name: str) -> str:
+    value = request.form.get(name, "")
+    return value if len(value) <= 65536 else ""
+
+
+@operation(
+    "The login page's form: the consent page, or the login page again saying why",
+    request=obj(required=("ticket",), ticket=STRING, username=STRING, password=STRING),
+    request_types=FORM,
+    also=(),
+    **HTML,
+)
+@blueprint.route("/oauth2/login", methods=["POST"])
+def login() -> ResponseReturnValue:
+    page = oauth2_consent.login(
+        services(), _form("ticket"), _cookie(), _form("username"), _form("password"), _source()
+    )
+    return _outcome(page)
+
+
+@operation(
+    "The consent page's form: back to the client (a code, or access_denied), or the "
+    "second-factor page",
+    request=obj(required=("ticket",), ticket=STRING, decision=enum("approve", "deny")),
+    request_types=FORM,
+    also=("303",),
+    **HTML,
+)
+@blueprint.route("/oauth2/consent", methods=["POST"])
+def consent() -> ResponseReturnValue:
+    approve = request.form.get("decision") == "approve"
+    return _outcome(
+        oauth2_consent.consent(services(), _form("ticket"), _cookie(), approve, _source())
+    )
+
+
+@operation(
+    "The second-factor page's form (the one-time code or the PIN): back to the client with "
+    "a code, or the page again saying why",
+    request=obj(required=("ticket",), ticket=STRING, code=STRING),
+    request_types=FORM,
+    also=("303",),
+    **HTML,
+)
+@blueprint.route("/oauth2/factor", methods=["POST"])
+def factor() -> ResponseReturnValue:
+    return _outcome(
+        oauth2_consent.factor(services(), _form("ticket"), _cookie(), _form("code"), _source())
+    )
+
+
+def _endpoint_params() -> dict[str, Any]:
+    try:
+        return _params(request.form)
+    except oauth2.PageError as exc:
+        raise OAuth2Error(exc.description) from None
+
+
+@operation(
+    "Token request (RFC 6749 4.1.3): an authorization code, its PKCE verifier and the "
+    "client's authentication for an access token",
+    request=obj(
+        required=("grant_type",),
+        grant_type=enum("authorization_code"),
+        code=STRING,
+        redirect_uri=STRING,
+        code_verifier=STRING,
+        **CLIENT,
+    ),
+    request_types=FORM,
+    answer=obj(
+        required=("access_token", "token_type", "expires_in", "scope"),
+        access_token=STRING,
+        token_type=enum("Bearer"),
+        expires_in={"type": "integer", "minimum": 1},
+        scope=enum("service", "credential"),
+        credentialID=STRING,
+        authorization_details={"type": "array", "items": {"type": "object"}},
+    ),
+    errors=OAUTH2_ERRORS,
+    auth=("basic",),
+    auth_optional=True,
+)
+@blueprint.route("/oauth2/token", methods=["POST"])
+def token() -> ResponseReturnValue:
+    params = _endpoint_params()
+    return jsonify(oauth2_tokens.exchange(services(), params, basic_credentials(), _source()))
+
+
+@operation(
+    "Revoke an access token given to this client (RFC 7009): 200 whatever the token",
+    request=obj(
+        required=("token",),
+        token=STRING,
+        token_type_hint=enum("access_token", "refresh_token"),
+        **CLIENT,
+    ),
+    request_types=FORM,
+    answer_type="text/plain",
+    errors=OAUTH2_ERRORS,
+    auth=("basic",),
+    auth_optional=True,
+)
+@blueprint.route("/oauth2/revoke", methods=["POST"])
+def revoke() -> ResponseReturnValue:
+    oauth2_tokens.revoke(services(), _endpoint_params(), basic_credentials(), _source())
+    return Response(status=200)
+
+
+@operation(
+    "Pushed authorization request (RFC 9126): the request's parameters for a request_uri used once",
+    request=obj(
+        required=("client_id", "response_type"),
+        client_id=STRING,
+        client_secret=CLIENT["client_secret"],
+        response_type=enum("code"),
+        redirect_uri=STRING,
+        scope=enum("service", "credential"),
+        state=STRING,
+        code_challenge=STRING,
+        code_challenge_method=enum("S256"),
+        credentialID=STRING,
+        numSignatures=STRING,
+        hashes=with_description(STRING, "base64url hashes separated by commas"),
+        hashAlgorithmOID=STRING,
+        description=STRING,
+        authorization_details=with_description(STRING, "RFC 9396 JSON, type credential"),
+    ),
+    request_types=FORM,
+    success="201",
+    answer=obj(
+        required=("request_uri", "expires_in"),
+        request_uri=STRING,
+        expires_in={"type": "integer", "minimum": 1},
+    ),
+    errors=OAUTH2_ERRORS,
+    auth=("basic",),
+    auth_optional=True,
+)
+@blueprint.route("/oauth2/pushed_authorize", methods=["POST"])
+def pushed_authorize() -> ResponseReturnValue:
+    params = _endpoint_params()
+    client = oauth2_tokens.client_of(services(), params, basic_credentials())
+    request_uri, lifetime = oauth2.push(services(), client, params)
+    response = jsonify({"request_uri": request_uri, "expires_in": lifetime})
+    response.status_code = 201
+    return response
+
+
+@operation(
+    "Authorization server metadata (RFC 8414)",
+    answer=obj(required=("issuer", "authorization_endpoint", "token_endpoint"), issuer=STRING),
+    auth=(),
+)
+@blueprint.route("/.well-known/oauth-authorization-server", methods=["GET"])
+def server_metadata() -> ResponseReturnValue:
+    return jsonify(oauth2_tokens.metadata(issuer()))
+
+
+def init_app(app: Flask) -> None:
+    if app.extensions["signet"].settings.oauth2.enabled:
+        app.register_blueprint(blueprint)
