@@ -448,9 +448,10 @@ http {{
         server.wait(30)
 
 
-@pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed (make deps-test)")
 def test_behind_nginx(pki, services, tmp_path, monkeypatch):
     from tests.helpers import signet_server
+
+    assert os.path.exists(NGINX), f"{NGINX} is missing: make deps-test installs nginx"
 
     add_alice(services)
     alice = pki.issue("alice", "alice")
