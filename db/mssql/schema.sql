@@ -439,6 +439,24 @@ UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num 
 
 GO
 
+
+CREATE TABLE federation_spent (
+    digest VARCHAR(64) NOT NULL, 
+    provider VARCHAR(32) NOT NULL, 
+    expires_at DATETIMEOFFSET NOT NULL, 
+    CONSTRAINT pk_federation_spent PRIMARY KEY (digest)
+);
+
+GO
+
+CREATE INDEX ix_federation_spent_expires_at ON federation_spent (expires_at);
+
+GO
+
+UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0009';
+
+GO
+
 COMMIT;
 
 GO

@@ -429,3 +429,21 @@ UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num 
 
 /
 
+
+CREATE TABLE federation_spent (
+    digest VARCHAR2(64 CHAR) NOT NULL, 
+    provider VARCHAR2(32 CHAR) NOT NULL, 
+    expires_at DATE NOT NULL, 
+    CONSTRAINT pk_federation_spent PRIMARY KEY (digest)
+)
+
+/
+
+CREATE INDEX ix_federation_spent_expires_at ON federation_spent (expires_at)
+
+/
+
+UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0009'
+
+/
+

@@ -323,3 +323,15 @@ CREATE INDEX ix_oauth2_codes_user_id ON oauth2_codes (user_id);
 
 UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num = '0008';
 
+
+CREATE TABLE federation_spent (
+    digest VARCHAR(64) NOT NULL, 
+    provider VARCHAR(32) NOT NULL, 
+    expires_at DATETIME NOT NULL, 
+    CONSTRAINT pk_federation_spent PRIMARY KEY (digest)
+);
+
+CREATE INDEX ix_federation_spent_expires_at ON federation_spent (expires_at);
+
+UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0009';
+

@@ -54,6 +54,27 @@ METHODS: dict[str, Method] = {
         # the device and is not verified by Signet). Without verified attestation nothing
         # proves the key is hardware-held: substantial and AAL2 at most (docs/assurance.md).
         Method("mobile_id", "Mobile ID approval", (POSSESSION,), "substantial", 2, activates=True),
+        # A login at a federated identity provider (OpenID Connect, SAML 2.0) is credited with
+        # the eIDAS level its authentication context maps to ([identity.providers], operator's
+        # mapping): Regulation 2015/1502 asks two factor kinds of substantial and high, and
+        # SP 800-63C lets the IdP assert the AAL it performed.
+        Method("idp_low", "identity provider (low)", (KNOWLEDGE,), "low", 1, activates=False),
+        Method(
+            "idp_substantial",
+            "identity provider (substantial)",
+            (KNOWLEDGE, POSSESSION),
+            "substantial",
+            2,
+            activates=False,
+        ),
+        Method(
+            "idp_high",
+            "identity provider (high)",
+            (KNOWLEDGE, POSSESSION),
+            "high",
+            3,
+            activates=False,
+        ),
     )
 }
 # A credential's activation setting -> the method it uses at credentials/authorize.

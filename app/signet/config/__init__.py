@@ -34,6 +34,7 @@ from signet.config.events import SINK_TYPES
 from signet.config.events import EventsSettings as EventsSettings
 from signet.config.events import SinkSettings as SinkSettings
 from signet.config.events import SyslogSinkSettings as SyslogSinkSettings
+from signet.config.identity import IdentitySettings
 from signet.config.sms import SmsSettings
 from signet.config.snmp import SnmpSettings
 from signet.config.snmp import SnmpSinkSettings as SnmpSinkSettings
@@ -305,6 +306,8 @@ class Settings(BaseSettings):
     )
     web: WebSettings = Field(default_factory=WebSettings)
     oauth2: OAuth2Settings = Field(default_factory=OAuth2Settings)
+    # Identity providers users may log in with (signet.config.identity): OIDC and SAML 2.0.
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     # The SNMP agent snmpd runs; receivers of traps are sinks of [events].

@@ -19,6 +19,7 @@ from signet.store.models import (
     OtpChallenge,
     RefreshToken,
     SignatureActivation,
+    SpentAssertion,
     User,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "OtpChallenge",
     "RefreshToken",
     "SignatureActivation",
+    "SpentAssertion",
     "StoreError",
     "User",
     "bulk_update",

@@ -365,3 +365,15 @@ class MobileRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SpentAssertion(Base):
+    """A federated login's one-time value (OIDC nonce, SAML Assertion ID), by its SHA-256, kept
+    until the message it came in expires: the same message presented twice is a replay. The
+    primary key makes two nodes racing on one message insert it once."""
+
+    __tablename__ = "federation_spent"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

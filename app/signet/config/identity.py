@@ -1,0 +1,112 @@
+"""Identity provider settings, `[identity.providers.<name>]`: the OpenID Connect providers and
+SAML 2.0 identity providers users may log in with, each with the level its assertions map to
+and the rule that finds the enrolled user they name.
+
+Several providers may be configured at once; each is one table whose `kind` says which
+protocol it speaks:
+
+    [identity.providers.corp]
+    kind = "oidc"
+    label = "Corporate login"
+    issuer = "https://login.example.com"
+    client_id = "signet"
+    client_secret_file = "/etc/signet/oidc-corp.secret"
+    levels = { "urn:example:acr:mfa" = "substantial", "urn:example:acr:pwd" = "low" }
+    match_claim = "preferred_username"
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Level = Literal["low", "substantial", "high"]
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class _Provider(BaseModel):
+    """What every provider has: how it is shown, what its assertions are worth, whom they
+    name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Shown on the login page's button.
+    label: str = Field(min_length=1, max_length=64)
+    enabled: bool = True
+    # The provider's authentication context (OIDC `acr`, SAML AuthnContextClassRef) -> the eIDAS
+    # level Signet credits a login with (docs/assurance.md: idp_low, idp_substantial,
+    # idp_high). A context not listed gets `default_level`; None refuses the login.
+    levels: dict[str, Level] = Field(default_factory=dict)
+    default_level: Level | None = None
+    # The claim (OIDC) or attribute (SAML; "NameID" for the subject) naming the user, and
+    # what it is compared with: the enrolled user's name or e-mail address.
+    match_claim: str = "preferred_username"
+    match_to: Literal["username", "email"] = "username"
+    # Enrol a user the provider names and Signet does not know yet (no credential: an
+    # administrator still issues those). False: such a login is refused.
+    provision: bool = False
+    # Clock skew tolerated on the assertion's times.
+    max_skew_seconds: int = Field(default=60, ge=0, le=600)
+
+
+class OidcProviderSettings(_Provider):
+    kind: Literal["oidc"]
+    # The OP's issuer; its metadata is read from <issuer>/.well-known/openid-configuration.
+    issuer: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    # A confidential client's secret, read from a file (never from the database); None: a
+    # public client (PKCE only).
+    client_secret_file: str | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    # acr values asked for (OIDC Core 3.1.2.1 acr_values); empty: none asked.
+    acr_values: list[str] = Field(default_factory=list)
+    # CA bundle for the OP's TLS; None: the system store.
+    ca_file: str | None = None
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, scopes: list[str]) -> list[str]:
+        if "openid" not in scopes:
+            raise ValueError("scopes must include 'openid'")
+        return scopes
+
+
+class SamlProviderSettings(_Provider):
+    kind: Literal["saml"]
+    # The IdP's metadata: a local file (path) or an https URL.
+    idp_metadata: str = Field(min_length=1)
+    # Signet's SP entity ID; None: <web.public_url>/saml/<name>/metadata.
+    sp_entity_id: str | None = None
+    # The key and certificate Signet signs AuthnRequests with (files).
+    sp_key_file: str
+    sp_cert_file: str
+    # AuthnContextClassRef values asked for; empty: none asked.
+    requested_contexts: list[str] = Field(default_factory=list)
+    want_assertions_signed: bool = True
+    want_response_signed: bool = False
+
+
+ProviderSettings = Annotated[
+    OidcProviderSettings | SamlProviderSettings, Field(discriminator="kind")
+]
+
+
+class IdentitySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+
+    @field_validator("providers")
+    @classmethod
+    def _names(cls, providers: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        for name in providers:
+            if not _NAME.match(name):
+                raise ValueError(
+                    f"provider name {name!r}: lower-case letters, digits, - and _, at most 32"
+                )
+        return providers
+
+    def enabled(self) -> dict[str, OidcProviderSettings | SamlProviderSettings]:
+        return {name: p for name, p in self.providers.items() if p.enabled}
