@@ -50,6 +50,23 @@ def login(
     )
 
 
+def logged_in_elsewhere(
+    services: Services, value: str, cookie: str | None, user: Principal
+) -> Page:
+    """The login page left for an identity provider (OIDC, SAML) and come back with `user`
+    (signing.federation.login verified her): the consent page, as after a password login.
+    `value` is the login page's ticket the provider round trip carried."""
+    request, _ = open_ticket(services, value, cookie, "login")
+    credential = _credential(services, request, user) if request.scope == "credential" else None
+    return Page(
+        "consent",
+        request,
+        ticket(services, request, cookie or "", "consent", user),
+        user=user.username,
+        credential=credential,
+    )
+
+
 def consent(
     services: Services, value: str, cookie: str | None, approve: bool, source: str
 ) -> Page | str:
