@@ -126,6 +126,22 @@ class SmtpSettings(_Section):
     ca_file: str | None = None
 
 
+class WebPushSettings(_Section):
+    """Web Push (RFC 8030, message encryption RFC 8291, VAPID RFC 8292) to Mobile ID devices
+    that subscribed (docs/mobile-id.md, "Push channels")."""
+
+    # The VAPID key: a P-256 private key in PEM (`openssl ecparam -name prime256v1 -genkey
+    # -noout -out vapid.pem`), readable by Signet only. Its public half is the
+    # applicationServerKey devices subscribe with (GET /mobile/v1/push/key).
+    vapid_key_file: str
+    # Whom the push service may contact about Signet's messages (RFC 8292 `sub`).
+    contact: str = Field(pattern=r"^(mailto:[^@\s]+@[^@\s]+|https://\S+)$")
+    # How long the push service keeps a message for an unreachable device: no longer than a
+    # request waits for the phone.
+    ttl_seconds: int = Field(default=120, ge=0, le=900)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+
+
 class NotifySettings(_Section):
     # "smtp" sends mail; "maildir" writes it into a Maildir (the embedded default).
     email_backend: Literal["smtp", "maildir"] = "maildir"
@@ -134,6 +150,8 @@ class NotifySettings(_Section):
     # One-time codes by SMS (signet.config.sms): type "http" or "smpp"; None: no SMS channel,
     # and credentials that need one cannot be enrolled.
     sms: SmsSettings | None = None
+    # Web Push to Mobile ID devices (RFC 8030/8291/8292); None: devices long-poll only.
+    web_push: WebPushSettings | None = None
 
 
 class SamSettings(_Section):
