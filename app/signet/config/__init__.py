@@ -80,11 +80,23 @@ class HsmSettings(_Section):
     pin_env: str | None = None
     # Environment to set before the PKCS#11 library loads (e.g. SOFTHSM2_CONF, CKNFAST_*).
     library_env: dict[str, str] = Field(default_factory=dict)
+    # Sessions each process keeps for concurrent calls. 1: one session, every call serialised
+    # (what SoftHSM loaded directly needs). More only on a module declared thread-safe.
+    sessions: int = Field(default=1, ge=1, le=256)
+    # The operator's word that the module may be called from several threads at once although
+    # python-pkcs11 initialises it with C_Initialize(NULL): true of network HSMs' client
+    # libraries (nShield, Luna), false of SoftHSM2 loaded directly (docs/scale.md).
+    thread_safe: bool = False
 
     @model_validator(mode="after")
     def _one_pin_source(self) -> HsmSettings:
         if bool(self.pin_file) == bool(self.pin_env):
             raise ValueError("set exactly one of hsm.pin_file or hsm.pin_env")
+        if self.sessions > 1 and not self.thread_safe:
+            raise ValueError(
+                "hsm.sessions > 1 needs hsm.thread_safe = true: a module that is not safe for "
+                "concurrent threads (SoftHSM2 loaded directly) must keep one session"
+            )
         return self
 
     def read_pin(self) -> str:

@@ -5,6 +5,7 @@ public key, for the caller to verify."""
 
 import base64
 import json
+import os
 import sys
 import threading
 import time
@@ -17,26 +18,31 @@ SHIM = "build/bench/libsignet-latency.so"
 
 
 def main() -> None:
-    label, pin, threads, signs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    token = pkcs11.lib(SHIM).get_token(token_label=label)
+    token_label, pin, threads, signs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    key_label = f"probe-{os.getpid()}"
+    token = pkcs11.lib(SHIM).get_token(token_label=token_label)
     keeper = token.open(user_pin=pin, rw=True)  # the login the other sessions share
     curve = encode_named_curve_parameters("secp256r1")
     params = keeper.create_domain_parameters(KeyType.EC, {Attribute.EC_PARAMS: curve}, local=True)
-    public, _ = params.generate_keypair(store=False, label="probe")
+    public, _ = params.generate_keypair(store=False, label=key_label)
     digest = bytes(range(32))
     results: list[str] = []
 
+    ready = threading.Barrier(threads + 1)
+
     def work() -> None:
         with token.open() as session:
-            key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label="probe")
+            key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=key_label)
+            ready.wait()  # sessions open and keys found: only the signing is timed
             for _ in range(signs):
                 signature = key.sign(digest, mechanism=Mechanism.ECDSA)
                 results.append(base64.b64encode(signature).decode())
 
     workers = [threading.Thread(target=work) for _ in range(threads)]
-    started = time.perf_counter()
     for worker in workers:
         worker.start()
+    ready.wait()
+    started = time.perf_counter()
     for worker in workers:
         worker.join()
     wall = time.perf_counter() - started
