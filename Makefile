@@ -104,6 +104,7 @@ test: deps-test venv $(LATENCY_SHIM)
 bench: deps-test venv $(LATENCY_SHIM)
 	$(PY) tests/bench/bench_sign.py
 	$(PY) tests/bench/bench_signdoc.py
+	$(PY) tests/bench/bench_hsm_latency.py
 
 # The network-HSM model of the bench and its test (tests/bench/README.md, "The latency shim").
 $(LATENCY_SHIM): tests/bench/latency/signet_latency_pkcs11.c
