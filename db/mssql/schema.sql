@@ -439,6 +439,23 @@ UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num 
 
 GO
 
+
+ALTER TABLE mobile_devices ADD kind VARCHAR(16) NOT NULL DEFAULT 'mobile';
+
+GO
+
+ALTER TABLE mobile_devices ADD webauthn_id VARCHAR(1400) NULL;
+
+GO
+
+ALTER TABLE mobile_devices ADD sign_count INTEGER NOT NULL DEFAULT '0';
+
+GO
+
+UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0009';
+
+GO
+
 COMMIT;
 
 GO

@@ -323,3 +323,12 @@ CREATE INDEX ix_oauth2_codes_user_id ON oauth2_codes (user_id);
 
 UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num = '0008';
 
+
+ALTER TABLE mobile_devices ADD COLUMN kind VARCHAR(16) DEFAULT 'mobile' NOT NULL;
+
+ALTER TABLE mobile_devices ADD COLUMN webauthn_id VARCHAR(1400);
+
+ALTER TABLE mobile_devices ADD COLUMN sign_count INTEGER DEFAULT '0' NOT NULL;
+
+UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0009';
+
