@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from webauthn import verify_authentication_response, verify_registration_response
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.exceptions import WebAuthnException
 
 from signet.errors import InvalidRequest
 from signet.hsm import Hsm
@@ -105,7 +105,9 @@ def registration_verifies(
             expected_origin=origin,
             require_user_verification=True,
         )
-    except (InvalidRegistrationResponse, ValueError, TypeError, KeyError):
+    # every malformed answer is a refusal (py_webauthn's own errors, and what its parsing
+    # of odd JSON raises), never a 500
+    except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError, IndexError):
         return None
     summary = {
         "fmt": str(getattr(verified.fmt, "value", verified.fmt)),
@@ -166,6 +168,14 @@ def assertion_verifies(
             credential_current_sign_count=0,
             require_user_verification=True,
         )
-    except (InvalidAuthenticationResponse, InvalidRequest, ValueError, TypeError, KeyError):
+    except (
+        WebAuthnException,
+        InvalidRequest,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        IndexError,
+    ):
         return None
     return Asserted(verified.new_sign_count, verified.credential_backed_up)

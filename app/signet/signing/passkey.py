@@ -116,7 +116,7 @@ def decide(services: Services, *, request_id: Any, decision: Any, assertion: Any
     decision. Once only; an expired request is refused; a signature counter that did not move
     forward is refused as a cloned authenticator. Returns the request's new state."""
     request_id = string_param(request_id, "request id", 32)
-    if decision not in _DECIDED:
+    if not isinstance(decision, str) or decision not in _DECIDED:
         raise InvalidRequest("Invalid parameter decision: approve or deny")
     parsed = trust.parse_assertion(assertion)
     state, event = _DECIDED[decision]
