@@ -249,6 +249,14 @@ def test_another_users_passkey_and_a_cloned_counter_are_refused(services, client
     request = shown(services, request_id)
     refused = decide(client, request_id, "approve", bob_key.get(challenge(request, "approve")))
     assert refused.status_code == 400, refused.text
+    # Alice's own passkey, but without user verification (UP only): refused
+    authenticator.user_verified = False
+    unverified = decide(
+        client, request_id, "approve", authenticator.get(challenge(request, "approve"))
+    )
+    assert unverified.status_code == 400, unverified.text
+    authenticator.user_verified = True
+    assert len(events(services, "passkey.assertion_invalid")) == 2
 
     assert (
         decide(client, request_id, "deny", authenticator.get(challenge(request, "deny"))).json[
@@ -265,6 +273,11 @@ def test_another_users_passkey_and_a_cloned_counter_are_refused(services, client
         e["request"] for e in events(services, "passkey.denied")
     ] == [request_id]
 
+    with services.database.transaction(read_only=True) as session:
+        stored = session.execute(
+            select(MobileDevice.sign_count).where(MobileDevice.credential_id == credential_id)
+        ).scalar_one()
+    assert stored == authenticator.counter > 1  # the counter moved with the deny
     cloned_id = authorize(client, headers, credential_id, [b"\2" * 32])["authorizationID"]
     cloned = authenticator.get(challenge(shown(services, cloned_id), "approve"), counter=1)
     answer = decide(client, cloned_id, "approve", cloned)
