@@ -168,11 +168,15 @@ def decide(services: Services, *, request_id: Any, decision: Any, assertion: Any
                     event="passkey.replay",
                     status=409,
                 )
-            session.execute(
-                update(MobileDevice)
-                .where(MobileDevice.id == device.id)
-                .values(sign_count=asserted.sign_count)
-            )
+            if asserted.sign_count:  # forward only, even when two decisions race
+                session.execute(
+                    update(MobileDevice)
+                    .where(
+                        MobileDevice.id == device.id,
+                        MobileDevice.sign_count < asserted.sign_count,
+                    )
+                    .values(sign_count=asserted.sign_count)
+                )
             append_event(
                 session,
                 event,
