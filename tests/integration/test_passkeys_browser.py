@@ -9,6 +9,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import mailbox
 import os
 import shutil
 import socket
@@ -28,7 +29,7 @@ from sqlalchemy import select, update
 from signet.mobile.protocol import approval_bytes
 from signet.signing import admin
 from signet.store import AuditRecord, Credential, MobileDevice, MobileRequest
-from tests.helpers import activation_code_in_mail, signet_server
+from tests.helpers import activation_code_in_mail, signet_cli, signet_server
 
 PASSWORD = "correct horse battery"
 SHA256 = "2.16.840.1.101.3.4.2.1"
@@ -113,21 +114,28 @@ def world(services, settings_env):
     """Alice and Bob, each with a pending passkey credential, and Signet served at
     http://localhost:<port> (a WebAuthn RP ID must be a domain; localhost is a secure
     context)."""
-    ids = {}
-    for name in ("alice", "bob"):
-        admin.add_user(
-            services,
-            name,
-            password=PASSWORD,
-            display_name=name.title(),
-            email=f"{name}@example.test",
-            actor="test",
-        )
-        ids[name] = admin.create_credential(
-            services, name, key="ec-p256", actor="test", activation="passkey", policy="advanced"
-        ).credential_id
     port = my_port()
     env = {**os.environ, **settings_env, "SIGNET_WEB__BASE_URL": f"http://localhost:{port}"}
+    # Alice's credential as an operator makes it, with the CLI (qualified: password + passkey)
+    added = signet_cli(
+        "users", "add", "alice", "--email", "alice@example.test", "--password-stdin",
+        env=env, stdin=f"{PASSWORD}\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    created = signet_cli(
+        "credentials", "create", "alice", "--key", "ec-p256", "--activation", "passkey",
+        "--policy", "qualified", env=env,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    ids = {"alice": created.stdout.split()[1]}
+    services.settings.web.base_url = env["SIGNET_WEB__BASE_URL"]  # as the server has it
+    admin.add_user(
+        services, "bob", password=PASSWORD, display_name="Bob", email="bob@example.test",
+        actor="test",
+    )  # fmt: skip
+    ids["bob"] = admin.create_credential(
+        services, "bob", key="ec-p256", actor="test", activation="passkey", policy="advanced"
+    ).credential_id
     with signet_server(env=env, workers=2, port=port) as url:
         yield {"services": services, "url": url.replace("127.0.0.1", "localhost"), **ids}
 
@@ -176,7 +184,14 @@ def status_says(driver, text):
 
 def register_in_browser(driver, world, name):
     services, url, credential_id = world["services"], world["url"], world[name]
-    driver.get(f"{url}/passkey/v1/register?credential={credential_id}")
+    # the page the activation mail names
+    mail = "".join(
+        m.get_payload(decode=True).decode()
+        for m in mailbox.Maildir(services.settings.notify.maildir, create=False)
+    )
+    page = f"{url}/passkey/v1/register?credential={credential_id}"
+    assert page in mail
+    driver.get(page)
     code = activation_code_in_mail(services.settings.notify.maildir, credential_id)
     for field, value in (("username", name), ("password", PASSWORD), ("code", code)):
         driver.find_element(By.ID, field).send_keys(value)
@@ -250,11 +265,19 @@ def test_register_approve_sign_and_deny_in_chromium(world, chromium, tmp_path):
     chromium.find_element(By.ID, "approve").click()
     status_says(chromium, "Approved")
     chromium.save_screenshot(str(tmp_path / "approved.png"))
+    assert (tmp_path / "approved.png").stat().st_size > 5000  # a rendered page
     (approved,) = events(services, "passkey.approved")
     assert approved["request"] == request_id and approved["sign_count"] >= 1
 
     answer = signer.check(alice, request_id)
     assert answer.status_code == 200, answer.text
+    authorized = events(services, "credential.authorized")[-1]
+    assert authorized["mobile_request"] == request_id
+    assert (authorized["auth_methods"], authorized["eidas"], authorized["aal"]) == (
+        ["pwd", "passkey"],
+        "substantial",
+        2,
+    )  # the qualified policy's level
     signed = signer.post(
         "signatures/signHash",
         {
