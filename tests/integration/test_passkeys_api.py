@@ -47,7 +47,7 @@ def user_with_passkey_credential(services, name):
     return view.credential_id
 
 
-def register(client, services, name, credential_id, authenticator, **changes):
+def register(client, services, name, credential_id, authenticator, *, packed=False, **changes):
     options = client.post(
         "/passkey/v1/register/options",
         json={"credentialID": credential_id, "username": name, "password": PASSWORD},
@@ -56,7 +56,9 @@ def register(client, services, name, credential_id, authenticator, **changes):
     public_key = options.json["publicKey"]
     assert public_key["authenticatorSelection"]["userVerification"] == "required"
     assert public_key["rp"]["id"] == "localhost"
-    made = authenticator.create(base64.urlsafe_b64decode(public_key["challenge"] + "=="))
+    made = authenticator.create(
+        base64.urlsafe_b64decode(public_key["challenge"] + "=="), packed=packed
+    )
     body = {
         "credentialID": credential_id,
         "username": name,
@@ -154,10 +156,17 @@ def test_registration_checks_password_code_and_user_verification(services, clien
         activationCode="AAAA-AAAA-AAAA",
     )
     assert wrong_code.status_code == 400, wrong_code.text
+    # packed self-attestation whose signature is another key's: refused
+    impostor = SoftAuthenticator(ORIGIN, "localhost")
+    impostor._sign = SoftAuthenticator(ORIGIN, "localhost")._sign  # type: ignore[method-assign]
+    broken = register(client, services, "alice", credential_id, impostor, packed=True)
+    assert broken.status_code == 400, broken.text
     authenticator = SoftAuthenticator(ORIGIN, "localhost")
-    done = register(client, services, "alice", credential_id, authenticator)
+    # packed self-attestation: its signature is checked (a broken one is refused)
+    done = register(client, services, "alice", credential_id, authenticator, packed=True)
     assert done.status_code == 200, done.text
     (registered,) = events(services, "passkey.registered")
+    assert registered["authenticator"]["fmt"] == "packed"
     assert registered["webauthn_id"] == b64url(authenticator.credential_id)
     with services.database.transaction(read_only=True) as session:
         assert session.get(Credential, credential_id).status == "active"
@@ -238,6 +247,18 @@ def test_assertion_bound_to_the_hashes_gives_one_sad(services, client, alice):
     second = authorize(client, headers, credential_id, digests)["authorizationID"]
     old = decide(client, second, "approve", good)
     assert old.status_code == 400, old.text
+    # the passkey is no Mobile ID phone: the device channel does not know it
+    with services.database.transaction(read_only=True) as session:
+        device_id = session.get(MobileRequest, second).device_id
+    phone = client.post(
+        "/mobile/v1/approve",
+        json={
+            "deviceID": device_id,
+            "requestID": second,
+            "signature": good["response"]["signature"],
+        },
+    )
+    assert phone.status_code == 400 and "deviceID" in phone.json["error_description"]
 
 
 def test_another_users_passkey_and_a_cloned_counter_are_refused(services, client, alice):
