@@ -187,6 +187,12 @@ def test_assertion_bound_to_the_hashes_gives_one_sad(services, client, alice):
     pending = authorize(client, headers, credential_id, digests)
     request_id = pending["authorizationID"]
     assert pending["signet_approvalURL"] == f"{ORIGIN}/passkey/v1/approve/{request_id}"
+    info = client.post(
+        "/csc/v2/credentials/info",
+        headers=headers,
+        json={"credentialID": credential_id, "authInfo": True},
+    )
+    assert info.json["auth"]["mode"] == "implicit"  # nothing for the client to collect
 
     page = client.get(f"/passkey/v1/approve/{request_id}")
     assert page.status_code == 200

@@ -312,6 +312,14 @@ def test_what_chromium_signs_for_anything_else_is_refused(world, chromium):
     services, url, alice, bob = world["services"], world["url"], world["alice"], world["bob"]
     virtual_authenticator(chromium)
     register_in_browser(chromium, world, "alice")
+    # a wrong password on the page: said on the page, nothing registered
+    chromium.get(f"{url}/passkey/v1/register?credential={bob}")
+    for field, value in (("username", "bob"), ("password", "not the password"), ("code", "x")):
+        chromium.find_element(By.ID, field).send_keys(value)
+    chromium.find_element(By.ID, "register").click()
+    assert "Invalid username or password" in status_says(chromium, "Not registered")
+    with services.database.transaction(read_only=True) as session:
+        assert session.get(Credential, bob).status == "pending"
     register_in_browser(chromium, world, "bob")
     alice_id = passkey_of(services, alice).webauthn_id
     signer = Signer(url, "alice")
