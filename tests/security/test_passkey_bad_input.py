@@ -63,6 +63,8 @@ def test_registration_refuses_bad_input(client, alice):
         {**login_body, "credentialID": otp_credential},
         {**login_body, "username": ["alice"]},
         {**login_body, "password": None},
+        {**login_body, "credentialID": "a\u0000b"},  # PostgreSQL refuses NUL: a 400, not a 500
+        {**login_body, "username": "al\u0000ice"},
     ):
         refused(client.post("/passkey/v1/register/options", json=body))
     options = client.post("/passkey/v1/register/options", json=login_body)
