@@ -474,6 +474,23 @@ UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num 
 
 GO
 
+
+ALTER TABLE mobile_devices ADD kind VARCHAR(16) NOT NULL DEFAULT 'mobile';
+
+GO
+
+ALTER TABLE mobile_devices ADD webauthn_id VARCHAR(1400) NULL;
+
+GO
+
+ALTER TABLE mobile_devices ADD sign_count INTEGER NOT NULL DEFAULT '0';
+
+GO
+
+UPDATE alembic_version SET version_num='0012' WHERE alembic_version.version_num = '0011';
+
+GO
+
 COMMIT;
 
 GO

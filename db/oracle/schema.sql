@@ -464,3 +464,20 @@ UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num 
 
 /
 
+
+ALTER TABLE mobile_devices ADD kind VARCHAR2(16 CHAR) DEFAULT 'mobile' NOT NULL
+
+/
+
+ALTER TABLE mobile_devices ADD webauthn_id VARCHAR2(1400 CHAR)
+
+/
+
+ALTER TABLE mobile_devices ADD sign_count INTEGER DEFAULT '0' NOT NULL
+
+/
+
+UPDATE alembic_version SET version_num='0012' WHERE alembic_version.version_num = '0011'
+
+/
+

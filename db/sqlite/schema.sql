@@ -348,3 +348,12 @@ CREATE TABLE mobile_push_subscriptions (
 
 UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num = '0010';
 
+
+ALTER TABLE mobile_devices ADD COLUMN kind VARCHAR(16) DEFAULT 'mobile' NOT NULL;
+
+ALTER TABLE mobile_devices ADD COLUMN webauthn_id VARCHAR(1400);
+
+ALTER TABLE mobile_devices ADD COLUMN sign_count INTEGER DEFAULT '0' NOT NULL;
+
+UPDATE alembic_version SET version_num='0012' WHERE alembic_version.version_num = '0011';
+

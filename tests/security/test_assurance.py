@@ -71,11 +71,11 @@ def test_a_policy_no_factor_can_meet_is_refused_at_enrolment(services):
     with pytest.raises(InvalidRequest) as pin:
         admin.create_credential(services, "alice", key="ec-p256", activation="pin", actor="t")
     assert "policy 'advanced' needs 2 factor kinds" in str(pin.value)
-    assert "a credential activated by mobile_id or otp or sms_otp" in str(pin.value)
+    assert "a credential activated by mobile_id or otp or passkey or sms_otp" in str(pin.value)
     with pytest.raises(InvalidRequest) as otp:
         admin.create_credential(services, "alice", key="ec-p256", policy="qualified", actor="t")
     assert "eIDAS substantial (has low)" in str(otp.value)
-    assert "activated by mobile_id or sms_otp" in str(otp.value)
+    assert "activated by mobile_id or passkey or sms_otp" in str(otp.value)
     with pytest.raises(InvalidRequest, match="unknown policy 'gold'"):
         admin.create_credential(services, "alice", key="ec-p256", policy="gold", actor="t")
     assert admin.list_credentials(services) == []
@@ -133,7 +133,7 @@ def test_a_tightened_policy_is_refused_before_the_code_is_tried(
     message = error_of(refused, 403, "access_denied")
     assert "policy 'house', which needs eIDAS substantial (has low)" in message
     assert "password + e-mail one-time code" in message
-    assert "a credential activated by sms_otp or mobile_id would do" in message
+    assert "a credential activated by sms_otp or mobile_id or passkey would do" in message
     # The SAD granted before cannot be extended past the raised policy either.
     extension = csc.post(
         "credentials/extendTransaction",

@@ -75,6 +75,10 @@ METHODS: dict[str, Method] = {
             3,
             activates=False,
         ),
+        # A WebAuthn passkey asserting user verification: 800-63B-4 counts a syncable
+        # authenticator at AAL2 at most; the UV flag is the authenticator's own word unless
+        # attestation (not verified here) proves its make, so it counts as no second kind.
+        Method("passkey", "passkey (WebAuthn)", (POSSESSION,), "substantial", 2, activates=True),
     )
 }
 # A credential's activation setting -> the method it uses at credentials/authorize.
@@ -83,6 +87,7 @@ ACTIVATION_METHOD = {
     "otp": "email_otp",
     "sms_otp": "sms_otp",
     "mobile_id": "mobile_id",
+    "passkey": "passkey",
 }
 # How users may log in (to get the access token an authorization starts from).
 LOGIN_METHODS = tuple(m.name for m in METHODS.values() if not m.activates)
@@ -147,8 +152,8 @@ def shortfall(policy: PolicySettings, level: Level) -> list[str]:
 
 
 def step_ups(policy: PolicySettings, login: Iterable[str]) -> list[str]:
-    """The activations (as credentials name them: otp, sms_otp, pin, mobile_id) whose factor,
-    after this login, would meet `policy`."""
+    """The activations (as credentials name them: otp, sms_otp, pin, mobile_id, passkey) whose
+    factor, after this login, would meet `policy`."""
     logged = tuple(login)
     return [
         activation

@@ -259,13 +259,15 @@ def credentials() -> None:
 )
 @click.option(
     "--activation",
-    type=click.Choice(["otp", "sms_otp", "pin", "mobile_id"]),
+    type=click.Choice(["otp", "sms_otp", "pin", "mobile_id", "passkey"]),
     default="otp",
     show_default=True,
     help="Second factor that activates the key: one-time codes by e-mail (otp) or by SMS "
     "to the user's phone (sms_otp, needs [notify.sms]), or a PIN the user chooses when she "
     "activates the credential, or Mobile ID (mobile_id: each authorization approved on the "
-    "user's phone, registered with the activation code; docs/mobile-id.md).",
+    "user's phone, registered with the activation code; docs/mobile-id.md), or a passkey "
+    "(passkey: each authorization approved with a WebAuthn passkey on Signet's page; "
+    "docs/passkeys.md).",
 )
 @click.option(
     "--policy",

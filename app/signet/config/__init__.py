@@ -179,6 +179,9 @@ class SamSettings(_Section):
     # how long one long-poll of the phone's `pending` call is held open at most.
     mobile_request_lifetime_seconds: int = Field(default=120, ge=5, le=900)
     mobile_poll_seconds: int = Field(default=25, ge=1, le=60)
+    # Passkeys (docs/passkeys.md): the WebAuthn relying party id; None: the host of
+    # web.base_url (else of the request). Passkeys are bound to it: changing it orphans them.
+    passkey_rp_id: str | None = None
 
 
 class LoginSettings(_Section):

@@ -145,32 +145,29 @@ def open_challenge(hsm: Hsm, value: Any, credential_id: str) -> Challenge:
 
 
 # -- device records --------------------------------------------------------------------------
-def device_seal(hsm: Hsm, device: Any) -> str:
-    """The seal of a device record: who it belongs to, its key and status."""
-    return keys.mac(
-        hsm,
-        keys.SEAL_KEY,
-        "mobile-device",
-        device.id,
-        device.credential_id,
-        device.user_id,
-        device.public_key,
-        device.status,
-    ).hex()
-
-
-def device_intact(hsm: Hsm, device: Any) -> bool:
-    return keys.mac_matches(
-        hsm,
-        keys.SEAL_KEY,
-        device.seal,
-        "mobile-device",
+def _device_parts(device: Any) -> tuple[Any, ...]:
+    """What a device record's seal covers. A passkey's seal (another domain label) also covers
+    its kind and WebAuthn credential id; its signature counter is outside (docs/passkeys.md)."""
+    parts = (
         device.id,
         device.credential_id,
         device.user_id,
         device.public_key,
         device.status,
     )
+    kind = getattr(device, "kind", None) or "mobile"
+    if kind == "mobile":
+        return ("mobile-device", *parts)
+    return ("passkey-device", *parts, kind, device.webauthn_id or "")
+
+
+def device_seal(hsm: Hsm, device: Any) -> str:
+    """The seal of a device record: who it belongs to, its key, kind and status."""
+    return keys.mac(hsm, keys.SEAL_KEY, *_device_parts(device)).hex()
+
+
+def device_intact(hsm: Hsm, device: Any) -> bool:
+    return keys.mac_matches(hsm, keys.SEAL_KEY, device.seal, *_device_parts(device))
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -223,6 +220,8 @@ def decision_verifies(hsm: Hsm, device: Any, request: Any, decision: str, signat
     """The trust decision: the device record and the request are the SAM's (seal and MAC hold),
     the request is the device's, and `signature` is that device's over exactly this request
     with this decision."""
+    if (getattr(device, "kind", None) or "mobile") != "mobile":
+        return False  # a passkey approves by WebAuthn assertion only (sam.passkey)
     if not device_intact(hsm, device) or not request_intact(hsm, request):
         return False
     if request.device_id != device.id or request.credential_id != device.credential_id:

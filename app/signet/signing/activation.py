@@ -93,6 +93,18 @@ def activation_message(
             "the service will ever ask you for it. If you did not expect this message, do "
             "not use the code and tell your administrator.\n"
         )
+    if activation == "passkey":
+        return "Activate your signing credential", (
+            f"Hello {name},\n\na signing credential was created for you: {credential_id}.\n"
+            "Each of its signatures is approved with a passkey (your phone's or computer's "
+            "screen lock, or a security key). Create it on\n\n"
+            f"    {where}/passkey/v1/register?credential={credential_id}\n\n"
+            "with your password and the activation code\n\n"
+            f"    {shown_activation_code(code)}\n\n"
+            f"The code is valid for {lifetime_hours} hours and can be used once. Nobody at "
+            "the service will ever ask you for it. If you did not expect this message, do "
+            "not use the code and tell your administrator.\n"
+        )
     pin = " (and your new PIN twice)" if activation == "pin" else ""
     body = (
         f"Hello {name},\n\na signing credential was created for you: {credential_id}.\n"
@@ -219,6 +231,11 @@ def activate(
             raise InvalidRequest(
                 "The credential is a Mobile ID credential: it is activated by registering "
                 "your phone with this code (`signet-mobile register`, docs/mobile-id.md)"
+            )
+        if credential.activation == "passkey":
+            raise InvalidRequest(
+                "The credential is a passkey credential: it is activated by registering a "
+                "passkey with this code on /passkey/v1/register (docs/passkeys.md)"
             )
         if credential.activation == "pin":
             check_pin_policy(pin)

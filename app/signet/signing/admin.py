@@ -122,10 +122,11 @@ def create_credential(
         spec = KeySpec.parse(key)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
-    if activation not in ("otp", "sms_otp", "pin", "mobile_id"):
+    if activation not in ("otp", "sms_otp", "pin", "mobile_id", "passkey"):
         raise InvalidRequest(
             f"unknown activation {activation!r}; use otp (codes by e-mail), sms_otp (codes "
-            "by SMS), pin or mobile_id (approval on a registered phone)"
+            "by SMS), pin, mobile_id (approval on a registered phone) or passkey (approval "
+            "with a WebAuthn passkey)"
         )
     if activation == "sms_otp" and services.settings.notify.sms is None:
         raise InvalidRequest(

@@ -31,7 +31,7 @@ from signet.signing import policy
 from signet.signing.context import Services
 from signet.signing.delivery import otp_channel, shown
 from signet.signing.mobile_requests import (
-    MOBILE_ID,
+    DEVICE_KINDS,
     Pending,
     create_request,
     refusals_recorded,
@@ -275,11 +275,11 @@ def authorize(
         # A policy this authorization cannot meet is refused before any factor is tried (no
         # code spent, no failed try counted), once the refusal's audit record is committed.
         refused = policy.refusal(services, session, principal, credential)
-        if refused is None and credential.activation == MOBILE_ID:
+        if refused is None and credential.activation in DEVICE_KINDS:
             if not asynchronous:
                 raise InvalidRequest(
-                    "The credential is approved on its owner's phone (Mobile ID), which needs "
-                    "CSC v2: credentials/authorize, then credentials/authorizeCheck"
+                    "The credential is approved on its owner's device (Mobile ID or passkey), "
+                    "which needs CSC v2: credentials/authorize, then credentials/authorizeCheck"
                 )
             pending = create_request(
                 session,
@@ -332,7 +332,7 @@ def authorize(
                 )
     if refused is not None:
         raise AccessDenied(refused)
-    if credential.activation == MOBILE_ID:
+    if credential.activation in DEVICE_KINDS:
         services.push.announce(pending.device_id, pending.authorization_id)
         return pending
     # The failed try is committed (counted, audited) before the client hears of it.

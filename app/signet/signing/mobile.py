@@ -16,6 +16,7 @@ from signet.errors import AccessDenied, InvalidRequest
 from signet.events import append_event
 from signet.sam import IntegrityViolation, check_credential, issue_sad
 from signet.sam import mobile as trust
+from signet.sam import passkey as passkey_trust
 from signet.signing.context import Services
 from signet.signing.csc import ensure_usable, signing_credential
 from signet.signing.mobile_registration import string_param
@@ -28,7 +29,7 @@ CLOCK_SKEW_SECONDS = 60
 # -- the device's calls ----------------------------------------------------------------------
 def _device(session: Any, services: Services, device_id: str) -> MobileDevice:
     device = session.get(MobileDevice, device_id)
-    if device is None:
+    if device is None or device.kind != "mobile":
         raise InvalidRequest("Invalid parameter deviceID")
     if not trust.device_intact(services.hsm, device):
         raise IntegrityViolation(
@@ -206,11 +207,11 @@ def decide(
             )
             return state
     assert expired
-    _expire(services, request_id, f"device {device_id}")
+    expire(services, request_id, f"device {device_id}")
     raise InvalidRequest("The request has expired; the signer must authorize again")
 
 
-def _expire(services: Services, request_id: str, actor: str) -> None:
+def expire(services: Services, request_id: str, actor: str) -> None:
     """Mark a pending request past its time expired, and record it (once)."""
     with services.database.transaction() as session:
         row = session.execute(
@@ -273,7 +274,7 @@ def authorize_check(
         else:
             return _issue(services, session, principal, credential, request)
     assert expired
-    _expire(services, authorization_id, principal.username)
+    expire(services, authorization_id, principal.username)
     raise InvalidRequest("The request has expired unanswered; authorize again")
 
 
@@ -281,9 +282,7 @@ def _issue(
     services: Services, session: Any, principal: Principal, credential: Any, request: Any
 ) -> tuple[str, int]:
     device = session.get(MobileDevice, request.device_id)
-    if device is None or not trust.decision_verifies(
-        services.hsm, device, request, "approve", request.approval
-    ):
+    if device is None or not _approval_holds(services, device, request):
         raise IntegrityViolation(
             f"Mobile ID request {request.id} is marked approved without its device's valid "
             "signature; it gives no SAD"
@@ -311,3 +310,17 @@ def _issue(
         lifetime_seconds=services.settings.sam.sad_lifetime_seconds,
         assurance={**json.loads(request.assurance), "mobile_request": request.id},
     )
+
+
+def _approval_holds(services: Services, device: MobileDevice, request: MobileRequest) -> bool:
+    """Whether the stored approval is the device's over exactly this request: a phone's
+    signature, or a passkey's assertion (docs/passkeys.md), verified again here."""
+    if device.kind == passkey_trust.KIND:
+        rp_id = passkey_trust.rp_id_for(services.settings.sam.passkey_rp_id, request.origin)
+        return (
+            passkey_trust.assertion_verifies(
+                services.hsm, device, request, "approve", request.approval, rp_id
+            )
+            is not None
+        )
+    return trust.decision_verifies(services.hsm, device, request, "approve", request.approval)

@@ -24,8 +24,9 @@ MAX_ATTESTATION = 16_384
 
 
 def string_param(value: Any, name: str, limit: int = 256) -> str:
-    """A required string parameter of at most `limit` characters, else a 400 naming it."""
-    if not isinstance(value, str) or not value or len(value) > limit:
+    """A required string parameter of at most `limit` characters and no NUL (which no
+    identifier holds and PostgreSQL refuses), else a 400 naming it."""
+    if not isinstance(value, str) or not value or len(value) > limit or "\0" in value:
         raise InvalidRequest(f"Missing (or invalid type) string parameter {name}")
     return value
 

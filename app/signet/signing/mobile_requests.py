@@ -26,6 +26,10 @@ from signet.signing.context import Services
 from signet.store import MobileDevice, MobileRequest
 
 MOBILE_ID = "mobile_id"
+PASSKEY = "passkey"
+# Activations whose factor is an approval on a registered device (the CSC asynchronous way),
+# and the kind of device each registers.
+DEVICE_KINDS = {MOBILE_ID: "mobile", PASSKEY: "passkey"}
 
 
 class MobileRefused(SignetError):
@@ -71,18 +75,25 @@ class Pending:
     authorization_id: str
     expires_in: int
     device_id: str = ""  # whom to announce it to (never sent to the CSC client)
+    approval_path: str = ""  # a passkey's: the approval page (signet_approvalURL)
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-def active_device(session: Session, services: Services, credential_id: str) -> MobileDevice:
-    """The credential's registered device (the newest active one), its seal checked."""
+def active_device(
+    session: Session, services: Services, credential_id: str, kind: str = "mobile"
+) -> MobileDevice:
+    """The credential's registered device of `kind` (the newest active one), its seal checked."""
     device = (
         session.execute(
             select(MobileDevice)
-            .where(MobileDevice.credential_id == credential_id, MobileDevice.status == "active")
+            .where(
+                MobileDevice.credential_id == credential_id,
+                MobileDevice.status == "active",
+                MobileDevice.kind == kind,
+            )
             .order_by(MobileDevice.created_at.desc(), MobileDevice.id)
             .limit(1)
         )
@@ -90,9 +101,14 @@ def active_device(session: Session, services: Services, credential_id: str) -> M
         .first()
     )
     if device is None:
+        how = (
+            "on the passkey page (/passkey/v1/register)"
+            if kind == "passkey"
+            else "with `signet-mobile register`"
+        )
         raise AccessDenied(
-            f"Credential {credential_id} has no registered device; register one with "
-            "`signet-mobile register` and the activation code"
+            f"Credential {credential_id} has no registered device; register one {how} and "
+            "the activation code"
         )
     if not device_intact(services.hsm, device):
         raise IntegrityViolation(
@@ -116,7 +132,7 @@ def create_request(
 ) -> Pending:
     """Store a request for the credential's device (the caller has checked the credential
     and its policy, and announces the request on the push channel once it has committed)."""
-    device = active_device(session, services, credential.id)
+    device = active_device(session, services, credential.id, DEVICE_KINDS[credential.activation])
     lifetime = services.settings.sam.mobile_request_lifetime_seconds
     stamp = now().replace(microsecond=0)
     row = MobileRequest(
@@ -153,4 +169,5 @@ def create_request(
         labels=list(labels),
         expires_in=lifetime,
     )
-    return Pending(row.id, lifetime, device.id)
+    page = f"/passkey/v1/approve/{row.id}" if device.kind == "passkey" else ""
+    return Pending(row.id, lifetime, device.id, page)

@@ -88,11 +88,10 @@ def send_otp(
         channel = otp_channel(credential.activation)
         address = otp_address(credential, user)
         if channel is None:
-            how = (
-                "on its owner's phone (Mobile ID)"
-                if credential.activation == "mobile_id"
-                else "by PIN"
-            )
+            how = {
+                "mobile_id": "on its owner's phone (Mobile ID)",
+                "passkey": "with its owner's passkey",
+            }.get(credential.activation, "by PIN")
             raise InvalidRequest(f"This credential is activated {how}, not OTP")
         if not address:
             raise InvalidRequest(f"No address is registered for OTP delivery by {channel}")

@@ -336,6 +336,14 @@ class MobileDevice(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked
     seal: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # mobile: a phone of the Mobile ID protocol (public_key: P-256 SPKI); passkey: a WebAuthn
+    # credential (public_key: its COSE key, webauthn_id: its credential id, both base64url),
+    # sealed with both (docs/passkeys.md).
+    kind: Mapped[str] = mapped_column(String(16), default="mobile", server_default="mobile")
+    webauthn_id: Mapped[str | None] = mapped_column(String(1400))
+    # The authenticator's signature counter as last seen: outside the seal (it moves with
+    # every approval); it serves clone detection only and decides no approval.
+    sign_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class MobileRequest(Base):

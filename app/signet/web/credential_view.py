@@ -117,7 +117,7 @@ def described(info: usecases.CredentialInfo, which: str, cert_info: bool, auth_i
             "objects": [factor],
             "policy": policy_block(info),
         }
-        if info.activation == "mobile_id":
+        if info.activation in ("mobile_id", "passkey"):
             # Approved on the signer's phone: nothing for the client to collect
             # (credentials/authorize answers pending; docs/mobile-id.md).
             out["auth"] = {"mode": "implicit", "policy": policy_block(info)}

@@ -102,6 +102,9 @@ PENDING_ANSWER = obj(
     authorizationID=STRING,
     status=enum("pending"),
     expiresIn={"type": "integer", "minimum": 0},
+    signet_approvalURL=with_description(
+        STRING, "a passkey credential's: the page where the signer approves (docs/passkeys.md)"
+    ),
 )
 AUTHORIZE_ANSWER = {"oneOf": [SAD_ANSWER, PENDING_ANSWER]}
 
@@ -342,11 +345,14 @@ def origin() -> str:
 
 def sad_or_pending(authorized: tuple[str, int] | Pending) -> Json:
     if isinstance(authorized, Pending):
-        return {
+        answer: Json = {
             "authorizationID": authorized.authorization_id,
             "status": "pending",
             "expiresIn": authorized.expires_in,
         }
+        if authorized.approval_path:  # a passkey's: where the signer approves (docs/passkeys.md)
+            answer["signet_approvalURL"] = origin() + authorized.approval_path
+        return answer
     sad, expires = authorized
     return {"SAD": sad, "expiresIn": expires}
 
