@@ -1,0 +1,46 @@
+"""Which Signet accounts the virtual card shows: one slot per ``[[account]]`` of the user's
+``signet-vc.toml`` ($SIGNET_VC_CONFIG, else $XDG_CONFIG_HOME/signet-vc/config.toml)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Account:
+    server: str  # the service's URL (https://host or its CSC v2 base)
+    user: str
+    ca_file: str | None = None  # a CA bundle to trust instead of the system's
+    label: str = ""  # the token label (default user@host)
+
+
+def config_path() -> Path:
+    explicit = os.environ.get("SIGNET_VC_CONFIG")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "signet-vc" / "config.toml"
+
+
+def load_accounts(path: Path | None = None) -> list[Account]:
+    """The configured accounts; none (an empty reader) when the file is missing or unreadable,
+    so a host application never fails to load the module over its configuration."""
+    try:
+        data = tomllib.loads((path or config_path()).read_text())
+    except (OSError, ValueError):
+        return []
+    accounts = []
+    for item in data.get("account") or []:
+        if isinstance(item, dict) and item.get("server") and item.get("user"):
+            accounts.append(
+                Account(
+                    str(item["server"]),
+                    str(item["user"]),
+                    str(item["ca_file"]) if item.get("ca_file") else None,
+                    str(item.get("label") or ""),
+                )
+            )
+    return accounts
