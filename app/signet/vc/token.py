@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from signet.client.csc import CscClient, CscError
-from signet.vc import ck
+from signet.vc import cache, ck
 from signet.vc.config import Account
 from signet.vc.mechanisms import (
     MECHANISMS,
@@ -42,7 +42,7 @@ class Slot:
     slot_id: int
     account: Account
     client: CscClient | None = None  # signed in when set
-    credentials: list[Credential] = field(default_factory=list)
+    credentials: list[Credential] = field(default_factory=list)  # cached until a login
 
     @property
     def label(self) -> str:
@@ -82,6 +82,8 @@ class Session:
 class Cryptoki:
     def __init__(self, accounts: list[Account], *, timeout: float = 60.0) -> None:
         self.slots = [Slot(i, a) for i, a in enumerate(accounts)]
+        for slot in self.slots:
+            slot.credentials = cache.load(self.token_serial(slot))
         self.sessions: dict[int, Session] = {}
         self.next_session = 1
         self.timeout = timeout
@@ -179,6 +181,7 @@ class Cryptoki:
             raise Failure(_login_rv(exc)) from exc
         slot.client = client
         slot.credentials = credentials_from_list(answer)
+        cache.save(self.token_serial(slot), slot.credentials)
 
     def logout(self, handle: int) -> None:
         slot = self.session(handle).slot
@@ -188,7 +191,6 @@ class Cryptoki:
 
     def _sign_out(self, slot: Slot) -> None:
         client, slot.client = slot.client, None
-        slot.credentials = []
         for session in self.sessions.values():
             if session.slot is slot:
                 session.signing, session.found = None, None

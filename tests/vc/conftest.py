@@ -1,0 +1,102 @@
+"""A real Signet (gunicorn, SQLite, SoftHSM, mail into a Maildir) with alice's RSA and EC PIN
+credentials, the module built by `make vc`, and a signet-vc configuration naming the server.
+Ports 56950-56999 only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import activate_over_api, activation_code_in_mail, signet_cli, signet_server
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = ROOT / "build" / "vc" / "libsignet-vc.so"
+# pkcs11-tool and OpenSSL's engine answer CKA_ALWAYS_AUTHENTICATE with the PIN they logged in
+# with: alice's password and her credentials' PIN are the same digits here.
+SECRET = "246813579753"
+PORTS = iter(range(56951, 57000))
+
+
+@dataclass
+class Card:
+    url: str
+    env: dict[str, str]  # what a consumer process runs with (SIGNET_VC_CONFIG)
+    rsa: str
+    ec: str
+    tmp: Path
+
+    def run(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            list(args), capture_output=True, text=True, env=self.env, timeout=120, **kw
+        )
+        if check:
+            assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
+        return done
+
+
+def _build() -> None:
+    if not MODULE.exists():
+        built = subprocess.run(
+            [sys.executable, "-m", "signet.vc.build", str(MODULE.parent)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "app")},
+        )
+        assert built.returncode == 0, built.stderr[-3000:]
+
+
+def _credential(url: str, env: dict[str, str], maildir: Path, key: str) -> str:
+    made = signet_cli(
+        "credentials", "create", "alice", "--key", key, "--activation", "pin",
+        "--policy", "basic", "--description", f"alice {key}", env=env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    credential_id = made.stdout.split()[1]
+    code = activation_code_in_mail(maildir, credential_id)
+    activate_over_api(url, "alice", SECRET, credential_id, code, SECRET)
+    return credential_id
+
+
+@pytest.fixture(scope="session")
+def card(softhsm, tmp_path_factory) -> Card:
+    _build()
+    tmp = tmp_path_factory.mktemp("vc")
+    maildir = tmp / "mail"
+    port = next(PORTS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
+    env.update(
+        {
+            "SIGNET_WEB__BASE_URL": f"http://127.0.0.1:{port}",
+            "SIGNET_DATABASE__URL": f"sqlite:///{tmp / 'signet.db'}",
+            "SIGNET_HSM__MODULE": softhsm["module"],
+            "SIGNET_HSM__TOKEN_LABEL": softhsm["token_label"],
+            "SIGNET_HSM__PIN_FILE": softhsm["pin_file"],
+            "SIGNET_HSM__PIN_ENV": "",
+            "SIGNET_CA__OPTIONS": '{"key_label": "vc-ca-' + uuid.uuid4().hex[:8] + '"}',
+            "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
+            "SIGNET_NOTIFY__MAILDIR": str(maildir),
+            "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp / "audit-checkpoints.jsonl"),
+            "SOFTHSM2_CONF": softhsm["conf"],
+        }
+    )
+    assert signet_cli("init", env=env).returncode == 0
+    added = signet_cli(
+        "users", "add", "alice", "--email", "alice@example.test", "--password-stdin",
+        env=env, stdin=SECRET + "\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    with signet_server(env=env, workers=2, port=port) as url:
+        rsa = _credential(url, env, maildir, "rsa-2048")
+        ec = _credential(url, env, maildir, "ec-p256")
+        config = tmp / "signet-vc.toml"
+        config.write_text(f'[[account]]\nserver = "{url}"\nuser = "alice"\nlabel = "alice"\n')
+        consumer = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNET_", "PYTHON"))}
+        consumer["SIGNET_VC_CONFIG"] = str(config)
+        consumer["XDG_CACHE_HOME"] = str(tmp / "cache")
+        yield Card(url, consumer, rsa, ec, tmp)
