@@ -95,9 +95,9 @@ def test_rsa_mechanisms(card: Card, certs: dict[str, str]) -> None:
     cert = certs["alice rsa-2048"]
     _verify(card, cert, DATA, _sign(card, key_id, "SHA256-RSA-PKCS", DATA))
     # CKM_RSA_PKCS over a DigestInfo the caller made: pkcs11-tool hashes nothing itself
-    digest_info = bytes.fromhex("3031300d060960864801650304020105000420") + hashlib.sha256(
-        DATA
-    ).digest()
+    digest_info = (
+        bytes.fromhex("3031300d060960864801650304020105000420") + hashlib.sha256(DATA).digest()
+    )
     _verify(card, cert, DATA, _sign(card, key_id, "RSA-PKCS", digest_info))
     pss = ("-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32")
     signed = _sign(card, key_id, "SHA256-RSA-PKCS-PSS", DATA, "--mgf", "MGF1-SHA256")

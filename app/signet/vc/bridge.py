@@ -32,7 +32,7 @@ def _guarded(function: Callable[..., int]) -> Callable[..., int]:
                 return function(*args)
         except Failure as exc:
             return exc.rv
-        except Exception as exc:  # noqa: BLE001 - never into the host application
+        except Exception as exc:
             print(f"signet-vc: {function.__name__}: {exc!r}", file=sys.stderr)
             return ck.CKR_GENERAL_ERROR
 
@@ -52,7 +52,7 @@ def _fill_list(ffi: Any, items: list[int], out: Any, count: Any) -> int:
     return ck.CKR_OK
 
 
-def bind(ffi: Any) -> None:  # noqa: C901, PLR0915 - one place that lists the entry points
+def bind(ffi: Any) -> None:
     """Define every vc_py_* function on the embedded module's ffi."""
 
     @ffi.def_extern()
@@ -63,7 +63,7 @@ def bind(ffi: Any) -> None:  # noqa: C901, PLR0915 - one place that lists the en
             from signet.vc.token import Cryptoki
 
             _state = Cryptoki(load_accounts())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"signet-vc: start-up failed: {exc!r}", file=sys.stderr)
             return ck.CKR_GENERAL_ERROR
         return READY

@@ -47,7 +47,11 @@ MECHANISMS: dict[int, Mechanism] = {
     )
 }
 CKM_HASH = {ck.CKM_SHA256: "sha256", ck.CKM_SHA384: "sha384", ck.CKM_SHA512: "sha512"}
-MGF_HASH = {ck.CKG_MGF1_SHA256: "sha256", ck.CKG_MGF1_SHA384: "sha384", ck.CKG_MGF1_SHA512: "sha512"}
+MGF_HASH = {
+    ck.CKG_MGF1_SHA256: "sha256",
+    ck.CKG_MGF1_SHA384: "sha384",
+    ck.CKG_MGF1_SHA512: "sha512",
+}
 HASH_BY_LENGTH = {h.length: name for name, h in HASHES.items()}
 DIGEST_INFO_OIDS = {h.oid: name for name, h in HASHES.items()}
 
@@ -135,5 +139,7 @@ def ecdsa_raw(signature: bytes, size: int) -> bytes:
     except (ValueError, TypeError):
         if len(signature) == 2 * size:
             return signature
-        raise MechanismError(ck.CKR_DEVICE_ERROR, "the service's ECDSA signature is not DER") from None
+        raise MechanismError(
+            ck.CKR_DEVICE_ERROR, "the service's ECDSA signature is not DER"
+        ) from None
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")

@@ -20,7 +20,6 @@ TRUE, FALSE = b"\x01", b"\x00"
 CURVE_SIZES = {"secp256r1": 32, "secp384r1": 48, "secp521r1": 66}
 
 
-
 def ck_ulong(value: int) -> bytes:
     """A CK_ULONG as the host lays it out (unsigned long: 8 bytes on LP64)."""
     return struct.pack("@L", value)

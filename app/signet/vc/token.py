@@ -4,6 +4,7 @@ the C half; signet.vc.bridge marshals the C structures in and out."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from dataclasses import dataclass, field
@@ -27,7 +28,11 @@ from signet.vc.objects import Credential, credentials_from_list
 KINDS = (ck.CKO_CERTIFICATE, ck.CKO_PUBLIC_KEY, ck.CKO_PRIVATE_KEY)
 MECHANISM_INFO = {
     ck.CKK_RSA: (2048, 4096, ck.CKF_SIGN),
-    ck.CKK_EC: (256, 384, ck.CKF_SIGN | ck.CKF_EC_F_P | ck.CKF_EC_NAMEDCURVE | ck.CKF_EC_UNCOMPRESS),
+    ck.CKK_EC: (
+        256,
+        384,
+        ck.CKF_SIGN | ck.CKF_EC_F_P | ck.CKF_EC_NAMEDCURVE | ck.CKF_EC_UNCOMPRESS,
+    ),
 }
 
 
@@ -171,9 +176,7 @@ class Cryptoki:
         if not pin:
             raise Failure(ck.CKR_PIN_INCORRECT)
         account = slot.account
-        client = CscClient(
-            account.server, timeout=self.timeout, verify=account.ca_file or True
-        )
+        client = CscClient(account.server, timeout=self.timeout, verify=account.ca_file or True)
         try:
             client.login(account.user, pin)
             answer = client.list_credentials(with_info=True)
@@ -195,10 +198,8 @@ class Cryptoki:
             if session.slot is slot:
                 session.signing, session.found = None, None
         if client is not None:
-            try:
+            with contextlib.suppress(CscError):  # else the token expires on its own
                 client.revoke()
-            except CscError:
-                pass  # the token expires on its own
 
     def finalize(self) -> None:
         for slot in self.slots:
@@ -238,9 +239,7 @@ class Cryptoki:
         session.found = None
 
     # -- signing ----------------------------------------------------------------------------
-    def sign_init(
-        self, handle: int, ckm: int, pss: tuple[int, int, int] | None, key: int
-    ) -> None:
+    def sign_init(self, handle: int, ckm: int, pss: tuple[int, int, int] | None, key: int) -> None:
         session = self.session(handle)
         if session.signing is not None:
             raise Failure(ck.CKR_OPERATION_ACTIVE)
