@@ -4,6 +4,7 @@ Ports 56950-56999 only."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
+from asn1crypto import pem
 
 from tests.helpers import activate_over_api, activation_code_in_mail, signet_cli, signet_server
 
@@ -30,6 +33,25 @@ class Card:
     rsa: str
     ec: str
     tmp: Path
+    root_pem: Path  # Signet's CA, which issued alice's certificates
+    askpass_env: dict[str, str]  # the same account with an askpass command (protected path)
+    askpass_log: Path  # what that command was shown, one SIGNET_VC_* line per variable
+
+    def certificate(self, credential_id: str) -> Path:
+        """The credential's certificate (PEM), as the service hands it out."""
+        session = requests.Session()
+        token = session.post(f"{self.url}/csc/v2/auth/login", auth=("alice", SECRET), timeout=30)
+        session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        info = session.post(
+            f"{self.url}/csc/v2/credentials/info",
+            json={"credentialID": credential_id, "certificates": "single"},
+            timeout=30,
+        ).json()
+        path = self.tmp / f"{credential_id}.pem"
+        path.write_bytes(
+            pem.armor("CERTIFICATE", base64.b64decode(info["cert"]["certificates"][0]))
+        )
+        return path
 
     def run(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
@@ -99,4 +121,32 @@ def card(softhsm, tmp_path_factory) -> Card:
         consumer = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNET_", "PYTHON"))}
         consumer["SIGNET_VC_CONFIG"] = str(config)
         consumer["XDG_CACHE_HOME"] = str(tmp / "cache")
-        yield Card(url, consumer, rsa, ec, tmp)
+        session = requests.Session()
+        token = session.post(f"{url}/csc/v2/auth/login", auth=("alice", SECRET), timeout=30)
+        session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        chain = session.post(
+            f"{url}/csc/v2/credentials/info",
+            json={"credentialID": rsa, "certificates": "chain"},
+            timeout=30,
+        ).json()["cert"]["certificates"]
+        root_pem = tmp / "signet-root.pem"
+        root_pem.write_bytes(pem.armor("CERTIFICATE", base64.b64decode(chain[-1])))
+        log = tmp / "askpass.log"
+        askpass = tmp / "askpass"
+        askpass.write_text(f"#!/bin/sh\nenv | grep ^SIGNET_VC_ | sort >> {log}\necho {SECRET}\n")
+        askpass.chmod(0o755)
+        asking = tmp / "signet-vc-askpass.toml"
+        asking.write_text(
+            f'[[account]]\nserver = "{url}"\nuser = "alice"\nlabel = "alice"\n'
+            f'askpass = "{askpass}"\n'
+        )
+        yield Card(
+            url,
+            consumer,
+            rsa,
+            ec,
+            tmp,
+            root_pem,
+            {**consumer, "SIGNET_VC_CONFIG": str(asking)},
+            log,
+        )

@@ -100,6 +100,8 @@ def bind(ffi: Any) -> None:
         _padded(ffi, info.model, "Virtual Card")
         _padded(ffi, info.serial_number, _state.token_serial(slot))
         info.flags = ck.CKF_LOGIN_REQUIRED | ck.CKF_USER_PIN_INITIALIZED | ck.CKF_TOKEN_INITIALIZED
+        if slot.account.askpass:
+            info.flags |= ck.CKF_PROTECTED_AUTHENTICATION_PATH
         info.max_session_count = info.max_rw_session_count = 0  # effectively infinite
         info.session_count = info.rw_session_count = ck.UNAVAILABLE
         info.max_pin_len, info.min_pin_len = 1024, 1

@@ -15,6 +15,9 @@ class Account:
     user: str
     ca_file: str | None = None  # a CA bundle to trust instead of the system's
     label: str = ""  # the token label (default user@host)
+    # a command that asks the user (signet.vc.prompt): set, the token has a protected
+    # authentication path and logins without a PIN ask through it
+    askpass: str | None = None
 
 
 def config_path() -> Path:
@@ -41,6 +44,7 @@ def load_accounts(path: Path | None = None) -> list[Account]:
                     str(item["user"]),
                     str(item["ca_file"]) if item.get("ca_file") else None,
                     str(item.get("label") or ""),
+                    str(item["askpass"]) if item.get("askpass") else None,
                 )
             )
     return accounts

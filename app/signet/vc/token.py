@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from signet.client.csc import CscClient, CscError
-from signet.vc import cache, ck
+from signet.vc import cache, ck, prompt
 from signet.vc.config import Account
 from signet.vc.mechanisms import (
     MECHANISMS,
@@ -73,6 +73,7 @@ class Signing:
     pss_hash: str | None
     data: Any = None  # a running hash for C_SignUpdate, or None
     factor_value: str | None = None  # given by C_Login(CKU_CONTEXT_SPECIFIC)
+    ask_factor: bool = False  # that login came without a PIN: ask through askpass at C_Sign
 
 
 @dataclass
@@ -163,6 +164,9 @@ class Cryptoki:
             signing = session.signing
             if signing is None or slot.client is None:
                 raise Failure(ck.CKR_OPERATION_NOT_INITIALIZED)
+            if not pin and slot.account.askpass:
+                signing.ask_factor = True  # asked at C_Sign, when the hash is known
+                return
             if not pin:
                 raise Failure(ck.CKR_PIN_INCORRECT)
             signing.factor_value = pin  # checked by the service with the hash it is bound to
@@ -173,9 +177,14 @@ class Cryptoki:
             raise Failure(ck.CKR_USER_TYPE_INVALID)
         if slot.client is not None:
             raise Failure(ck.CKR_USER_ALREADY_LOGGED_IN)
+        account = slot.account
+        if not pin and account.askpass:
+            try:
+                pin = prompt.ask(account.askpass, "password", user=account.user)
+            except prompt.Cancelled as exc:
+                raise Failure(ck.CKR_FUNCTION_CANCELED) from exc
         if not pin:
             raise Failure(ck.CKR_PIN_INCORRECT)
-        account = slot.account
         client = CscClient(account.server, timeout=self.timeout, verify=account.ca_file or True)
         try:
             client.login(account.user, pin)
@@ -296,7 +305,7 @@ class Cryptoki:
         if slot.client is None:
             raise Failure(ck.CKR_USER_NOT_LOGGED_IN)
         credential = signing.credential
-        if credential.always_authenticate and signing.factor_value is None:
+        if credential.always_authenticate and not (signing.factor_value or signing.ask_factor):
             raise Failure(ck.CKR_USER_NOT_LOGGED_IN)
         mechanism = signing.mechanism
         try:
@@ -312,6 +321,17 @@ class Cryptoki:
         except MechanismError as exc:
             raise Failure(exc.rv) from exc
         client = slot.client
+        if signing.ask_factor and slot.account.askpass:
+            try:
+                signing.factor_value = prompt.ask(
+                    slot.account.askpass,
+                    credential.factor.kind,
+                    credential=credential.label,
+                    mechanism=f"{mechanism.scheme} {request.hash_name}",
+                    hash=request.digest.hex(),
+                )
+            except prompt.Cancelled as exc:
+                raise Failure(ck.CKR_FUNCTION_CANCELED) from exc
         try:
             sad = client.authorize(
                 credential.credential_id,
