@@ -36,6 +36,7 @@ class Card:
     root_pem: Path  # Signet's CA, which issued alice's certificates
     askpass_env: dict[str, str]  # the same account with an askpass command (protected path)
     askpass_log: Path  # what that command was shown, one SIGNET_VC_* line per variable
+    sign_ask_env: dict[str, str]  # askpass at every C_Sign, no CKA_ALWAYS_AUTHENTICATE
 
     def certificate(self, credential_id: str) -> Path:
         """The credential's certificate (PEM), as the service hands it out."""
@@ -53,9 +54,16 @@ class Card:
         )
         return path
 
-    def run(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, env_extra: dict[str, str] | None = None, **kw
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            list(args), capture_output=True, text=True, env=self.env, timeout=120, **kw
+            list(args),
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env_extra or {})},
+            timeout=120,
+            **kw,
         )
         if check:
             assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
@@ -140,6 +148,8 @@ def card(softhsm, tmp_path_factory) -> Card:
             f'[[account]]\nserver = "{url}"\nuser = "alice"\nlabel = "alice"\n'
             f'askpass = "{askpass}"\n'
         )
+        at_sign = tmp / "signet-vc-at-sign.toml"
+        at_sign.write_text(asking.read_text() + "context_login = false\n")
         yield Card(
             url,
             consumer,
@@ -149,4 +159,5 @@ def card(softhsm, tmp_path_factory) -> Card:
             root_pem,
             {**consumer, "SIGNET_VC_CONFIG": str(asking)},
             log,
+            {**consumer, "SIGNET_VC_CONFIG": str(at_sign)},
         )

@@ -18,6 +18,10 @@ class Account:
     # a command that asks the user (signet.vc.prompt): set, the token has a protected
     # authentication path and logins without a PIN ask through it
     askpass: str | None = None
+    # false (with askpass): keys do not say CKA_ALWAYS_AUTHENTICATE and the second factor is
+    # asked through askpass at each C_Sign, for consumers that cannot log in per signature
+    # (OpenSSH's agent)
+    context_login: bool = True
 
 
 def config_path() -> Path:
@@ -45,6 +49,7 @@ def load_accounts(path: Path | None = None) -> list[Account]:
                     str(item["ca_file"]) if item.get("ca_file") else None,
                     str(item.get("label") or ""),
                     str(item["askpass"]) if item.get("askpass") else None,
+                    item.get("context_login", True) is not False,
                 )
             )
     return accounts

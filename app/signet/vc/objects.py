@@ -33,6 +33,7 @@ class Credential:
     label: str
     certificate: asn1_x509.Certificate
     factor: AuthFactor
+    asked_at_sign: bool = False  # the factor comes from askpass at C_Sign, not a login
     key_type: int = field(init=False)
     key_id: bytes = field(init=False)
     size: int = field(init=False)  # RSA: modulus bytes; EC: bytes of one coordinate
@@ -55,7 +56,7 @@ class Credential:
 
     @property
     def always_authenticate(self) -> bool:
-        return bool(self.factor.kind)
+        return bool(self.factor.kind) and not self.asked_at_sign
 
     def attributes(self, cls: int) -> dict[int, bytes]:
         """Every attribute of the object of class ``cls`` (CKO_CERTIFICATE, _PUBLIC_KEY or

@@ -83,13 +83,15 @@ class Session:
     flags: int
     found: list[int] | None = None  # the C_FindObjects result still to hand out
     signing: Signing | None = None
+    # a context-specific login made before C_SignInit (OpenSSH does so): (value, ask)
+    early_factor: tuple[str | None, bool] | None = None
 
 
 class Cryptoki:
     def __init__(self, accounts: list[Account], *, timeout: float = 60.0) -> None:
         self.slots = [Slot(i, a) for i, a in enumerate(accounts)]
         for slot in self.slots:
-            slot.credentials = cache.load(self.token_serial(slot))
+            slot.credentials = self._marked(slot, cache.load(self.token_serial(slot)))
         self.sessions: dict[int, Session] = {}
         self.next_session = 1
         self.timeout = timeout
@@ -161,15 +163,17 @@ class Cryptoki:
         session = self.session(handle)
         slot = session.slot
         if user_type == ck.CKU_CONTEXT_SPECIFIC:
-            signing = session.signing
-            if signing is None or slot.client is None:
-                raise Failure(ck.CKR_OPERATION_NOT_INITIALIZED)
-            if not pin and slot.account.askpass:
-                signing.ask_factor = True  # asked at C_Sign, when the hash is known
-                return
-            if not pin:
+            if slot.client is None:
+                raise Failure(ck.CKR_USER_NOT_LOGGED_IN)
+            if not pin and not slot.account.askpass:
                 raise Failure(ck.CKR_PIN_INCORRECT)
-            signing.factor_value = pin  # checked by the service with the hash it is bound to
+            # no PIN on a protected path: asked at C_Sign, when the hash is known; a PIN is
+            # checked by the service with the hash it is bound to
+            factor = (pin or None, not pin)
+            if session.signing is None:
+                session.early_factor = factor  # for the next C_SignInit of this session
+            else:
+                session.signing.factor_value, session.signing.ask_factor = factor
             return
         if user_type == ck.CKU_SO:
             raise Failure(ck.CKR_USER_TYPE_INVALID)  # no security officer on a remote card
@@ -192,8 +196,15 @@ class Cryptoki:
         except CscError as exc:
             raise Failure(_login_rv(exc)) from exc
         slot.client = client
-        slot.credentials = credentials_from_list(answer)
+        slot.credentials = self._marked(slot, credentials_from_list(answer))
         cache.save(self.token_serial(slot), slot.credentials)
+
+    @staticmethod
+    def _marked(slot: Slot, credentials: list[Credential]) -> list[Credential]:
+        asked = bool(slot.account.askpass) and not slot.account.context_login
+        for credential in credentials:
+            credential.asked_at_sign = asked
+        return credentials
 
     def logout(self, handle: int) -> None:
         slot = self.session(handle).slot
@@ -276,6 +287,9 @@ class Cryptoki:
             except CscError as exc:
                 raise Failure(ck.CKR_DEVICE_ERROR) from exc
         session.signing = Signing(mechanism, credential, pss_hash)
+        if session.early_factor is not None:
+            session.signing.factor_value, session.signing.ask_factor = session.early_factor
+            session.early_factor = None
 
     def sign_length(self, handle: int) -> int:
         signing = self._signing(handle)
@@ -321,7 +335,8 @@ class Cryptoki:
         except MechanismError as exc:
             raise Failure(exc.rv) from exc
         client = slot.client
-        if signing.ask_factor and slot.account.askpass:
+        ask = signing.ask_factor or (credential.asked_at_sign and not signing.factor_value)
+        if ask and credential.factor.kind and slot.account.askpass:
             try:
                 signing.factor_value = prompt.ask(
                     slot.account.askpass,
