@@ -62,8 +62,7 @@ class Card:
             capture_output=True,
             text=True,
             env={**self.env, **(env_extra or {})},
-            timeout=120,
-            **kw,
+            **{"timeout": 120, **kw},
         )
         if check:
             assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
