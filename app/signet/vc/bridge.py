@@ -5,6 +5,7 @@ an exception into CKR_GENERAL_ERROR."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from signet.vc import ck
 
 READY = 0x5167AE  # glue.c's VC_READY: Python really answered C_Initialize
 MANUFACTURER = "Signet"
+DEBUG = bool(os.environ.get("SIGNET_VC_DEBUG"))  # each call and its answer on stderr
 
 _state: Any = None  # the process's signet.vc.token.Cryptoki, made by C_Initialize
 
@@ -29,12 +31,15 @@ def _guarded(function: Callable[..., int]) -> Callable[..., int]:
 
         try:
             with _state.lock:
-                return function(*args)
+                rv = function(*args)
         except Failure as exc:
-            return exc.rv
-        except Exception as exc:
+            rv = exc.rv
+        except Exception as exc:  # never into the host application
             print(f"signet-vc: {function.__name__}: {exc!r}", file=sys.stderr)
-            return ck.CKR_GENERAL_ERROR
+            rv = ck.CKR_GENERAL_ERROR
+        if DEBUG:
+            print(f"signet-vc: {function.__name__} -> {rv:#x}", file=sys.stderr)
+        return rv
 
     return call
 
@@ -99,7 +104,12 @@ def bind(ffi: Any) -> None:
         _padded(ffi, info.manufacturer_id, MANUFACTURER)
         _padded(ffi, info.model, "Virtual Card")
         _padded(ffi, info.serial_number, _state.token_serial(slot))
-        info.flags = ck.CKF_LOGIN_REQUIRED | ck.CKF_USER_PIN_INITIALIZED | ck.CKF_TOKEN_INITIALIZED
+        info.flags = (
+            ck.CKF_RNG
+            | ck.CKF_LOGIN_REQUIRED
+            | ck.CKF_USER_PIN_INITIALIZED
+            | ck.CKF_TOKEN_INITIALIZED
+        )
         if slot.account.askpass:
             info.flags |= ck.CKF_PROTECTED_AUTHENTICATION_PATH
         info.max_session_count = info.max_rw_session_count = 0  # effectively infinite
@@ -153,6 +163,12 @@ def bind(ffi: Any) -> None:
     def vc_py_login(handle: int, user_type: int, pin: Any, length: int) -> int:
         text = bytes(ffi.buffer(pin, length)).decode("utf-8", "replace") if length else ""
         _state.login(handle, user_type, text)
+        return ck.CKR_OK
+
+    @ffi.def_extern()
+    @_guarded
+    def vc_py_check_session(handle: int) -> int:
+        _state.session(handle)
         return ck.CKR_OK
 
     @ffi.def_extern()

@@ -18,6 +18,7 @@ IMPLEMENTED = {
     "C_OpenSession", "C_CloseSession", "C_CloseAllSessions", "C_GetSessionInfo", "C_Login",
     "C_Logout", "C_GetAttributeValue", "C_FindObjectsInit", "C_FindObjects",
     "C_FindObjectsFinal", "C_SignInit", "C_Sign", "C_SignUpdate", "C_SignFinal",
+    "C_SeedRandom", "C_GenerateRandom",
 }  # fmt: skip
 
 # What Python implements; the structs are declared as p11-kit's header spells them (GNU names).
@@ -68,6 +69,7 @@ unsigned long vc_py_sign(unsigned long, unsigned char *, unsigned long, unsigned
     unsigned long *);
 unsigned long vc_py_sign_update(unsigned long, unsigned char *, unsigned long);
 unsigned long vc_py_sign_final(unsigned long, unsigned char *, unsigned long *);
+unsigned long vc_py_check_session(unsigned long);
 """
 INIT_CODE = """
 from _signet_vc import ffi, lib

@@ -43,6 +43,8 @@ CKS_RW_PUBLIC_SESSION, CKS_RW_USER_FUNCTIONS = 2, 3
 
 # flags
 CKF_TOKEN_PRESENT = 0x1
+CKF_RNG = 0x1
+CKF_HW = 0x1  # a mechanism performed by the device: here the service's HSM
 CKF_RW_SESSION = 0x2
 CKF_SERIAL_SESSION = 0x4
 CKF_LOGIN_REQUIRED = 0x4

@@ -27,11 +27,11 @@ from signet.vc.objects import Credential, credentials_from_list
 
 KINDS = (ck.CKO_CERTIFICATE, ck.CKO_PUBLIC_KEY, ck.CKO_PRIVATE_KEY)
 MECHANISM_INFO = {
-    ck.CKK_RSA: (2048, 4096, ck.CKF_SIGN),
+    ck.CKK_RSA: (2048, 4096, ck.CKF_HW | ck.CKF_SIGN),
     ck.CKK_EC: (
         256,
         384,
-        ck.CKF_SIGN | ck.CKF_EC_F_P | ck.CKF_EC_NAMEDCURVE | ck.CKF_EC_UNCOMPRESS,
+        ck.CKF_HW | ck.CKF_SIGN | ck.CKF_EC_F_P | ck.CKF_EC_NAMEDCURVE | ck.CKF_EC_UNCOMPRESS,
     ),
 }
 

@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/random.h>
 #include "pkcs11.h"
 
 #define VC_READY 0x5167AEUL /* what vc_py_initialize answers when Python is really there */
@@ -275,6 +276,29 @@ ck_rv_t C_SignFinal(ck_session_handle_t session, unsigned char *signature,
     VC_GUARD();
     if (!signature_len) return CKR_ARGUMENTS_BAD;
     return vc_py_sign_final(session, signature, signature_len);
+}
+
+/* the card takes no seed */
+ck_rv_t C_SeedRandom(ck_session_handle_t session, unsigned char *seed, unsigned long seed_len)
+{
+    (void)session; (void)seed; (void)seed_len;
+    VC_GUARD();
+    return CKR_RANDOM_SEED_NOT_SUPPORTED;
+}
+
+/* random bytes come from the host's kernel (getrandom), not from the remote HSM */
+ck_rv_t C_GenerateRandom(ck_session_handle_t session, unsigned char *data, unsigned long len)
+{
+    VC_GUARD();
+    if (!data && len) return CKR_ARGUMENTS_BAD;
+    if (vc_py_check_session(session) != CKR_OK) return CKR_SESSION_HANDLE_INVALID;
+    while (len) {
+        ssize_t got = getrandom(data, len, 0);
+        if (got < 0) return CKR_FUNCTION_FAILED;
+        data += got;
+        len -= (unsigned long)got;
+    }
+    return CKR_OK;
 }
 
 /* the rest of v2.40 (generated from pkcs11.h by signet.vc.build) answers
