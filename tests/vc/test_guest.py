@@ -5,6 +5,7 @@ crash, and the functions it does not implement say so."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from tests.vc.conftest import MODULE, SECRET, Card
 
@@ -50,3 +51,20 @@ def test_unsupported_functions(card: Card) -> None:
     done = tool(card.env, "--write-object", str(data), "--type", "data", "--label", "x")
     assert done.returncode == 1
     assert "CKR_FUNCTION_NOT_SUPPORTED" in done.stderr
+
+
+def test_fork_and_threads(card: Card) -> None:
+    """A C host: dlopen RTLD_LOCAL, a thread calling in while the main thread forks twenty
+    times; each child initializes again and works; C_Finalize and C_Initialize again."""
+    exe = card.tmp / "fork_host"
+    source = Path(__file__).with_name("fork_host.c")
+    subprocess.run(
+        ["gcc", "-O1", "-Wall", "-I/usr/include/p11-kit-1/p11-kit", "-pthread", "-o", str(exe),
+         str(source), "-ldl"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    done = subprocess.run(
+        [str(exe), str(MODULE)], capture_output=True, text=True, env=card.env, timeout=120
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout.strip() == "ok"
