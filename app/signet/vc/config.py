@@ -22,6 +22,8 @@ class Account:
     # asked through askpass at each C_Sign, for consumers that cannot log in per signature
     # (OpenSSH's agent)
     context_login: bool = True
+    # true: log in and sign through the per-user agent (signet.vc.agent) on its socket
+    agent: bool = False
 
 
 def config_path() -> Path:
@@ -50,6 +52,7 @@ def load_accounts(path: Path | None = None) -> list[Account]:
                     str(item.get("label") or ""),
                     str(item["askpass"]) if item.get("askpass") else None,
                     item.get("context_login", True) is not False,
+                    item.get("agent") is True,
                 )
             )
     return accounts

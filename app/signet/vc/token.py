@@ -46,7 +46,7 @@ class Failure(Exception):
 class Slot:
     slot_id: int
     account: Account
-    client: CscClient | None = None  # signed in when set
+    client: Any = None  # signed in when set: a CscClient, or the agent's AgentClient
     credentials: list[Credential] = field(default_factory=list)  # cached until a login
 
     @property
@@ -189,7 +189,14 @@ class Cryptoki:
                 raise Failure(ck.CKR_FUNCTION_CANCELED) from exc
         if not pin:
             raise Failure(ck.CKR_PIN_INCORRECT)
-        client = CscClient(account.server, timeout=self.timeout, verify=account.ca_file or True)
+        client: Any
+        if account.agent:  # the agent holds the login, shared with the user's other programs
+            from signet.vc.agent import AgentClient, socket_path
+
+            client = AgentClient(socket_path(), account.server, account.user, account.ca_file)
+            client.context["application"] = prompt.application()
+        else:
+            client = CscClient(account.server, timeout=self.timeout, verify=account.ca_file or True)
         try:
             client.login(account.user, pin)
             answer = client.list_credentials(with_info=True)
@@ -217,8 +224,10 @@ class Cryptoki:
         for session in self.sessions.values():
             if session.slot is slot:
                 session.signing, session.found = None, None
-        if client is not None:
-            with contextlib.suppress(CscError):  # else the token expires on its own
+        # the agent's login is every application's: it outlives this one (and ends with the
+        # agent); a login of our own is revoked, or else expires on its own
+        if client is not None and not slot.account.agent:
+            with contextlib.suppress(CscError):
                 client.revoke()
 
     def finalize(self) -> None:
@@ -335,6 +344,8 @@ class Cryptoki:
         except MechanismError as exc:
             raise Failure(exc.rv) from exc
         client = slot.client
+        if hasattr(client, "context"):
+            client.context["mechanism"] = f"{mechanism.scheme} {request.hash_name}"
         ask = signing.ask_factor or (credential.asked_at_sign and not signing.factor_value)
         if ask and credential.factor.kind and slot.account.askpass:
             try:
