@@ -178,3 +178,21 @@ def test_sign_needs_the_context_login(card: token.Cryptoki) -> None:
         int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
     )
     FakeClient.key.public_key().verify(signature, b"message", ec.ECDSA(hashes.SHA256()))
+
+
+def test_configure_keeps_the_other_accounts(tmp_path, monkeypatch, capsys) -> None:
+    from signet.vc.__main__ import main
+    from signet.vc.config import load_accounts
+
+    path = tmp_path / "signet-vc" / "config.toml"
+    monkeypatch.setenv("SIGNET_VC_CONFIG", str(path))
+    assert main(["configure", "--server", "https://a.test", "--user", "alice"]) == 0
+    assert main(["configure", "--server", "https://b.test", "--user", 'bo"b', "--agent"]) == 0
+    assert main(["configure", "--server", "https://a.test", "--user", "alice"]) == 0
+    accounts = load_accounts(path)
+    assert [(a.server, a.user, a.agent) for a in accounts] == [
+        ("https://b.test", 'bo"b', True),
+        ("https://a.test", "alice", False),
+    ]
+    assert main(["configure", "--server", "ftp://x", "--user", "alice"]) == 1
+    assert "not an http(s) URL" in capsys.readouterr().err
