@@ -37,6 +37,7 @@ class Card:
     askpass_env: dict[str, str]  # the same account with an askpass command (protected path)
     askpass_log: Path  # what that command was shown, one SIGNET_VC_* line per variable
     sign_ask_env: dict[str, str]  # askpass at every C_Sign, no CKA_ALWAYS_AUTHENTICATE
+    server_env: dict[str, str]  # the service's own settings, for the admin CLI
 
     def certificate(self, credential_id: str) -> Path:
         """The credential's certificate (PEM), as the service hands it out."""
@@ -159,4 +160,5 @@ def card(softhsm, tmp_path_factory) -> Card:
             {**consumer, "SIGNET_VC_CONFIG": str(asking)},
             log,
             {**consumer, "SIGNET_VC_CONFIG": str(at_sign)},
+            env,
         )
