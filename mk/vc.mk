@@ -5,7 +5,6 @@
 VC_BUILD_DEBS := gcc libc6-dev python3-dev libp11-kit-dev
 VC_TEST_DEBS := $(RUN_DEBS) opensc openssl libengine-pkcs11-openssl gnutls-bin libnss3-tools
 VC_LIB := build/vc/libsignet-vc.so
-VC_SOURCES := $(wildcard app/signet/vc/*.py) app/signet/vc/native/glue.c
 
 .PHONY: vc vc-deps vc-test-deps vc-test
 
