@@ -91,12 +91,12 @@ check-ddl: venv
 unit: venv
 	$(PY) -m pytest -q tests/unit
 
-test: deps-test venv $(LATENCY_SHIM)
+test: deps-test venv $(LATENCY_SHIM) vc-test-deps vc
 	@$(MAKE) --no-print-directory lint
 	@tests/services/reserve-ports
 	tests/services/postgres start
 	@set -o pipefail; SIGNET_TEST_PG_URL=$$(tests/services/postgres url) \
-	  $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/security $(wildcard tests/formats) $(wildcard tests/e2e); \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/security tests/vc $(wildcard tests/formats) $(wildcard tests/e2e); \
 	  rc=$$?; tests/services/postgres stop; exit $$rc
 	@if [ -f mk/ansible.mk ]; then $(MAKE) --no-print-directory test-ansible; fi
 	@$(MAKE) --no-print-directory test-image
