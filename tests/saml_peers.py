@@ -8,9 +8,11 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import os
 import re
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -294,3 +296,115 @@ class PysamlIdp:
             f'<input type="hidden" name="RelayState" value="{html.escape(relay_state)}">'
             '<button type="submit">Continue</button></form></body></html>'
         )
+
+
+_SSP_WWW = Path("/usr/share/simplesamlphp/www")
+_SSP_CONFIG = """<?php
+$config = [
+    'baseurlpath' => '/',
+    'certdir' => '{dir}/cert/',
+    'loggingdir' => '{dir}/log/',
+    'datadir' => '{dir}/data/',
+    'tempdir' => '{dir}/tmp',
+    'secretsalt' => '{salt}',
+    'auth.adminpassword' => '{salt}',
+    'technicalcontact_email' => 'nobody@example.test',
+    'timezone' => 'UTC',
+    'logging.level' => SimpleSAML\\Logger::WARNING,
+    'logging.handler' => 'errorlog',
+    'enable.saml20-idp' => true,
+    'module.enable' => ['exampleauth' => true, 'core' => true, 'saml' => true],
+    'store.type' => 'phpsession',
+    'session.cookie.secure' => false,
+    'session.phpsession.cookiename' => 'SSPSESSID',
+    'metadata.sources' => [
+        ['type' => 'flatfile', 'directory' => '{dir}/metadata'],
+        ['type' => 'xml', 'file' => '{dir}/sp.xml'],
+    ],
+];
+"""
+_SSP_AUTHSOURCES = """<?php
+$config = [
+    'admin' => ['core:AdminPassword'],
+    'example-userpass' => [
+        'exampleauth:UserPass',
+        'alice:alice-pw' => ['uid' => ['alice'], 'mail' => ['alice@example.test']],
+        'dave:dave-pw' => ['uid' => ['dave'], 'mail' => ['dave@example.test']],
+    ],
+];
+"""
+_SSP_IDP = """<?php
+$metadata['__DYNAMIC:1__'] = [
+    'host' => '__DEFAULT__',
+    'privatekey' => 'idp.key',
+    'certificate' => 'idp.crt',
+    'auth' => 'example-userpass',
+    'saml20.sign.response' => true,
+    'saml20.sign.assertion' => true,
+    'signature.algorithm' => 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+];
+"""
+
+
+class SimpleSamlPhp:
+    """Debian's SimpleSAMLphp as an IdP, served by `php -S` from a configuration of its own
+    (SIMPLESAMLPHP_CONFIG_DIR): exampleauth's static users alice and dave, Response and
+    Assertion signed; the SP's metadata read from the XML Signet exported."""
+
+    def __init__(self, directory: Path, ports: range):
+        if shutil.which("php") is None or not _SSP_WWW.is_dir():
+            raise AssertionError(
+                "SimpleSAMLphp tests need simplesamlphp, php-cli, php-xml (make deps-test)"
+            )
+        self.dir = directory / "simplesamlphp"
+        for sub in ("cert", "log", "data", "tmp", "metadata", "config"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        self.port = free_port(ports)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.entity_id = f"{self.url}/saml2/idp/metadata.php"
+        key_and_cert(self.dir / "cert", "idp")
+        salt = base64.b16encode(os.urandom(16)).decode()
+        config = _SSP_CONFIG.replace("{dir}", str(self.dir)).replace("{salt}", salt)
+        (self.dir / "config" / "config.php").write_text(config)
+        (self.dir / "config" / "authsources.php").write_text(_SSP_AUTHSOURCES)
+        (self.dir / "metadata" / "saml20-idp-hosted.php").write_text(_SSP_IDP)
+        self.sp_file = self.dir / "sp.xml"
+        self.sp_file.write_text(
+            '<EntitiesDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"/>'
+        )
+        self.log = open(self.dir / "log" / "php.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            ["php", "-S", f"127.0.0.1:{self.port}", "-t", str(_SSP_WWW)],
+            env={**os.environ, "SIMPLESAMLPHP_CONFIG_DIR": str(self.dir / "config")},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.metadata_file = directory / "ssp-idp-metadata.xml"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                import requests
+
+                answer = requests.get(self.entity_id, timeout=5)
+                if answer.status_code == 200 and "IDPSSODescriptor" in answer.text:
+                    self.metadata_file.write_text(answer.text)
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise AssertionError(f"SimpleSAMLphp did not start: {self.logged()}")
+            time.sleep(0.2)
+
+    def logged(self) -> str:
+        return (self.dir / "log" / "php.log").read_text(errors="replace")[-4000:]
+
+    def trust(self, sp_metadata_xml: str) -> None:
+        """The SP metadata Signet exported, read by SimpleSAMLphp on each request."""
+        self.sp_file.write_text(sp_metadata_xml)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.log.close()

@@ -23,9 +23,20 @@ from signet.store import AuditRecord, User
 from tests.helpers import app_in_thread, signet_cli
 from tests.integration.csc_http import SHA, enrol_alice
 from tests.integration.oauth2_browser import REDIRECT_URI, Browser, _Forms
-from tests.saml_peers import MFA, PPT, SMARTCARD, Posted, PysamlIdp, key_and_cert, posted_form
+from tests.saml_peers import (
+    MFA,
+    PPT,
+    SMARTCARD,
+    Posted,
+    PysamlIdp,
+    SimpleSamlPhp,
+    key_and_cert,
+    posted_form,
+)
 
 IDP_PORTS = range(56900, 56915)
+SSP_PORTS = range(56915, 56930)
+PASSWORD = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password"
 APP_PORTS = range(56930, 56950)
 UNMAPPED = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
 
@@ -56,8 +67,16 @@ def sp_keys(tmp_path):
 
 
 @pytest.fixture
-def settings_env(settings_env, monkeypatch, pysaml, sp_keys):
-    """The suite's settings with the pysaml2 IdP configured (its metadata written first)."""
+def ssp(tmp_path):
+    idp = SimpleSamlPhp(tmp_path, SSP_PORTS)
+    yield idp
+    idp.stop()
+
+
+@pytest.fixture
+def settings_env(settings_env, monkeypatch, pysaml, sp_keys, request):
+    """The suite's settings with the pysaml2 IdP configured (its metadata written first), and
+    SimpleSAMLphp for the tests that start it."""
     providers = {
         "pysaml": provider(
             str(pysaml.metadata_file),
@@ -67,6 +86,17 @@ def settings_env(settings_env, monkeypatch, pysaml, sp_keys):
             requested_contexts=[PPT, MFA],
         )
     }
+    if "ssp" in request.fixturenames:
+        ssp = request.getfixturevalue("ssp")
+        # exampleauth over http: SimpleSAMLphp states ...:ac:classes:Password
+        providers["ssp"] = provider(
+            str(ssp.metadata_file),
+            *sp_keys,
+            "SimpleSAMLphp",
+            match_claim="uid",
+            levels={PASSWORD: "low"},
+            want_response_signed=True,
+        )
     monkeypatch.setenv("SIGNET_IDENTITY__PROVIDERS", json.dumps(providers))
     monkeypatch.setenv("SIGNET_ASSURANCE__DEFAULT_POLICY", "qualified")
     return {**settings_env, "SIGNET_IDENTITY__PROVIDERS": json.dumps(providers)}
@@ -319,3 +349,63 @@ def test_cli_exports_the_sp_metadata(world, settings_env, tmp_path):
     assert (
         unknown.returncode == 1 and "nobody" in unknown.stderr and "Traceback" not in unknown.stderr
     )
+
+
+def ssp_form(flow: Flow, username: str, password: str) -> Posted:
+    """Through SimpleSAMLphp: its login form filled in, its answer page's form."""
+    started = flow.to_idp()
+    session = flow.browser.session
+    login = session.get(started.headers["Location"], timeout=60)
+    assert login.status_code == 200 and 'name="password"' in login.text, login.text[:3000]
+    parser = _Forms()
+    parser.feed(login.text)
+    (form,) = [f for f in parser.forms if "password" in f["fields"] or "AuthState" in f["fields"]]
+    data = {**form["fields"], "username": username, "password": password}
+    answer = session.post(urljoin(login.url, form["action"] or ""), data=data, timeout=60)
+    assert answer.status_code == 200, answer.text[:3000]
+    return posted_form(answer.text)
+
+
+@pytest.fixture
+def ssp_world(world, ssp):
+    exported = requests.get(f"{world['url']}/saml/ssp/metadata", timeout=30)
+    assert exported.status_code == 200, exported.text
+    ssp.trust(exported.text)  # the SP metadata exported first
+    return {**world, "ssp": ssp}
+
+
+def test_login_through_simplesamlphp_gives_a_token(ssp_world):
+    w = ssp_world
+    flow = Flow(w, "ssp")
+    form = ssp_form(flow, "alice", "alice-pw")
+    assert form.action == f"{w['url']}/saml/ssp/acs", w["ssp"].logged()
+    consent = flow.post(form)
+    assert consent.status_code == 200, consent.text
+    token = flow.token()
+    listed = requests.post(
+        f"{w['url']}/csc/v2/credentials/list",
+        json={},
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+        timeout=30,
+    )
+    assert listed.status_code == 200 and listed.json()["credentialIDs"] == [w["credential"]]
+    ((outcome, details),) = events(w["services"], "federation.login")
+    assert outcome == "success" and details["provider"] == "ssp"
+    assert details["context"] == PASSWORD and details["loa"] == "low"
+
+
+def test_simplesamlphp_tampered_replayed_and_unknown_refused(ssp_world):
+    w = ssp_world
+    flow = Flow(w, "ssp")
+    form = ssp_form(flow, "alice", "alice-pw")
+    assert "alice@example.test" in form.xml
+    spoiled = form.with_xml(form.xml.replace("alice@example.test", "bob@example.test"))
+    refused(flow.post(spoiled), "signature")
+    flow = Flow(w, "ssp")
+    form = ssp_form(flow, "alice", "alice-pw")
+    assert flow.post(form).status_code == 200
+    refused(flow.post(form), "start again")
+    flow = Flow(w, "ssp")
+    refused(flow.post(ssp_form(flow, "dave", "dave-pw")), "not enrolled")
+    outcomes = [o for o, _ in events(w["services"], "federation.login")]
+    assert outcomes == ["failure", "success", "failure", "failure"]
