@@ -409,3 +409,16 @@ def test_simplesamlphp_tampered_replayed_and_unknown_refused(ssp_world):
     refused(flow.post(ssp_form(flow, "dave", "dave-pw")), "not enrolled")
     outcomes = [o for o, _ in events(w["services"], "federation.login")]
     assert outcomes == ["failure", "success", "failure", "failure"]
+
+
+def test_bad_ticket_unknown_provider_and_bad_posts_are_pages_not_500s(world):
+    url = world["url"]
+    link = requests.get(f"{url}/login/saml/pysaml", params={"ticket": "w1.x.y"}, timeout=30)
+    refused(link, "expired")
+    unknown = requests.post(f"{url}/login/saml/nobody", data={"ticket": "x"}, timeout=30)
+    assert unknown.status_code == 404 and "nobody" in unknown.text
+    assert requests.get(f"{url}/saml/nobody/metadata", timeout=30).status_code == 404
+    flow = Flow(world)
+    form = flow.idp_form()
+    garbage = dict(form.fields, SAMLResponse="PHNhbWw+bm90IFNBTUw8L3NhbWw+")  # "<saml>not SAML"
+    refused(flow.post(Posted(form.action, garbage)), "failed a check")

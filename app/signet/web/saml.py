@@ -23,7 +23,7 @@ tag(blueprint, "SAML 2.0 service provider (docs/saml.md)")
 # accept only with Secure, i.e. over https (the only way a deployment serves these pages).
 STATE_COOKIE = "signet_saml"
 _PATH = "/saml/"
-_PAGES = ("saml.login", "saml.acs")
+_PAGES = ("saml.login", "saml.login_link", "saml.acs")
 
 
 def _public_url() -> str:
@@ -59,17 +59,7 @@ def metadata(name: str) -> ResponseReturnValue:
     return Response(xml, mimetype="application/samlmetadata+xml")
 
 
-@operation(
-    "The login page's SAML button: a signed AuthnRequest to the identity provider "
-    "(HTTP-Redirect); the login page's ticket waits in a sealed cookie",
-    also=("303",),
-    answer_type="text/html",
-    auth=(),
-)
-@blueprint.route("/login/saml/<name>", methods=["GET", "POST"])
-def login(name: str) -> ResponseReturnValue:
-    # the login page posts its ticket (no ticket in URLs or logs); a link may carry it
-    ticket = request.form.get("ticket") or request.args.get("ticket", "")
+def _leave_for_idp(name: str, ticket: str) -> ResponseReturnValue:
     begun = saml.begin(
         services(),
         name,
@@ -88,6 +78,32 @@ def login(name: str) -> ResponseReturnValue:
         path=_PATH,
     )
     return response
+
+
+@operation(
+    "The login page's SAML button: a signed AuthnRequest to the identity provider "
+    "(HTTP-Redirect); the login page's ticket waits in a sealed cookie",
+    request=obj(required=("ticket",), ticket=STRING),
+    request_types=("application/x-www-form-urlencoded",),
+    also=("303",),
+    answer_type="text/html",
+    auth=(),
+)
+@blueprint.route("/login/saml/<name>", methods=["POST"])
+def login(name: str) -> ResponseReturnValue:
+    # the login page posts its ticket: no ticket in URLs, logs, or request-line limits
+    return _leave_for_idp(name, request.form.get("ticket", ""))
+
+
+@operation(
+    "The same as a link: `?ticket=` the login page's sealed ticket",
+    also=("303",),
+    answer_type="text/html",
+    auth=(),
+)
+@blueprint.route("/login/saml/<name>", methods=["GET"])
+def login_link(name: str) -> ResponseReturnValue:
+    return _leave_for_idp(name, request.args.get("ticket", ""))
 
 
 @operation(
