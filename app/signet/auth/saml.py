@@ -6,6 +6,7 @@ the public URL, the request ID it remembered and the posted form value."""
 from __future__ import annotations
 
 import calendar
+import contextlib
 import shutil
 import threading
 import time
@@ -308,6 +309,9 @@ def verify(
         raise _refuse(_explain(exc)) from None
     if resp is None:
         raise _refuse("Destination, InResponseTo or IssueInstant: the Response is not for this SP")
+    if resp.name_id is not None:  # pysaml2 remembers each subject in memory: Signet does not
+        with contextlib.suppress(KeyError):
+            sp.users.remove_person(resp.name_id)
     assertion, valid_until = _check(
         resp, idp, entity_id(settings, name, public_url), acs, request_id, settings.max_skew_seconds
     )
