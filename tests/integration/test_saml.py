@@ -422,3 +422,19 @@ def test_bad_ticket_unknown_provider_and_bad_posts_are_pages_not_500s(world):
     form = flow.idp_form()
     garbage = dict(form.fields, SAMLResponse="PHNhbWw+bm90IFNBTUw8L3NhbWw+")  # "<saml>not SAML"
     refused(flow.post(Posted(form.action, garbage)), "failed a check")
+
+
+def test_simplesamlphp_checks_the_authnrequest_signature(ssp_world):
+    """SimpleSAMLphp read AuthnRequestsSigned from the exported metadata: the same request
+    without its signature, or with another's, gets no login form."""
+    flow = Flow(ssp_world, "ssp")
+    location = flow.to_idp().headers["Location"]
+    signed = flow.browser.session.get(location, timeout=60)
+    assert "AuthState" in signed.text
+    unsigned = re.sub(r"&Signature=[^&]+", "", location)
+    assert unsigned != location
+    answer = requests.get(unsigned, timeout=60)
+    assert "AuthState" not in answer.text and "signature" in answer.text.lower(), answer.text
+    forged = re.sub(r"&Signature=[^&]+", "&Signature=" + "A" * 344, location)
+    answer = requests.get(forged, timeout=60)
+    assert "AuthState" not in answer.text and "signature" in answer.text.lower(), answer.text
