@@ -61,6 +61,8 @@ def key_and_cert(directory: Path, name: str) -> tuple[str, str]:
 def free_port(ports: range) -> int:
     for port in ports:
         with socket.socket() as probe:
+            # as the servers bind: a port in TIME_WAIT after the last test's connections is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -183,6 +185,7 @@ class PysamlIdp:
     def stop(self) -> None:
         if self._http is not None:
             self._http.shutdown()
+            self._http.server_close()
 
     def _verify_redirect(self, query: str) -> None:
         """SAML bindings 3.4.4.1: the signature covers SAMLRequest, RelayState, SigAlg as sent."""
