@@ -116,6 +116,8 @@ class Answer:
     audience: str | None = None  # None: the requesting SP
     lifetime: int | None = None  # seconds the assertion is valid; negative: expired
     in_response_to: str | None = None  # None: the request's ID
+    sign_alg: str = SIG_RSA_SHA256
+    digest_alg: str = "http://www.w3.org/2001/04/xmlenc#sha256"
 
 
 class PysamlIdp:
@@ -238,7 +240,6 @@ class PysamlIdp:
         from saml2 import class_name, saml
         from saml2.s_utils import factory
         from saml2.sigver import pre_signature_part
-        from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
         a = self.answer
         acs = request.assertion_consumer_service_url
@@ -274,8 +275,8 @@ class PysamlIdp:
                 assertion.id,
                 self.server.sec.my_cert,
                 1,
-                sign_alg=SIG_RSA_SHA256,
-                digest_alg=DIGEST_SHA256,
+                sign_alg=a.sign_alg,
+                digest_alg=a.digest_alg,
             )
             to_sign.append((class_name(assertion), assertion.id))
         if a.sign_response:
@@ -283,8 +284,8 @@ class PysamlIdp:
                 response.id,
                 self.server.sec.my_cert,
                 2,
-                sign_alg=SIG_RSA_SHA256,
-                digest_alg=DIGEST_SHA256,
+                sign_alg=a.sign_alg,
+                digest_alg=a.digest_alg,
             )
             to_sign.append((class_name(response), response.id))
         xml = response.to_string().decode()

@@ -343,6 +343,7 @@ def test_cli_exports_the_sp_metadata(world, settings_env, tmp_path):
     assert f'entityID="{world["url"]}/saml/pysaml/metadata"' in xml
     assert f'Location="{world["url"]}/saml/pysaml/acs"' in xml
     assert 'AuthnRequestsSigned="true"' in xml and "X509Certificate" in xml
+    assert "md5" not in xml and "xmldsig#sha1" not in xml  # no algorithm Signet refuses
     unknown = signet_cli(
         "identity", "saml-metadata", "nobody", "--public-url", "https://x", env=settings_env
     )
@@ -438,3 +439,12 @@ def test_simplesamlphp_checks_the_authnrequest_signature(ssp_world):
     forged = re.sub(r"&Signature=[^&]+", "&Signature=" + "A" * 344, location)
     answer = requests.get(forged, timeout=60)
     assert "AuthState" not in answer.text and "signature" in answer.text.lower(), answer.text
+
+
+def test_sha1_signature_is_refused_before_it_is_checked(world):
+    world["idp"].answer.sign_alg = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+    world["idp"].answer.digest_alg = "http://www.w3.org/2000/09/xmldsig#sha1"
+    flow = Flow(world)
+    form = flow.idp_form()
+    assert "xmldsig#rsa-sha1" in form.xml
+    refused(flow.post(form), "SignatureMethod")

@@ -5,6 +5,7 @@ the public URL, the request ID it remembered and the posted form value."""
 
 from __future__ import annotations
 
+import base64
 import calendar
 import contextlib
 import shutil
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import saml2
+from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp, time_util, xmldsig
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
@@ -151,6 +153,9 @@ def metadata(settings: SamlProviderSettings, name: str, public_url: str, sign: b
     try:
         config = _config(settings, name, public_url, with_idp=False)
         descriptor = entity_descriptor(config)
+        # pysaml2 lists every algorithm xmlsec1 knows (MD5, SHA-1 among them): Signet
+        # advertises none rather than those it refuses
+        descriptor.extensions = None
         if not sign:
             xml = metadata_tostring_fix(descriptor, {"xs": "http://www.w3.org/2001/XMLSchema"})
         else:
@@ -203,6 +208,40 @@ _FAILED_CHECKS = {
     "DecryptionFailed": "EncryptedAssertion: cannot be decrypted",
 }
 _MAX_RESPONSE = 256 * 1024
+
+
+_DSIG = "{http://www.w3.org/2000/09/xmldsig#}"
+# What a signature may be made with: SHA-2 digests, RSA (PKCS#1 v1.5 or PSS) or ECDSA over them.
+_ALLOWED = {
+    "http://www.w3.org/2001/04/xmlenc#sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#sha384",
+    "http://www.w3.org/2001/04/xmlenc#sha512",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+    "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1",
+    "http://www.w3.org/2007/05/xmldsig-more#sha384-rsa-MGF1",
+    "http://www.w3.org/2007/05/xmldsig-more#sha512-rsa-MGF1",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+}
+
+
+def _algorithms_allowed(posted: str) -> None:
+    """Refuse a Response signed or digested with anything but SHA-2 (no MD5, no SHA-1)
+    before any signature is checked."""
+    try:
+        root = etree.fromstring(
+            base64.b64decode(posted),
+            etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False),
+        )
+    except (ValueError, etree.XMLSyntaxError):
+        raise _refuse("SAMLResponse: not base64-encoded XML") from None
+    for tag in ("SignatureMethod", "DigestMethod"):
+        for element in root.iter(f"{_DSIG}{tag}"):
+            if element.get("Algorithm") not in _ALLOWED:
+                raise _refuse(f"signature: {tag} {element.get('Algorithm')!r} is not allowed")
 
 
 def _refuse(check: str) -> SamlRefused:
@@ -299,6 +338,7 @@ def verify(
     Audience (this SP), NotBefore/NotOnOrAfter within the allowed skew."""
     if not posted or len(posted) > _MAX_RESPONSE:
         raise _refuse("SAMLResponse: missing or too large")
+    _algorithms_allowed(posted)
     sp, idp = client(settings, name, public_url)
     acs = acs_url(name, public_url)
     try:
