@@ -7,10 +7,10 @@ export UV_PYTHON ?= python3.11
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # Debian packages: what the service needs, and what the tests need on top.
-RUN_DEBS := softhsm2 opensc openssl
-TEST_DEBS := $(RUN_DEBS) postgresql postgresql-client xmlsec1 poppler-utils libnss3-tools \
+RUN_DEBS := softhsm2 opensc openssl xmlsec1
+TEST_DEBS := $(RUN_DEBS) postgresql postgresql-client poppler-utils libnss3-tools \
 	snmp snmpd snmptrapd smitools rsyslog rsyslog-gnutls rsyslog-relp chromium chromium-driver \
-	nginx
+	nginx simplesamlphp php-cli php-xml
 # npm packages the tests need, in build/npm: net-snmp ships the IETF SMI modules (SNMPv2-SMI…)
 # that net-snmp's tools and smilint read SIGNET-MIB with; Debian has them only in non-free.
 # smpp is the SMSC the SMS tests bind to (tests/smsc.js).

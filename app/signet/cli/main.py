@@ -496,6 +496,10 @@ from signet.cli.oauth2_clients import oauth2_clients  # noqa: E402
 
 main.add_command(oauth2_clients)
 
+from signet.cli.identity import identity_group  # noqa: E402
+
+main.add_command(identity_group)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -75,8 +75,11 @@ class OidcProviderSettings(_Provider):
 
 class SamlProviderSettings(_Provider):
     kind: Literal["saml"]
-    # The IdP's metadata: a local file (path) or an https URL.
+    # The IdP's metadata: a local file (path) or an https URL (fetched again hourly).
     idp_metadata: str = Field(min_length=1)
+    # The IdP's entity ID, to pick it from metadata describing several; None: the metadata's
+    # only IdP.
+    idp_entity_id: str | None = None
     # Signet's SP entity ID; None: <web.public_url>/saml/<name>/metadata.
     sp_entity_id: str | None = None
     # The key and certificate Signet signs AuthnRequests with (files).
@@ -84,6 +87,9 @@ class SamlProviderSettings(_Provider):
     sp_cert_file: str
     # AuthnContextClassRef values asked for; empty: none asked.
     requested_contexts: list[str] = Field(default_factory=list)
+    # Which signatures a Response must carry; with both False either one still must be there
+    # (an unsigned message is never a login). Unsolicited Responses are always refused: the
+    # login page's ticket travels with the request.
     want_assertions_signed: bool = True
     want_response_signed: bool = False
 

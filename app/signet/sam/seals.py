@@ -242,7 +242,7 @@ def open_refresh_token(hsm: Hsm, token: str) -> RefreshClaims:
 # -- OAuth 2.0 grants -----------------------------------------------------------------------
 # Authorization codes, pushed requests and the login pages' tickets carry what they grant
 # under the SAM's MAC; each kind has its own letter, so one can never pass for another.
-GRANT_KINDS = {"code": "g", "request": "p", "ticket": "w"}
+GRANT_KINDS = {"code": "g", "request": "p", "ticket": "w", "saml": "a"}
 
 
 def mint_grant(hsm: Hsm, kind: str, claims: dict[str, Any], lifetime: int) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from signet.algorithms import KeySpec
 from signet.auth import assurance
+from signet.auth.federation import IDP_METHOD
 from signet.config import settings_digest
 from signet.errors import BadGateway, Conflict, InvalidRequest, NotFound
 from signet.events import (
@@ -240,11 +241,17 @@ def create_credential(
 
 
 def offered_logins(services: Services) -> tuple[str, ...]:
-    """The login methods this service offers: the password, and client certificates (in
-    software or on a card) when [client_certificates] is enabled."""
+    """The login methods this service offers: the password, client certificates (in
+    software or on a card) when [client_certificates] is enabled, and the levels the enabled
+    identity providers' contexts map to (idp_low, idp_substantial, idp_high)."""
+    offered = ["pwd"]
     if services.settings.client_certificates.enabled:
-        return ("pwd", "x509", "x509_card")
-    return ("pwd",)
+        offered += ["x509", "x509_card"]
+    for idp in services.settings.identity.enabled().values():
+        for level in (*idp.levels.values(), idp.default_level):
+            if level is not None and IDP_METHOD[level] not in offered:
+                offered.append(IDP_METHOD[level])
+    return tuple(offered)
 
 
 def _policy_for(services: Services, activation: str, name: str | None) -> str:

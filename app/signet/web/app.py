@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         openapi,
         passkey,
         pki,
+        saml,
     )
 
     errors.init_app(app)
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     mobile.init_app(app)
     passkey.init_app(app)
     oauth2.init_app(app)
+    saml.init_app(app)
     proxies = services.settings.web.trusted_proxies
     if proxies:
         app.wsgi_app = ClientAddress(app.wsgi_app, proxies)  # type: ignore[method-assign]

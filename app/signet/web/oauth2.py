@@ -124,7 +124,8 @@ def authorize() -> ResponseReturnValue:
         httponly=True,
         samesite="Lax",
         secure=request.is_secure,
-        path="/oauth2/",
+        # "/": the SAML and OIDC login buttons (/login/...) check the ticket's browser too
+        path="/",
     )
     return response
 
