@@ -48,17 +48,18 @@ def oauth2_clients_add(name: str, redirect_uris: tuple[str, ...], public: bool) 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly
 def oauth2_clients_list(as_json: bool) -> None:
-    """List the registered clients."""
+    """List the clients: those the settings file declares, then the registered ones."""
     from signet.signing.oauth2_clients import list_clients
 
     clients = list_clients(_services())
     if as_json:
         click.echo(json.dumps([c.__dict__ for c in clients], indent=2))
         return
-    click.echo(f"{'CLIENT ID':<24} {'TYPE':<12} NAME  REDIRECT URIS")
+    click.echo(f"{'CLIENT ID':<24} {'TYPE':<12} {'FROM':<9} NAME  REDIRECT URIS")
     for c in clients:
         kind = "public" if c.public else "confidential"
-        click.echo(f"{c.client_id:<24} {kind:<12} {c.name}  {' '.join(c.redirect_uris)}")
+        uris = " ".join(c.redirect_uris)
+        click.echo(f"{c.client_id:<24} {kind:<12} {c.source:<9} {c.name}  {uris}")
 
 
 @oauth2_clients.command("remove")
@@ -68,6 +69,11 @@ def oauth2_clients_remove(client_id: str) -> None:
     """Remove a client: its codes and requests are no longer accepted."""
     from signet.signing.oauth2_clients import remove_client
 
-    if not remove_client(_services(), client_id, actor=_actor()):
+    try:
+        removed = remove_client(_services(), client_id, actor=_actor())
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    if not removed:
         _fail(f"no OAuth 2.0 client {client_id}")
     click.echo(f"client {client_id} removed")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -249,9 +251,61 @@ class WebSettings(_Section):
         return self
 
 
+def redirect_uri_problem(uri: str) -> str | None:
+    """Why `uri` cannot be an OAuth 2.0 redirect URI (RFC 6749 3.1.2, RFC 8252), or None."""
+    parts = urlsplit(uri)
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if parts.fragment or not parts.netloc or parts.scheme not in ("https", "http"):
+        return f"redirect URI {uri!r}: an absolute https:// URI with no fragment"
+    if parts.scheme == "http" and not loopback:
+        return f"redirect URI {uri!r}: http:// only on loopback (RFC 8252)"
+    return None
+
+
+class OAuth2ClientSettings(_Section):
+    """A client declared in the settings file, `[oauth2.clients.<client_id>]`: the operator's
+    file, not the database, vouches for its redirect URIs and secret."""
+
+    name: str = Field(min_length=1, max_length=128)
+    redirect_uris: list[str] = Field(min_length=1)
+    # A confidential client's secret, in a file of its own (at least 32 characters); a
+    # public client (PKCE S256 required) sets `public = true` instead.
+    secret_file: str | None = None
+    public: bool = False
+
+    @field_validator("redirect_uris")
+    @classmethod
+    def _uris(cls, uris: list[str]) -> list[str]:
+        for uri in uris:
+            problem = redirect_uri_problem(uri)
+            if problem:
+                raise ValueError(problem)
+        return uris
+
+    @model_validator(mode="after")
+    def _kind(self) -> OAuth2ClientSettings:
+        if self.public == bool(self.secret_file):
+            raise ValueError("set exactly one of secret_file (confidential) or public = true")
+        return self
+
+    def read_secret(self) -> str:
+        assert self.secret_file
+        try:
+            secret = Path(self.secret_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {self.secret_file}: {exc.strerror}") from exc
+        if len(secret) < 32:
+            raise ConfigError(f"{self.secret_file}: a client secret has at least 32 characters")
+        return secret
+
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+
+
 class OAuth2Settings(_Section):
     """The CSC OAuth 2.0 authorization server (docs/oauth2.md). Clients are registered with
-    `signet oauth2-clients add` (stored in the database, audited)."""
+    `signet oauth2-clients add` (stored in the database sealed by the SAM, audited) or
+    declared here under `[oauth2.clients.<client_id>]`."""
 
     enabled: bool = True
     # The issuer identifier (RFC 8414): the public base URL; None derives it from web.base_url
@@ -266,6 +320,20 @@ class OAuth2Settings(_Section):
     page_lifetime_seconds: int = Field(default=600, ge=60, le=3600)
     # A service token's lifetime; a credential token lives as long as its SAD (sam).
     access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
+    # Clients the settings file declares (beside those `signet oauth2-clients add` registers).
+    clients: dict[str, OAuth2ClientSettings] = Field(default_factory=dict)
+
+    @field_validator("clients")
+    @classmethod
+    def _client_ids(
+        cls, clients: dict[str, OAuth2ClientSettings]
+    ) -> dict[str, OAuth2ClientSettings]:
+        for client_id in clients:
+            if not _CLIENT_ID.match(client_id):
+                raise ValueError(
+                    f"client ID {client_id!r}: letters, digits and . _ ~ -, at most 64"
+                )
+        return clients
 
     @field_validator("issuer")
     @classmethod

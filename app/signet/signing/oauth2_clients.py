@@ -1,6 +1,6 @@
 """The OAuth 2.0 client registry: clients registered by the operator (their records sealed by
-the SAM, so that no redirect URI or secret can be slipped in through the database), and the
-check of a client at the authorization and token endpoints."""
+the SAM, so that no redirect URI or secret can be slipped in through the database) or declared
+in the settings file, and the check of a client at the authorization and token endpoints."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 
+from signet.config import ConfigError, OAuth2ClientSettings, redirect_uri_problem
 from signet.errors import SignetError
 from signet.events import append_event
 from signet.sam import IntegrityViolation, client_intact, client_seal
@@ -33,6 +33,7 @@ class Client:
     name: str
     public: bool
     redirect_uris: tuple[str, ...]
+    source: str = "database"  # or "settings": [oauth2.clients.<client_id>]
 
 
 def _secret_digest(secret: str) -> str:
@@ -41,13 +42,22 @@ def _secret_digest(secret: str) -> str:
 
 
 def _check_redirect_uri(uri: str) -> str:
-    parts = urlsplit(uri)
-    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
-    if parts.fragment or not parts.netloc or parts.scheme not in ("https", "http"):
-        raise ValueError(f"redirect URI {uri!r}: an absolute https:// URI with no fragment")
-    if parts.scheme == "http" and not loopback:
-        raise ValueError(f"redirect URI {uri!r}: http:// only on loopback (RFC 8252)")
+    problem = redirect_uri_problem(uri)
+    if problem:
+        raise ValueError(problem)
     return uri
+
+
+def _declared(services: Services, client_id: object) -> OAuth2ClientSettings | None:
+    if not isinstance(client_id, str):
+        return None
+    return services.settings.oauth2.clients.get(client_id)
+
+
+def _declared_view(client_id: str, declared: OAuth2ClientSettings) -> Client:
+    return Client(
+        client_id, declared.name, declared.public, tuple(declared.redirect_uris), "settings"
+    )
 
 
 def _view(row: OAuth2Client) -> Client:
@@ -90,12 +100,18 @@ def add_client(
 
 
 def list_clients(services: Services) -> list[Client]:
+    declared = [_declared_view(i, c) for i, c in services.settings.oauth2.clients.items()]
     with services.database.transaction() as session:
         rows = session.execute(select(OAuth2Client).order_by(OAuth2Client.id)).scalars()
-        return [_view(row) for row in rows]
+        return declared + [_view(row) for row in rows]
 
 
 def remove_client(services: Services, client_id: str, *, actor: str) -> bool:
+    if _declared(services, client_id) is not None:
+        raise ValueError(
+            f"client {client_id} is declared in the settings file ([oauth2.clients]): "
+            "remove it there"
+        )
     with services.database.transaction() as session:
         gone = session.execute(delete(OAuth2Client).where(OAuth2Client.client_id == client_id))
         if not gone.rowcount:  # type: ignore[attr-defined]
@@ -132,7 +148,12 @@ def _sealed_client(services: Services, client_id: object) -> OAuth2Client | None
 
 
 def registered_client(services: Services, client_id: object) -> Client | None:
-    """The client with this ID as the SAM sealed it, None if there is none."""
+    """The client with this ID as the settings declare it or the SAM sealed it, None if there
+    is none."""
+    declared = _declared(services, client_id)
+    if declared is not None:
+        assert isinstance(client_id, str)
+        return _declared_view(client_id, declared)
     row = _sealed_client(services, client_id)
     return None if row is None else _view(row)
 
@@ -140,6 +161,9 @@ def registered_client(services: Services, client_id: object) -> Client | None:
 def authenticate_client(services: Services, client_id: object, secret: str | None) -> Client:
     """The client calling the token endpoint: a confidential one by its secret, a public one
     by its ID alone (PKCE then proves it is the one that began the flow)."""
+    declared = _declared(services, client_id)
+    if declared is not None:
+        return _declared_client(client_id, declared, secret)
     row = _sealed_client(services, client_id)
     if row is None:
         raise OAuth2Error("Unknown client", "invalid_client", 401)
@@ -150,5 +174,27 @@ def authenticate_client(services: Services, client_id: object, secret: str | Non
         return client
     stored = row.secret_hash
     if not secret or not stored or not hmac.compare_digest(stored, _secret_digest(secret)):
+        raise OAuth2Error("Client authentication failed", "invalid_client", 401)
+    return client
+
+
+def _declared_client(
+    client_id: object, declared: OAuth2ClientSettings, secret: str | None
+) -> Client:
+    assert isinstance(client_id, str)
+    client = _declared_view(client_id, declared)
+    if client.public:
+        if secret:
+            raise OAuth2Error("A public client has no secret", "invalid_client", 401)
+        return client
+    try:
+        expected = declared.read_secret()
+    except ConfigError:
+        raise OAuth2Error(
+            "The client's secret cannot be read on the server; tell its operator",
+            "temporarily_unavailable",
+            503,
+        ) from None
+    if not secret or not hmac.compare_digest(_secret_digest(expected), _secret_digest(secret)):
         raise OAuth2Error("Client authentication failed", "invalid_client", 401)
     return client
