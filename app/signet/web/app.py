@@ -16,7 +16,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     services = services or Services(settings or load_settings())
     app.extensions["signet"] = services
 
-    from signet.web import apidocs, csc, errors, health, metrics, mobile, oauth2, openapi, pki
+    from signet.web import (
+        apidocs,
+        csc,
+        errors,
+        federation,
+        health,
+        metrics,
+        mobile,
+        oauth2,
+        openapi,
+        pki,
+    )
 
     errors.init_app(app)
     metrics.init_app(app)
@@ -27,6 +38,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     csc.init_app(app)
     mobile.init_app(app)
     oauth2.init_app(app)
+    federation.init_app(app)
     proxies = services.settings.web.trusted_proxies
     if proxies:
         app.wsgi_app = ClientAddress(app.wsgi_app, proxies)  # type: ignore[method-assign]
