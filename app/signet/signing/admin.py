@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from signet.algorithms import KeySpec
 from signet.auth import assurance
+from signet.auth.federation import IDP_METHOD
 from signet.config import settings_digest
 from signet.errors import BadGateway, Conflict, InvalidRequest, NotFound
 from signet.events import (
@@ -239,11 +240,16 @@ def create_credential(
 
 
 def offered_logins(services: Services) -> tuple[str, ...]:
-    """The login methods this service offers: the password, and client certificates (in
-    software or on a card) when [client_certificates] is enabled."""
+    """The login methods this service offers: the password, client certificates (in
+    software or on a card) when [client_certificates] is enabled, and a login at each
+    enabled identity provider at every level its mapping credits."""
+    logins = ["pwd"]
     if services.settings.client_certificates.enabled:
-        return ("pwd", "x509", "x509_card")
-    return ("pwd",)
+        logins += ["x509", "x509_card"]
+    for provider in services.settings.identity.enabled().values():
+        levels = {*provider.levels.values(), provider.default_level} - {None}
+        logins += sorted(IDP_METHOD[level] for level in levels if level is not None)
+    return tuple(dict.fromkeys(logins))
 
 
 def _policy_for(services: Services, activation: str, name: str | None) -> str:

@@ -149,6 +149,9 @@ def callback(
             reason += f": {params['error_description'][:200]}"
         _failed(services, name, reason, source)
         return again(reason)
+    if params.get("iss") and params["iss"] != settings.issuer:  # RFC 9207: mix-up defence
+        _failed(services, name, f"iss {params['iss']!r} in the answer", source)
+        return again(f"The answer did not come from {settings.label} (iss)")
     code = params.get("code")
     if not code:
         _failed(services, name, "no code", source)

@@ -97,7 +97,7 @@ def oidc_start(provider: str) -> ResponseReturnValue:
 )
 @blueprint.route("/oauth2/login/oidc/<provider>/callback", methods=["GET"])
 def oidc_callback(provider: str) -> ResponseReturnValue:
-    params = {k: request.args.get(k, "")[:4096] for k in ("code", "state", "error")}
+    params = {k: request.args.get(k, "")[:4096] for k in ("code", "state", "error", "iss")}
     params["error_description"] = request.args.get("error_description", "")[:4096]
     page = oidc_login.callback(
         services(),
