@@ -424,6 +424,20 @@ def test_the_refetch_is_rate_limited(world, monkeypatch):
     assert [u for u in fetched if u.endswith("/jwks")] == []  # fetched within 30 s: cached
 
 
+def test_an_op_that_cannot_be_reached_is_a_clear_503(world):
+    w = world
+    w["op"].process.terminate()
+    w["op"].process.wait(10)
+    address, _ = authorize_address(w, base.confidential_session(w))
+    browser = Browser(w["url"])
+    login = browser.open(address)
+    href = html.unescape(re.search(r'href="([^"]*corp\?[^"]*)"', login.text)[1])
+    down = browser.session.get(urljoin(w["url"], href), allow_redirects=False, timeout=30)
+    assert down.status_code == 503 and "Corporate login cannot be reached now" in down.text
+    assert "Content-Security-Policy" in down.headers
+    assert "could not be read" in failures(w["services"])[0]["reason"]
+
+
 def test_the_settings_refuse_an_http_issuer_elsewhere_and_symmetric_algorithms():
     from pydantic import ValidationError
 
