@@ -6,7 +6,8 @@
 // For the misuse tests a control address, POST /test/mode (JSON), changes what the token
 // endpoint answers: {"claims": {...}} rewrites ID token claims ("exp"/"iat" as offsets from
 // now when given as {"ago": seconds}), re-signed with the OP's key, or with "sign": "tamper"
-// (the payload changed, the signature kept) or "sign": "stray" (a key the JWKS never lists).
+// (the payload changed, the signature kept), "stray" (a key the JWKS never lists), "secret"
+// (HS256 keyed with the client secret) or "none" (no signature at all).
 //
 // usage: node tests/oidc_op.mjs <port> <config.json>; prints "listening" once it serves.
 
@@ -61,7 +62,15 @@ async function rewrite(idToken) {
     payload[name] = value && typeof value === 'object' && 'ago' in value ? now - value.ago : value;
   }
   if (mode.sign === 'tamper') {
-    return `${head}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${signature}`;
+    return `${head}.${claims}.${signature}`;
+  }
+  const claims = Buffer.from(JSON.stringify(payload)).toString('base64url');
+  if (mode.sign === 'none') {
+    return `${Buffer.from('{"alg":"none"}').toString('base64url')}.${claims}.`;
+  }
+  if (mode.sign === 'secret') { // HS256 keyed with the client's own secret
+    const secret = new TextEncoder().encode(config.clients[0].client_secret);
+    return new jose.SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).sign(secret);
   }
   const jwk = mode.sign === 'stray' ? config.stray : config.keys[0];
   const key = await jose.importJWK(jwk, jwk.alg);

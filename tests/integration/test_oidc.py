@@ -254,6 +254,8 @@ def test_credential_grant_after_an_oidc_login_signs_with_a_verified_signature(wo
         ({"claims": {"iss": "http://127.0.0.1:1"}}, "iss"),
         ({"claims": {"sub": "mallory"}, "sign": "tamper"}, "signature does not verify"),
         ({"sign": "stray"}, "key the OP does not publish"),
+        ({"sign": "secret"}, "'HS256' is not allowed"),
+        ({"sign": "none"}, "'none' is not allowed"),
         ({"claims": {"exp": {"ago": 600}, "iat": {"ago": 900}}}, "expired"),
         ({"claims": {"iat": {"ago": -3600}}}, "issued in the future"),
         ({"claims": {"nonce": "another"}}, "nonce"),

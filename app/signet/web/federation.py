@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, Flask, current_app, redirect, request, url_for
+from flask import Blueprint, Flask, Response, current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from signet.errors import SignetError
@@ -51,8 +51,8 @@ def _redirect_uri(name: str) -> str:
 
 
 @blueprint.after_request
-def _harden(response: ResponseReturnValue) -> ResponseReturnValue:
-    response.headers.update(pages.PAGE_HEADERS)  # type: ignore[union-attr]
+def _harden(response: Response) -> Response:
+    response.headers.update(pages.PAGE_HEADERS)
     return response
 
 
