@@ -56,6 +56,15 @@ def provider_env(settings_env, monkeypatch, tmp_path):
             "acr_values": ["urn:test:mfa"],
             "levels": LEVELS,
         },
+        "posting": {
+            "kind": "oidc",
+            "label": "Posting client",
+            "issuer": issuer,
+            "client_id": "signet-post",
+            "client_secret_file": str(secret_file),
+            "client_auth": "client_secret_post",
+            "default_level": "substantial",
+        },
         "joiners": {
             "kind": "oidc",
             "label": "Joiners",
@@ -86,7 +95,8 @@ def world(provider_env, app, services, tmp_path):
     qualified = enrol(services, "alice", key="ec-p256", policy="qualified").credential_id
     client, secret = add_client(services, "Acme Sign", [REDIRECT_URI], public=False, actor="t")
     with app_in_thread(app, range(56850, 56870)) as url:
-        callbacks = [f"{url}/oauth2/login/oidc/{name}/callback" for name in ("corp", "joiners")]
+        names = ("corp", "joiners", "posting")
+        callbacks = [f"{url}/oauth2/login/oidc/{name}/callback" for name in names]
         clients = [
             {
                 "client_id": "signet",
@@ -98,6 +108,12 @@ def world(provider_env, app, services, tmp_path):
                 "client_id": "signet-public",
                 "redirect_uris": [callbacks[1]],
                 "token_endpoint_auth_method": "none",
+            },
+            {
+                "client_id": "signet-post",
+                "client_secret": SECRET,
+                "redirect_uris": [callbacks[2]],
+                "token_endpoint_auth_method": "client_secret_post",
             },
         ]
         keys = [signing_key("k1")]
@@ -272,6 +288,16 @@ def test_a_bad_id_token_is_refused_naming_the_check(world, mode, named):
     (failed,) = failures(w["services"])
     assert failed["provider"] == "corp" and named in failed["reason"]
     assert not [o for o, _ in base.events(w["services"], "oauth2.authorized")]
+
+
+def test_a_client_posting_its_secret_logs_in_at_the_default_level(world):
+    w = world
+    address, _ = authorize_address(w, base.confidential_session(w))
+    page = oidc_login(w, Browser(w["url"]), address, provider="posting", acr="")
+    assert page.status_code == 200 and "Approve" in page.text, page.text
+    (logged,) = [d for o, d in base.events(w["services"], "federation.login") if o == "success"]
+    assert logged["provider"] == "posting" and logged["loa"] == "substantial"
+    assert logged["context"] is None
 
 
 def test_within_the_skew_an_expired_token_still_passes(world):

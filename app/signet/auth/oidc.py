@@ -121,7 +121,7 @@ def _client(settings: OidcProviderSettings, secret: str | None, **kwargs: Any) -
         settings.client_id,
         secret,
         scope=" ".join(settings.scopes),
-        token_endpoint_auth_method="client_secret_basic" if secret else "none",
+        token_endpoint_auth_method=settings.client_auth if secret else "none",
         code_challenge_method="S256",
         **kwargs,
     )

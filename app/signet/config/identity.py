@@ -61,6 +61,8 @@ class OidcProviderSettings(_Provider):
     # A confidential client's secret, read from a file (never from the database); None: a
     # public client (PKCE only).
     client_secret_file: str | None = None
+    # How a confidential client authenticates at the token endpoint (RFC 6749 2.3.1).
+    client_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
     scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
     # acr values asked for (OIDC Core 3.1.2.1 acr_values); empty: none asked.
     acr_values: list[str] = Field(default_factory=list)
