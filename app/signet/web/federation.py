@@ -66,9 +66,8 @@ def _refused(exc: SignetError) -> ResponseReturnValue:
 
 @operation(
     "Log in at an OpenID Connect provider from the login page: off to the provider (303), "
-    "the round trip kept by this browser",
+    "the round trip kept by this browser; an HTML error page (400, 404, 503) otherwise",
     success="303",
-    also=("404", "503"),
     **HTML,
 )
 @blueprint.route("/oauth2/login/oidc/<provider>", methods=["GET"])
@@ -91,8 +90,7 @@ def oidc_start(provider: str) -> ResponseReturnValue:
 
 @operation(
     "The OpenID Connect provider's answer (code and state, or an error): the consent page, "
-    "or the login page again saying why",
-    also=("400",),
+    "or (400) the login page again or an error page saying why",
     **HTML,
 )
 @blueprint.route("/oauth2/login/oidc/<provider>/callback", methods=["GET"])
