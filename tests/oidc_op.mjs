@@ -61,10 +61,10 @@ async function rewrite(idToken) {
   for (const [name, value] of Object.entries(mode.claims || {})) {
     payload[name] = value && typeof value === 'object' && 'ago' in value ? now - value.ago : value;
   }
+  const claims = Buffer.from(JSON.stringify(payload)).toString('base64url');
   if (mode.sign === 'tamper') {
     return `${head}.${claims}.${signature}`;
   }
-  const claims = Buffer.from(JSON.stringify(payload)).toString('base64url');
   if (mode.sign === 'none') {
     return `${Buffer.from('{"alg":"none"}').toString('base64url')}.${claims}.`;
   }

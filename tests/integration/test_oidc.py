@@ -183,8 +183,13 @@ def failures(services):
     return [d for outcome, d in base.events(services, "federation.login") if outcome == "failure"]
 
 
-def test_service_grant_after_an_oidc_login(world):
+def test_service_grant_after_an_oidc_login(world, monkeypatch):
     w = world
+    asked = []  # oidc-provider keeps profile claims out of a code flow's ID token: UserInfo
+    real_userinfo = oidc.userinfo
+    monkeypatch.setattr(
+        oidc, "userinfo", lambda *a: asked.append(a[2]) or real_userinfo(*a)
+    )  # fmt: skip
     client = base.confidential_session(w)
     address, verifier = authorize_address(w, client)
     page = browser_page = Browser(w["url"])
@@ -228,6 +233,7 @@ def test_service_grant_after_an_oidc_login(world):
     assert logged[0]["loa"] == "substantial" and logged[0]["amr"] == ["pwd", "otp"]
     issued = base.events(w["services"], "oauth2.authorized")
     assert issued[0][1]["auth_methods"] == ["idp_substantial"]
+    assert asked == ["alice"]  # the subject whose UserInfo named her
 
 
 def test_credential_grant_after_an_oidc_login_signs_with_a_verified_signature(world):
@@ -283,7 +289,8 @@ def test_a_bad_id_token_is_refused_naming_the_check(world, mode, named):
     address, _ = authorize_address(w, base.confidential_session(w))
     page = oidc_login(w, Browser(w["url"]), address)
     assert page.status_code == 400, page.text
-    assert "was not accepted" in page.text and named in html.unescape(page.text)
+    said = html.unescape(re.search(r'role="alert">([^<]*)<', page.text)[1])
+    assert "was not accepted" in said and named in said, said
     assert 'name="password"' in page.text  # the login page again, another way still open
     (failed,) = failures(w["services"])
     assert failed["provider"] == "corp" and named in failed["reason"]
@@ -395,6 +402,28 @@ def test_insufficient_acr_is_refused_and_the_step_up_named(world):
     )
     page = oidc_login(w, Browser(w["url"]), address, acr="urn:test:pwd", amr="pwd")
     assert page.status_code == 200 and "Approve" in page.text
+
+
+def test_a_credential_not_hers_goes_back_to_the_application(world):
+    """Bob (provisioned by the joiners provider) asked for Alice's credential: the
+    application hears invalid_request at its redirect URI, as after a password login."""
+    w = world
+    digest = hashlib.sha256(b"not his").digest()
+    client = base.confidential_session(w, "credential")
+    address, _ = authorize_address(w, client, "credential", w["credential"], [digest])
+    browser = Browser(w["url"])
+    form = to_op(w, browser, address, "joiners")
+    back = browser.session.post(
+        form.url, data={"login": "bob", "acr": "", "amr": ""}, timeout=60, allow_redirects=False
+    )
+    while back.status_code in (302, 303) and not back.headers["Location"].startswith(REDIRECT_URI):
+        back = browser.session.get(
+            urljoin(back.url, back.headers["Location"]), timeout=60, allow_redirects=False
+        )
+    assert back.status_code == 303, back.text
+    browser.page = back
+    answer = browser.redirected_to()
+    assert answer["error"] == "invalid_request" and "credentialID" in answer["error_description"]
 
 
 def test_unknown_user_refused_provisioned_where_allowed_disabled_refused(world):

@@ -58,6 +58,10 @@ def _harden(response: Response) -> Response:
 
 @blueprint.errorhandler(SignetError)
 def _refused(exc: SignetError) -> ResponseReturnValue:
+    if isinstance(exc, oauth2.RedirectError):  # one the application hears of (not her key)
+        response = redirect(exc.location, code=303)
+        response.delete_cookie(ROUND_TRIP_COOKIE, path=_ROUND_TRIP_PATH)
+        return response
     status = exc.status if 400 <= exc.status < 600 and exc.status != 500 else 400
     response = pages.render(oauth2.Page("error", error=exc.description), status)
     response.delete_cookie(ROUND_TRIP_COOKIE, path=_ROUND_TRIP_PATH)
