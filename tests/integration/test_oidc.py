@@ -396,6 +396,9 @@ def test_insufficient_acr_is_refused_and_the_step_up_named(world):
     text = html.unescape(page.text)
     assert page.status_code == 400 and "Step up" in text, text
     assert "eIDAS substantial" in text and "qualified" in text
+    (refusal,) = base.events(w["services"], "credential.authorize_refused")
+    assert refusal[0] == "failure" and refusal[1]["policy"] == "qualified"
+    assert refusal[1]["auth_methods"] == ["idp_low", "email_otp"]
     # the same login for the advanced credential (two kinds with its code) is enough
     address, _ = authorize_address(
         w, base.confidential_session(w, "credential"), "credential", w["credential"], [digest]

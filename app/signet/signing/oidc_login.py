@@ -102,6 +102,20 @@ def _short_of_policy(services: Services, page: Page, principal: Principal) -> st
     missing = assurance.shortfall(terms, level)
     if not missing:
         return None
+    with services.database.transaction() as session:  # as credentials/authorize records it
+        append_event(
+            session,
+            "credential.authorize_refused",
+            actor=principal.username,
+            subject=credential.credential_id,
+            outcome="failure",
+            reason="assurance",
+            stage="oauth2 login",
+            policy=credential.policy,
+            auth_methods=list(level.methods),
+            eidas=level.eidas,
+            aal=level.aal,
+        )
     return (
         f"This login ({principal.loa} at the identity provider) is not enough for credential "
         f"{credential.credential_id}: its policy {credential.policy!r} needs "
