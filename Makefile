@@ -14,8 +14,10 @@ TEST_DEBS := $(RUN_DEBS) postgresql postgresql-client xmlsec1 poppler-utils libn
 # npm packages the tests need, in build/npm: net-snmp ships the IETF SMI modules (SNMPv2-SMI…)
 # that net-snmp's tools and smilint read SIGNET-MIB with; Debian has them only in non-free.
 # smpp is the SMSC the SMS tests bind to (tests/smsc.js); oidc-provider is the OpenID Connect
-# provider the OIDC login tests run (tests/oidc_op.js).
+# provider the OIDC login tests run (tests/oidc_op.mjs).
 NPM_DIR := build/npm
+# A PKCS#11 shim adding a network HSM's round trip to SoftHSM, for the bench and its test.
+LATENCY_SHIM := build/bench/libsignet-latency.so
 NPM_TEST_PACKAGES := net-snmp@3.29.2 smpp@0.5.1 oidc-provider@9.13.3
 
 .PHONY: help run test lint unit bench deps deps-test deps-node venv ddl check-ddl clean
@@ -90,7 +92,7 @@ check-ddl: venv
 unit: venv
 	$(PY) -m pytest -q tests/unit
 
-test: deps-test venv
+test: deps-test venv $(LATENCY_SHIM)
 	@$(MAKE) --no-print-directory lint
 	@tests/services/reserve-ports
 	tests/services/postgres start
@@ -100,9 +102,16 @@ test: deps-test venv
 	@if [ -f mk/ansible.mk ]; then $(MAKE) --no-print-directory test-ansible; fi
 	@$(MAKE) --no-print-directory test-image
 
-bench: deps-test venv
+bench: deps-test venv $(LATENCY_SHIM)
 	$(PY) tests/bench/bench_sign.py
 	$(PY) tests/bench/bench_signdoc.py
+	$(PY) tests/bench/bench_hsm_latency.py
+
+# The network-HSM model of the bench and its test (tests/bench/README.md, "The latency shim").
+$(LATENCY_SHIM): tests/bench/latency/signet_latency_pkcs11.c
+	$(call apt_install,gcc libc6-dev libp11-kit-dev)
+	@mkdir -p $(@D)
+	gcc -O2 -Wall -Wextra -Werror -fPIC -shared -I/usr/include/p11-kit-1 -o $@ $< -ldl
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

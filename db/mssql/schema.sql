@@ -457,6 +457,23 @@ UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num 
 
 GO
 
+
+CREATE TABLE mobile_push_subscriptions (
+    device_id VARCHAR(32) NOT NULL, 
+    endpoint TEXT NOT NULL, 
+    p256dh VARCHAR(128) NOT NULL, 
+    auth VARCHAR(64) NOT NULL, 
+    updated_at DATETIMEOFFSET NOT NULL, 
+    CONSTRAINT pk_mobile_push_subscriptions PRIMARY KEY (device_id), 
+    CONSTRAINT fk_mobile_push_subscriptions_device_id_mobile_devices FOREIGN KEY(device_id) REFERENCES mobile_devices (id)
+);
+
+GO
+
+UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num = '0010';
+
+GO
+
 COMMIT;
 
 GO

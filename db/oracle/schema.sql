@@ -447,3 +447,20 @@ UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num 
 
 /
 
+
+CREATE TABLE mobile_push_subscriptions (
+    device_id VARCHAR2(32 CHAR) NOT NULL, 
+    endpoint CLOB NOT NULL, 
+    p256dh VARCHAR2(128 CHAR) NOT NULL, 
+    auth VARCHAR2(64 CHAR) NOT NULL, 
+    updated_at DATE NOT NULL, 
+    CONSTRAINT pk_mobile_push_subscriptions PRIMARY KEY (device_id), 
+    CONSTRAINT fk_mobile_push_subscriptions_device_id_mobile_devices FOREIGN KEY(device_id) REFERENCES mobile_devices (id)
+)
+
+/
+
+UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num = '0010'
+
+/
+

@@ -337,5 +337,18 @@ CREATE INDEX ix_federation_spent_expires_at ON federation_spent (expires_at);
 
 UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0009';
 
+
+CREATE TABLE mobile_push_subscriptions (
+    device_id VARCHAR(32) NOT NULL, 
+    endpoint TEXT NOT NULL, 
+    p256dh VARCHAR(128) NOT NULL, 
+    auth VARCHAR(64) NOT NULL, 
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_mobile_push_subscriptions PRIMARY KEY (device_id), 
+    CONSTRAINT fk_mobile_push_subscriptions_device_id_mobile_devices FOREIGN KEY(device_id) REFERENCES mobile_devices (id)
+);
+
+UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num = '0010';
+
 COMMIT;
 

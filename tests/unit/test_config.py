@@ -46,6 +46,8 @@ def test_file_and_environment_are_read(clean_env, monkeypatch):
             "client_certificates.card_policies",
         ),
         ('[hsm]\npin_file = "/p"\n[web]\ntls_client_ca = "/ca.pem"\n', "tls_certificate"),
+        ('[hsm]\npin_file = "/p"\nsessions = 4\n', "hsm.thread_safe"),
+        ('[hsm]\npin_file = "/p"\nsessions = 0\nthread_safe = true\n', "hsm.sessions"),
     ],
 )
 def test_bad_setting_is_named(clean_env, toml, named):

@@ -80,11 +80,23 @@ class HsmSettings(_Section):
     pin_env: str | None = None
     # Environment to set before the PKCS#11 library loads (e.g. SOFTHSM2_CONF, CKNFAST_*).
     library_env: dict[str, str] = Field(default_factory=dict)
+    # Sessions each process keeps for concurrent calls. 1: one session, every call serialised
+    # (what SoftHSM loaded directly needs). More only on a module declared thread-safe.
+    sessions: int = Field(default=1, ge=1, le=256)
+    # The operator's word that the module may be called from several threads at once although
+    # python-pkcs11 initialises it with C_Initialize(NULL): true of network HSMs' client
+    # libraries (nShield, Luna), false of SoftHSM2 loaded directly (docs/scale.md).
+    thread_safe: bool = False
 
     @model_validator(mode="after")
     def _one_pin_source(self) -> HsmSettings:
         if bool(self.pin_file) == bool(self.pin_env):
             raise ValueError("set exactly one of hsm.pin_file or hsm.pin_env")
+        if self.sessions > 1 and not self.thread_safe:
+            raise ValueError(
+                "hsm.sessions > 1 needs hsm.thread_safe = true: a module that is not safe for "
+                "concurrent threads (SoftHSM2 loaded directly) must keep one session"
+            )
         return self
 
     def read_pin(self) -> str:
@@ -126,6 +138,22 @@ class SmtpSettings(_Section):
     ca_file: str | None = None
 
 
+class WebPushSettings(_Section):
+    """Web Push (RFC 8030, message encryption RFC 8291, VAPID RFC 8292) to Mobile ID devices
+    that subscribed (docs/mobile-id.md, "Push channels")."""
+
+    # The VAPID key: a P-256 private key in PEM (`openssl ecparam -name prime256v1 -genkey
+    # -noout -out vapid.pem`), readable by Signet only. Its public half is the
+    # applicationServerKey devices subscribe with (GET /mobile/v1/push/key).
+    vapid_key_file: str
+    # Whom the push service may contact about Signet's messages (RFC 8292 `sub`).
+    contact: str = Field(pattern=r"^(mailto:[^@\s]+@[^@\s]+|https://\S+)$")
+    # How long the push service keeps a message for an unreachable device: no longer than a
+    # request waits for the phone.
+    ttl_seconds: int = Field(default=120, ge=0, le=900)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+
+
 class NotifySettings(_Section):
     # "smtp" sends mail; "maildir" writes it into a Maildir (the embedded default).
     email_backend: Literal["smtp", "maildir"] = "maildir"
@@ -134,6 +162,8 @@ class NotifySettings(_Section):
     # One-time codes by SMS (signet.config.sms): type "http" or "smpp"; None: no SMS channel,
     # and credentials that need one cannot be enrolled.
     sms: SmsSettings | None = None
+    # Web Push to Mobile ID devices (RFC 8030/8291/8292); None: devices long-poll only.
+    web_push: WebPushSettings | None = None
 
 
 class SamSettings(_Section):

@@ -1,7 +1,10 @@
 """The HSM over PKCS#11: key generation inside the token and raw signing of hashes.
 
 One logged-in session per process, opened lazily after a fork, and every call serialised by a
-lock: SoftHSM (and python-pkcs11's C_Initialize(NULL)) is not safe for concurrent threads.
+lock: SoftHSM (and python-pkcs11's C_Initialize(NULL)) is not safe for concurrent threads. On a
+module the operator declares thread-safe (`hsm.thread_safe`, a network HSM's client library)
+`hsm.sessions` > 1 lends each call a session of its own from a pool (`hsm.pool`), with no lock
+held while the HSM works: python-pkcs11 releases the GIL in its calls, so round trips overlap.
 
 A token that vanishes and comes back heals without a restart. SoftHSM 2.6.1 (file store), when
 its token directory disappears, refuses every cached object handle (CKR_OBJECT_HANDLE_INVALID),
@@ -31,6 +34,7 @@ from pkcs11.util.ec import encode_named_curve_parameters
 from signet.algorithms import CURVES, HASH_NAMES, HASHES, SCHEME_MECHANISMS, KeySpec
 from signet.config import ConfigError, HsmSettings
 from signet.errors import BackendError
+from signet.hsm.pool import Lease, SessionPool
 
 T = TypeVar("T")
 
@@ -158,6 +162,8 @@ class Hsm:
         self._lib: Any = None
         self._session: Any = None
         self._keys: dict[str, Any] = {}
+        self._pool = SessionPool(settings.sessions) if settings.sessions > 1 else None
+        self._local = threading.local()  # the key handles of the lease this thread holds
 
     # -- connection -------------------------------------------------------------------------
     def _load_library(self) -> Any:
@@ -291,7 +297,49 @@ class Hsm:
             "(SoftHSM: its directories.tokendir); the next request reconnects"
         )
 
+    def _key_cache(self) -> dict[str, Any]:
+        """The key handles valid in the session the running operation uses."""
+        keys: dict[str, Any] | None = getattr(self._local, "keys", None)
+        return self._keys if keys is None else keys
+
+    def _open_for_pool(self) -> Any:
+        """One more session of the process: the serialised session holds the login (the
+        application's, shared by all its sessions), so this is one C_OpenSession, unlocked."""
+        with self._lock:
+            token = self._current_session().token
+        return token.open(rw=True)
+
     def _call(self, operation: Callable[[Any], T]) -> T:
+        if self._pool is None:
+            return self._call_serialised(operation)
+        try:
+            lease = self._pool.borrow(self._library.generation, self._open_for_pool)
+        except (*_BROKEN, _TokenLost, exceptions.PKCS11Error):
+            return self._call_serialised(operation)  # it recovers the token, or says why not
+        self._local.keys = lease.keys
+        try:
+            result = operation(lease.session)
+        except (*_STALE_HANDLE, *_BROKEN, _TokenLost):
+            self._local.keys = None
+            self._pool.discard(lease)
+            # the serialised path recovers (fresh lookups, a new session, a re-initialised
+            # library: every lease of the old one is then dropped) and retries once
+            return self._call_serialised(operation)
+        except exceptions.PKCS11Error as exc:
+            self._lend_back(lease)
+            raise HsmError(f"HSM error: {exc.__class__.__name__} {exc}".strip()) from exc
+        except BaseException:
+            self._lend_back(lease)
+            raise
+        self._lend_back(lease)
+        return result
+
+    def _lend_back(self, lease: Lease) -> None:
+        self._local.keys = None
+        assert self._pool is not None
+        self._pool.give_back(lease)
+
+    def _call_serialised(self, operation: Callable[[Any], T]) -> T:
         """Run operation(session) under the lock. A stale handle or a broken token or session
         is recovered from once (fresh lookup, or re-initialised library and new session) and
         the operation retried; no loop, so a signature costs nothing more when all is well."""
@@ -422,7 +470,8 @@ class Hsm:
         """HMAC-SHA-256 of data under the token's secret key `label` (CKM_SHA256_HMAC)."""
 
         def mac(session: Any) -> bytes:
-            key = self._keys.get("secret:" + label)
+            keys = self._key_cache()
+            key = keys.get("secret:" + label)
             if key is None:
                 try:
                     key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
@@ -435,13 +484,14 @@ class Hsm:
                     raise HsmError(
                         f"several secret keys labelled {label!r}; fix the token"
                     ) from None
-                self._keys["secret:" + label] = key
+                keys["secret:" + label] = key
             return bytes(key.sign(data, mechanism=Mechanism.SHA256_HMAC))
 
         return self._call(mac)
 
     def _private_key(self, session: Any, label: str) -> Any:
-        key = self._keys.get(label)
+        keys = self._key_cache()
+        key = keys.get(label)
         if key is None:
             try:
                 key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
@@ -450,7 +500,7 @@ class Hsm:
                 raise KeyNotFound(f"no private key labelled {label!r} in the token") from exc
             except exceptions.MultipleObjectsReturned:
                 raise HsmError(f"several private keys labelled {label!r}; fix the token") from None
-            self._keys[label] = key
+            keys[label] = key
         return key
 
     def public_key(self, label: str) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
@@ -494,6 +544,8 @@ class Hsm:
                 obj.destroy()
             self._keys.pop(label, None)
             self._keys.pop("secret:" + label, None)
+            if self._pool is not None:
+                self._pool.forget_keys()
 
         self._call(destroy)
 

@@ -42,6 +42,29 @@ def call_bytes(*, call: str, device_id: str, timestamp: int, origin: str) -> byt
     )
 
 
+def push_bytes(
+    *, device_id: str, timestamp: int, origin: str, subscription: Mapping[str, Any] | None
+) -> bytes:
+    """What setting (or, with None, clearing) the device's Web Push subscription signs;
+    `subscription` as the W3C Push API gives it: {endpoint, keys: {p256dh, auth}}."""
+    return canonical(
+        {
+            "type": "signet-mobile-call/1",
+            "call": "push",
+            "deviceID": device_id,
+            "timestamp": timestamp,
+            "origin": origin,
+            "subscription": None
+            if subscription is None
+            else {
+                "endpoint": subscription["endpoint"],
+                "p256dh": subscription["keys"]["p256dh"],
+                "auth": subscription["keys"]["auth"],
+            },
+        }
+    )
+
+
 def approval_bytes(request: Mapping[str, Any], decision: str) -> bytes:
     """What approving (or denying) a request, as `pending` listed it, signs."""
     if decision not in ("approve", "deny"):

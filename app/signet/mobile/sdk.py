@@ -16,7 +16,13 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from signet.mobile.protocol import approval_bytes, call_bytes, fingerprint, registration_bytes
+from signet.mobile.protocol import (
+    approval_bytes,
+    call_bytes,
+    fingerprint,
+    push_bytes,
+    registration_bytes,
+)
 
 TIMEOUT = 10.0
 
@@ -189,6 +195,41 @@ class Device:
             timeout=TIMEOUT + wait,
         )
         return [PendingRequest(r) for r in data["requests"]]
+
+    def subscribe_push(self, subscription: dict[str, Any] | None) -> bool:
+        """Tell Signet where Web Push reaches this device (the PushSubscription the phone's
+        browser or OS gave, {endpoint, keys: {p256dh, auth}}), or stop with None."""
+        keys = subscription.get("keys") if subscription is not None else {}
+        if subscription is not None and not (
+            isinstance(keys, dict)
+            and "endpoint" in subscription
+            and {"p256dh", "auth"} <= set(keys)
+        ):
+            raise MobileError("subscription: {endpoint, keys: {p256dh, auth}} (W3C Push API)")
+        stamp = int(time.time())
+        signature = self._sign(
+            push_bytes(
+                device_id=self.device_id,
+                timestamp=stamp,
+                origin=self.server,
+                subscription=subscription,
+            )
+        )
+        data = self._post(
+            self.server,
+            "push",
+            {
+                "deviceID": self.device_id,
+                "timestamp": stamp,
+                "subscription": subscription,
+                "signature": signature,
+            },
+        )
+        return bool(data["subscribed"])
+
+    def push_key(self) -> str:
+        """The service's VAPID public key (the applicationServerKey to subscribe with)."""
+        return str(self._post(self.server, "push/key", {})["applicationServerKey"])
 
     def _check(self, request: PendingRequest) -> None:
         """A request this device signs only if it is for its own service and credential."""

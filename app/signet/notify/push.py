@@ -1,8 +1,9 @@
 """Telling a Mobile ID device that a request waits for it: the `PushChannel` interface and its
 long-poll implementation (the device holds a `pending` call open; this wakes it at once when
 the request was made in the same process, and the device's next database look finds it when
-another node made it). Web Push (RFC 8030/8291 with VAPID), FCM and APNs are adapters of the
-same interface (docs/mobile-id.md, "Push channels"); none is built in."""
+another node made it). Web Push (`notify.webpush`, composed with the long poll in
+`signing.mobile_push`) adds a push through the device's push service; FCM and APNs would be
+adapters of the same kind (docs/mobile-id.md, "Push channels")."""
 
 from __future__ import annotations
 

@@ -47,5 +47,12 @@ class Services:
 
     @cached_property
     def push(self) -> PushChannel:
-        """How Mobile ID requests reach devices: the long-poll channel (docs/mobile-id.md)."""
-        return LongPollChannel()
+        """How Mobile ID requests reach devices: the long-poll channel, and Web Push to the
+        devices that subscribed when `[notify.web_push]` is set (docs/mobile-id.md)."""
+        web_push = self.settings.notify.web_push
+        if web_push is None:
+            return LongPollChannel()
+        from signet.notify.webpush import WebPushSender
+        from signet.signing.mobile_push import PushAnnouncer
+
+        return PushAnnouncer(self, WebPushSender(web_push))

@@ -377,3 +377,18 @@ class SpentAssertion(Base):
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     provider: Mapped[str] = mapped_column(String(32))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class MobilePushSubscription(Base):
+    """Where Web Push reaches a Mobile ID device (its browser's or OS's PushSubscription),
+    set by the device's signed `push` call. Not sealed: a message through it carries no
+    request content, only "look at pending"; a row changed by SQL can only make a device miss
+    (or a stranger receive) that nudge, never approve anything (docs/mobile-id.md)."""
+
+    __tablename__ = "mobile_push_subscriptions"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("mobile_devices.id"), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    p256dh: Mapped[str] = mapped_column(String(128))  # base64url uncompressed P-256 point
+    auth: Mapped[str] = mapped_column(String(64))  # base64url 16-byte auth secret
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

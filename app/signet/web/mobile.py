@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
 from signet.signing import mobile as usecase
-from signet.signing import mobile_registration
+from signet.signing import mobile_push, mobile_registration
 from signet.web import openapi
 from signet.web.csc import ERRORS, origin
 from signet.web.openapi import OPTIONAL_STRING, STRING, enum, obj, operation, with_description
@@ -157,11 +157,55 @@ def deny_view() -> ResponseReturnValue:
     return _decide("deny")
 
 
+@operation(
+    "The VAPID public key (applicationServerKey) a device subscribes to Web Push with",
+    request=obj(),
+    answer=obj(required=("applicationServerKey",), applicationServerKey=STRING),
+    errors=ERRORS,
+    auth=(),
+)
+def push_key_view() -> ResponseReturnValue:
+    return jsonify({"applicationServerKey": mobile_push.application_server_key(services())})
+
+
+@operation(
+    "Set where Web Push reaches this device (its PushSubscription), or clear it with null; "
+    "signed by the device (docs/mobile-id.md)",
+    request=obj(
+        required=("deviceID", "timestamp", "subscription", "signature"),
+        deviceID=STRING,
+        timestamp=with_description(INTEGER, "Unix seconds, within 60 s of the service"),
+        subscription={
+            "type": "object",
+            "nullable": True,
+            "description": "{endpoint, keys: {p256dh, auth}} as the W3C Push API gives it",
+        },
+        signature=SIGNATURE,
+    ),
+    answer=obj(required=("subscribed",), subscribed={"type": "boolean"}),
+    errors=DEVICE_ERRORS,
+    auth=(),
+)
+def push_view() -> ResponseReturnValue:
+    params = Params(body())
+    subscribed = mobile_push.subscribe(
+        services(),
+        device_id=params.get("deviceID"),
+        timestamp=params.get("timestamp"),
+        subscription=params.get("subscription"),
+        signature=params.get("signature"),
+        origin=origin(),
+    )
+    return jsonify({"subscribed": subscribed})
+
+
 blueprint.add_url_rule("/register/challenge", "challenge", challenge_view, methods=["POST"])
 blueprint.add_url_rule("/register", "register", register_view, methods=["POST"])
 blueprint.add_url_rule("/pending", "pending", pending_view, methods=["POST"])
 blueprint.add_url_rule("/approve", "approve", approve_view, methods=["POST"])
 blueprint.add_url_rule("/deny", "deny", deny_view, methods=["POST"])
+blueprint.add_url_rule("/push/key", "push_key", push_key_view, methods=["POST"])
+blueprint.add_url_rule("/push", "push", push_view, methods=["POST"])
 
 
 def init_app(app: Flask) -> None:

@@ -63,3 +63,14 @@ def test_no_local_delivery(host):
     main_cf = host.file("/etc/postfix/main.cf").content_string
     assert "mydestination =\n" in main_cf
     assert "inet_interfaces = loopback-only" in main_cf
+
+
+def test_web_push_with_a_private_p256_vapid_key(host):
+    assert notify(host)["web_push"] == {
+        "vapid_key_file": "/etc/signet/vapid.pem",
+        "contact": "mailto:operator@signet.molecule.test",
+        "ttl_seconds": 120,
+    }
+    key = host.file("/etc/signet/vapid.pem")
+    assert (key.user, key.group, key.mode) == ("root", "signet", 0o640)
+    assert "prime256v1" in host.check_output("openssl ec -in /etc/signet/vapid.pem -noout -text")

@@ -101,3 +101,19 @@ def test_logs_in_the_journal(host):
 def test_admin_cli_works_for_the_operator(host, command):
     cmd = host.run(f"runuser -u signet -- env SIGNET_CONFIG=/etc/signet/signet.toml /opt/signet/venv/bin/{command}")
     assert cmd.rc == 0, cmd.stderr
+
+
+def test_declared_oauth2_clients_reach_signet(host):
+    secret = host.file("/etc/signet/oauth2-client-acme-sign.secret")
+    assert (secret.user, secret.group, secret.mode) == ("root", "signet", 0o640)
+    assert "molecule-only-secret" not in host.file("/etc/signet/signet.toml").content_string
+    cmd = host.run(
+        "runuser -u signet -- env SIGNET_CONFIG=/etc/signet/signet.toml "
+        "/opt/signet/venv/bin/signet oauth2-clients list --json"
+    )
+    assert cmd.rc == 0, cmd.stderr
+    clients = {c["client_id"]: c for c in json.loads(cmd.stdout)}
+    assert clients["acme-sign"]["source"] == "settings" and not clients["acme-sign"]["public"]
+    assert clients["pocket"]["public"] and clients["pocket"]["redirect_uris"] == [
+        "http://127.0.0.1:8765/cb"
+    ]
