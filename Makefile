@@ -13,11 +13,12 @@ TEST_DEBS := $(RUN_DEBS) postgresql postgresql-client poppler-utils libnss3-tool
 	nginx simplesamlphp php-cli php-xml
 # npm packages the tests need, in build/npm: net-snmp ships the IETF SMI modules (SNMPv2-SMI…)
 # that net-snmp's tools and smilint read SIGNET-MIB with; Debian has them only in non-free.
-# smpp is the SMSC the SMS tests bind to (tests/smsc.js).
+# smpp is the SMSC the SMS tests bind to (tests/smsc.js); oidc-provider is the OpenID Connect
+# provider the OIDC login tests run (tests/oidc_op.mjs).
 NPM_DIR := build/npm
 # A PKCS#11 shim adding a network HSM's round trip to SoftHSM, for the bench and its test.
 LATENCY_SHIM := build/bench/libsignet-latency.so
-NPM_TEST_PACKAGES := net-snmp@3.29.2 smpp@0.5.1
+NPM_TEST_PACKAGES := net-snmp@3.29.2 smpp@0.5.1 oidc-provider@9.13.3
 
 .PHONY: help run test lint unit bench deps deps-test deps-node venv ddl check-ddl clean
 

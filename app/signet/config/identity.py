@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Level = Literal["low", "substantial", "high"]
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 
 
 class _Provider(BaseModel):
@@ -59,11 +61,38 @@ class OidcProviderSettings(_Provider):
     # A confidential client's secret, read from a file (never from the database); None: a
     # public client (PKCE only).
     client_secret_file: str | None = None
+    # How a confidential client authenticates at the token endpoint (RFC 6749 2.3.1).
+    client_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
     scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
     # acr values asked for (OIDC Core 3.1.2.1 acr_values); empty: none asked.
     acr_values: list[str] = Field(default_factory=list)
     # CA bundle for the OP's TLS; None: the system store.
     ca_file: str | None = None
+    # The ID token signature algorithms accepted (asymmetric only: a client secret never
+    # signs what Signet trusts, and "none" never passes).
+    allowed_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "PS256", "ES256"])
+    # OIDC Core 3.1.2.1 max_age: the OP must have authenticated the user this recently
+    # (auth_time is then required and checked); None: not asked.
+    max_age_seconds: int | None = Field(default=None, ge=0, le=86400)
+
+    @field_validator("issuer")
+    @classmethod
+    def _https(cls, issuer: str) -> str:
+        url = urlsplit(issuer)
+        loopback = url.hostname in ("127.0.0.1", "::1", "localhost")
+        if url.scheme != "https" and not (url.scheme == "http" and loopback):
+            raise ValueError("issuer must be an https URL (http only on loopback, for tests)")
+        if url.query or url.fragment:
+            raise ValueError("issuer has no query or fragment (OIDC Discovery 2)")
+        return issuer
+
+    @field_validator("allowed_algorithms")
+    @classmethod
+    def _asymmetric(cls, algorithms: list[str]) -> list[str]:
+        wrong = [a for a in algorithms if a not in _ASYMMETRIC]
+        if wrong or not algorithms:
+            raise ValueError(f"allowed_algorithms: one or more of {', '.join(_ASYMMETRIC)}")
+        return algorithms
 
     @field_validator("scopes")
     @classmethod

@@ -242,16 +242,15 @@ def create_credential(
 
 def offered_logins(services: Services) -> tuple[str, ...]:
     """The login methods this service offers: the password, client certificates (in
-    software or on a card) when [client_certificates] is enabled, and the levels the enabled
-    identity providers' contexts map to (idp_low, idp_substantial, idp_high)."""
-    offered = ["pwd"]
+    software or on a card) when [client_certificates] is enabled, and a login at each
+    enabled identity provider at every level its mapping credits."""
+    logins = ["pwd"]
     if services.settings.client_certificates.enabled:
-        offered += ["x509", "x509_card"]
-    for idp in services.settings.identity.enabled().values():
-        for level in (*idp.levels.values(), idp.default_level):
-            if level is not None and IDP_METHOD[level] not in offered:
-                offered.append(IDP_METHOD[level])
-    return tuple(offered)
+        logins += ["x509", "x509_card"]
+    for provider in services.settings.identity.enabled().values():
+        levels = {*provider.levels.values(), provider.default_level} - {None}
+        logins += sorted(IDP_METHOD[level] for level in levels if level is not None)
+    return tuple(dict.fromkeys(logins))
 
 
 def _policy_for(services: Services, activation: str, name: str | None) -> str:

@@ -20,6 +20,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         apidocs,
         csc,
         errors,
+        federation,
         health,
         metrics,
         mobile,
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     mobile.init_app(app)
     passkey.init_app(app)
     oauth2.init_app(app)
+    federation.init_app(app)
     saml.init_app(app)
     proxies = services.settings.web.trusted_proxies
     if proxies:

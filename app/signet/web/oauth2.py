@@ -34,7 +34,7 @@ HTML = {"answer_type": "text/html", "auth": ()}
 
 CSRF_COOKIE = "signet_oauth2_csrf"
 _PAGES = ("oauth2.authorize", "oauth2.login", "oauth2.consent", "oauth2.factor")
-_HEADERS = {
+PAGE_HEADERS = {
     # no script, no frames, nothing from elsewhere; forms post to this origin (and the
     # consent's redirect goes on to the client, which form-action would block in Chromium)
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
@@ -66,25 +66,26 @@ def _params(source: Any) -> dict[str, Any]:
     return params
 
 
-def _page(page: oauth2.Page, status: int = 200) -> Response:
+def render(page: oauth2.Page, status: int = 200) -> Response:
+    """A page of the login flow (oauth2/<name>.html) with this status."""
     response = Response(render_template(f"oauth2/{page.name}.html", page=page), status=status)
     return response
 
 
-def _cookie() -> str | None:
+def csrf_cookie() -> str | None:
     return request.cookies.get(CSRF_COOKIE)
 
 
 def _outcome(result: oauth2.Page | str) -> ResponseReturnValue:
     if isinstance(result, str):
         return redirect(result, code=303)
-    return _page(result, 400 if result.error else 200)
+    return render(result, 400 if result.error else 200)
 
 
 @blueprint.after_request
 def _harden(response: Response) -> Response:
     if request.endpoint in _PAGES:
-        response.headers.update(_HEADERS)
+        response.headers.update(PAGE_HEADERS)
     elif request.endpoint in ("oauth2.token", "oauth2.pushed_authorize"):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Pragma"] = "no-cache"
@@ -97,7 +98,7 @@ def _refused(exc: SignetError) -> ResponseReturnValue:
         return redirect(exc.location, code=303)
     if request.endpoint in _PAGES:
         status = exc.status if 400 <= exc.status < 500 else 400
-        return _page(oauth2.Page("error", error=exc.description), status)
+        return render(oauth2.Page("error", error=exc.description), status)
     error = exc.error if isinstance(exc, OAuth2Error) else "invalid_request"
     status = exc.status if isinstance(exc, OAuth2Error | TooManyRequests) else 400
     response = jsonify({"error": error, "error_description": exc.description})
@@ -115,9 +116,9 @@ def _refused(exc: SignetError) -> ResponseReturnValue:
 )
 @blueprint.route("/oauth2/authorize", methods=["GET"])
 def authorize() -> ResponseReturnValue:
-    cookie = _cookie() or secrets.token_urlsafe(24)
+    cookie = csrf_cookie() or secrets.token_urlsafe(24)
     page = oauth2.start(services(), _params(request.args), cookie)
-    response = _page(page)
+    response = render(page)
     response.set_cookie(
         CSRF_COOKIE,
         cookie,
@@ -145,7 +146,7 @@ def _form(name: str) -> str:
 @blueprint.route("/oauth2/login", methods=["POST"])
 def login() -> ResponseReturnValue:
     page = oauth2_consent.login(
-        services(), _form("ticket"), _cookie(), _form("username"), _form("password"), _source()
+        services(), _form("ticket"), csrf_cookie(), _form("username"), _form("password"), _source()
     )
     return _outcome(page)
 
@@ -162,7 +163,7 @@ def login() -> ResponseReturnValue:
 def consent() -> ResponseReturnValue:
     approve = request.form.get("decision") == "approve"
     return _outcome(
-        oauth2_consent.consent(services(), _form("ticket"), _cookie(), approve, _source())
+        oauth2_consent.consent(services(), _form("ticket"), csrf_cookie(), approve, _source())
     )
 
 
@@ -177,7 +178,7 @@ def consent() -> ResponseReturnValue:
 @blueprint.route("/oauth2/factor", methods=["POST"])
 def factor() -> ResponseReturnValue:
     return _outcome(
-        oauth2_consent.factor(services(), _form("ticket"), _cookie(), _form("code"), _source())
+        oauth2_consent.factor(services(), _form("ticket"), csrf_cookie(), _form("code"), _source())
     )
 
 

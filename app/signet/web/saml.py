@@ -11,7 +11,7 @@ from signet.config.identity import SamlProviderSettings
 from signet.errors import SignetError
 from signet.signing import oauth2 as oauth2_pages
 from signet.signing import saml
-from signet.web.oauth2 import _HEADERS, CSRF_COOKIE, _page, issuer
+from signet.web.oauth2 import CSRF_COOKIE, PAGE_HEADERS, issuer, render
 from signet.web.openapi import STRING, obj, operation, tag
 from signet.web.params import services
 
@@ -34,14 +34,14 @@ def _public_url() -> str:
 @blueprint.after_request
 def _harden(response: Response) -> Response:
     if request.endpoint in _PAGES:
-        response.headers.update(_HEADERS)
+        response.headers.update(PAGE_HEADERS)
     return response
 
 
 @blueprint.errorhandler(SignetError)
 def _refused(exc: SignetError) -> ResponseReturnValue:
     status = exc.status if 400 <= exc.status < 500 else 400
-    response = _page(oauth2_pages.Page("error", error=exc.description), status)
+    response = render(oauth2_pages.Page("error", error=exc.description), status)
     if request.endpoint == "saml.acs":
         response.delete_cookie(STATE_COOKIE, path=_PATH)
     return response
@@ -126,7 +126,7 @@ def acs(name: str) -> ResponseReturnValue:
         request.form.get("SAMLResponse", ""),
         request.remote_addr or "",
     )
-    response = _page(page)
+    response = render(page)
     response.delete_cookie(STATE_COOKIE, path=_PATH)
     return response
 

@@ -1,0 +1,101 @@
+"""The OpenID Connect provider the OIDC login tests run: tests/oidc_op.mjs (the npm
+oidc-provider) on a loopback port, its clients, accounts and keys written by the test, and a
+person at its login page played over HTTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from joserfc.jwk import RSAKey
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_MODULES = ROOT / "build" / "npm" / "node_modules"
+SCRIPT = ROOT / "tests" / "oidc_op.mjs"
+OP_PORTS = range(56880, 56900)  # this test's share of the loopback ports
+
+
+def signing_key(kid: str) -> dict[str, Any]:
+    key = RSAKey.generate_key(2048, parameters={"kid": kid, "alg": "RS256", "use": "sig"})
+    return dict(key.as_dict(private=True))
+
+
+def free_port(ports: range) -> int:
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {ports}")
+
+
+@dataclass
+class Op:
+    issuer: str
+    process: subprocess.Popen[str]
+
+    def mode(self, **mode: Any) -> None:
+        """What the token endpoint does to the ID tokens it issues next (tests/oidc_op.mjs)."""
+        answer = requests.post(f"{self.issuer}/test/mode", data=json.dumps(mode), timeout=10)
+        answer.raise_for_status()
+
+
+@contextmanager
+def running_op(
+    tmp_path: Path,
+    port: int,
+    *,
+    clients: list[dict[str, Any]],
+    accounts: dict[str, dict[str, Any]],
+    keys: list[dict[str, Any]],
+    acr_values: list[str],
+) -> Iterator[Op]:
+    node = shutil.which("node")
+    if node is None or not (NODE_MODULES / "oidc-provider").is_dir():
+        pytest.fail("node or the npm package oidc-provider is missing: run `make deps-test`")
+    issuer = f"http://127.0.0.1:{port}"
+    config = tmp_path / f"oidc-op-{port}.json"
+    config.write_text(
+        json.dumps(
+            {
+                "issuer": issuer,
+                "clients": clients,
+                "accounts": accounts,
+                "keys": keys,
+                "stray": signing_key("stray"),
+                "acr_values": acr_values,
+            }
+        )
+    )
+    process = subprocess.Popen(
+        [node, str(SCRIPT), str(port), str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"NODE_MODULES": str(NODE_MODULES), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        if not first.startswith("listening"):
+            process.kill()
+            raise AssertionError(f"the OP did not start: {first}{process.communicate()[1]}")
+        yield Op(issuer, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
