@@ -1,7 +1,7 @@
 """Web Push to Mobile ID devices: a small message encrypted for the device's subscription
-(RFC 8291, aes128gcm by http_ece), the push service told who sends it by a VAPID token signed
-with the operator's key (RFC 8292, by jwcrypto), posted to the subscription's endpoint
-(RFC 8030)."""
+(RFC 8291: ECDH, HKDF and AES-128-GCM from `cryptography`, one aes128gcm record of RFC 8188),
+the push service told who sends it by a VAPID token signed with the operator's key (RFC 8292,
+by jwcrypto), posted to the subscription's endpoint (RFC 8030)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import http_ece
 import requests
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwcrypto import jwk, jwt
 
 from signet.config import WebPushSettings
@@ -34,6 +35,41 @@ def b64url(data: bytes) -> str:
 
 def unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _point(key: ec.EllipticCurvePublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+
+
+def encrypt(
+    plaintext: bytes,
+    p256dh: bytes,
+    auth: bytes,
+    *,
+    salt: bytes | None = None,
+    sender: ec.EllipticCurvePrivateKey | None = None,
+) -> bytes:
+    """The message body for a subscription (RFC 8291 section 3.4): one aes128gcm record
+    (RFC 8188 section 2) whose header carries the salt and the sender's ephemeral public key.
+    `salt` and `sender` are fresh unless given (the RFC's example in the unit test gives them)."""
+    salt = os.urandom(16) if salt is None else salt
+    sender = ec.generate_private_key(ec.SECP256R1()) if sender is None else sender
+    receiver = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), p256dh)
+    sender_point = _point(sender.public_key())
+    shared = sender.exchange(ec.ECDH(), receiver)
+    ikm = HKDF(hashes.SHA256(), 32, auth, b"WebPush: info\x00" + p256dh + sender_point).derive(
+        shared
+    )
+    cek = HKDF(hashes.SHA256(), 16, salt, b"Content-Encoding: aes128gcm\x00").derive(ikm)
+    nonce = HKDF(hashes.SHA256(), 12, salt, b"Content-Encoding: nonce\x00").derive(ikm)
+    # one record, the last: the content, its delimiter 0x02, no padding
+    record = AESGCM(cek).encrypt(nonce, plaintext + b"\x02", None)
+    record_size = max(4096, len(record) + 1)
+    return (
+        salt + record_size.to_bytes(4, "big") + bytes([len(sender_point)]) + sender_point + record
+    )
 
 
 @dataclass(frozen=True)
@@ -86,11 +122,7 @@ class WebPushSender:
         if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
             raise DeliveryError("notify.web_push.vapid_key_file: the VAPID key must be P-256")
         self._jwk = jwk.JWK.from_pem(pem)
-        self.public_key = b64url(
-            key.public_key().public_bytes(
-                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-            )
-        )
+        self.public_key = b64url(_point(key.public_key()))
 
     def _vapid(self, endpoint: str) -> str:
         parts = urlsplit(endpoint)
@@ -114,14 +146,7 @@ class WebPushSender:
     def send(self, subscription: Subscription, payload: bytes) -> int:
         """Post one message; the push service's status (201 accepted; 404/410: the
         subscription is gone). A network failure raises DeliveryError."""
-        body = http_ece.encrypt(
-            payload,
-            salt=os.urandom(16),
-            private_key=ec.generate_private_key(ec.SECP256R1()),
-            dh=unb64url(subscription.p256dh),
-            auth_secret=unb64url(subscription.auth),
-            version="aes128gcm",
-        )
+        body = encrypt(payload, unb64url(subscription.p256dh), unb64url(subscription.auth))
         headers = {
             "Authorization": f"vapid t={self._vapid(subscription.endpoint)}, k={self.public_key}",
             "Content-Encoding": "aes128gcm",
