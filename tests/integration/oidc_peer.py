@@ -30,8 +30,12 @@ def signing_key(kid: str) -> dict[str, Any]:
 
 
 def free_port(ports: range) -> int:
+    """The first port of `ports` nothing listens on. The probe binds as the OP will (node sets
+    SO_REUSEADDR): a port whose earlier connections still linger in TIME_WAIT is free to
+    listen on, and without the option 20 quick tests in a row would find none."""
     for port in ports:
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
