@@ -28,7 +28,7 @@ from sqlalchemy import select
 from signet.mobile import Device, MobileError
 from signet.signing import admin
 from signet.store import AuditRecord, MobilePushSubscription
-from tests.helpers import activation_code_in_mail, free_port, signet_server
+from tests.helpers import activation_code_in_mail, port_in, signet_server
 
 PASSWORD = "correct horse battery"
 SHA256 = "2.16.840.1.101.3.4.2.1"
@@ -37,15 +37,7 @@ CONTACT = "mailto:operator@signet.test"
 
 
 def my_port() -> int:
-    """A free port of this test's range (57000-57049)."""
-    for port in range(57000, 57050):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    return free_port()
+    return port_in(range(57000, 57050))  # this test's own ports
 
 
 def b64url(data: bytes) -> str:
@@ -328,6 +320,7 @@ def test_gone_unreachable_and_bad_subscriptions(services, world):
     good = Phone(push.url("/push/y")).subscription
     for bad, named in (
         ({**good, "endpoint": "http://push.example/x"}, "https://"),
+        ({**good, "endpoint": "https://[::1/x"}, "endpoint"),
         ({**good, "keys": {**good["keys"], "p256dh": b64url(b"\x04" + b"\x01" * 64)}}, "p256dh"),
         ({**good, "keys": {**good["keys"], "auth": b64url(b"short")}}, "auth"),
     ):

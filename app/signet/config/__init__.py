@@ -286,8 +286,11 @@ class WebSettings(_Section):
 
 def redirect_uri_problem(uri: str) -> str | None:
     """Why `uri` cannot be an OAuth 2.0 redirect URI (RFC 6749 3.1.2, RFC 8252), or None."""
-    parts = urlsplit(uri)
-    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    try:
+        parts = urlsplit(uri)
+        loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    except ValueError:  # e.g. an unclosed [IPv6] host
+        return f"redirect URI {uri!r}: not a URL"
     if parts.fragment or not parts.netloc or parts.scheme not in ("https", "http"):
         return f"redirect URI {uri!r}: an absolute https:// URI with no fragment"
     if parts.scheme == "http" and not loopback:

@@ -83,8 +83,11 @@ class Subscription:
 
 def subscription_problem(endpoint: str, p256dh: str, auth: str) -> str | None:
     """Why these cannot be a push subscription, or None."""
-    parts = urlsplit(endpoint)
-    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    try:
+        parts = urlsplit(endpoint)
+        loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    except ValueError:  # e.g. an unclosed [IPv6] host
+        return "subscription.endpoint: an absolute URL of at most 2048 characters"
     if len(endpoint) > 2048 or not parts.netloc or parts.fragment:
         return "subscription.endpoint: an absolute URL of at most 2048 characters"
     if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
