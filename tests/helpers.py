@@ -107,6 +107,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_in(ports: range) -> int:
+    """The first port of a test's own range nothing listens on, probed with SO_REUSEADDR as
+    servers bind (a port whose last connections linger in TIME_WAIT is free to listen on)."""
+    for port in ports:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {ports}")
+
+
 @contextmanager
 def signet_server(
     *,

@@ -11,7 +11,6 @@ import html
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -24,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from tests.helpers import port_in as free_port
 
 PPT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 SMARTCARD = "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI"
@@ -56,19 +57,6 @@ def key_and_cert(directory: Path, name: str) -> tuple[str, str]:
     )
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return str(key_file), str(cert_file)
-
-
-def free_port(ports: range) -> int:
-    for port in ports:
-        with socket.socket() as probe:
-            # as the servers bind: a port in TIME_WAIT after the last test's connections is free
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError(f"no free port in {ports}")
 
 
 def _pem_body(cert_file: str) -> str:

@@ -5,7 +5,6 @@ person at its login page played over HTTP."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,8 @@ from typing import Any
 import pytest
 import requests
 from joserfc.jwk import RSAKey
+
+from tests.helpers import port_in as free_port  # noqa: F401 (this module's callers)
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = ROOT / "build" / "npm" / "node_modules"
@@ -28,21 +29,6 @@ OP_PORTS = range(56880, 56900)  # this test's share of the loopback ports
 def signing_key(kid: str) -> dict[str, Any]:
     key = RSAKey.generate_key(2048, parameters={"kid": kid, "alg": "RS256", "use": "sig"})
     return dict(key.as_dict(private=True))
-
-
-def free_port(ports: range) -> int:
-    """The first port of `ports` nothing listens on. The probe binds as the OP will (node sets
-    SO_REUSEADDR): a port whose earlier connections still linger in TIME_WAIT is free to
-    listen on, and without the option 20 quick tests in a row would find none."""
-    for port in ports:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError(f"no free port in {ports}")
 
 
 @dataclass

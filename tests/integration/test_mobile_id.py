@@ -8,7 +8,6 @@ import base64
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ from signet.mobile.protocol import approval_bytes
 from signet.sam.mobile import spki_b64
 from signet.signing import admin
 from signet.store import AuditRecord, Credential, MobileDevice, MobileRequest
-from tests.helpers import activation_code_in_mail, free_port, signet_server
+from tests.helpers import activation_code_in_mail, port_in, signet_server
 
 PASSWORD = "correct horse battery"
 SHA256 = "2.16.840.1.101.3.4.2.1"
@@ -36,15 +35,7 @@ PIN = "482916"
 
 
 def my_port() -> int:
-    """A free port of this task's range (56700-56749)."""
-    for port in range(56700, 56750):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    return free_port()
+    return port_in(range(56700, 56750))  # this test's own ports
 
 
 def events(services, name):

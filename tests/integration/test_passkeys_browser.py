@@ -12,7 +12,6 @@ import json
 import mailbox
 import os
 import shutil
-import socket
 
 import pytest
 import requests
@@ -29,7 +28,7 @@ from sqlalchemy import select, update
 from signet.mobile.protocol import approval_bytes
 from signet.signing import admin
 from signet.store import AuditRecord, Credential, MobileDevice, MobileRequest
-from tests.helpers import activation_code_in_mail, signet_cli, signet_server
+from tests.helpers import activation_code_in_mail, port_in, signet_cli, signet_server
 
 PASSWORD = "correct horse battery"
 SHA256 = "2.16.840.1.101.3.4.2.1"
@@ -47,15 +46,7 @@ ARGUMENTS = (
 
 
 def my_port() -> int:
-    """A free port of this task's range (56750-56799)."""
-    for port in range(56750, 56800):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port in 56750-56799")
+    return port_in(range(56750, 56800))  # this test's own ports
 
 
 def events(services, name):
