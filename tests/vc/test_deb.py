@@ -7,6 +7,7 @@ of conftest.py; the signature is verified here with OpenSSL."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -140,8 +141,12 @@ def test_installed_in_a_clean_container_signs(deb: Path, card: Card, tmp_path: P
     assert logs["socket-mode"].strip() == "600"
     for listing in (logs["slots.txt"], logs["proxy.txt"]):
         assert f"Signet alice at {card.url}" in listing, listing
-    # the agent did the signing and showed the hash
-    assert "alice rsa-2048" in logs["agent.txt"], logs["agent.txt"]
+    # the login and the signature went through the agent, which showed the hash
+    data = (out / "data.bin").read_bytes()
+    shown = (
+        f"signs with credential {card.rsa} (pkcs1v15 sha256): {hashlib.sha256(data).hexdigest()}"
+    )
+    assert shown in logs["agent.txt"], logs["agent.txt"]
     pub = tmp_path / "pub.pem"
     card.run("openssl", "x509", "-in", str(card.certificate(card.rsa)), "-pubkey", "-noout",
              "-out", str(pub))  # fmt: skip

@@ -148,7 +148,10 @@ def build(outdir: Path, search: list[str] | None = None, rpath: bool = True) -> 
         include_dirs=[str(include)],
         extra_compile_args=["-Wall", "-Wno-unused-function"],
         extra_link_args=[
-            "-Wl,-z,nodelete", *([f"-Wl,-rpath,{libdir}"] if rpath else []), "-pthread", "-ldl"
+            "-Wl,-z,nodelete",
+            *([f"-Wl,-rpath,{libdir}"] if rpath else []),
+            "-pthread",
+            "-ldl",
         ],
     )
     ffi.embedding_init_code(INIT_CODE)
