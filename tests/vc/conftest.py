@@ -1,6 +1,6 @@
 """A real Signet (gunicorn, SQLite, SoftHSM, mail into a Maildir) with alice's RSA and EC PIN
 credentials, the module built by `make vc`, and a signet-vc configuration naming the server.
-Ports 56950-56999 only."""
+Ports 56951-56999 only (SIGNET_VC_TEST_PORTS moves them)."""
 
 from __future__ import annotations
 
