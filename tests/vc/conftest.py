@@ -1,6 +1,6 @@
 """A real Signet (gunicorn, SQLite, SoftHSM, mail into a Maildir) with alice's RSA and EC PIN
 credentials, the module built by `make vc`, and a signet-vc configuration naming the server.
-Ports 56950-56999 only."""
+Ports 56951-56999 only (SIGNET_VC_TEST_PORTS moves them)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,23 @@ import pytest
 import requests
 from asn1crypto import pem
 
-from tests.helpers import activate_over_api, activation_code_in_mail, signet_cli, signet_server
+from tests.helpers import (
+    activate_over_api,
+    activation_code_in_mail,
+    port_in,
+    signet_cli,
+    signet_server,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "build" / "vc" / "libsignet-vc.so"
 # pkcs11-tool and OpenSSL's engine answer CKA_ALWAYS_AUTHENTICATE with the PIN they logged in
 # with: alice's password and her credentials' PIN are the same digits here.
 SECRET = "246813579753"
-PORTS = iter(range(56951, 57000))
+# The first free one of these (another checkout's vc tests may hold some); SIGNET_VC_TEST_PORTS
+# ("first-last") moves the range for a run beside another.
+_FIRST, _LAST = os.environ.get("SIGNET_VC_TEST_PORTS", "56951-56999").split("-")
+PORTS = range(int(_FIRST), int(_LAST) + 1)
 
 
 @dataclass
@@ -98,7 +107,7 @@ def card(softhsm, tmp_path_factory) -> Card:
     _build()
     tmp = tmp_path_factory.mktemp("vc")
     maildir = tmp / "mail"
-    port = next(PORTS)
+    port = port_in(PORTS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
     env.update(
         {

@@ -1,9 +1,14 @@
 """Builds libsignet-vc.so with cffi embedding: the C half (native/glue.c), the v2.40 functions
 it does not implement (stubs generated from the system's pkcs11.h), and the vc_py_* entry points
-that signet.vc.bridge implements in Python. Run as ``python -m signet.vc.build OUTDIR``."""
+that signet.vc.bridge implements in Python. Run as ``python -m signet.vc.build OUTDIR``: the
+module then embeds the running interpreter (its libpython and home) and searches this source
+tree and that interpreter's path. ``--search-path DIR:DIR...`` fixes the path instead, for a
+module installed elsewhere (the Debian package: its private directory and the system's Python),
+and ``--no-rpath`` leaves libpython to the dynamic linker (a system library)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import sysconfig
@@ -117,7 +122,9 @@ def search_path() -> list[str]:
     return [app, *dict.fromkeys(rest)]
 
 
-def build(outdir: Path) -> Path:
+def build(outdir: Path, search: list[str] | None = None, rpath: bool = True) -> Path:
+    """Compile the module into OUTDIR; ``search`` replaces the default search path, ``rpath``
+    records libpython's directory in it (needed for a Python outside the system's)."""
     import cffi
 
     include = _header()
@@ -126,7 +133,7 @@ def build(outdir: Path) -> Path:
     defines = (
         f"#define VC_PYTHON_HOME {_c_string(sys.base_prefix)}\n"
         f"#define VC_LIBPYTHON {_c_string(libpython)}\n"
-        f"#define VC_SEARCH_PATH {', '.join(_c_string(p) for p in search_path())}\n"
+        f"#define VC_SEARCH_PATH {', '.join(_c_string(p) for p in search or search_path())}\n"
     )
     # the vc_py_* prototypes, once pkcs11.h has declared the structures they take
     include_line = '#include "pkcs11.h"\n'
@@ -140,7 +147,12 @@ def build(outdir: Path) -> Path:
         defines + glue + "\n" + table,
         include_dirs=[str(include)],
         extra_compile_args=["-Wall", "-Wno-unused-function"],
-        extra_link_args=["-Wl,-z,nodelete", f"-Wl,-rpath,{libdir}", "-pthread", "-ldl"],
+        extra_link_args=[
+            "-Wl,-z,nodelete",
+            *([f"-Wl,-rpath,{libdir}"] if rpath else []),
+            "-pthread",
+            "-ldl",
+        ],
     )
     ffi.embedding_init_code(INIT_CODE)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -150,5 +162,22 @@ def build(outdir: Path) -> Path:
     return final
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m signet.vc.build", description=__doc__)
+    parser.add_argument("outdir", nargs="?", default="build/vc", type=Path)
+    parser.add_argument(
+        "--search-path", help="the embedded Python's whole module path, colon-separated"
+    )
+    parser.add_argument("--no-rpath", action="store_true", help="no rpath to libpython's folder")
+    args = parser.parse_args(argv)
+    search = None
+    if args.search_path is not None:
+        search = [p for p in args.search_path.split(":") if p]
+        if not search or any(not p.startswith("/") for p in search):
+            parser.error("--search-path wants absolute folders separated by ':'")
+    print(build(args.outdir, search, rpath=not args.no_rpath))
+    return 0
+
+
 if __name__ == "__main__":
-    print(build(Path(sys.argv[1] if len(sys.argv) > 1 else "build/vc")))
+    sys.exit(main())
