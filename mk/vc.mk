@@ -5,7 +5,8 @@
 # app/packaging/signet-vc (against Debian's python3.11, not the venv) into build/vc-deb and
 # runs lintian on it. Included by the main Makefile (apt_install, VENV, PY).
 VC_BUILD_DEBS := gcc libc6-dev python3-dev libp11-kit-dev
-VC_TEST_DEBS := $(RUN_DEBS) opensc openssl libengine-pkcs11-openssl gnutls-bin libnss3-tools
+VC_TEST_DEBS := $(RUN_DEBS) opensc openssl libengine-pkcs11-openssl gnutls-bin libnss3-tools \
+	openssh-client openssh-server
 # debhelper and lintian build and check the package; python3-cffi and libpython3.11-dev build
 # its module for Debian's python3.11; podman (runc, iptables) runs tests/vc/test_deb.py's clean
 # Debian container, debootstrap makes its base image (tests/molecule/build-base-image.sh).

@@ -30,6 +30,7 @@ EXPECTED = {
     "/usr/bin/signet-vc": 0o755,
     "/usr/share/p11-kit/modules/signet-vc.module": 0o644,
     "/usr/lib/systemd/user/signet-vc-agent.service": 0o644,
+    "/usr/lib/systemd/user/signet-vc-agent.socket": 0o644,
     "/usr/share/man/man1/signet-vc.1.gz": 0o644,
     "/usr/share/doc/signet-vc/copyright": 0o644,
     "/usr/share/doc/signet-vc/changelog.gz": 0o644,
@@ -57,7 +58,7 @@ mkdir -m 700 /tmp/run
 export XDG_RUNTIME_DIR=/tmp/run
 # (the image has no man-db to resolve Documentation=man:signet-vc(1); the page is listed below)
 systemd-analyze --user --man=no verify /usr/lib/systemd/user/signet-vc-agent.service \
-    >/out/verify.txt 2>&1
+    /usr/lib/systemd/user/signet-vc-agent.socket >/out/verify.txt 2>&1
 zcat /usr/share/man/man1/signet-vc.1.gz | head -n 1 >/out/man.txt
 signet-vc agent >/out/agent.txt 2>&1 &
 agent=$!

@@ -1,17 +1,20 @@
 """More consumers of libsignet-vc.so, each signature verified: GnuTLS's p11tool (its own
 sign-and-verify test), NSS (modutil, certutil, and tstclnt authenticating TLS with the remote
 key against `openssl s_server -Verify`) and OpenSSH (ssh-add -s into ssh-agent, then
-ssh-keygen -Y sign through the agent and -Y verify)."""
+ssh-keygen -Y sign through the agent and -Y verify, and a login to a local sshd)."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
+from tests.helpers import port_in
 from tests.vc.conftest import MODULE, SECRET, Card
 
 PORTS = iter(range(56990, 57000))
@@ -135,9 +138,52 @@ def test_ssh_agent(card: Card) -> None:
             )  # fmt: skip
         assert "Good" in verified.stdout + verified.stderr
         assert "SIGNET_VC_APPLICATION=ssh-pkcs11-hel" in card.askpass_log.read_text()
+        _ssh_login(card, env, rsa)
     finally:
         agent.kill()
         agent.wait()
+
+
+def _ssh_login(card: Card, env: dict[str, str], authorized: str) -> None:
+    """A login to a local sshd with the remote key in ssh-agent: sshd verifies the signature
+    over its session, the shell runs a command."""
+    sshd_dir = card.tmp / "sshd"
+    sshd_dir.mkdir(exist_ok=True)
+    host_key = sshd_dir / "host_ed25519"
+    if not host_key.exists():
+        card.run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
+    (sshd_dir / "authorized_keys").write_text(authorized + "\n")
+    port = port_in(range(56980, 56990))
+    config = sshd_dir / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
+        f"PidFile {sshd_dir / 'sshd.pid'}\nAuthorizedKeysFile {sshd_dir / 'authorized_keys'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "StrictModes no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # its privilege separation folder
+    log = sshd_dir / "sshd.log"
+    sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=log.open("w"))  # fmt: skip
+    try:
+        for _ in range(100):
+            if "Server listening" in log.read_text():
+                break
+            time.sleep(0.05)
+        user = getpass.getuser()
+        login = card.run(
+            "ssh", "-F", "/dev/null", "-p", str(port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "PubkeyAuthentication=yes", f"{user}@127.0.0.1", "echo", "signed-in-by-signet",
+            env_extra=env, stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+        assert login.stdout.strip() == "signed-in-by-signet", login.stderr + log.read_text()
+        fingerprint = card.run("ssh-keygen", "-l", "-f", str(sshd_dir / "authorized_keys"))
+        assert f"Accepted publickey for {user}" in log.read_text()
+        assert fingerprint.stdout.split()[1] in log.read_text()  # with the remote key
+    finally:
+        sshd.terminate()
+        sshd.wait(timeout=10)
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,7 @@ for f in app/signet/vc/*.py; do
     [ "$(basename "$f")" = build.py ] || cp "$f" "$src/python/signet/vc/"
 done
 cp "$here/signet-vc" "$src/bin/"
-cp "$here/signet-vc.module" "$here/signet-vc-agent.service" "$src/"
+cp "$here/signet-vc.module" "$here/signet-vc-agent.service" "$here/signet-vc-agent.socket" "$src/"
 # the same bytes whenever the sources are the same (lintian and dpkg like stable times)
 find "$src" -exec touch -h -d "@$(dpkg-parsechangelog -l "$here/debian/changelog" -S Timestamp)" {} +
 

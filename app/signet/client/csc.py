@@ -75,11 +75,13 @@ class CscClient:
         timeout: float = 30.0,
         session: requests.Session | None = None,
         verify: bool | str = True,
+        cert: tuple[str, str] | None = None,
     ) -> None:
         self.base_url = service_base(url)
         self.timeout = timeout
         self.http = session or requests.Session()
         self.http.verify = verify
+        self.http.cert = cert  # a TLS client certificate and its key (files), for every call
         # Given again with each request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
         # override a session's verify, so a CA passed here would be ignored wherever they are set.
         self.verify = verify
@@ -127,6 +129,8 @@ class CscClient:
             ) from exc
         except requests.RequestException as exc:
             raise CscError(0, "http_error", f"{url}: {exc}", method=method) from exc
+        except OSError as exc:  # requests: a client certificate or CA file that cannot be read
+            raise CscError(0, "tls_error", f"{url}: {exc}", method=method) from exc
         if response.ok and (response.status_code == 204 or not response.content):
             return {}
         try:
@@ -168,6 +172,19 @@ class CscClient:
 
     def login(self, username: str, password: str) -> str:
         data = self.call("auth/login", {}, auth=(username, password))
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise CscError(
+                200, "invalid_response", "auth/login returned no access_token", method="auth/login"
+            )
+        self.access_token = token
+        return token
+
+    def login_with_certificate(self) -> str:
+        """auth/login by the TLS client certificate this client was made with (no password)."""
+        if not self.http.cert:
+            raise CscError(0, "invalid_request", "no client certificate to log in with")
+        data = self.call("auth/login", {})
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
             raise CscError(

@@ -5,6 +5,7 @@ hash) as it forwards it to the service."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -15,12 +16,17 @@ import socketserver
 import struct
 import sys
 import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from signet.client.csc import CscClient, CscError
+from signet.vc.prompt import Cancelled, Prompter
 
 METHODS = ("list_credentials", "send_otp", "authorize", "sign_hash", "revoke")
+LIFETIME = 8 * 3600.0  # a login lasts a working day at most,
+IDLE = 3600.0  # and ends after an hour without a signature or a listing
 
 
 def socket_path() -> Path:
@@ -34,74 +40,211 @@ def peer_uid(connection: socket.socket) -> int:
     return int(struct.unpack("3i", raw)[1])
 
 
-class Agent:
-    """The logins, one CSC client per (server, user), shared by every application."""
+@dataclass
+class Login:
+    client: CscClient
+    method: str  # password or certificate
+    verifier: bytes  # PBKDF2 of the password (a later login giving one must match)
+    since: float = field(default_factory=time.monotonic)
+    used: float = field(default_factory=time.monotonic)
 
-    def __init__(self, out: Any = None, uid: int | None = None) -> None:
+
+def _refusal(error: str, description: str, status: int = 0) -> dict[str, Any]:
+    return {"error": error, "status": status, "description": description}
+
+
+class Agent:
+    """The logins, one CSC client per (server, user), shared by every application; each ends
+    after ``lifetime`` seconds, or ``idle`` seconds unused, or at ``signet-vc logout``."""
+
+    def __init__(
+        self,
+        out: Any = None,
+        uid: int | None = None,
+        *,
+        prompter: Prompter | None = None,
+        lifetime: float = LIFETIME,
+        idle: float = IDLE,
+        confirm: bool = False,
+    ) -> None:
         self.uid = os.getuid() if uid is None else uid
         self.out = out or sys.stdout
+        self.prompter = prompter or Prompter(terminal=None)
+        self.lifetime, self.idle, self.confirm = lifetime, idle, confirm
         self.lock = threading.Lock()
         self.salt = secrets.token_bytes(16)
-        self.clients: dict[tuple[str, str], tuple[CscClient, bytes]] = {}
+        self.logins: dict[tuple[str, str], Login] = {}
 
     def _verifier(self, password: str) -> bytes:
         return hashlib.pbkdf2_hmac("sha256", password.encode(), self.salt, 10_000)
 
+    def say(self, text: str) -> None:
+        print(f"signet-vc agent: {text}", file=self.out, flush=True)
+
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        account = (str(request.get("server")), str(request.get("user")))
+        self.expire()
         op = request.get("op")
+        if op == "status":
+            return {"result": self.status()}
+        if op == "logout":
+            return {"result": self.logout_all("signet-vc logout")}
+        account = (str(request.get("server")), str(request.get("user")))
         if op == "login":
             return self._login(account, request)
-        with self.lock:
-            held = self.clients.get(account)
-        if held is None:
-            return {"error": "not_logged_in", "status": 401, "description": "log in first"}
-        client = held[0]
         if op not in METHODS:
-            return {"error": "invalid_request", "status": 400, "description": f"op {op!r}"}
+            return _refusal("invalid_request", f"op {op!r}", 400)
+        with self.lock:
+            held = self.logins.get(account)
+            if held is not None:
+                held.used = time.monotonic()
+        if held is None:
+            return _refusal("not_logged_in", "log in first (the agent's login ended)", 401)
         args = request.get("args") or []
+        kwargs = dict(request.get("kwargs") or {})
         if op in ("authorize", "sign_hash"):
             args = [_unhex(a) for a in args]
         if op == "authorize":
-            self._show(request, args)
+            refused = self._consent(request, args, kwargs)
+            if refused:
+                return refused
         try:
-            answer = getattr(client, op)(*args, **(request.get("kwargs") or {}))
+            answer = getattr(held.client, op)(*args, **kwargs)
         except CscError as exc:
-            return {"error": exc.error, "status": exc.status, "description": exc.description}
+            if exc.status == 401:  # the service ended the login: so does the agent
+                self._drop(account, "the service ended it")
+            return _refusal(exc.error, exc.description, exc.status)
         if op == "revoke":
-            with self.lock:
-                self.clients.pop(account, None)
+            self._drop(account, "revoked")
         if op == "sign_hash":
             answer = [s.hex() for s in answer]
         return {"result": answer}
 
     def _login(self, account: tuple[str, str], request: dict[str, Any]) -> dict[str, Any]:
-        password = str(request.get("password") or "")
-        with self.lock:
-            held = self.clients.get(account)
+        password = request.get("password")  # None: the protected path, the agent asks
+        method = "certificate" if request.get("cert") else "password"
         who = f"{account[1]} at {account[0]} for {request.get('application', '?')}"
-        if held and hmac.compare_digest(held[1], self._verifier(password)):
-            print(f"signet-vc agent: login of {who}: shared", file=self.out, flush=True)
-            return {"result": "shared"}  # the login every application shares
-        client = CscClient(account[0], verify=request.get("ca_file") or True)
-        try:
-            client.login(account[1], password)
-        except CscError as exc:
-            return {"error": exc.error, "status": exc.status, "description": exc.description}
         with self.lock:
-            self.clients[account] = (client, self._verifier(password))
-        print(f"signet-vc agent: login of {who}: new", file=self.out, flush=True)
+            held = self.logins.get(account)
+        if (
+            held
+            and held.method == method
+            and (password is None or hmac.compare_digest(held.verifier, self._verifier(password)))
+        ):
+            self.say(f"login of {who}: shared")
+            return {"result": "shared"}  # the login every application shares
+        if method == "password" and password is None:
+            try:
+                password = self.prompter.secret(
+                    "password", user=account[1], application=str(request.get("application"))
+                )
+            except Cancelled as exc:
+                self.say(f"login of {who} cancelled: {exc}")
+                return _refusal("cancelled", f"no password given: {exc}")
+        cert = request.get("cert")
+        client = CscClient(
+            account[0],
+            verify=request.get("ca_file") or True,
+            cert=(str(cert[0]), str(cert[1]))
+            if isinstance(cert, list) and len(cert) == 2
+            else None,
+        )
+        try:
+            if method == "certificate":
+                client.login_with_certificate()
+            else:
+                client.login(account[1], str(password))
+        except CscError as exc:
+            return _refusal(exc.error, exc.description, exc.status)
+        with self.lock:
+            old = self.logins.get(account)
+            self.logins[account] = Login(client, method, self._verifier(str(password or "")))
+        if old is not None:
+            _revoke(old)
+        self.say(f"login of {who} by {method}: new")
         return {"result": "new"}
 
-    def _show(self, request: dict[str, Any], args: list[Any]) -> None:
+    def _consent(
+        self, request: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Show the signature; ask its factor (or, with ``confirm``, a yes) when the module
+        left that to the agent. A refusal answer, or None to go on."""
         hashes = args[1] if len(args) > 1 else []
-        shown = ", ".join(bytes(h).hex() for h in hashes)
-        print(
-            f"signet-vc agent: {request.get('application', '?')} signs with credential "
-            f"{args[0] if args else '?'} ({request.get('mechanism', '?')}): {shown}",
-            file=self.out,
-            flush=True,
+        details = {
+            "application": str(request.get("application", "?")),
+            "credential": str(request.get("credential") or (args[0] if args else "?")),
+            "mechanism": str(request.get("mechanism", "?")),
+            "hash": ", ".join(bytes(h).hex() for h in hashes),
+        }
+        self.say(
+            f"{details['application']} signs with credential {args[0] if args else '?'} "
+            f"({details['mechanism']}): {details['hash']}"
         )
+        self.prompter.notify(
+            f"{details['application']} signs with {details['credential']}: "
+            f"{details['hash'][:16]}..."
+        )
+        ask = request.get("ask")
+        if ask not in (None, "PIN", "OTP"):
+            return _refusal("invalid_request", f"ask {ask!r}: PIN or OTP", 400)
+        if ask:
+            try:
+                kwargs["value"] = self.prompter.secret(str(ask), **details)
+            except Cancelled as exc:
+                self.say(f"signature by {details['application']} cancelled: {exc}")
+                return _refusal("cancelled", f"the user gave no {ask}: {exc}")
+        elif self.confirm and not self.prompter.confirm(**details):
+            self.say(f"signature by {details['application']} refused by the user")
+            return _refusal("cancelled", "the user refused the signature")
+        return None
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def status(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        with self.lock:
+            return [
+                {
+                    "server": server,
+                    "user": user,
+                    "method": login.method,
+                    "age": round(now - login.since),
+                    "idle": round(now - login.used),
+                    "ends_in": round(
+                        min(login.since + self.lifetime, login.used + self.idle) - now
+                    ),
+                }
+                for (server, user), login in self.logins.items()
+            ]
+
+    def expire(self) -> int:
+        now = time.monotonic()
+        with self.lock:
+            ended = [
+                account
+                for account, login in self.logins.items()
+                if now - login.since >= self.lifetime or now - login.used >= self.idle
+            ]
+        for account in ended:
+            self._drop(account, "its lifetime is over")
+        return len(ended)
+
+    def logout_all(self, why: str) -> int:
+        with self.lock:
+            accounts = list(self.logins)
+        for account in accounts:
+            self._drop(account, why)
+        return len(accounts)
+
+    def _drop(self, account: tuple[str, str], why: str) -> None:
+        with self.lock:
+            login = self.logins.pop(account, None)
+        if login is not None:
+            _revoke(login)
+            self.say(f"login of {account[1]} at {account[0]} ended: {why}")
+
+
+def _revoke(login: Login) -> None:
+    with contextlib.suppress(CscError):
+        login.client.revoke()
 
 
 def _unhex(value: Any) -> Any:
@@ -134,23 +277,60 @@ class _Server(socketserver.ThreadingUnixStreamServer):
 
 
 def serve(path: Path | None = None, agent: Agent | None = None) -> _Server:
-    """Bind the agent's socket (its folder 0700) and return the server; serve_forever runs it."""
-    path = path or socket_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.parent.chmod(0o700)
-    path.unlink(missing_ok=True)
-    server = _Server(str(path), _Handler)
-    path.chmod(0o600)
+    """Bind the agent's socket (its folder 0700, the socket 0600) and return the server;
+    serve_forever runs it. A socket handed over by systemd (socket activation: LISTEN_FDS and
+    LISTEN_PID naming this process) is used as it is."""
+    handed = _activated_socket()
+    if handed is not None:
+        server = _Server(handed.getsockname(), _Handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = handed
+    else:
+        path = path or socket_path()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.parent.chmod(0o700)
+        path.unlink(missing_ok=True)
+        server = _Server(str(path), _Handler)
+        path.chmod(0o600)
     server.agent = agent or Agent()
     return server
+
+
+def _activated_socket() -> socket.socket | None:
+    if os.environ.get("LISTEN_PID") != str(os.getpid()) or os.environ.get("LISTEN_FDS") != "1":
+        return None
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)  # not for the agent's children (askpass, notify-send)
+    return socket.socket(fileno=3)  # SD_LISTEN_FDS_START
+
+
+def notify_ready() -> None:
+    """Tell systemd the agent answers (Type=notify); nothing without NOTIFY_SOCKET."""
+    address = os.environ.pop("NOTIFY_SOCKET", "")
+    if not address:
+        return
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"READY=1", address)
 
 
 class AgentClient:
     """What signet.vc.token needs of a CSC client, asked of the agent instead of the service."""
 
-    def __init__(self, path: Path, server: str, user: str, ca_file: str | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        server: str,
+        user: str,
+        ca_file: str | None,
+        cert: tuple[str, str] | None = None,
+    ) -> None:
         self.path, self.server, self.user, self.ca_file = path, server, user, ca_file
-        self.context: dict[str, str] = {}  # application and mechanism, shown by the agent
+        self.cert = cert  # log in by this TLS client certificate and key
+        # shown by the agent: application, mechanism, credential; ``ask``: the factor the
+        # agent asks the user for before the next authorize (PIN or OTP)
+        self.context: dict[str, str] = {}
         self._file: Any = None
 
     def _ask(self, request: dict[str, Any]) -> Any:
@@ -175,8 +355,16 @@ class AgentClient:
             raise CscError(int(answer.get("status", 0)), answer["error"], answer["description"])
         return answer["result"]
 
-    def login(self, username: str, password: str) -> str:
-        return str(self._ask({"op": "login", "password": password, "ca_file": self.ca_file}))
+    def login(self, username: str, password: str | None) -> str:
+        """The agent's login for this account: shared when it holds one (and the password,
+        if given, matches); else made, the agent asking the password when none is given."""
+        request: dict[str, Any] = {"op": "login", "password": password, "ca_file": self.ca_file}
+        if self.cert:
+            request["cert"] = list(self.cert)
+        return str(self._ask(request))
+
+    def login_with_certificate(self) -> str:
+        return self.login("", None)
 
     def list_credentials(self, *, with_info: bool = False) -> Any:
         return self._ask({"op": "list_credentials", "kwargs": {"with_info": with_info}})
@@ -186,7 +374,10 @@ class AgentClient:
 
     def authorize(self, credential_id: str, hashes: list[bytes], hash_name: str, **kw: Any) -> str:
         args = [credential_id, [{"hex": h.hex()} for h in hashes], hash_name]
-        return str(self._ask({"op": "authorize", "args": args, "kwargs": kw}))
+        try:
+            return str(self._ask({"op": "authorize", "args": args, "kwargs": kw}))
+        finally:
+            self.context.pop("ask", None)
 
     def sign_hash(self, credential_id: str, sad: str, hashes: list[bytes], *rest: Any) -> list:
         params = [{"hex": r.hex()} if isinstance(r, bytes) else r for r in rest]
@@ -195,3 +386,10 @@ class AgentClient:
 
     def revoke(self) -> None:
         self._ask({"op": "revoke"})
+
+
+def command(op: str, path: Path | None = None) -> Any:
+    """``signet-vc status`` and ``logout``: one request to the running agent (CscError when
+    none answers)."""
+    client = AgentClient(path or socket_path(), "", "", None)
+    return client._ask({"op": op})

@@ -110,7 +110,7 @@ def bind(ffi: Any) -> None:
             | ck.CKF_USER_PIN_INITIALIZED
             | ck.CKF_TOKEN_INITIALIZED
         )
-        if slot.account.askpass:
+        if slot.account.protected_path:
             info.flags |= ck.CKF_PROTECTED_AUTHENTICATION_PATH
         info.max_session_count = info.max_rw_session_count = 0  # effectively infinite
         info.session_count = info.rw_session_count = ck.UNAVAILABLE

@@ -22,8 +22,24 @@ class Account:
     # asked through askpass at each C_Sign, for consumers that cannot log in per signature
     # (OpenSSH's agent)
     context_login: bool = True
-    # true: log in and sign through the per-user agent (signet.vc.agent) on its socket
+    # true: log in and sign through the per-user agent (signet.vc.agent) on its socket, which
+    # asks the password and second factors itself (a protected authentication path)
     agent: bool = False
+    # log in by this TLS client certificate (PEM) and its key (PEM, unencrypted, the user's
+    # own file; default: in the certificate's file) instead of a password
+    client_cert: str | None = None
+    client_key: str | None = None
+
+    @property
+    def protected_path(self) -> bool:
+        """The token asks for itself: no PIN comes through C_Login."""
+        return bool(self.askpass or self.agent or self.client_cert)
+
+    @property
+    def certificate(self) -> tuple[str, str] | None:
+        if not self.client_cert:
+            return None
+        return (self.client_cert, self.client_key or self.client_cert)
 
 
 def config_path() -> Path:
@@ -53,6 +69,12 @@ def load_accounts(path: Path | None = None) -> list[Account]:
                     str(item["askpass"]) if item.get("askpass") else None,
                     item.get("context_login", True) is not False,
                     item.get("agent") is True,
+                    _path(item.get("client_cert")),
+                    _path(item.get("client_key")),
                 )
             )
     return accounts
+
+
+def _path(value: object) -> str | None:
+    return str(Path(str(value)).expanduser()) if value else None

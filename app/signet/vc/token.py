@@ -165,7 +165,7 @@ class Cryptoki:
         if user_type == ck.CKU_CONTEXT_SPECIFIC:
             if slot.client is None:
                 raise Failure(ck.CKR_USER_NOT_LOGGED_IN)
-            if not pin and not slot.account.askpass:
+            if not pin and not (slot.account.askpass or slot.account.agent):
                 raise Failure(ck.CKR_PIN_INCORRECT)
             # no PIN on a protected path: asked at C_Sign, when the hash is known; a PIN is
             # checked by the service with the hash it is bound to
@@ -182,23 +182,32 @@ class Cryptoki:
         if slot.client is not None:
             raise Failure(ck.CKR_USER_ALREADY_LOGGED_IN)
         account = slot.account
-        if not pin and account.askpass:
+        cert = account.certificate
+        if not pin and account.askpass and not (account.agent or cert):
             try:
                 pin = prompt.ask(account.askpass, "password", user=account.user)
             except prompt.Cancelled as exc:
                 raise Failure(ck.CKR_FUNCTION_CANCELED) from exc
-        if not pin:
+        if not pin and not (account.agent or cert):
             raise Failure(ck.CKR_PIN_INCORRECT)
         client: Any
         if account.agent:  # the agent holds the login, shared with the user's other programs
             from signet.vc.agent import AgentClient, socket_path
 
-            client = AgentClient(socket_path(), account.server, account.user, account.ca_file)
+            client = AgentClient(socket_path(), account.server, account.user, account.ca_file, cert)
             client.context["application"] = prompt.application()
         else:
-            client = CscClient(account.server, timeout=self.timeout, verify=account.ca_file or True)
+            client = CscClient(
+                account.server,
+                timeout=self.timeout,
+                verify=account.ca_file or True,
+                cert=cert,
+            )
         try:
-            client.login(account.user, pin)
+            if cert:
+                client.login_with_certificate()
+            else:
+                client.login(account.user, pin or None)  # None: the agent asks
             answer = client.list_credentials(with_info=True)
         except CscError as exc:
             raise Failure(_login_rv(exc)) from exc
@@ -208,7 +217,7 @@ class Cryptoki:
 
     @staticmethod
     def _marked(slot: Slot, credentials: list[Credential]) -> list[Credential]:
-        asked = bool(slot.account.askpass) and not slot.account.context_login
+        asked = bool(slot.account.askpass or slot.account.agent) and not slot.account.context_login
         for credential in credentials:
             credential.asked_at_sign = asked
         return credentials
@@ -344,10 +353,13 @@ class Cryptoki:
         except MechanismError as exc:
             raise Failure(exc.rv) from exc
         client = slot.client
-        if hasattr(client, "context"):
-            client.context["mechanism"] = f"{mechanism.scheme} {request.hash_name}"
         ask = signing.ask_factor or (credential.asked_at_sign and not signing.factor_value)
-        if ask and credential.factor.kind and slot.account.askpass:
+        if hasattr(client, "context"):  # the agent: it shows the signature
+            client.context["mechanism"] = f"{mechanism.scheme} {request.hash_name}"
+            client.context["credential"] = credential.label
+            if ask and credential.factor.kind:  # the agent asks, after showing the signature
+                client.context["ask"] = credential.factor.kind
+        elif ask and credential.factor.kind and slot.account.askpass:
             try:
                 signing.factor_value = prompt.ask(
                     slot.account.askpass,
@@ -375,7 +387,10 @@ class Cryptoki:
                 request.sign_algo_params,
             )
         except CscError as exc:
-            raise Failure(_sign_rv(exc)) from exc
+            rv = _sign_rv(exc)
+            if rv == ck.CKR_USER_NOT_LOGGED_IN:
+                slot.client = None  # the service (or the agent) ended the login: log in again
+            raise Failure(rv) from exc
         if request.scheme == "ecdsa":
             try:
                 signature = ecdsa_raw(signature, credential.size)
@@ -385,12 +400,16 @@ class Cryptoki:
 
 
 def _login_rv(exc: CscError) -> int:
+    if exc.error == "cancelled":
+        return ck.CKR_FUNCTION_CANCELED
     if exc.status in (400, 401, 403):
         return ck.CKR_PIN_LOCKED if "lock" in exc.description.lower() else ck.CKR_PIN_INCORRECT
     return ck.CKR_DEVICE_ERROR
 
 
 def _sign_rv(exc: CscError) -> int:
+    if exc.error == "cancelled":
+        return ck.CKR_FUNCTION_CANCELED
     if exc.error in ("invalid_otp", "invalid_pin"):
         return ck.CKR_PIN_INCORRECT
     if "lock" in exc.error or "lock" in exc.description.lower():
