@@ -111,9 +111,10 @@ def test_the_client_logs_in_through_the_browser_and_lists_credentials(world):
         done = at_browser(w, uri, typed=user_code.lower().replace("-", " ", 1))
         assert done.status_code == 200 and "Device connected" in done.text, done.text
 
-    client = CscClient(w["url"])
-    token = client.device_login(w["public"], show=show)
+    client, waits = CscClient(w["url"]), []
+    token = client.device_login(w["public"], show=show, sleep=waits.append)
     assert len(shown) == 1 and client.access_token == token
+    assert waits == [1.0]  # the interval the server asked for, before the first poll
     assert w["credential"] in client.list_credentials()["credentialIDs"]
     # stored: no device code, no user code, the approval sealed by the SAM
     with w["services"].database.transaction() as session:
@@ -175,12 +176,26 @@ def test_pending_slow_down_then_one_token_and_the_replay_refused(world):
 def test_denied_and_expired_end_the_client_with_a_clear_error(world):
     w = world
 
-    def deny(uri, user_code, complete):
-        denied = at_browser(w, complete, decision="deny")
-        assert denied.status_code == 200 and "Request denied" in denied.text
+    shown, waits = [], []
+
+    def show(uri, user_code, complete):
+        shown.append(complete)
+        with w["services"].database.transaction() as session:  # as if it had asked for 30 s
+            session.execute(
+                bulk_update(OAuth2DeviceCode)
+                .where(OAuth2DeviceCode.user_code_hash == token_digest(user_code.replace("-", "")))
+                .values(poll_interval=30)
+            )
+
+    def sleep(seconds):  # pending, then slow_down (5 s more), then she denies
+        waits.append(seconds)
+        if len(waits) == 3:
+            denied = at_browser(w, shown[0], decision="deny")
+            assert denied.status_code == 200 and "Request denied" in denied.text
 
     with pytest.raises(CscError) as refused:
-        CscClient(w["url"]).device_login(w["public"], show=deny)
+        CscClient(w["url"]).device_login(w["public"], show=show, sleep=sleep)
+    assert waits == [1.0, 1.0, 6.0]
     assert refused.value.error == "access_denied" and "denied" in str(refused.value)
     assert [o for o, _ in events(w["services"], "oauth2.device.denied")] == ["failure"]
     consent = events(w["services"], "oauth2.consent")
@@ -198,7 +213,7 @@ def test_denied_and_expired_end_the_client_with_a_clear_error(world):
         expired_codes.append(complete)
 
     with pytest.raises(CscError) as refused:
-        CscClient(w["url"]).device_login(w["public"], show=expire)
+        CscClient(w["url"]).device_login(w["public"], show=expire, sleep=lambda _: None)
     assert refused.value.error == "expired_token" and "expired" in str(refused.value)
     browser = Browser(w["url"])
     browser.open(expired_codes[0])
@@ -282,3 +297,44 @@ def test_client_authentication_scope_and_forged_approval(world):
     )
     assert forged.status_code == 400 and forged.json()["error"] == "invalid_grant"
     assert events(w["services"], "integrity.violation")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_new_endpoints_pass_the_openapi_fuzzer(world):
+    """schemathesis, as tests/security/test_fuzz_openapi.py runs it, on the device and token
+    endpoints: every answer documented, of its schema, never a 5xx; half of the positive
+    cases as the registered public client, to get past its check."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, seed, settings
+    from hypothesis import strategies as st
+    from schemathesis import GenerationMode
+
+    from tests.security.test_fuzz_openapi import CHECKS, SEED
+
+    w = world
+    schema = schemathesis.openapi.from_url(f"{w['url']}/openapi.json")
+    seen: dict[int, int] = {}
+    modes = st.sampled_from([GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+
+    def fuzzer(operation):
+        @seed(SEED)
+        @settings(
+            max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
+        @given(data=st.data())
+        def fuzz(data) -> None:
+            mode = data.draw(modes)
+            case = data.draw(operation.as_strategy(generation_mode=mode))
+            positive = mode is GenerationMode.POSITIVE and isinstance(case.body, dict)
+            if positive and data.draw(st.booleans()):
+                case.body["client_id"] = w["public"]
+                case.body.pop("client_secret", None)
+            response = case.call_and_validate(checks=CHECKS, timeout=30)
+            seen[response.status_code] = seen.get(response.status_code, 0) + 1
+
+        return fuzz
+
+    for path in ("/oauth2/device_authorization", "/oauth2/token"):
+        fuzzer(schema[path]["POST"])()
+    assert any(200 <= status < 300 for status in seen), seen
+    assert any(400 <= status < 500 for status in seen), seen

@@ -39,6 +39,7 @@ _PAGES = (
     "oauth2.consent",
     "oauth2.factor",
     "oauth2.device",
+    "oauth2.device_page",
 )
 PAGE_HEADERS = {
     # no script, no frames, nothing from elsewhere; forms post to this origin (and the
@@ -281,20 +282,28 @@ def device_authorization() -> ResponseReturnValue:
 
 
 @operation(
-    "The device verification page (RFC 8628 3.3): the user code form (filled in from "
-    "user_code); sent, the login page for the device's request, or the form again saying why "
-    "(400), or 429 after too many wrong codes",
-    request=obj(user_code=with_description(STRING, "the code the device shows, XXXX-XXXX")),
-    request_types=FORM,
-    also=("400", "429"),
+    "The device verification page (RFC 8628 3.3): the user code form, filled in from "
+    "user_code (verification_uri_complete) for the user to confirm",
     **HTML,
 )
-@blueprint.route("/oauth2/device", methods=["GET", "POST"])
+@blueprint.route("/oauth2/device", methods=["GET"])
+def device_page() -> ResponseReturnValue:
+    cookie = csrf_cookie() or secrets.token_urlsafe(24)
+    typed = request.args.get("user_code", "")[:64]
+    return _with_cookie(render(oauth2.Page("device", user_code=typed)), cookie)
+
+
+@operation(
+    "The device verification page's form: the login page for the device's request, or the "
+    "form again saying why (400), or 429 after too many wrong codes from this address",
+    request=obj(user_code=with_description(STRING, "the code the device shows, XXXX-XXXX")),
+    request_types=FORM,
+    also=(),
+    **HTML,
+)
+@blueprint.route("/oauth2/device", methods=["POST"])
 def device() -> ResponseReturnValue:
     cookie = csrf_cookie() or secrets.token_urlsafe(24)
-    if request.method == "GET":
-        typed = request.args.get("user_code", "")[:64]
-        return _with_cookie(render(oauth2.Page("device", user_code=typed)), cookie)
     page = oauth2_device.enter(services(), _form("user_code"), cookie, _source())
     return _with_cookie(render(page, 400 if page.error else 200), cookie)
 
