@@ -491,6 +491,40 @@ UPDATE alembic_version SET version_num='0012' WHERE alembic_version.version_num 
 
 GO
 
+
+CREATE TABLE oauth2_device_codes (
+    id INTEGER NOT NULL IDENTITY, 
+    device_code_hash VARCHAR(64) NOT NULL, 
+    user_code_hash VARCHAR(64) NOT NULL, 
+    client_id VARCHAR(64) NOT NULL, 
+    status VARCHAR(16) NOT NULL, 
+    user_id INTEGER NULL, 
+    approval TEXT NULL, 
+    poll_interval INTEGER NOT NULL, 
+    last_poll_at DATETIMEOFFSET NULL, 
+    access_token_hash VARCHAR(64) NULL, 
+    created_at DATETIMEOFFSET NOT NULL, 
+    expires_at DATETIMEOFFSET NOT NULL, 
+    CONSTRAINT pk_oauth2_device_codes PRIMARY KEY (id), 
+    CONSTRAINT fk_oauth2_device_codes_user_id_users FOREIGN KEY(user_id) REFERENCES users (id), 
+    CONSTRAINT uq_oauth2_device_codes_device_code_hash UNIQUE (device_code_hash), 
+    CONSTRAINT uq_oauth2_device_codes_user_code_hash UNIQUE (user_code_hash)
+);
+
+GO
+
+CREATE INDEX ix_oauth2_device_codes_expires_at ON oauth2_device_codes (expires_at);
+
+GO
+
+CREATE INDEX ix_oauth2_device_codes_user_id ON oauth2_device_codes (user_id);
+
+GO
+
+UPDATE alembic_version SET version_num='0013' WHERE alembic_version.version_num = '0012';
+
+GO
+
 COMMIT;
 
 GO

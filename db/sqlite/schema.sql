@@ -357,3 +357,29 @@ ALTER TABLE mobile_devices ADD COLUMN sign_count INTEGER DEFAULT '0' NOT NULL;
 
 UPDATE alembic_version SET version_num='0012' WHERE alembic_version.version_num = '0011';
 
+
+CREATE TABLE oauth2_device_codes (
+    id INTEGER NOT NULL, 
+    device_code_hash VARCHAR(64) NOT NULL, 
+    user_code_hash VARCHAR(64) NOT NULL, 
+    client_id VARCHAR(64) NOT NULL, 
+    status VARCHAR(16) NOT NULL, 
+    user_id INTEGER, 
+    approval TEXT, 
+    poll_interval INTEGER NOT NULL, 
+    last_poll_at DATETIME, 
+    access_token_hash VARCHAR(64), 
+    created_at DATETIME NOT NULL, 
+    expires_at DATETIME NOT NULL, 
+    CONSTRAINT pk_oauth2_device_codes PRIMARY KEY (id), 
+    CONSTRAINT fk_oauth2_device_codes_user_id_users FOREIGN KEY(user_id) REFERENCES users (id), 
+    CONSTRAINT uq_oauth2_device_codes_device_code_hash UNIQUE (device_code_hash), 
+    CONSTRAINT uq_oauth2_device_codes_user_code_hash UNIQUE (user_code_hash)
+);
+
+CREATE INDEX ix_oauth2_device_codes_expires_at ON oauth2_device_codes (expires_at);
+
+CREATE INDEX ix_oauth2_device_codes_user_id ON oauth2_device_codes (user_id);
+
+UPDATE alembic_version SET version_num='0013' WHERE alembic_version.version_num = '0012';
+

@@ -511,3 +511,43 @@ def test_the_settings_refuse_an_http_issuer_elsewhere_and_symmetric_algorithms()
         OidcProviderSettings(**{**good, "allowed_algorithms": ["HS256"]})
     with pytest.raises(ValidationError, match="allowed_algorithms"):
         OidcProviderSettings(**{**good, "allowed_algorithms": ["none"]})
+
+
+def test_a_device_login_approved_after_an_oidc_login(world):
+    """RFC 8628 (docs/oauth2.md, "Device flow"): the code entered on the verification page,
+    the login at the OP from the same login page, the consent; the device's token works."""
+    w = world
+    grant = "urn:ietf:params:oauth:grant-type:device_code"
+    client = (w["confidential"], w["secret"])
+    device = base.requests.post(
+        f"{w['url']}/oauth2/device_authorization",
+        data={"scope": "service"},
+        auth=client,
+        timeout=30,
+    ).json()
+    browser = Browser(w["url"])
+    browser.open(device["verification_uri_complete"])
+    login = browser.submit()
+    assert login.status_code == 200 and "Corporate login" in login.text, login.text
+    found = re.search(r'href="([^"]*/oauth2/login/oidc/corp\?[^"]*)"', login.text)
+    assert found, login.text
+    start = browser.session.get(urljoin(w["url"], html.unescape(found[1])), timeout=30)
+    consent = at_op(browser, start)
+    assert consent.status_code == 200 and device["user_code"] in consent.text, consent.text
+    assert "Device connected" in browser.submit(decision="approve").text
+    token = base.requests.post(
+        f"{w['url']}/oauth2/token",
+        data={"grant_type": grant, "device_code": device["device_code"]},
+        auth=client,
+        timeout=30,
+    )
+    assert token.status_code == 200, token.text
+    listed = base.requests.post(
+        f"{w['url']}/csc/v2/credentials/list",
+        json={},
+        headers=base.bearer(token.json()["access_token"]),
+        timeout=30,
+    )
+    assert listed.status_code == 200 and w["credential"] in listed.json()["credentialIDs"]
+    (issued,) = base.events(w["services"], "oauth2.device.token_issued")
+    assert issued[1]["auth_methods"] == ["idp_substantial"]

@@ -113,15 +113,19 @@ def settle_login(
     ok: bool,
     username: str,
     source: str,
+    clear_user: bool = True,
 ) -> None:
     """After the password check (in its transaction): a success clears its user's count and
     gives back its try on the address; a failure keeps both tries and blocks a key that
-    reached its limit. Rows are locked in the same order as `reserve_login`'s."""
+    reached its limit. Rows are locked in the same order as `reserve_login`'s. With
+    `clear_user` false a success keeps its try on the first key (a device's user codes: a
+    guesser must not wipe his count with a code he asked for himself)."""
     stamp = now()
     address = _locked_row(session, keys.address, stamp)
     if ok:
         address.failures = max(0, address.failures - 1)
-        session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys.user))
+        if clear_user:
+            session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys.user))
         return
     for row in (address, _locked_row(session, keys.user, stamp)):
         if row.failures >= _limit(row.key, settings) and row.blocked_until is None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +13,8 @@ import requests
 from asn1crypto import algos
 
 from signet.algorithms import HASHES
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 class CscError(Exception):
@@ -100,14 +103,21 @@ class CscClient:
         headers = {}
         if self.access_token and auth is None:
             headers["Authorization"] = f"Bearer {self.access_token}"
+        return self._send(
+            "POST",
+            url,
+            method,
+            json=body if body is not None else {},
+            headers=headers,
+            auth=auth,
+        )
+
+    def _send(self, verb: str, url: str, method: str, **kwargs: Any) -> dict[str, Any]:
+        """One HTTP exchange; its JSON object, else CscError (an OAuth 2.0 error JSON's
+        error and error_description as a CSC one's)."""
         try:
-            response = self.http.post(
-                url,
-                json=body if body is not None else {},
-                headers=headers,
-                auth=auth,
-                timeout=self.timeout,
-                verify=self.verify,
+            response = self.http.request(
+                verb, url, timeout=self.timeout, verify=self.verify, **kwargs
             )
         except requests.exceptions.SSLError as exc:
             raise CscError(
@@ -192,6 +202,89 @@ class CscClient:
             )
         self.access_token = token
         return token
+
+    def device_login(
+        self,
+        client_id: str,
+        client_secret: str | None = None,
+        *,
+        show: Callable[[str, str, str | None], None],
+        scope: str = "service",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> str:
+        """Log in by the OAuth 2.0 device authorization grant (RFC 8628): the service's
+        authorization server (info's oauth2, its RFC 8414 metadata) gives a user code;
+        ``show(verification_uri, user_code, verification_uri_complete)`` tells the user where
+        to enter it; the token endpoint is polled at the interval it asks (5 s more at each
+        slow_down) until she approves (the access token is kept and returned), denies or the
+        code expires (CscError)."""
+        meta = self._oauth2_metadata()
+        auth = (client_id, client_secret) if client_secret else None
+        who = {} if auth else {"client_id": client_id}
+        name = "device_authorization"
+        started = self._send(
+            "POST",
+            meta["device_authorization_endpoint"],
+            name,
+            data={**who, "scope": scope},
+            auth=auth,
+        )
+        device_code, user_code = started.get("device_code"), started.get("user_code")
+        uri, lifetime = started.get("verification_uri"), started.get("expires_in")
+        if not all(isinstance(v, str) and v for v in (device_code, user_code, uri)) or not (
+            isinstance(lifetime, int) and lifetime > 0
+        ):
+            raise CscError(
+                200,
+                "invalid_response",
+                "no device_code, user_code, verification_uri or expires_in in the answer",
+                method=name,
+            )
+        complete = started.get("verification_uri_complete")
+        show(str(uri), str(user_code), complete if isinstance(complete, str) else None)
+        interval = started.get("interval")
+        wait = float(interval) if isinstance(interval, int) and 0 < interval <= 600 else 5.0
+        deadline = time.monotonic() + lifetime
+        poll = {**who, "grant_type": DEVICE_GRANT, "device_code": device_code}
+        while True:
+            sleep(wait)
+            try:
+                answer = self._send("POST", meta["token_endpoint"], "token", data=poll, auth=auth)
+            except CscError as exc:
+                if exc.error == "authorization_pending" and time.monotonic() < deadline:
+                    continue
+                if exc.error == "slow_down" and time.monotonic() < deadline:
+                    wait += 5  # RFC 8628 3.5, for this and every later poll
+                    continue
+                raise _device_refusal(exc) from None
+            token = answer.get("access_token")
+            if not isinstance(token, str) or not token:
+                raise CscError(200, "invalid_response", "no access_token", method="token")
+            self.access_token = token
+            return token
+
+    def _oauth2_metadata(self) -> dict[str, str]:
+        """The device and token endpoints of the service's authorization server."""
+        issuer = self.info().get("oauth2")
+        if not isinstance(issuer, str) or not issuer.startswith(("http://", "https://")):
+            raise CscError(
+                0,
+                "unsupported",
+                "the service has no OAuth 2.0 authorization server (info names no oauth2)",
+                method="device_login",
+            )
+        url = issuer.rstrip("/") + "/.well-known/oauth-authorization-server"
+        meta = self._send("GET", url, "oauth-authorization-server")
+        wanted = ("device_authorization_endpoint", "token_endpoint")
+        if not all(isinstance(meta.get(k), str) for k in wanted):
+            raise CscError(
+                0,
+                "unsupported",
+                "the service's authorization server offers no "
+                "device authorization grant (RFC 8628)",
+                method="device_login",
+            )
+        return {k: meta[k] for k in wanted}
 
     def revoke(self) -> None:
         if self.access_token:
@@ -327,6 +420,20 @@ def auth_factor(credential_info: dict[str, Any]) -> AuthFactor:
     if isinstance(pin, dict) and str(pin.get("presence")).lower() == "true":
         return AuthFactor("PIN", str(pin.get("label") or "PIN"))
     return AuthFactor("")
+
+
+def _device_refusal(exc: CscError) -> CscError:
+    """A device login's end without a token, said for the user."""
+    said = {
+        "access_denied": "the login was denied in the browser",
+        "expired_token": "the code expired before the login was approved; start again",
+        "authorization_pending": "the code expired before the login was approved; start again",
+        "slow_down": "the code expired before the login was approved; start again",
+    }.get(exc.error)
+    if said is None:
+        return exc
+    error = "access_denied" if exc.error == "access_denied" else "expired_token"
+    return CscError(exc.status, error, said, method="device_login")
 
 
 def _root_cause(exc: BaseException) -> str:

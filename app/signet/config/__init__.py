@@ -356,6 +356,10 @@ class OAuth2Settings(_Section):
     page_lifetime_seconds: int = Field(default=600, ge=60, le=3600)
     # A service token's lifetime; a credential token lives as long as its SAD (sam).
     access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
+    # The device authorization grant (RFC 8628): how long a device code and its user code
+    # wait for the user's approval, and the least seconds between the device's polls.
+    device_code_lifetime_seconds: int = Field(default=600, ge=60, le=1800)
+    device_poll_interval_seconds: int = Field(default=5, ge=1, le=60)
     # Clients the settings file declares (beside those `signet oauth2-clients add` registers).
     clients: dict[str, OAuth2ClientSettings] = Field(default_factory=dict)
 

@@ -243,7 +243,15 @@ def open_refresh_token(hsm: Hsm, token: str) -> RefreshClaims:
 # Authorization codes, pushed requests and the login pages' tickets carry what they grant
 # under the SAM's MAC; each kind has its own letter, so one can never pass for another. An
 # OpenID Connect login's round trip to its provider ("oidc") is one too: the browser keeps it.
-GRANT_KINDS = {"code": "g", "request": "p", "ticket": "w", "saml": "a", "oidc": "o"}
+# A device authorization's approval ("device", RFC 8628) is kept in its row.
+GRANT_KINDS = {
+    "code": "g",
+    "request": "p",
+    "ticket": "w",
+    "saml": "a",
+    "oidc": "o",
+    "device": "v",
+}
 
 
 def mint_grant(hsm: Hsm, kind: str, claims: dict[str, Any], lifetime: int) -> str:

@@ -67,6 +67,10 @@ class AuthRequest:
     labels: list[str] = field(default_factory=list)
     description: str | None = None
     rar: bool = False  # asked as authorization_details (echoed with the token)
+    # A device authorization (RFC 8628, signing.oauth2_device): its row, and the user code
+    # the device shows; no redirect then, the consent ends on Signet's own page.
+    device: int | None = None
+    user_code: str | None = None
 
     def redirect_with(self, **params: str) -> str:
         if self.state is not None:
@@ -91,7 +95,8 @@ class AuthRequest:
 
 @dataclass(frozen=True)
 class Page:
-    """A page to show: its name (login, consent, factor, error), and what it says."""
+    """A page to show: its name (login, consent, factor, error; device, device_approved,
+    device_denied), and what it says."""
 
     name: str
     request: AuthRequest | None = None
@@ -101,6 +106,7 @@ class Page:
     field: str | None = None  # the input the error is about
     credential: csc.CredentialInfo | None = None
     sent_to: str | None = None  # where the one-time code went
+    user_code: str = ""  # the device page's code, as the user typed or the link gave it
 
 
 def _one(params: dict[str, Any], name: str) -> str | None:

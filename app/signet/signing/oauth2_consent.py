@@ -12,7 +12,7 @@ from signet.auth.tokens import Principal, token_digest
 from signet.errors import AccessDenied, SignetError
 from signet.events import append_event
 from signet.sam import mint_grant
-from signet.signing import csc, send_otp, sessions
+from signet.signing import csc, oauth2_device, send_otp, sessions
 from signet.signing.context import Services
 from signet.signing.oauth2 import AuthRequest, Page, RedirectError, open_ticket, ticket
 from signet.store import OAuth2Code
@@ -88,6 +88,8 @@ def consent(
             hashes=request.hashes or None,
             source=source,
         )
+    if request.device is not None:  # a device's request: no redirect, the page says
+        return oauth2_device.decide(services, request, user, approve, source)
     if not approve:
         return request.redirect_with(
             error="access_denied", error_description="The user did not approve the request"

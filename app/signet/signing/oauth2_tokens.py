@@ -1,7 +1,7 @@
 """The OAuth 2.0 token and revocation endpoints: a code (used once, its PKCE verifier, its
 client, its redirect URI) exchanged for an access token the SAM mints — carrying the SAD of a
 credential grant —, a second use of a code revoking what it gave (RFC 6749 10.5), revocation
-by the client (RFC 7009), and the server's metadata (RFC 8414)."""
+by the client (RFC 7009: a device grant's token too), and the server's metadata (RFC 8414)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from signet.sam import mint_token, open_grant, open_token, void_sad
 from signet.signing.context import Services
 from signet.signing.oauth2 import AuthRequest
 from signet.signing.oauth2_clients import Client, OAuth2Error, authenticate_client
-from signet.store import AccessToken, OAuth2Code, User, bulk_update
+from signet.store import AccessToken, OAuth2Code, OAuth2DeviceCode, User, bulk_update
 
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
@@ -75,7 +75,10 @@ def exchange(
     if grant_type is None:
         raise OAuth2Error("Missing parameter grant_type")
     if grant_type != "authorization_code":
-        raise OAuth2Error("Only grant_type authorization_code is offered", "unsupported_grant_type")
+        raise OAuth2Error(
+            "grant_type must be authorization_code or urn:ietf:params:oauth:grant-type:device_code",
+            "unsupported_grant_type",
+        )
     client = client_of(services, params, basic)
     code = params.get("code")
     if not isinstance(code, str) or not code or len(code) > 128:
@@ -204,11 +207,19 @@ def revoke(
         return
     digest = token_digest(token)
     with services.database.transaction() as session:
-        mine = session.execute(
-            select(OAuth2Code.id).where(
-                OAuth2Code.access_token_hash == digest, OAuth2Code.client_id == client.client_id
-            )
-        ).first()
+        mine = (
+            session.execute(
+                select(OAuth2Code.id).where(
+                    OAuth2Code.access_token_hash == digest, OAuth2Code.client_id == client.client_id
+                )
+            ).first()
+            or session.execute(
+                select(OAuth2DeviceCode.id).where(
+                    OAuth2DeviceCode.access_token_hash == digest,
+                    OAuth2DeviceCode.client_id == client.client_id,
+                )
+            ).first()
+        )
         if mine is None:
             return
         session.execute(
@@ -234,8 +245,12 @@ def metadata(issuer: str) -> dict[str, Any]:
         "token_endpoint": f"{issuer}/oauth2/token",
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "pushed_authorization_request_endpoint": f"{issuer}/oauth2/pushed_authorize",
+        "device_authorization_endpoint": f"{issuer}/oauth2/device_authorization",
         "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": [
+            "authorization_code",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
         "scopes_supported": ["service", "credential"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": [

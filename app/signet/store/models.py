@@ -207,6 +207,29 @@ class OAuth2Code(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
+class OAuth2DeviceCode(Base):
+    """A device authorization (RFC 8628): the device code and the user code are stored as
+    SHA-256 only; the user's approval is a grant sealed by the SAM with the device code's
+    digest inside, so a row edited to say "approved for bob" grants nothing. The access token
+    issued for it is named here: one token per approval."""
+
+    __tablename__ = "oauth2_device_codes"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    device_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    # pending, approved or denied
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    approval: Mapped[str | None] = mapped_column(Text)
+    poll_interval: Mapped[int] = mapped_column(Integer)
+    last_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    access_token_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class SignatureActivation(Base):
     """Signature Activation Data: stored only as a hash, bound to what it may sign."""
 

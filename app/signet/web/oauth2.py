@@ -11,7 +11,7 @@ from flask import Blueprint, Flask, Response, jsonify, redirect, render_template
 from flask.typing import ResponseReturnValue
 
 from signet.errors import SignetError, TooManyRequests
-from signet.signing import oauth2, oauth2_consent, oauth2_tokens
+from signet.signing import oauth2, oauth2_consent, oauth2_device, oauth2_tokens
 from signet.signing.oauth2_clients import OAuth2Error
 from signet.web.csc_auth import basic_credentials
 from signet.web.openapi import STRING, enum, obj, operation, tag, with_description
@@ -33,7 +33,14 @@ TICKET_FORM = obj(required=("ticket",), ticket=with_description(STRING, "the pag
 HTML = {"answer_type": "text/html", "auth": ()}
 
 CSRF_COOKIE = "signet_oauth2_csrf"
-_PAGES = ("oauth2.authorize", "oauth2.login", "oauth2.consent", "oauth2.factor")
+_PAGES = (
+    "oauth2.authorize",
+    "oauth2.login",
+    "oauth2.consent",
+    "oauth2.factor",
+    "oauth2.device",
+    "oauth2.device_page",
+)
 PAGE_HEADERS = {
     # no script, no frames, nothing from elsewhere; forms post to this origin (and the
     # consent's redirect goes on to the client, which form-action would block in Chromium)
@@ -86,7 +93,11 @@ def _outcome(result: oauth2.Page | str) -> ResponseReturnValue:
 def _harden(response: Response) -> Response:
     if request.endpoint in _PAGES:
         response.headers.update(PAGE_HEADERS)
-    elif request.endpoint in ("oauth2.token", "oauth2.pushed_authorize"):
+    elif request.endpoint in (
+        "oauth2.token",
+        "oauth2.pushed_authorize",
+        "oauth2.device_authorization",
+    ):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Pragma"] = "no-cache"
     return response
@@ -118,7 +129,10 @@ def _refused(exc: SignetError) -> ResponseReturnValue:
 def authorize() -> ResponseReturnValue:
     cookie = csrf_cookie() or secrets.token_urlsafe(24)
     page = oauth2.start(services(), _params(request.args), cookie)
-    response = render(page)
+    return _with_cookie(render(page), cookie)
+
+
+def _with_cookie(response: Response, cookie: str) -> Response:
     response.set_cookie(
         CSRF_COOKIE,
         cookie,
@@ -190,12 +204,13 @@ def _endpoint_params() -> dict[str, Any]:
 
 
 @operation(
-    "Token request (RFC 6749 4.1.3): an authorization code, its PKCE verifier and the "
-    "client's authentication for an access token",
+    "Token request (RFC 6749 4.1.3, RFC 8628 3.4): an authorization code, its PKCE verifier "
+    "and the client's authentication, or a device code, for an access token",
     request=obj(
         required=("grant_type",),
-        grant_type=enum("authorization_code"),
+        grant_type=enum("authorization_code", oauth2_device.GRANT_TYPE),
         code=STRING,
+        device_code=with_description(STRING, "RFC 8628: the device authorization's"),
         redirect_uri=STRING,
         code_verifier=STRING,
         **CLIENT,
@@ -210,14 +225,87 @@ def _endpoint_params() -> dict[str, Any]:
         credentialID=STRING,
         authorization_details={"type": "array", "items": {"type": "object"}},
     ),
-    errors=OAUTH2_ERRORS,
+    errors={
+        **OAUTH2_ERRORS,
+        "400": OAUTH2_ERRORS["400"] + "; RFC 8628 3.5: authorization_pending, slow_down, "
+        "access_denied, expired_token",
+    },
     auth=("basic",),
     auth_optional=True,
 )
 @blueprint.route("/oauth2/token", methods=["POST"])
 def token() -> ResponseReturnValue:
     params = _endpoint_params()
+    if params.get("grant_type") == oauth2_device.GRANT_TYPE:
+        return jsonify(oauth2_device.poll(services(), params, basic_credentials(), _source()))
     return jsonify(oauth2_tokens.exchange(services(), params, basic_credentials(), _source()))
+
+
+@operation(
+    "Device authorization request (RFC 8628 3.1, 3.2): a device code to poll the token "
+    "endpoint with, and a user code for the user to enter at the verification page",
+    request=obj(
+        required=(), scope=with_description(enum("service"), "service only (the default)"), **CLIENT
+    ),
+    request_types=FORM,
+    answer=obj(
+        required=(
+            "device_code",
+            "user_code",
+            "verification_uri",
+            "verification_uri_complete",
+            "expires_in",
+            "interval",
+        ),
+        device_code=STRING,
+        user_code=with_description(STRING, "XXXX-XXXX, 20 consonants"),
+        verification_uri=STRING,
+        verification_uri_complete=STRING,
+        expires_in={"type": "integer", "minimum": 1},
+        interval={"type": "integer", "minimum": 1},
+    ),
+    errors={
+        "400": "RFC 6749 5.2: invalid_request, invalid_scope (a scope other than service)",
+        "401": OAUTH2_ERRORS["401"],
+    },
+    auth=("basic",),
+    auth_optional=True,
+)
+@blueprint.route("/oauth2/device_authorization", methods=["POST"])
+def device_authorization() -> ResponseReturnValue:
+    params = _endpoint_params()
+    verification_uri = issuer() + "/oauth2/device"
+    answer = oauth2_device.authorize_device(
+        services(), params, basic_credentials(), _source(), verification_uri
+    )
+    return jsonify(answer)
+
+
+@operation(
+    "The device verification page (RFC 8628 3.3): the user code form, filled in from "
+    "user_code (verification_uri_complete) for the user to confirm",
+    **HTML,
+)
+@blueprint.route("/oauth2/device", methods=["GET"])
+def device_page() -> ResponseReturnValue:
+    cookie = csrf_cookie() or secrets.token_urlsafe(24)
+    typed = request.args.get("user_code", "")[:64]
+    return _with_cookie(render(oauth2.Page("device", user_code=typed)), cookie)
+
+
+@operation(
+    "The device verification page's form: the login page for the device's request, or the "
+    "form again saying why (400), or 429 after too many wrong codes from this address",
+    request=obj(user_code=with_description(STRING, "the code the device shows, XXXX-XXXX")),
+    request_types=FORM,
+    also=(),
+    **HTML,
+)
+@blueprint.route("/oauth2/device", methods=["POST"])
+def device() -> ResponseReturnValue:
+    cookie = csrf_cookie() or secrets.token_urlsafe(24)
+    page = oauth2_device.enter(services(), _form("user_code"), cookie, _source())
+    return _with_cookie(render(page, 400 if page.error else 200), cookie)
 
 
 @operation(
