@@ -27,7 +27,7 @@ NPM_TEST_PACKAGES := net-snmp@3.29.2 smpp@0.5.1 oidc-provider@9.13.3 node-linux-
 help:
 	@echo "make run    serve the embedded default on http://127.0.0.1:8080 (SQLite, SoftHSM, local CA)"
 	@echo "make test   install what tests need, start their servers, run lint and every test"
-	@echo "make bench  signing throughput and latency against the raw HSM"
+	@echo "make bench  signing throughput and latency against the raw HSM; a two-node cluster"
 	@echo "make lint   ruff (lint and format), mypy, import-linter, DDL freshness"
 	@echo "make image       the appliance disk image (mkosi in podman; raw + qcow2 in /var/tmp/signet-image/out)"
 	@echo "make image-test  boot it under qemu and sign through it (make test runs both)"
@@ -108,6 +108,12 @@ bench: deps-test venv $(LATENCY_SHIM)
 	$(PY) tests/bench/bench_sign.py
 	$(PY) tests/bench/bench_signdoc.py
 	$(PY) tests/bench/bench_hsm_latency.py
+	@# The cluster needs PostgreSQL: the tests' own, started (and stopped) here unless it is up.
+	@port=$${SIGNET_TEST_PG_PORT:-55432}; up=$$(python3 -c 'import socket, sys; \
+	  sys.exit(socket.socket().connect_ex(("127.0.0.1", int(sys.argv[1]))))' $$port && echo yes); \
+	[ -n "$$up" ] || tests/services/postgres start; \
+	SIGNET_BENCH_DB=$$(tests/services/postgres url) $(PY) tests/bench/bench_cluster.py; rc=$$?; \
+	[ -n "$$up" ] || tests/services/postgres stop; exit $$rc
 
 # The network-HSM model of the bench and its test (tests/bench/README.md, "The latency shim").
 $(LATENCY_SHIM): tests/bench/latency/signet_latency_pkcs11.c

@@ -17,9 +17,9 @@ ANSIBLE_HOST_TOOLS := podman:podman runc:runc debootstrap:debootstrap newuidmap:
                       slirp4netns:slirp4netns fuse-overlayfs:fuse-overlayfs \
                       /usr/lib/podman/netavark:netavark /usr/lib/podman/aardvark-dns:aardvark-dns \
                       iptables:iptables
-MOLECULE_ROLES := hsm_softhsm hsm_nshield database signet_app monitoring otp_gateways
+MOLECULE_ROLES := hsm_softhsm hsm_nshield database signet_app monitoring otp_gateways signet_balancer
 # Longest first, so that two parallel lanes finish close together.
-MOLECULE_SCENARIOS := appliance signet_app monitoring otp_gateways database hsm_softhsm hsm_nshield
+MOLECULE_SCENARIOS := appliance signet_app monitoring otp_gateways database hsm_softhsm hsm_nshield signet_balancer
 ANSIBLE_LINT_PATHS := site.yml roles inventories molecule tests/molecule
 
 # Podman as INFRA.md measured it works here (runc, cgroupfs, ulimits), without touching /etc.
