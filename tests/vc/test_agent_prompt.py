@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pty
+import re
 import select
 import socket
 import subprocess
@@ -24,6 +25,8 @@ import requests
 from signet.client.csc import CscError
 from signet.vc import agent as agent_module
 from signet.vc.agent import Agent
+from tests.helpers import signet_cli
+from tests.integration.oauth2_browser import Browser
 from tests.integration.test_client_certificates import certificate_settings, tls_server
 from tests.vc.conftest import MODULE, ROOT, SECRET, Card
 from tests.x509_peers import serve_pki
@@ -297,3 +300,58 @@ def test_socket_activation_and_readiness(card: Card, tmp_path: Path) -> None:
     assert f"listening on {sock}" in shown and "by password: new" in shown, shown
     assert "ended: the agent stopped" in shown, shown
     assert sock.exists()  # the socket is systemd's: the agent leaves it where it was
+
+
+def test_device_login_approved_in_the_browser(card: Card, tmp_path: Path) -> None:
+    """An account with `device_client`: the agent shows a code, alice approves it on Signet's
+    page (as a federated or passkey user would, after her own login there), the application's
+    C_Login returns and it signs; a denial is CKR_FUNCTION_CANCELED."""
+    added = signet_cli("oauth2-clients", "add", "Signet Card", "--public", "--redirect-uri",
+                       "http://127.0.0.1:56849/callback", env=card.server_env)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    client_id = re.search(r"client_id\W+(\S+)", added.stdout).group(1)
+    askpass = tmp_path / "pin-askpass"
+    askpass.write_text(f"#!/bin/sh\necho {SECRET}\n")
+    askpass.chmod(0o755)
+    with agent(card, "device", "--askpass", str(askpass)) as running:
+        env = {**running["env"], **_config(card, "device", f'device_client = "{client_id}"\n')}
+        for decision in ("approve", "deny"):
+            key_id, before = _key_id(card), len(running["log"].read_text())
+            signer = _sign(card, env, key_id, f"device-{decision}")
+            shown = _wait_for(running["log"], r"open (\S+) and enter ([A-Z]{4}-[A-Z]{4})", before)
+            browser = Browser(card.url)
+            page = browser.open(f"{shown.group(1)}?user_code={shown.group(2)}")
+            assert page.status_code == 200, page.text
+            assert "Log in to Signet" in browser.submit().text
+            consent = browser.submit(username="alice", password=SECRET)
+            assert "Signet Card" in consent.text, consent.text
+            browser.submit(decision=decision)
+            out, err = signer.communicate(timeout=120)
+            if decision == "approve":
+                assert signer.returncode == 0, out + err
+                _verify(card, card.rsa, card.tmp / "device-approve.sig",
+                        card.tmp / "device-approve.in")  # fmt: skip
+                assert "by device: new" in running["log"].read_text()
+                ended = card.run(
+                    sys.executable,
+                    "-m",
+                    "signet.vc",
+                    "logout",
+                    env_extra={**running["env"], "PYTHONPATH": str(ROOT / "app")},
+                )
+                assert "1 login(s) ended" in ended.stdout
+            else:
+                assert signer.returncode != 0 and "CKR_FUNCTION_CANCELED" in err, out + err
+                assert "denied" in running["log"].read_text()
+
+
+def _wait_for(log: Path, pattern: str, seen: int, timeout: float = 60) -> re.Match[str]:
+    """The pattern in what the log says after its first ``seen`` characters."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log.read_text()
+        found = re.search(pattern, text[seen:])
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"no {pattern!r} in the agent's log:\n{text}"
+        time.sleep(0.2)

@@ -126,3 +126,16 @@ def test_wrong_mechanism_for_the_key(card: Card) -> None:
                 "SHA256-RSA-PKCS", "-i", str(card.tmp / "x.bin"), check=False)  # fmt: skip
     assert done.returncode != 0
     assert "CKR_KEY_TYPE_INCONSISTENT" in done.stderr
+
+
+def test_self_test_stops_only_at_sha1(card: Card) -> None:
+    """`pkcs11-tool --test`: random numbers and the first signature pass; its RSA test then
+    signs a SHA-1 DigestInfo, which Signet refuses (SHA-2 only): CKR_DATA_INVALID there."""
+    done = card.run("pkcs11-tool", "--module", str(MODULE), "--login", "--pin", SECRET,
+                    "--test", check=False)  # fmt: skip
+    assert "C_GenerateRandom" in done.stdout and "seems to be OK" in done.stdout, done.stdout
+    assert "testing key 0 (alice rsa-2048)" in done.stdout
+    assert done.returncode == 1 and "C_Sign failed: rv = CKR_DATA_INVALID" in done.stderr
+    sha1 = card.run("pkcs11-tool", "--module", str(MODULE), "--login", "--pin", SECRET,
+                    "--sign", "-m", "SHA1-RSA-PKCS", "-i", "/dev/null", check=False)  # fmt: skip
+    assert sha1.returncode == 1 and "CKR_MECHANISM_INVALID" in sha1.stderr, sha1.stderr

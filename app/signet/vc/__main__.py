@@ -33,6 +33,7 @@ def configure(
     path: Path,
     client_cert: str | None = None,
     client_key: str | None = None,
+    device_client: str | None = None,
 ) -> str:
     """Add the account (or replace the one with the same server and user) and rewrite the
     file; the other accounts are kept."""
@@ -43,7 +44,7 @@ def configure(
         lines.append("[[account]]")
         lines.append(f"server = {_toml_string(account.server)}")
         lines.append(f"user = {_toml_string(account.user)}")
-        for key in ("ca_file", "label", "askpass", "client_cert", "client_key"):
+        for key in ("ca_file", "label", "askpass", "client_cert", "client_key", "device_client"):
             value = getattr(account, key)
             if value:
                 lines.append(f"{key} = {_toml_string(value)}")
@@ -57,6 +58,8 @@ def configure(
         lines.append(f"ca_file = {_toml_string(str(Path(ca_file).resolve()))}")
     if agent:
         lines.append("agent = true")
+    if device_client:
+        lines.append(f"device_client = {_toml_string(device_client)}")
     for key, value in (("client_cert", client_cert), ("client_key", client_key)):
         if value:
             if not Path(value).is_file():
@@ -144,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     setup.add_argument("--agent", action="store_true", help="log in through signet-vc agent")
     setup.add_argument("--client-cert", help="log in by this TLS client certificate (PEM)")
     setup.add_argument("--client-key", help="its private key (PEM), if not in the same file")
+    setup.add_argument(
+        "--device-client",
+        metavar="CLIENT_ID",
+        help="log in in the browser (OAuth 2.0 device flow) as this public client of the "
+        "service; implies --agent",
+    )
     run = commands.add_parser("agent", help="run the per-user agent in the foreground")
     run.add_argument(
         "--askpass",
@@ -189,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 config_path(),
                 args.client_cert,
                 args.client_key,
+                args.device_client,
             )
         )
     except (CscError, OSError) as exc:

@@ -27,6 +27,7 @@ from signet.vc.prompt import Cancelled, Prompter
 METHODS = ("list_credentials", "send_otp", "authorize", "sign_hash", "revoke")
 LIFETIME = 8 * 3600.0  # a login lasts a working day at most,
 IDLE = 3600.0  # and ends after an hour without a signature or a listing
+DEVICE_WAIT = 900.0  # a login may wait this long for the user (a device code lives 600 s)
 
 
 def socket_path() -> Path:
@@ -74,6 +75,7 @@ class Agent:
         self.lock = threading.Lock()
         self.salt = secrets.token_bytes(16)
         self.logins: dict[tuple[str, str], Login] = {}
+        self.login_locks: dict[tuple[str, str], threading.Lock] = {}
 
     def _verifier(self, password: str) -> bytes:
         return hashlib.pbkdf2_hmac("sha256", password.encode(), self.salt, 10_000)
@@ -120,8 +122,19 @@ class Agent:
         return {"result": answer}
 
     def _login(self, account: tuple[str, str], request: dict[str, Any]) -> dict[str, Any]:
+        """One login an account at a time: a second application asking meanwhile waits, then
+        shares it (one password prompt, one device code)."""
+        with self.lock:
+            lock = self.login_locks.setdefault(account, threading.Lock())
+        with lock:
+            return self._login_now(account, request)
+
+    def _login_now(self, account: tuple[str, str], request: dict[str, Any]) -> dict[str, Any]:
         password = request.get("password")  # None: the protected path, the agent asks
-        method = "certificate" if request.get("cert") else "password"
+        device_client = request.get("device_client")
+        if device_client is not None and not isinstance(device_client, str):
+            return _refusal("invalid_request", "device_client is a client_id", 400)
+        method = "certificate" if request.get("cert") else "device" if device_client else "password"
         who = f"{account[1]} at {account[0]} for {request.get('application', '?')}"
         with self.lock:
             held = self.logins.get(account)
@@ -151,9 +164,12 @@ class Agent:
         try:
             if method == "certificate":
                 client.login_with_certificate()
+            elif method == "device":
+                client.device_login(str(device_client), show=self._device_code(account))
             else:
                 client.login(account[1], str(password))
         except CscError as exc:
+            self.say(f"login of {who} by {method} failed: {exc.description}")
             return _refusal(exc.error, exc.description, exc.status)
         with self.lock:
             old = self.logins.get(account)
@@ -162,6 +178,18 @@ class Agent:
             _revoke(old)
         self.say(f"login of {who} by {method}: new")
         return {"result": "new"}
+
+    def _device_code(self, account: tuple[str, str]) -> Any:
+        """What shows a device login's code: the agent's output (the journal under systemd),
+        its terminal, and a desktop notification."""
+
+        def show(uri: str, code: str, complete: str | None) -> None:
+            text = f"to log in {account[1]} at {account[0]}, open {uri} and enter {code}"
+            self.say(text + (f" (or open {complete})" if complete else ""))
+            self.prompter.tell(text)
+            self.prompter.notify(text)
+
+        return show
 
     def _consent(
         self, request: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
@@ -325,22 +353,29 @@ class AgentClient:
         user: str,
         ca_file: str | None,
         cert: tuple[str, str] | None = None,
+        *,
+        device_client: str | None = None,
     ) -> None:
         self.path, self.server, self.user, self.ca_file = path, server, user, ca_file
         self.cert = cert  # log in by this TLS client certificate and key
+        self.device_client = device_client  # or by the device flow, as this OAuth client
         # shown by the agent: application, mechanism, credential; ``ask``: the factor the
         # agent asks the user for before the next authorize (PIN or OTP)
         self.context: dict[str, str] = {}
         self._file: Any = None
+        self._conn: socket.socket | None = None
 
-    def _ask(self, request: dict[str, Any]) -> Any:
+    def _ask(self, request: dict[str, Any], timeout: float = 300) -> Any:
+        """One request and its answer; ``timeout``: how long the user may take (a prompt, or
+        a device login's approval in the browser)."""
         request.update(server=self.server, user=self.user, **self.context)
         try:
             if self._file is None:
-                conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                conn.settimeout(300)
-                conn.connect(str(self.path))
-                self._file = conn.makefile("rwb")
+                self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self._conn.connect(str(self.path))
+                self._file = self._conn.makefile("rwb")
+            if self._conn is not None:
+                self._conn.settimeout(timeout)
             self._file.write(json.dumps(request).encode() + b"\n")
             self._file.flush()
             line = self._file.readline()
@@ -361,7 +396,9 @@ class AgentClient:
         request: dict[str, Any] = {"op": "login", "password": password, "ca_file": self.ca_file}
         if self.cert:
             request["cert"] = list(self.cert)
-        return str(self._ask(request))
+        if self.device_client:
+            request["device_client"] = self.device_client
+        return str(self._ask(request, timeout=DEVICE_WAIT))
 
     def login_with_certificate(self) -> str:
         return self.login("", None)

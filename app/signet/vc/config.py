@@ -29,6 +29,10 @@ class Account:
     # own file; default: in the certificate's file) instead of a password
     client_cert: str | None = None
     client_key: str | None = None
+    # log in by the OAuth 2.0 device flow (RFC 8628) as this public client of the service: the
+    # agent shows a code to approve in the browser, with whatever login the service's pages
+    # offer (federated, passkey...); such an account always goes through the agent
+    device_client: str | None = None
 
     @property
     def protected_path(self) -> bool:
@@ -68,9 +72,10 @@ def load_accounts(path: Path | None = None) -> list[Account]:
                     str(item.get("label") or ""),
                     str(item["askpass"]) if item.get("askpass") else None,
                     item.get("context_login", True) is not False,
-                    item.get("agent") is True,
+                    item.get("agent") is True or bool(item.get("device_client")),
                     _path(item.get("client_cert")),
                     _path(item.get("client_key")),
+                    str(item["device_client"]) if item.get("device_client") else None,
                 )
             )
     return accounts

@@ -101,6 +101,13 @@ class Prompter:
                 raise Cancelled("the terminal closed")
             return line.rstrip("\r\n")
 
+    def tell(self, text: str) -> None:
+        """A line for the user on the agent's terminal, when it has one."""
+        if self.terminal is not None:
+            with self.lock:
+                self.out.write(text + "\n")
+                self.out.flush()
+
     def confirm(self, **details: str) -> bool:
         """A yes/no question before a signature that needs no factor."""
         try:

@@ -194,7 +194,10 @@ class Cryptoki:
         if account.agent:  # the agent holds the login, shared with the user's other programs
             from signet.vc.agent import AgentClient, socket_path
 
-            client = AgentClient(socket_path(), account.server, account.user, account.ca_file, cert)
+            client = AgentClient(
+                socket_path(), account.server, account.user, account.ca_file, cert,
+                device_client=account.device_client,
+            )  # fmt: skip
             client.context["application"] = prompt.application()
         else:
             client = CscClient(
@@ -400,8 +403,8 @@ class Cryptoki:
 
 
 def _login_rv(exc: CscError) -> int:
-    if exc.error == "cancelled":
-        return ck.CKR_FUNCTION_CANCELED
+    if exc.error in ("cancelled", "access_denied", "expired_token"):
+        return ck.CKR_FUNCTION_CANCELED  # no answer, a denial in the browser, too late
     if exc.status in (400, 401, 403):
         return ck.CKR_PIN_LOCKED if "lock" in exc.description.lower() else ck.CKR_PIN_INCORRECT
     return ck.CKR_DEVICE_ERROR
