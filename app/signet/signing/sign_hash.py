@@ -8,7 +8,10 @@ sign in parallel), and the signatures leave only once their records are committe
 failure rolls the spend back. SQLite locks the whole database for a writer, so there the SAD
 is spent in one short transaction, the HSM signs with no lock held, and a second transaction
 records the signatures; an HSM failure gives the count back. A crash in between loses count,
-never adds it."""
+never adds it. Both SQLite transactions are group commits (`Database.grouped`,
+`append_durably`): the requests of a process that come while one holds the write lock go in
+together at the next turn, with one durable commit (the spends each in a savepoint of its own;
+the records in one append, under one audit MAC), and none answers before that commit."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from typing import Any
 from signet.algorithms import HASHES
 from signet.auth.tokens import Claimed, Principal
 from signet.errors import InvalidRequest, InvalidToken, SignetError
-from signet.events import Event, append_events
+from signet.events import Event, append_durably, append_events
 from signet.hsm import HsmError
 from signet.sam import Permit, decode_hash, open_permit, refund
 from signet.signing.context import Services
@@ -208,8 +211,8 @@ def sign_hash(
                     )
             raise
         return signatures
-    with refusals_recorded(services, principal, credential_id), database.transaction() as session:
-        prepared = prepare(session)
+    with refusals_recorded(services, principal, credential_id):
+        prepared = database.grouped(prepare)
     try:
         signatures = _sign(prepared)
     except HsmError as exc:
@@ -217,6 +220,5 @@ def sign_hash(
             refund(session, prepared.permit)
             append_events(session, [failed_event(principal, prepared.credential_id, str(exc))])
         raise
-    with database.transaction() as session:
-        append_events(session, [prepared.spent, prepared.created])
+    append_durably(database, [prepared.spent, prepared.created])
     return signatures
