@@ -223,12 +223,6 @@ class Database:
         work alone in none): a work that raises is rolled back alone and gets its error."""
         return cast(T, self.group_commit("savepoints", work, _in_savepoints))
 
-    @property
-    def locks_rows(self) -> bool:
-        """Whether a transaction that updates a row locks that row only (not SQLite, whose
-        writers lock the whole database)."""
-        return self.engine.dialect.name != "sqlite"
-
     @contextmanager
     def single_read(self) -> Iterator[Connection]:
         """A connection for one reading statement. Outside SQLite it runs without a
