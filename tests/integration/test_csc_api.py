@@ -207,8 +207,7 @@ def test_sad_rejections(csc, services, alice):
 
 def test_hsm_failure_gives_the_count_back(csc, services, alice):
     """If the HSM fails, the SAD keeps its count (and its spent markers) and the trail says
-    why: on PostgreSQL the spend is rolled back (it shares the signing's transaction); on
-    SQLite, where it was committed before the HSM signed, it is refunded."""
+    why: the spend, committed before the HSM signed, is refunded."""
     csc.login()
     digest = hashlib.sha256(b"doomed").digest()
     sad = csc.authorize(alice["ec"], [digest, digest], num=2).json["SAD"]

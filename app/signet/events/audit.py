@@ -20,7 +20,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Table, TextClause, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from signet.store import AuditHead, AuditRecord
+from signet.store import AuditHead, AuditRecord, Database
 
 GENESIS = "0" * 64
 # The domains of the audit key's MACs (signet.sam.keys encodes them with the parts).
@@ -189,6 +189,23 @@ def append_events(session: Session, events: Sequence[Event]) -> int:
         conn.execute(_INSERT_RECORD, records)
         conn.execute(_SET_HEAD_HASH, {"new_hash": last_hash})
     return seq
+
+
+def append_durably(database: Database, events: Sequence[Event]) -> int:
+    """Append `events` in a transaction of their own and return once it is committed, with
+    their last sequence number. Threads of the process appending meanwhile share that
+    transaction (`Database.group_commit`): their records go in one append, in the order the
+    threads came, under one MAC and one durable commit."""
+    return cast(int, database.group_commit("audit", list(events), _append_all))
+
+
+def _append_all(session: Session, groups: list[Any]) -> list[tuple[Any, BaseException | None]]:
+    last = append_events(session, [event for group in groups for event in group])
+    outcomes: list[tuple[Any, BaseException | None]] = []
+    for group in reversed(groups):
+        outcomes.append((last, None))
+        last -= len(group)
+    return outcomes[::-1]
 
 
 def lock_head(session: Session) -> tuple[int, str]:

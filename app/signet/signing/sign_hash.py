@@ -2,13 +2,13 @@
 checked here, `sam` verifies and spends the SAD into a permit, the permit signs in the HSM,
 and the audit trail is written once, with the spend and the signatures together.
 
-How the transaction is shaped depends on the database. With row locks (PostgreSQL, Oracle,
-SQL Server) it is one transaction: the SAD's row stays locked while the HSM signs (other SADs
-sign in parallel), and the signatures leave only once their records are committed; an HSM
-failure rolls the spend back. SQLite locks the whole database for a writer, so there the SAD
-is spent in one short transaction, the HSM signs with no lock held, and a second transaction
-records the signatures; an HSM failure gives the count back. A crash in between loses count,
-never adds it."""
+Two transactions, on every database. The SAD is spent in a short one, the HSM signs with no
+lock held, and a second one records the signatures; an HSM failure gives the count back
+(`sam.refund`). A crash in between loses count, never adds it. Both are group commits
+(`Database.grouped`, `append_durably`): the requests of a process that come while another holds
+the lock (SQLite's write lock, the audit head's row) go in together at the next turn, with one
+durable commit (the spends each in a savepoint of its own; the records in one append, under one
+audit MAC), and none answers before that commit (docs/scale.md, "What serialises a request")."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Any
 from signet.algorithms import HASHES
 from signet.auth.tokens import Claimed, Principal
 from signet.errors import InvalidRequest, InvalidToken, SignetError
-from signet.events import Event, append_events
+from signet.events import Event, append_durably, append_events
 from signet.hsm import HsmError
 from signet.sam import Permit, decode_hash, open_permit, refund
 from signet.signing.context import Services
@@ -176,7 +176,6 @@ def sign_hash(
         raise InvalidRequest("Missing (or invalid type) string parameter SAD")
     check_algorithm_names(sign_algo, hash_oid)
     database = services.database
-    prepared: _Prepared | None = None
 
     def prepare(session: Any) -> _Prepared:
         return _prepare(
@@ -191,25 +190,8 @@ def sign_hash(
             sign_algo_params=sign_algo_params,
         )
 
-    if database.locks_rows:
-        try:
-            with (
-                refusals_recorded(services, principal, credential_id),
-                database.transaction() as session,
-            ):
-                prepared = prepare(session)
-                signatures = _sign(prepared)
-                append_events(session, [prepared.spent, prepared.created])
-        except HsmError as exc:
-            if prepared is not None:  # the spend was rolled back with the rest
-                with database.transaction() as session:
-                    append_events(
-                        session, [failed_event(principal, prepared.credential_id, str(exc))]
-                    )
-            raise
-        return signatures
-    with refusals_recorded(services, principal, credential_id), database.transaction() as session:
-        prepared = prepare(session)
+    with refusals_recorded(services, principal, credential_id):
+        prepared = database.grouped(prepare)
     try:
         signatures = _sign(prepared)
     except HsmError as exc:
@@ -217,6 +199,5 @@ def sign_hash(
             refund(session, prepared.permit)
             append_events(session, [failed_event(principal, prepared.credential_id, str(exc))])
         raise
-    with database.transaction() as session:
-        append_events(session, [prepared.spent, prepared.created])
+    append_durably(database, [prepared.spent, prepared.created])
     return signatures

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine
@@ -20,6 +20,8 @@ from signet.config import DatabaseSettings
 from signet.errors import BackendError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+T = TypeVar("T")
 
 
 class StoreError(BackendError):
@@ -98,6 +100,33 @@ class _WriterQueue:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
+class _Work:
+    """One thread's part of a grouped transaction: what it brings, then its outcome."""
+
+    __slots__ = ("done", "error", "payload", "result")
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _Group:
+    """The threads of a process waiting to write the same kind of thing: one of them at a
+    time runs everything queued so far in one transaction (group commit)."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Condition()
+        self.queue: list[_Work] = []
+        self.leading = False
+
+
+# What a group's runner gives back for each payload, in order: (result, None) or (None, error).
+Outcome = tuple[Any, BaseException | None]
+GroupRunner = Callable[[Session, list[Any]], list[Outcome]]
+
+
 class Database:
     """One per process: an engine and a session factory."""
 
@@ -112,11 +141,14 @@ class Database:
         self._pid = os.getpid()
         path = _sqlite_path(settings.url)
         self._writers = _WriterQueue(path) if path and path != ":memory:" else None
+        self._groups: dict[str, _Group] = {}
+        self._groups_lock = threading.Lock()
 
     def _after_fork(self) -> None:
         # Connections must not cross a fork (gunicorn preloads, then forks workers).
         if os.getpid() != self._pid:
             self.engine.dispose(close=False)
+            self._groups, self._groups_lock = {}, threading.Lock()
             self._pid = os.getpid()
 
     @contextmanager
@@ -141,11 +173,55 @@ class Database:
             _read_only.reset(marker)
             session.close()
 
-    @property
-    def locks_rows(self) -> bool:
-        """Whether a transaction that updates a row locks that row only (not SQLite, whose
-        writers lock the whole database)."""
-        return self.engine.dialect.name != "sqlite"
+    def group_commit(self, kind: str, payload: Any, run: GroupRunner) -> Any:
+        """Write `payload` in a transaction shared with the other threads of this process that
+        bring a payload of the same `kind` meanwhile: one of them runs `run(session, payloads)`
+        for all, in the order they came, and commits once — one turn at the write lock and one
+        durable commit for the group instead of one each. Returns this payload's result once
+        that commit is done; raises its own error, or the transaction's failure (then nothing
+        of the group is kept)."""
+        self._after_fork()
+        with self._groups_lock:
+            group = self._groups.get(kind)
+            if group is None:
+                group = self._groups[kind] = _Group()
+        mine = _Work(payload)
+        with group.ready:
+            group.queue.append(mine)
+            while group.leading and not mine.done:
+                group.ready.wait()
+            batch: list[_Work] = []
+            if not mine.done:
+                group.leading = True
+                batch, group.queue = group.queue, []
+        if batch:
+            try:
+                self._run_group(batch, run)
+            finally:
+                with group.ready:
+                    group.leading = False
+                    group.ready.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        return mine.result
+
+    def _run_group(self, batch: list[_Work], run: GroupRunner) -> None:
+        try:
+            with self.transaction() as session:
+                outcomes = run(session, [item.payload for item in batch])
+            for item, (result, error) in zip(batch, outcomes, strict=True):
+                item.result, item.error = result, error
+        except BaseException as exc:
+            for item in batch:
+                item.result, item.error = None, exc
+        finally:
+            for item in batch:
+                item.done = True
+
+    def grouped(self, work: Callable[[Session], T]) -> T:
+        """`work(session)` by `group_commit`, each work of a group in a savepoint of its own (a
+        work alone in none): a work that raises is rolled back alone and gets its error."""
+        return cast(T, self.group_commit("savepoints", work, _in_savepoints))
 
     @contextmanager
     def single_read(self) -> Iterator[Connection]:
@@ -182,6 +258,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _in_savepoints(session: Session, works: list[Callable[[Session], Any]]) -> list[Outcome]:
+    if len(works) == 1:
+        return [(works[0](session), None)]  # its error fails the transaction, and so it
+    outcomes: list[Outcome] = []
+    for work in works:
+        try:
+            with session.begin_nested():
+                outcomes.append((work(session), None))
+        except (OperationalError, InterfaceError):
+            raise  # the transaction itself failed: the whole group fails
+        except Exception as exc:
+            outcomes.append((None, exc))
+    return outcomes
 
 
 def alembic_config(url: str) -> Any:
