@@ -10,6 +10,7 @@ import hashlib
 import json
 import time
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import func, select, update
@@ -260,3 +261,39 @@ def test_a_login_prunes_when_due(services, owner, client, monkeypatch):
     # Due once per interval: the next login leaves the trail as it was.
     assert Csc(client, services).login()
     assert len(_pruned_records(services)) == 1
+
+
+def test_a_pruned_code_yields_no_token(services, owner, client):
+    from signet.auth.tokens import Principal
+    from signet.signing.oauth2 import AuthRequest
+    from signet.signing.oauth2_clients import add_client
+    from signet.signing.oauth2_consent import issue_code
+
+    user_id, _ = owner
+    app, secret = add_client(services, "Acme", ["https://acme.test/cb"], public=False, actor="t")
+    request = AuthRequest(app.client_id, "Acme", "https://acme.test/cb", None, "service", None)
+    alice = Principal(user_id, "alice", "pwd", "low")
+    used, unused = (
+        parse_qs(urlsplit(issue_code(services, request, alice, None, "::1")).query)["code"][0]
+        for _ in range(2)
+    )
+
+    def exchange(code):
+        return client.post(
+            "/oauth2/token",
+            data={"grant_type": "authorization_code", "code": code},
+            headers={
+                "Authorization": "Basic "
+                + base64.b64encode(f"{app.client_id}:{secret}".encode()).decode()
+            },
+        )
+
+    assert exchange(used).status_code == 200
+    for code in (used, unused):
+        _age(services, OAuth2Code, OAuth2Code.code_hash, token_digest(code))
+    assert prune_expired(services, actor="signet")["oauth2_codes"] == 2
+    # Spent or not, a code whose row is gone is refused, however fresh its sealed grant.
+    for code in (used, unused):
+        refused = exchange(code)
+        assert refused.status_code == 400 and refused.json["error"] == "invalid_grant"
+        assert "unknown" in refused.json["error_description"]
