@@ -93,7 +93,7 @@ def init(demo: bool) -> None:
 
 @main.group()
 def db() -> None:
-    """Database schema."""
+    """Database schema and housekeeping."""
 
 
 @db.command("upgrade")
@@ -500,6 +500,7 @@ from signet.cli.identity import identity_group  # noqa: E402
 
 main.add_command(identity_group)
 
+import signet.cli.prune  # noqa: E402, F401  (adds `signet db prune`)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

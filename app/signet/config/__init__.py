@@ -62,6 +62,17 @@ class DatabaseSettings(_Section):
     # Connection pool size per worker process (ignored for SQLite).
     pool_size: int = Field(default=5, ge=1, le=100)
     echo: bool = False
+    # Rows of one-time values (codes, SADs, tokens, challenges...) are deleted this many hours
+    # after they expire (`signet db prune`, and every few minutes in-process); 0 keeps them.
+    # At least 25: longer than any lifetime a deleted row still guards (docs/security.md).
+    prune_after_hours: int = Field(default=48, ge=0, le=24 * 366)
+
+    @field_validator("prune_after_hours")
+    @classmethod
+    def _past_every_lifetime(cls, hours: int) -> int:
+        if 0 < hours < 25:
+            raise ValueError("must be 0 (never prune) or at least 25 hours")
+        return hours
 
     @field_validator("url")
     @classmethod

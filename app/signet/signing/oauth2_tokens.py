@@ -21,6 +21,7 @@ from signet.sam import mint_token, open_grant, open_token, void_sad
 from signet.signing.context import Services
 from signet.signing.oauth2 import AuthRequest
 from signet.signing.oauth2_clients import Client, OAuth2Error, authenticate_client
+from signet.signing.prune import prune_if_due
 from signet.store import AccessToken, OAuth2Code, OAuth2DeviceCode, User, bulk_update
 
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -161,6 +162,7 @@ def exchange(
         answer["authorization_details"] = request.authorization_details()
     elif request.credential_id is not None:
         answer["credentialID"] = request.credential_id
+    prune_if_due(services)
     return answer
 
 

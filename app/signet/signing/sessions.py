@@ -34,6 +34,7 @@ from signet.errors import InvalidRequest, InvalidToken, SignetError, TooManyRequ
 from signet.events import append_event
 from signet.sam import RefreshClaims, mint_refresh_token, mint_token, open_refresh_token, open_token
 from signet.signing.context import Services
+from signet.signing.prune import prune_if_due
 from signet.store import User
 
 
@@ -72,6 +73,7 @@ def login(
     if prune_due():
         with services.database.transaction() as session:
             prune_stale(session, limits)
+    prune_if_due(services)
     if result is None:
         raise SignetError("Invalid username or password", error="authentication_error", status=401)
     return result
