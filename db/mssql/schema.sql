@@ -525,6 +525,31 @@ UPDATE alembic_version SET version_num='0013' WHERE alembic_version.version_num 
 
 GO
 
+
+CREATE INDEX ix_access_tokens_expires_at ON access_tokens (expires_at);
+
+GO
+
+CREATE INDEX ix_refresh_tokens_expires_at ON refresh_tokens (expires_at);
+
+GO
+
+CREATE INDEX ix_sads_expires_at ON sads (expires_at);
+
+GO
+
+CREATE INDEX ix_otp_challenges_expires_at ON otp_challenges (expires_at);
+
+GO
+
+CREATE INDEX ix_mobile_requests_expires_at ON mobile_requests (expires_at);
+
+GO
+
+UPDATE alembic_version SET version_num='0014' WHERE alembic_version.version_num = '0013';
+
+GO
+
 COMMIT;
 
 GO

@@ -33,6 +33,7 @@ def test_every_command_has_help():
         ["--help"],
         ["init", "--help"],
         ["db", "upgrade", "--help"],
+        ["db", "prune", "--help"],
         ["users", "add", "--help"],
         ["users", "list", "--help"],
         ["users", "disable", "--help"],

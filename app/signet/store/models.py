@@ -150,7 +150,7 @@ class AccessToken(Base):
     auth_methods: Mapped[str] = mapped_column(String(128), default="pwd")
     loa: Mapped[str] = mapped_column(String(16), default="low")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -167,7 +167,7 @@ class RefreshToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     access_token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     used: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -249,7 +249,7 @@ class SignatureActivation(Base):
     spent: Mapped[str] = mapped_column(Text, default="", server_default="")
     scal: Mapped[str] = mapped_column(String(4), default="2")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 class OtpChallenge(Base):
@@ -267,7 +267,7 @@ class OtpChallenge(Base):
     # What the code was issued for (the authorization request it approves), as JSON.
     binding: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     used: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -394,7 +394,7 @@ class MobileRequest(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     approval: Mapped[str | None] = mapped_column(Text)  # base64url DER ECDSA signature
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
