@@ -94,6 +94,12 @@ def agent(card: Card, name: str, *args: str, terminal: bool = False) -> Iterator
                 os.close(fd)
 
 
+def _signet_vc(card: Card, running: dict, command: str) -> str:
+    """`signet-vc status` or `logout` asked of the running agent; its output."""
+    env = {**running["env"], "PYTHONPATH": str(ROOT / "app")}
+    return card.run(sys.executable, "-m", "signet.vc", command, env_extra=env).stdout
+
+
 def _config(card: Card, name: str, extra: str = "") -> dict[str, str]:
     config = card.tmp / f"{name}.toml"
     config.write_text(
@@ -158,22 +164,9 @@ def test_the_agent_asks_on_its_terminal(card: Card) -> None:
         out, err = second.communicate(timeout=120)
         assert second.returncode == 0, out + err
         _verify(card, card.rsa, card.tmp / "tty2.sig", card.tmp / "tty2.in")
-        status = card.run(
-            sys.executable,
-            "-m",
-            "signet.vc",
-            "status",
-            env_extra={**running["env"], "PYTHONPATH": str(ROOT / "app")},
-        ).stdout
+        status = _signet_vc(card, running, "status")
         assert "alice at " in status and "by password" in status, status
-        ended = card.run(
-            sys.executable,
-            "-m",
-            "signet.vc",
-            "logout",
-            env_extra={**running["env"], "PYTHONPATH": str(ROOT / "app")},
-        ).stdout
-        assert "1 login(s) ended" in ended
+        assert "1 login(s) ended" in _signet_vc(card, running, "logout")
     shown = running["log"].read_text()
     assert "login of alice" in shown and "ended: signet-vc logout" in shown, shown
 
@@ -332,14 +325,7 @@ def test_device_login_approved_in_the_browser(card: Card, tmp_path: Path) -> Non
                 _verify(card, card.rsa, card.tmp / "device-approve.sig",
                         card.tmp / "device-approve.in")  # fmt: skip
                 assert "by device: new" in running["log"].read_text()
-                ended = card.run(
-                    sys.executable,
-                    "-m",
-                    "signet.vc",
-                    "logout",
-                    env_extra={**running["env"], "PYTHONPATH": str(ROOT / "app")},
-                )
-                assert "1 login(s) ended" in ended.stdout
+                assert "1 login(s) ended" in _signet_vc(card, running, "logout")
             else:
                 assert signer.returncode != 0 and "CKR_FUNCTION_CANCELED" in err, out + err
                 assert "denied" in running["log"].read_text()
