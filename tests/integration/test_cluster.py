@@ -221,10 +221,15 @@ def test_two_nodes_lose_one_and_no_signature_outcome(services, settings_env, tmp
                     assert again.status_code == 400, again.text
                     assert again.json()["error"] == "invalid_request", again.text
                     outcomes["signed, answer lost"] += 1
-                else:  # A's transaction rolled back with its connection: the SAD is whole
-                    assert again.status_code == 200, again.text
+                elif again.status_code == 200:  # A died before its spend's commit: SAD whole
                     assert _verifies(cert, attempt.digest, again.json()["signatures"][0])
                     outcomes["rolled back, signed on B"] += 1
+                else:  # A died between the spend's commit and the records' (sign_hash: the
+                    # count is lost, never added): spent, and no signature left A
+                    assert again.status_code == 400, again.text
+                    assert "numSignatures exceeded" in again.json()["error_description"]
+                    assert attempt.digest not in _signed_in_trail(services)
+                    outcomes["spent, not signed"] += 1
             # A SAD A spent is spent for B too: the CSC error, and B records the refusal.
             spent_on_a = next(
                 x for x in attempts if x.status == 200 and x.node.endswith(f":{a.port}")
@@ -235,9 +240,13 @@ def test_two_nodes_lose_one_and_no_signature_outcome(services, settings_env, tmp
             assert reuse.json()["error"] == "invalid_request"
             assert "numSignatures exceeded" in reuse.json()["error_description"]
             assert _count(services, "sad.rejected") == rejected + 1
-            # Every hash signed exactly once over the whole run.
+            # Every hash signed exactly once over the whole run, but those A spent and died
+            # before signing (their SAD refused by B above).
             trail = _signed_in_trail(services)
-            assert set(trail) == {x.digest for x in attempts} and set(trail.values()) == {1}
+            lost = {x.digest for x in attempts if x.status == 502} - set(trail)
+            assert set(trail) == {x.digest for x in attempts} - lost
+            assert set(trail.values()) == {1}
+            assert len(lost) == outcomes["spent, not signed"]
             # Begun once A was gone (and nginx had seen its idle connections close): all
             # signed, by B (nginx may have tried A's port first: refused, so passed on).
             after_kill = [x for x in attempts if x.started > killed + 0.5]
