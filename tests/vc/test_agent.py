@@ -84,3 +84,35 @@ def test_other_users_get_no_answer(tmp_path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_malformed_requests_get_an_error_answer(tmp_path) -> None:
+    """Whatever a process of the same user sends, the agent answers with an error and keeps
+    serving: no dropped connection, no traceback."""
+    path = tmp_path / "signet-vc" / "agent.sock"
+    server = serve(path, Agent(out=(tmp_path / "log").open("w")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(30)
+            conn.connect(str(path))
+            replies = conn.makefile("rwb")
+            for request in (
+                b"not json",
+                b'["a list"]',
+                b'{"op": "login", "server": "not a url", "user": "u", "password": "p"}',
+                b'{"op": "login", "server": "http://127.0.0.1:9", "user": "u", "password": "p"}',
+                b'{"op": "login", "server": "x", "user": "u", "device_client": 5}',
+                b'{"op": "sign_hash", "server": "x", "user": "u"}',
+                b'{"op": "nonsense"}',
+            ):
+                replies.write(request + b"\n")
+                replies.flush()
+                answer = json.loads(replies.readline())
+                assert answer["error"] and answer["description"], (request, answer)
+            replies.write(b'{"op": "status"}\n')
+            replies.flush()
+            assert json.loads(replies.readline()) == {"result": []}  # still serving
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -154,14 +154,14 @@ class Agent:
                 self.say(f"login of {who} cancelled: {exc}")
                 return _refusal("cancelled", f"no password given: {exc}")
         cert = request.get("cert")
-        client = CscClient(
-            account[0],
-            verify=request.get("ca_file") or True,
-            cert=(str(cert[0]), str(cert[1]))
-            if isinstance(cert, list) and len(cert) == 2
-            else None,
-        )
         try:
+            client = CscClient(
+                account[0],
+                verify=request.get("ca_file") or True,
+                cert=(str(cert[0]), str(cert[1]))
+                if isinstance(cert, list) and len(cert) == 2
+                else None,
+            )
             if method == "certificate":
                 client.login_with_certificate()
             elif method == "device":
@@ -293,8 +293,10 @@ class _Handler(socketserver.StreamRequestHandler):
         for line in self.rfile:
             try:
                 answer = agent.handle(json.loads(line))
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
                 answer = {"error": "invalid_request", "status": 400, "description": str(exc)}
+            except Exception as exc:  # never a dropped connection and a traceback instead
+                answer = {"error": "agent_error", "status": 0, "description": repr(exc)}
             self.wfile.write(json.dumps(answer).encode() + b"\n")
             self.wfile.flush()
 
