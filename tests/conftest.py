@@ -3,6 +3,7 @@ and PostgreSQL when `make test` started one), Signet services and a Flask client
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -98,9 +99,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     _drop_postgres(url)
 
 
+@pytest.fixture(scope="session")
+def ca_key_label() -> str:
+    """The local CA's key label, one for the whole session: the first test's `signet init`
+    generates the RSA-3072 key (about 0.7 s in SoftHSM), every later one finds it in the token
+    and self-signs its own root with it in its own database."""
+    return "ca-" + secrets.token_hex(6)
+
+
 @pytest.fixture
 def settings_env(
-    softhsm: dict[str, str], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    softhsm: dict[str, str],
+    database_url: str,
+    ca_key_label: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, str]:
     """Environment that points Signet (in-process or a subprocess) at the test token and DB."""
     env = {
@@ -111,7 +124,7 @@ def settings_env(
         "SIGNET_HSM__PIN_ENV": "",
         "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
         "SIGNET_NOTIFY__MAILDIR": str(tmp_path / "mail"),
-        "SIGNET_CA__OPTIONS": '{"key_label": "ca-' + secrets.token_hex(6) + '"}',
+        "SIGNET_CA__OPTIONS": json.dumps({"key_label": ca_key_label}),
         "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp_path / "audit-checkpoints.jsonl"),
         "SIGNET_EVENTS__SPOOL_DIR": str(tmp_path / "events-spool"),
         "SOFTHSM2_CONF": softhsm["conf"],
