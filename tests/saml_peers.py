@@ -30,6 +30,20 @@ PPT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 SMARTCARD = "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI"
 MFA = "https://refeds.org/profile/mfa"
 SIG_RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+AES256_GCM = "http://www.w3.org/2009/xmlenc11#aes256-gcm"
+AES128_CBC = "http://www.w3.org/2001/04/xmlenc#aes128-cbc"
+TRIPLEDES_CBC = "http://www.w3.org/2001/04/xmlenc#tripledes-cbc"
+RSA_OAEP_MGF1P = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
+RSA_1_5 = "http://www.w3.org/2001/04/xmlenc#rsa-1_5"
+_SESSION_KEYS = {AES256_GCM: "aes-256", AES128_CBC: "aes-128", TRIPLEDES_CBC: "des-192"}
+_ENCRYPTED = """<xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#"
+ Type="http://www.w3.org/2001/04/xmlenc#Element">
+<xenc:EncryptionMethod Algorithm="{cipher}"/>
+<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptedKey>
+<xenc:EncryptionMethod Algorithm="{transport}">{oaep_digest}</xenc:EncryptionMethod>
+<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo>
+<xenc:CipherData><xenc:CipherValue/></xenc:CipherData>
+</xenc:EncryptedData>"""
 
 
 def key_and_cert(directory: Path, name: str) -> tuple[str, str]:
@@ -106,6 +120,11 @@ class Answer:
     in_response_to: str | None = None  # None: the request's ID
     sign_alg: str = SIG_RSA_SHA256
     digest_alg: str = "http://www.w3.org/2001/04/xmlenc#sha256"
+    assertion_sign_alg: str | None = None  # None: sign_alg
+    assertion_digest_alg: str | None = None  # None: digest_alg
+    encrypt: str | None = None  # the block cipher to encrypt the assertion with; None: plain
+    key_transport: str = RSA_OAEP_MGF1P
+    encrypt_to: str | None = None  # a certificate file; None: the SP's encryption certificate
 
 
 class PysamlIdp:
@@ -169,6 +188,16 @@ class PysamlIdp:
         self.server = Server(config=config)
         der = base64.b64decode(re.search(r"X509Certificate>([^<]+)<", sp_metadata_xml).group(1))
         self.sp_cert = x509.load_der_x509_certificate(der)
+        encryption = re.search(
+            r'use="encryption">.*?X509Certificate>([^<]+)<', sp_metadata_xml, re.S
+        )
+        self.sp_encryption_cert = self.dir / "sp-encryption.crt"
+        if encryption is not None:
+            self.sp_encryption_cert.write_bytes(
+                x509.load_der_x509_certificate(base64.b64decode(encryption.group(1))).public_bytes(
+                    serialization.Encoding.PEM
+                )
+            )
         self._http = make_server("127.0.0.1", self.port, self._wsgi, threaded=False)
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
 
@@ -263,8 +292,8 @@ class PysamlIdp:
                 assertion.id,
                 self.server.sec.my_cert,
                 1,
-                sign_alg=a.sign_alg,
-                digest_alg=a.digest_alg,
+                sign_alg=a.assertion_sign_alg or a.sign_alg,
+                digest_alg=a.assertion_digest_alg or a.digest_alg,
             )
             to_sign.append((class_name(assertion), assertion.id))
         if a.sign_response:
@@ -277,10 +306,14 @@ class PysamlIdp:
             )
             to_sign.append((class_name(response), response.id))
         xml = response.to_string().decode()
-        for node, ident in to_sign:
+        for node, ident in to_sign:  # the assertion's first: the Response's covers it as sent
+            if a.encrypt is not None and node == class_name(response):
+                xml = self._encrypt(xml)
             xml = self.server.sec.sign_statement(xml, node_name=node, node_id=ident)
-        if isinstance(xml, bytes):
-            xml = xml.decode()
+            if isinstance(xml, bytes):
+                xml = xml.decode()
+        if a.encrypt is not None and not a.sign_response:
+            xml = self._encrypt(xml)
         encoded = base64.b64encode(xml.encode()).decode()
         return (
             f'<html><body><form method="post" action="{html.escape(acs)}">'
@@ -288,6 +321,55 @@ class PysamlIdp:
             f'<input type="hidden" name="RelayState" value="{html.escape(relay_state)}">'
             '<button type="submit">Continue</button></form></body></html>'
         )
+
+    def _encrypt(self, xml: str) -> str:
+        """The Response with its Assertion replaced by an EncryptedAssertion (xmlsec1: a
+        fresh session key under the answer's cipher, sent by its key transport)."""
+        from lxml import etree
+
+        a = self.answer
+        assert a.encrypt is not None
+        root = etree.fromstring(xml.encode())
+        (assertion,) = root.findall("{urn:oasis:names:tc:SAML:2.0:assertion}Assertion")
+        work = self.dir / "encrypt"
+        work.mkdir(exist_ok=True)
+        # standalone, its namespaces declared on itself, as an IdP serialises what it encrypts
+        (work / "data.xml").write_bytes(etree.tostring(assertion))
+        digest = '<ds:DigestMethod xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/>'
+        (work / "template.xml").write_text(
+            _ENCRYPTED.format(
+                cipher=a.encrypt,
+                transport=a.key_transport,
+                oaep_digest=digest if a.key_transport == RSA_OAEP_MGF1P else "",
+            )
+        )
+        cert = a.encrypt_to or str(self.sp_encryption_cert)
+        done = subprocess.run(
+            [
+                "xmlsec1",
+                "--encrypt",
+                "--pubkey-cert-pem",
+                cert,
+                "--session-key",
+                _SESSION_KEYS[a.encrypt],
+                "--xml-data",
+                str(work / "data.xml"),
+                "--node-xpath",
+                "/*",
+                "--output",
+                str(work / "out.xml"),
+                str(work / "template.xml"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        wrapper = etree.Element("{urn:oasis:names:tc:SAML:2.0:assertion}EncryptedAssertion")
+        wrapper.append(etree.parse(str(work / "out.xml")).getroot())
+        assertion.addprevious(wrapper)
+        root.remove(assertion)
+        return etree.tostring(root).decode()
 
 
 _SSP_WWW = Path("/usr/share/simplesamlphp/www")
@@ -390,6 +472,13 @@ class SimpleSamlPhp:
 
     def logged(self) -> str:
         return (self.dir / "log" / "php.log").read_text(errors="replace")[-4000:]
+
+    def encrypt_assertions(self) -> None:
+        """Encrypt every assertion from now on (read again on the next request), to the SP
+        metadata's encryption certificate: RSA-OAEP and AES-128-CBC, all SimpleSAMLphp 1.19
+        does with a certificate."""
+        hosted = self.dir / "metadata" / "saml20-idp-hosted.php"
+        hosted.write_text(_SSP_IDP.replace("];", "    'assertion.encryption' => true,\n];"))
 
     def trust(self, sp_metadata_xml: str) -> None:
         """The SP metadata Signet exported, read by SimpleSAMLphp on each request."""

@@ -74,7 +74,13 @@ def ssp(tmp_path):
 
 
 @pytest.fixture
-def settings_env(settings_env, monkeypatch, pysaml, sp_keys, request):
+def provider_extra() -> dict:
+    """Settings every provider gets on top of the suite's (a test parametrizes it)."""
+    return {}
+
+
+@pytest.fixture
+def settings_env(settings_env, monkeypatch, pysaml, sp_keys, provider_extra, request):
     """The suite's settings with the pysaml2 IdP configured (its metadata written first), and
     SimpleSAMLphp for the tests that start it."""
     providers = {
@@ -82,8 +88,7 @@ def settings_env(settings_env, monkeypatch, pysaml, sp_keys, request):
             str(pysaml.metadata_file),
             *sp_keys,
             "pysaml2 IdP",
-            want_response_signed=True,
-            requested_contexts=[PPT, MFA],
+            **{"want_response_signed": True, "requested_contexts": [PPT, MFA], **provider_extra},
         )
     }
     if "ssp" in request.fixturenames:
@@ -95,7 +100,7 @@ def settings_env(settings_env, monkeypatch, pysaml, sp_keys, request):
             "SimpleSAMLphp",
             match_claim="uid",
             levels={PASSWORD: "low"},
-            want_response_signed=True,
+            **{"want_response_signed": True, **provider_extra},
         )
     monkeypatch.setenv("SIGNET_IDENTITY__PROVIDERS", json.dumps(providers))
     monkeypatch.setenv("SIGNET_ASSURANCE__DEFAULT_POLICY", "qualified")

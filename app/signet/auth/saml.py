@@ -16,7 +16,7 @@ from typing import Any
 
 import saml2
 from lxml import etree
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp, time_util, xmldsig
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, samlp, time_util, xmldsig
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor, metadata_tostring_fix, sign_entity_descriptor
@@ -25,7 +25,7 @@ from saml2.saml import AuthnContextClassRef
 from saml2.sigver import security_context
 
 from signet.auth.federation import Asserted
-from signet.config.identity import SamlProviderSettings
+from signet.config.identity import CBC_CIPHERS, GCM_CIPHERS, SamlProviderSettings
 from signet.errors import ServiceUnavailable, SignetError
 
 # How long a provider's loaded configuration (its IdP metadata above all) is reused.
@@ -98,6 +98,9 @@ def _config(
             "entityid": entity_id(settings, name, public_url),
             "key_file": settings.sp_key_file,
             "cert_file": settings.sp_cert_file,
+            "encryption_keypairs": [
+                dict(zip(("key_file", "cert_file"), settings.encryption_pair, strict=True))
+            ],
             "xmlsec_binary": _xmlsec(),
             "metadata": metadata,
             "service": {"sp": sp},
@@ -156,6 +159,13 @@ def metadata(settings: SamlProviderSettings, name: str, public_url: str, sign: b
         # pysaml2 lists every algorithm xmlsec1 knows (MD5, SHA-1 among them): Signet
         # advertises none rather than those it refuses
         descriptor.extensions = None
+        # the ciphers an IdP may encrypt assertions with, best first (SAML metadata 2.4.1.1)
+        for key in descriptor.spsso_descriptor.key_descriptor:
+            if key.use == "encryption":
+                key.encryption_method = [
+                    md.EncryptionMethod(algorithm=a)
+                    for a in sorted(settings.assertion_ciphers, key=_cipher_rank)
+                ] + [md.EncryptionMethod(algorithm=a) for a in _KEY_TRANSPORT]
         if not sign:
             xml = metadata_tostring_fix(descriptor, {"xs": "http://www.w3.org/2001/XMLSchema"})
         else:
@@ -228,9 +238,32 @@ _ALLOWED = {
 }
 
 
-def _algorithms_allowed(posted: str) -> None:
-    """Refuse a Response signed or digested with anything but SHA-2 (no MD5, no SHA-1)
-    before any signature is checked."""
+_XENC = "{http://www.w3.org/2001/04/xmlenc#}"
+_ASSERTION = "{urn:oasis:names:tc:SAML:2.0:assertion}"
+# How an assertion's AES key may travel: RSA-OAEP only (never RSA PKCS#1 v1.5, Bleichenbacher).
+_KEY_TRANSPORT = (
+    "http://www.w3.org/2009/xmlenc11#rsa-oaep",
+    "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+)
+# The digests OAEP may use inside RSA-OAEP key transport (SHA-1 is sound there).
+_OAEP_DIGESTS = {
+    "http://www.w3.org/2000/09/xmldsig#sha1",
+    "http://www.w3.org/2001/04/xmlenc#sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#sha384",
+    "http://www.w3.org/2001/04/xmlenc#sha512",
+}
+
+
+def _cipher_rank(uri: str) -> int:
+    """GCM before CBC, the longer key first."""
+    return (GCM_CIPHERS[::-1] + CBC_CIPHERS[::-1]).index(uri)
+
+
+def _algorithms_allowed(posted: str, settings: SamlProviderSettings) -> bool:
+    """Refuse, before any signature is checked or anything decrypted, a Response signed or
+    digested with anything but SHA-2 (no MD5, no SHA-1), an assertion encrypted with a cipher
+    or key transport the provider does not admit, and a plain assertion where encrypted ones
+    are wanted. True when the Response carries an encrypted assertion."""
     try:
         root = etree.fromstring(
             base64.b64decode(posted),
@@ -240,8 +273,41 @@ def _algorithms_allowed(posted: str) -> None:
         raise _refuse("SAMLResponse: not base64-encoded XML") from None
     for tag in ("SignatureMethod", "DigestMethod"):
         for element in root.iter(f"{_DSIG}{tag}"):
-            if element.get("Algorithm") not in _ALLOWED:
-                raise _refuse(f"signature: {tag} {element.get('Algorithm')!r} is not allowed")
+            algorithm = element.get("Algorithm")
+            if element.getparent() is not None and element.getparent().tag == (
+                f"{_XENC}EncryptionMethod"
+            ):
+                if algorithm not in _OAEP_DIGESTS:  # RSA-OAEP's own digest, not a signature's
+                    raise _refuse(f"EncryptedAssertion: OAEP digest {algorithm!r} is not allowed")
+            elif algorithm not in _ALLOWED:
+                raise _refuse(f"signature: {tag} {algorithm!r} is not allowed")
+    for method in root.iter(f"{_XENC}EncryptionMethod"):
+        algorithm = method.get("Algorithm")
+        parent = method.getparent()
+        if parent is not None and parent.tag == f"{_XENC}EncryptedKey":
+            allowed: tuple[str, ...] | list[str] = _KEY_TRANSPORT
+        else:
+            allowed = settings.assertion_ciphers
+        if algorithm not in allowed:
+            raise _refuse(f"EncryptedAssertion: {algorithm!r} is not an admitted algorithm")
+    if settings.want_assertions_encrypted and root.find(f"{_ASSERTION}Assertion") is not None:
+        raise _refuse("EncryptedAssertion: the assertion is not encrypted")
+    return root.find(f"{_ASSERTION}EncryptedAssertion") is not None
+
+
+def _signatures_allowed(resp: AuthnResponse) -> None:
+    """The same SHA-2 rule on the signatures pysaml2 verified, the decrypted assertion's
+    included (hidden from the check above while it was encrypted)."""
+    for element in (resp.response, resp.assertion):
+        signature = getattr(element, "signature", None)
+        if signature is None or signature.signed_info is None:
+            continue
+        info = signature.signed_info
+        used = [info.signature_method.algorithm if info.signature_method else None]
+        used += [r.digest_method.algorithm if r.digest_method else None for r in info.reference]
+        for algorithm in used:
+            if algorithm not in _ALLOWED:
+                raise _refuse(f"signature: {algorithm!r} is not allowed")
 
 
 def _refuse(check: str) -> SamlRefused:
@@ -338,7 +404,7 @@ def verify(
     Audience (this SP), NotBefore/NotOnOrAfter within the allowed skew."""
     if not posted or len(posted) > _MAX_RESPONSE:
         raise _refuse("SAMLResponse: missing or too large")
-    _algorithms_allowed(posted)
+    encrypted = _algorithms_allowed(posted, settings)
     sp, idp = client(settings, name, public_url)
     acs = acs_url(name, public_url)
     try:
@@ -349,9 +415,12 @@ def verify(
         raise _refuse(_explain(exc)) from None
     if resp is None:
         raise _refuse("Destination, InResponseTo or IssueInstant: the Response is not for this SP")
+    if encrypted and resp.assertion is None:  # pysaml2 logs a failed decryption and goes on
+        raise _refuse("EncryptedAssertion: cannot be decrypted with the SP's encryption key")
     if resp.name_id is not None:  # pysaml2 remembers each subject in memory: Signet does not
         with contextlib.suppress(KeyError):
             sp.users.remove_person(resp.name_id)
+    _signatures_allowed(resp)
     assertion, valid_until = _check(
         resp, idp, entity_id(settings, name, public_url), acs, request_id, settings.max_skew_seconds
     )

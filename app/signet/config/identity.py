@@ -21,10 +21,15 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Level = Literal["low", "substantial", "high"]
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+# The block ciphers an encrypted assertion may use: AES-GCM (authenticated). The CBC modes are
+# open to padding-oracle attacks on XML Encryption; an operator may admit them for an IdP that
+# cannot do better (SimpleSAMLphp 1.x, AD FS), never 3DES.
+GCM_CIPHERS = tuple(f"http://www.w3.org/2009/xmlenc11#aes{n}-gcm" for n in (128, 192, 256))
+CBC_CIPHERS = tuple(f"http://www.w3.org/2001/04/xmlenc#aes{n}-cbc" for n in (128, 192, 256))
 _ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 
 
@@ -121,6 +126,42 @@ class SamlProviderSettings(_Provider):
     # login page's ticket travels with the request.
     want_assertions_signed: bool = True
     want_response_signed: bool = False
+    # Encrypted assertions (EncryptedAssertion) are decrypted with this key, whose certificate
+    # the SP metadata publishes for encryption; None: the signing pair above.
+    sp_encryption_key_file: str | None = None
+    sp_encryption_cert_file: str | None = None
+    # True: a Response whose assertion is not encrypted is refused (eIDAS nodes encrypt).
+    want_assertions_encrypted: bool = False
+    # The block ciphers accepted for an encrypted assertion (the key always travels by
+    # RSA-OAEP; RSA PKCS#1 v1.5 key transport is refused).
+    assertion_ciphers: list[str] = Field(default_factory=lambda: list(GCM_CIPHERS), min_length=1)
+
+    @field_validator("assertion_ciphers")
+    @classmethod
+    def _ciphers(cls, ciphers: list[str]) -> list[str]:
+        unknown = [c for c in ciphers if c not in GCM_CIPHERS + CBC_CIPHERS]
+        if unknown:
+            raise ValueError(
+                f"unknown or refused cipher {unknown[0]!r}; use AES-GCM "
+                f"({', '.join(GCM_CIPHERS)}) or, for an IdP without it, AES-CBC "
+                f"({', '.join(CBC_CIPHERS)})"
+            )
+        return ciphers
+
+    @model_validator(mode="after")
+    def _encryption_pair(self) -> SamlProviderSettings:
+        if (self.sp_encryption_key_file is None) != (self.sp_encryption_cert_file is None):
+            raise ValueError(
+                "set both sp_encryption_key_file and sp_encryption_cert_file, or neither"
+            )
+        return self
+
+    @property
+    def encryption_pair(self) -> tuple[str, str]:
+        """The key and certificate files assertions are encrypted to."""
+        if self.sp_encryption_key_file and self.sp_encryption_cert_file:
+            return self.sp_encryption_key_file, self.sp_encryption_cert_file
+        return self.sp_key_file, self.sp_cert_file
 
 
 ProviderSettings = Annotated[
