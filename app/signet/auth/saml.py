@@ -25,6 +25,8 @@ from saml2.saml import AuthnContextClassRef
 from saml2.sigver import security_context
 
 from signet.auth.federation import Asserted
+from signet.auth.saml_metadata import MetadataRefused
+from signet.auth.saml_metadata import verified as verified_metadata
 from signet.config.identity import CBC_CIPHERS, GCM_CIPHERS, SamlProviderSettings
 from signet.errors import ServiceUnavailable, SignetError
 
@@ -67,12 +69,8 @@ def _xmlsec() -> str:
 def _config(
     settings: SamlProviderSettings, name: str, public_url: str, with_idp: bool = True
 ) -> SPConfig:
-    source = settings.idp_metadata
-    metadata: dict[str, Any] = {}
-    if with_idp:
-        metadata = (
-            {"remote": [{"url": source}]} if source.startswith("https://") else {"local": [source]}
-        )
+    # the IdP's metadata read (and its signature checked) by Signet, not by pysaml2
+    metadata: dict[str, Any] = {"inline": [verified_metadata(settings)]} if with_idp else {}
     sp: dict[str, Any] = {
         "endpoints": {
             "assertion_consumer_service": [(acs_url(name, public_url), BINDING_HTTP_POST)]
@@ -141,8 +139,9 @@ def client(settings: SamlProviderSettings, name: str, public_url: str) -> tuple[
             return cached[1], cached[2]
     try:
         made = Saml2Client(config=_config(settings, name, public_url))
-    except (OSError, saml2.SAMLError, ValueError) as exc:
-        raise ServiceUnavailable(f"The SAML provider {name!r} cannot be loaded: {exc}") from None
+    except (OSError, saml2.SAMLError, ValueError, MetadataRefused) as exc:
+        detail = exc.description if isinstance(exc, MetadataRefused) else exc
+        raise ServiceUnavailable(f"The SAML provider {name!r} cannot be loaded: {detail}") from None
     idp = _idp(made, settings)
     with _LOCK:
         _CLIENTS[key] = (now, made, idp)

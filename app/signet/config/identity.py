@@ -111,6 +111,10 @@ class SamlProviderSettings(_Provider):
     kind: Literal["saml"]
     # The IdP's metadata: a local file (path) or an https URL (fetched again hourly).
     idp_metadata: str = Field(min_length=1)
+    # The certificate (PEM file) of the key that signs the IdP's metadata (a federation's or an
+    # eIDAS node's metadata signer); set, the metadata is used only with a valid signature by
+    # it over the whole document. None: the metadata is trusted as read.
+    idp_metadata_signer_cert: str | None = None
     # The IdP's entity ID, to pick it from metadata describing several; None: the metadata's
     # only IdP.
     idp_entity_id: str | None = None
