@@ -1,6 +1,7 @@
 """The OAuth 2.0 authorization endpoint's flow on Signet's own pages: the request checked
 (client, redirect URI, PKCE, scope, the credential's hashes or authorization_details), the
-password login, the consent, the credential's second factor, and the code at the end.
+pages' tickets, and the code at the end (the pages' steps are oauth2_consent's and, for a
+credential approved on its owner's device, oauth2_factor's).
 
 Between pages the state travels in a ticket sealed by the SAM (its kind its own), bound to the
 browser's CSRF cookie: nothing on the pages or in the database can make Signet issue a code
@@ -12,8 +13,9 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from signet.algorithms import HASH_BY_OID
 from signet.auth.tokens import Principal, token_digest
 from signet.errors import SignetError
+from signet.events import append_event
 from signet.sam import decode_hash, mint_grant, open_grant
 from signet.signing import csc
 from signet.signing.context import Services
@@ -94,9 +97,22 @@ class AuthRequest:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """An approval the page waits for on the user's device (Mobile ID, passkey): what her
+    phone shows, and for a passkey the WebAuthn options of its approval."""
+
+    kind: str  # "mobile" or "passkey"
+    fingerprint: str  # of the hashes, as the phone and the passkey page show it
+    expires_in: int
+    rp_id: str = ""
+    webauthn_id: str = ""  # the passkey's WebAuthn credential id (allowCredentials)
+    challenge: str = ""  # base64url: the approve decision's challenge
+
+
+@dataclass(frozen=True)
 class Page:
-    """A page to show: its name (login, consent, factor, error; device, device_approved,
-    device_denied), and what it says."""
+    """A page to show: its name (login, consent, factor, approval, error; device,
+    device_approved, device_denied), and what it says."""
 
     name: str
     request: AuthRequest | None = None
@@ -107,6 +123,8 @@ class Page:
     credential: csc.CredentialInfo | None = None
     sent_to: str | None = None  # where the one-time code went
     user_code: str = ""  # the device page's code, as the user typed or the link gave it
+    waiting: Waiting | None = None  # the approval page's request, while it can be decided
+    note: str | None = None  # a status that is no error ("still waiting")
 
 
 def _one(params: dict[str, Any], name: str) -> str | None:
@@ -314,11 +332,15 @@ def ticket(
     cookie: str,
     stage: str,
     user: Principal | None = None,
+    pending: str | None = None,
 ) -> str:
-    """A ticket for the page at `stage`, for this browser (its CSRF cookie)."""
+    """A ticket for the page at `stage`, for this browser (its CSRF cookie); at the approval
+    page, with the id of the request her device is asked to approve (`pending`)."""
     claims: dict[str, Any] = {"r": asdict(request), "c": csrf_binding(cookie), "s": stage}
     if user is not None:
         claims["u"] = [user.user_id, user.username, user.auth_methods, user.loa]
+    if pending is not None:
+        claims["a"] = pending
     lifetime = services.settings.oauth2.page_lifetime_seconds
     return mint_grant(services.hsm, "ticket", claims, lifetime)
 
@@ -327,6 +349,14 @@ def open_ticket(
     services: Services, value: str, cookie: str | None, stage: str
 ) -> tuple[AuthRequest, Principal | None]:
     """The request and user of a ticket at `stage`, from the browser it was given to."""
+    request, user, _ = open_ticket_claims(services, value, cookie, stage)
+    return request, user
+
+
+def open_ticket_claims(
+    services: Services, value: str, cookie: str | None, stage: str
+) -> tuple[AuthRequest, Principal | None, dict[str, Any]]:
+    """As open_ticket, with the ticket's claims (the approval page's request id, "a")."""
     claims = open_grant(services.hsm, "ticket", value)
     if claims is None:
         raise PageError("This page has expired; go back to the application and start again")
@@ -335,9 +365,66 @@ def open_ticket(
     if claims["s"] != stage:
         raise PageError("This form was sent out of order; start again from the application")
     user = claims.get("u")
-    return AuthRequest(**claims["r"]), None if user is None else Principal(*user)
+    return AuthRequest(**claims["r"]), None if user is None else Principal(*user), claims
 
 
 def start(services: Services, params: dict[str, Any], cookie: str) -> Page:
     request = check_request(services, params)
     return Page("login", request, ticket(services, request, cookie, "login"))
+
+
+# -- the end: the credential shown, the code -------------------------------------------------
+def credential_of(services: Services, request: AuthRequest, user: Principal) -> csc.CredentialInfo:
+    """The request's credential, hers; else the client hears invalid_request."""
+    try:
+        return csc.credential_info(services, user, request.credential_id)
+    except SignetError:
+        raise RedirectError(
+            request, "invalid_request", "Invalid parameter credentialID: not a credential of hers"
+        ) from None
+
+
+def issue_code(
+    services: Services, request: AuthRequest, user: Principal, sad: str | None, source: str
+) -> str:
+    """A code for this request and user (and the SAD her second factor earned): the grant is
+    sealed in its row with the code's digest; the client gets the code at its redirect URI."""
+    code = secrets.token_urlsafe(32)
+    lifetime = services.settings.oauth2.code_lifetime_seconds
+    grant = mint_grant(
+        services.hsm,
+        "code",
+        {
+            "h": token_digest(code),
+            "r": asdict(request),
+            "u": [user.user_id, user.username, user.auth_methods, user.loa],
+            "d": sad,
+        },
+        lifetime,
+    )
+    stamp = datetime.now(UTC)
+    with services.database.transaction() as session:
+        session.add(
+            OAuth2Code(
+                code_hash=token_digest(code),
+                client_id=request.client_id,
+                user_id=user.user_id,
+                used=False,
+                grant=grant,
+                created_at=stamp,
+                expires_at=stamp + timedelta(seconds=lifetime),
+            )
+        )
+        append_event(
+            session,
+            "oauth2.authorized",
+            actor=user.username,
+            subject=request.client_id,
+            scope=request.scope,
+            credential=request.credential_id,
+            num_signatures=request.num_signatures or None,
+            auth_methods=user.auth_methods.split(),
+            loa=user.loa,
+            source=source,
+        )
+    return request.redirect_with(code=code)

@@ -1,30 +1,21 @@
 """The steps of Signet's own login pages after the request is checked: the password login,
-the consent, the credential's second factor (as at credentials/authorize: its policy, its
-shared counter of failed tries, its lock), and the authorization code that ends them."""
+the consent, and the credential's second factor (as at credentials/authorize: its policy,
+its shared counter of failed tries, its lock) that ends them with the authorization code; a
+credential approved on its owner's device (Mobile ID, passkey) goes on to oauth2_factor's
+approval page instead."""
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
-
-from signet.auth.tokens import Principal, token_digest
+from signet.auth.tokens import Principal
 from signet.errors import AccessDenied, SignetError
 from signet.events import append_event
-from signet.sam import mint_grant
-from signet.signing import csc, oauth2_device, send_otp, sessions
+from signet.signing import csc, oauth2_device, oauth2_factor, send_otp, sessions
 from signet.signing.context import Services
-from signet.signing.oauth2 import AuthRequest, Page, RedirectError, open_ticket, ticket
-from signet.store import OAuth2Code
+from signet.signing.mobile_requests import DEVICE_KINDS
+from signet.signing.oauth2 import Page, RedirectError, issue_code, open_ticket, ticket
+from signet.signing.oauth2 import credential_of as _credential
 
-
-def _credential(services: Services, request: AuthRequest, user: Principal) -> csc.CredentialInfo:
-    try:
-        return csc.credential_info(services, user, request.credential_id)
-    except SignetError:
-        raise RedirectError(
-            request, "invalid_request", "Invalid parameter credentialID: not a credential of hers"
-        ) from None
+__all__ = ["consent", "factor", "issue_code", "logged_in_elsewhere", "login"]
 
 
 def login(
@@ -68,10 +59,16 @@ def logged_in_elsewhere(
 
 
 def consent(
-    services: Services, value: str, cookie: str | None, approve: bool, source: str
+    services: Services,
+    value: str,
+    cookie: str | None,
+    approve: bool,
+    source: str,
+    origin: str = "",
 ) -> Page | str:
     """The consent form sent: a redirect to the client (a code, or access_denied), or the
-    second-factor page."""
+    second-factor page (for a credential approved on a device, the page that waits for it;
+    `origin`: this service's, as her phone is shown it)."""
     request, user = open_ticket(services, value, cookie, "consent")
     assert user is not None
     with services.database.transaction() as session:
@@ -97,6 +94,8 @@ def consent(
     if request.scope == "service":
         return issue_code(services, request, user, None, source)
     credential = _credential(services, request, user)
+    if credential.activation in DEVICE_KINDS:
+        return oauth2_factor.start(services, request, user, cookie or "", credential, origin)
     page = Page(
         "factor",
         request,
@@ -146,7 +145,7 @@ def factor(
             otp=code if by_otp else None,
             description=request.description,
             labels=request.labels,
-            asynchronous=False,  # these pages do not wait for a phone (Mobile ID): refused
+            asynchronous=False,  # a device's approval is oauth2_factor's page, not this form
         )
     except AccessDenied as refused:  # locked, or a policy this login cannot meet
         raise RedirectError(request, "access_denied", refused.description) from None
@@ -154,49 +153,3 @@ def factor(
         return Page(**{**page.__dict__, "error": refused.description})
     assert isinstance(granted, tuple)  # not asynchronous: a SAD or an error
     return issue_code(services, request, user, granted[0], source)
-
-
-def issue_code(
-    services: Services, request: AuthRequest, user: Principal, sad: str | None, source: str
-) -> str:
-    """A code for this request and user (and the SAD her second factor earned): the grant is
-    sealed in its row with the code's digest; the client gets the code at its redirect URI."""
-    code = secrets.token_urlsafe(32)
-    lifetime = services.settings.oauth2.code_lifetime_seconds
-    grant = mint_grant(
-        services.hsm,
-        "code",
-        {
-            "h": token_digest(code),
-            "r": asdict(request),
-            "u": [user.user_id, user.username, user.auth_methods, user.loa],
-            "d": sad,
-        },
-        lifetime,
-    )
-    stamp = datetime.now(UTC)
-    with services.database.transaction() as session:
-        session.add(
-            OAuth2Code(
-                code_hash=token_digest(code),
-                client_id=request.client_id,
-                user_id=user.user_id,
-                used=False,
-                grant=grant,
-                created_at=stamp,
-                expires_at=stamp + timedelta(seconds=lifetime),
-            )
-        )
-        append_event(
-            session,
-            "oauth2.authorized",
-            actor=user.username,
-            subject=request.client_id,
-            scope=request.scope,
-            credential=request.credential_id,
-            num_signatures=request.num_signatures or None,
-            auth_methods=user.auth_methods.split(),
-            loa=user.loa,
-            source=source,
-        )
-    return request.redirect_with(code=code)

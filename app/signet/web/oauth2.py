@@ -1,6 +1,6 @@
 """The OAuth 2.0 authorization server's HTTP face: Signet's own login pages (plain HTML, one
-style sheet, no script), the token, revocation and pushed-request endpoints (RFC 6749 errors
-as JSON), and the server's metadata."""
+style sheet, no script but the device approval page's), the token, revocation and
+pushed-request endpoints (RFC 6749 errors as JSON), and the server's metadata."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from flask import Blueprint, Flask, Response, jsonify, redirect, render_template
 from flask.typing import ResponseReturnValue
 
 from signet.errors import SignetError, TooManyRequests
-from signet.signing import oauth2, oauth2_consent, oauth2_device, oauth2_tokens
+from signet.signing import oauth2, oauth2_consent, oauth2_device, oauth2_factor, oauth2_tokens
 from signet.signing.oauth2_clients import OAuth2Error
+from signet.web.csc import origin
 from signet.web.csc_auth import basic_credentials
 from signet.web.openapi import STRING, enum, obj, operation, tag, with_description
 from signet.web.params import services
@@ -38,6 +39,7 @@ _PAGES = (
     "oauth2.login",
     "oauth2.consent",
     "oauth2.factor",
+    "oauth2.approval",
     "oauth2.device",
     "oauth2.device_page",
 )
@@ -51,6 +53,11 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+# The device approval page: its two scripts (of this origin), which call this origin only.
+SCRIPT_CSP = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+    "img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def issuer() -> str:
@@ -76,6 +83,8 @@ def _params(source: Any) -> dict[str, Any]:
 def render(page: oauth2.Page, status: int = 200) -> Response:
     """A page of the login flow (oauth2/<name>.html) with this status."""
     response = Response(render_template(f"oauth2/{page.name}.html", page=page), status=status)
+    if page.name == oauth2_factor.STAGE:
+        response.headers["Content-Security-Policy"] = SCRIPT_CSP
     return response
 
 
@@ -92,8 +101,10 @@ def _outcome(result: oauth2.Page | str) -> ResponseReturnValue:
 @blueprint.after_request
 def _harden(response: Response) -> Response:
     if request.endpoint in _PAGES:
-        response.headers.update(PAGE_HEADERS)
+        for name, value in PAGE_HEADERS.items():  # the approval page's CSP is its own
+            response.headers.setdefault(name, value)
     elif request.endpoint in (
+        "oauth2.approval_status",
         "oauth2.token",
         "oauth2.pushed_authorize",
         "oauth2.device_authorization",
@@ -177,7 +188,9 @@ def login() -> ResponseReturnValue:
 def consent() -> ResponseReturnValue:
     approve = request.form.get("decision") == "approve"
     return _outcome(
-        oauth2_consent.consent(services(), _form("ticket"), csrf_cookie(), approve, _source())
+        oauth2_consent.consent(
+            services(), _form("ticket"), csrf_cookie(), approve, _source(), origin()
+        )
     )
 
 
@@ -194,6 +207,54 @@ def factor() -> ResponseReturnValue:
     return _outcome(
         oauth2_consent.factor(services(), _form("ticket"), csrf_cookie(), _form("code"), _source())
     )
+
+
+@operation(
+    "The device approval page's form (Mobile ID, passkey): continue — with the passkey's "
+    "assertion, or once her phone decided — back to the client with a code, or access_denied "
+    "if she denied or the request expired, or the page again saying why; cancel withdraws the "
+    "request (access_denied)",
+    request=obj(
+        required=("ticket",),
+        ticket=STRING,
+        decision=enum("continue", "cancel"),
+        assertion=with_description(STRING, "a passkey's assertion, its JSON form"),
+    ),
+    request_types=FORM,
+    also=("303",),
+    **HTML,
+)
+@blueprint.route("/oauth2/approval", methods=["POST"])
+def approval() -> ResponseReturnValue:
+    return _outcome(
+        oauth2_factor.finish(
+            services(),
+            _form("ticket"),
+            csrf_cookie(),
+            decision=request.form.get("decision") or "continue",
+            assertion=_form("assertion"),
+            source=_source(),
+            origin=origin(),
+        )
+    )
+
+
+@operation(
+    "The device approval page's poll: the state of the request her device is asked to approve "
+    "(the page's ticket, from the browser it was given to); it issues nothing",
+    request=TICKET_FORM,
+    request_types=FORM,
+    answer=obj(
+        required=("status", "expiresIn"),
+        status=enum("pending", "approved", "denied", "expired", "issued"),
+        expiresIn={"type": "integer", "minimum": 0},
+    ),
+    errors={"400": "invalid_request: a ticket expired, edited, of another browser or stage"},
+    auth=(),
+)
+@blueprint.route("/oauth2/approval/status", methods=["POST"])
+def approval_status() -> ResponseReturnValue:
+    return jsonify(oauth2_factor.status(services(), _form("ticket"), csrf_cookie()))
 
 
 def _endpoint_params() -> dict[str, Any]:
