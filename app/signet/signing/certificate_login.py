@@ -5,18 +5,25 @@ certificates registered to users (`signet users cert-*`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography import x509
+from sqlalchemy.orm import Session
 
 from signet.auth import assurance, certificate_users
 from signet.auth.certificate_users import mapped_user
 from signet.auth.client_certificates import CertificateRefused, Verified, fingerprint
 from signet.auth.throttle import ThrottleKeys, prune_due, prune_stale, settle_login
+from signet.auth.tokens import Principal
 from signet.errors import SignetError
 from signet.events import append_event
 from signet.signing.context import Services
 from signet.signing.sessions import Login, issue_tokens, reserve_try
+from signet.store import User
+
+T = TypeVar("T")
 
 # What a certificate login reaches on its own (docs/assurance.md).
 SOFTWARE_CERTIFICATE_LOGIN = assurance.reached(("x509",))
@@ -36,9 +43,46 @@ class Presented:
 def certificate_login(
     services: Services, presented: Presented, source: str, *, remember_me: bool = False
 ) -> Login:
-    """Log in the user `presented` maps to. Every refusal is HTTP 401 naming the problem,
-    recorded as login.failed (method x509) and counted by the login throttle: per address,
-    and per certificate as a user name would be."""
+    """Log in the user `presented` maps to: an access token (and with `remember_me` a refresh
+    token). Every refusal is HTTP 401 naming the problem, recorded as login.failed (method
+    x509) and counted by the login throttle: per address, and per certificate as a user name
+    would be."""
+
+    def tokens(session: Session, user: User, level: assurance.Level) -> Login:
+        return issue_tokens(services, session, user, level, source, remember_me, method="x509")
+
+    return _logged_in(services, presented, source, tokens)
+
+
+def certificate_principal(services: Services, presented: Presented, source: str) -> Principal:
+    """The same login on Signet's own pages (OAuth 2.0): checked, throttled and refused as
+    above, audited as `oauth2.login` (method x509); the principal, no token (the token
+    endpoint mints it once the client has the code)."""
+
+    def principal(session: Session, user: User, level: assurance.Level) -> Principal:
+        append_event(
+            session,
+            "oauth2.login",
+            actor=user.username,
+            subject=user.username,
+            method="x509",
+            source=source,
+            auth_methods=list(level.methods),
+            loa=level.eidas,
+        )
+        return Principal(user.id, user.username, " ".join(level.methods), level.eidas)
+
+    return _logged_in(services, presented, source, principal)
+
+
+def _logged_in(
+    services: Services,
+    presented: Presented,
+    source: str,
+    succeed: Callable[[Session, User, assurance.Level], T],
+) -> T:
+    """Verify `presented`, map it to a user and `succeed` in the transaction that settles
+    the throttle; or refuse (401), audited."""
     settings = services.settings.client_certificates
     digest = fingerprint(presented.certificate)
     subject = presented.certificate.subject.rfc4514_string()[:256]
@@ -57,7 +101,7 @@ def certificate_login(
         verified = services.client_certificates.verify(presented.certificate, presented.chain)
     except CertificateRefused as exc:
         refusal = exc.reason
-    result = None
+    result: T | None = None
     with services.database.transaction() as session:
         username = subject
         if verified is not None:
@@ -68,9 +112,7 @@ def certificate_login(
             else:
                 username = user.username
                 level = CARD_CERTIFICATE_LOGIN if verified.on_card else SOFTWARE_CERTIFICATE_LOGIN
-                result = issue_tokens(
-                    services, session, user, level, source, remember_me, method="x509"
-                )
+                result = succeed(session, user, level)
                 if verified.revocation == "unknown":
                     append_event(
                         session,

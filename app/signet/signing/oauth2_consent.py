@@ -1,8 +1,8 @@
-"""The steps of Signet's own login pages after the request is checked: the password login,
-the consent, and the credential's second factor (as at credentials/authorize: its policy,
-its shared counter of failed tries, its lock) that ends them with the authorization code; a
-credential approved on its owner's device (Mobile ID, passkey) goes on to oauth2_factor's
-approval page instead."""
+"""The steps of Signet's own login pages after the request is checked: the password or
+client-certificate login, the consent, and the credential's second factor (as at
+credentials/authorize: its policy, its shared counter of failed tries, its lock) that ends
+them with the authorization code; a credential approved on its owner's device (Mobile ID,
+passkey) goes on to oauth2_factor's approval page instead."""
 
 from __future__ import annotations
 
@@ -10,12 +10,18 @@ from signet.auth.tokens import Principal
 from signet.errors import AccessDenied, SignetError
 from signet.events import append_event
 from signet.signing import csc, oauth2_device, oauth2_factor, send_otp, sessions
+from signet.signing.certificate_login import Presented, certificate_principal
 from signet.signing.context import Services
 from signet.signing.mobile_requests import DEVICE_KINDS
 from signet.signing.oauth2 import Page, RedirectError, issue_code, open_ticket, ticket
 from signet.signing.oauth2 import credential_of as _credential
 
-__all__ = ["consent", "factor", "issue_code", "logged_in_elsewhere", "login"]
+__all__ = ["certificate", "consent", "factor", "issue_code", "logged_in_elsewhere", "login"]
+
+NO_CERTIFICATE = (
+    "Your browser sent no client certificate on this connection: choose yours when the "
+    "browser asks (reload the page if it did not), or log in with your password"
+)
 
 
 def login(
@@ -41,11 +47,33 @@ def login(
     )
 
 
+def certificate(
+    services: Services,
+    value: str,
+    cookie: str | None,
+    presented: Presented | None,
+    unreadable: str | None,
+    source: str,
+) -> Page:
+    """The login page's certificate button: the TLS client certificate the browser presented
+    (`presented`; `unreadable`: why it could not be read) verified, mapped and throttled as at
+    auth/login; the consent page, or the login page again with why."""
+    request, _ = open_ticket(services, value, cookie, "login")
+    if presented is None:
+        return Page("login", request, value, error=unreadable or NO_CERTIFICATE)
+    try:
+        user = certificate_principal(services, presented, source)
+    except SignetError as refused:
+        return Page("login", request, value, error=refused.description)
+    return logged_in_elsewhere(services, value, cookie, user)
+
+
 def logged_in_elsewhere(
     services: Services, value: str, cookie: str | None, user: Principal
 ) -> Page:
     """The login page left for an identity provider (OIDC, SAML) and come back with `user`
-    (signing.federation.login verified her): the consent page, as after a password login.
+    (signing.federation.login verified her), or her certificate verified: the consent page,
+    as after a password login.
     `value` is the login page's ticket the provider round trip carried."""
     request, _ = open_ticket(services, value, cookie, "login")
     credential = _credential(services, request, user) if request.scope == "credential" else None

@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from signet.errors import SignetError, TooManyRequests
 from signet.signing import oauth2, oauth2_consent, oauth2_device, oauth2_factor, oauth2_tokens
 from signet.signing.oauth2_clients import OAuth2Error
+from signet.web.client_certificate import presented_certificate
 from signet.web.csc import origin
 from signet.web.csc_auth import basic_credentials
 from signet.web.openapi import STRING, enum, obj, operation, tag, with_description
@@ -37,6 +38,7 @@ CSRF_COOKIE = "signet_oauth2_csrf"
 _PAGES = (
     "oauth2.authorize",
     "oauth2.login",
+    "oauth2.certificate_login",
     "oauth2.consent",
     "oauth2.factor",
     "oauth2.approval",
@@ -174,6 +176,38 @@ def login() -> ResponseReturnValue:
         services(), _form("ticket"), csrf_cookie(), _form("username"), _form("password"), _source()
     )
     return _outcome(page)
+
+
+@operation(
+    "The login page's certificate button: the TLS client certificate of this connection (or "
+    "of a trusted proxy's header) verified and mapped as at auth/login; the consent page, or "
+    "the login page again saying why",
+    request=obj(required=("ticket",), ticket=STRING),
+    request_types=FORM,
+    also=(),
+    **HTML,
+)
+@blueprint.route("/oauth2/login/certificate", methods=["POST"])
+def certificate_login() -> ResponseReturnValue:
+    unreadable = None
+    try:
+        presented = presented_certificate()
+    except SignetError as refused:  # a certificate or proxy header that cannot be read
+        presented, unreadable = None, refused.description
+    page = oauth2_consent.certificate(
+        services(), _form("ticket"), csrf_cookie(), presented, unreadable, _source()
+    )
+    return _outcome(page)
+
+
+@blueprint.app_context_processor
+def _certificate_button() -> dict[str, Any]:
+    """`certificate_login_offered()` for the login page: client-certificate logins enabled."""
+
+    def offered() -> bool:
+        return services().settings.client_certificates.enabled
+
+    return {"certificate_login_offered": offered}
 
 
 @operation(
