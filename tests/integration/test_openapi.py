@@ -76,13 +76,27 @@ def test_request_schemas_say_what_the_code_reads(client):
 
 
 def test_documented_statuses_are_csc_errors(client):
+    """Every documented refusal is CSC error JSON, but the OAuth 2.0 pages' forms, whose
+    refusals are HTML pages; each of those answers an empty form so."""
     spec = client.get("/openapi.json").get_json()
+    pages = []
     for path, methods in spec["paths"].items():
         for method, op in methods.items():
             for status, response in op["responses"].items():
-                if status.startswith(("4", "5")) and path != "/health":
-                    schema = response["content"]["application/json"]["schema"]
-                    assert schema == {"$ref": "#/components/schemas/Error"}, (path, status)
+                if not status.startswith(("4", "5")) or path == "/health":
+                    continue
+                if "text/html" in response["content"]:
+                    assert list(response["content"]) == ["text/html"], (path, status)
+                    assert path.startswith("/oauth2/") and method == "post", (path, status)
+                    pages.append((path, status))
+                    continue
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (path, status)
+    assert len({path for path, _ in pages}) >= 6, pages
+    for path, status in pages:
+        if status == "400":
+            answer = client.post(path, data={})
+            assert answer.status_code == 400 and answer.mimetype == "text/html", path
 
 
 def test_docs_page_loads_nothing_from_elsewhere(client):

@@ -33,6 +33,9 @@ OAUTH2_ERRORS = {
 }
 TICKET_FORM = obj(required=("ticket",), ticket=with_description(STRING, "the page's sealed ticket"))
 HTML = {"answer_type": "text/html", "auth": ()}
+# What the pages' forms answer when they cannot go on: the page again saying why, or the
+# error page (a ticket expired, edited, of another browser or stage).
+PAGE_400 = {"400": "the page again saying why, or the error page (a ticket that cannot be used)"}
 
 CSRF_COOKIE = "signet_oauth2_csrf"
 _PAGES = (
@@ -168,6 +171,7 @@ def _form(name: str) -> str:
     request=obj(required=("ticket",), ticket=STRING, username=STRING, password=STRING),
     request_types=FORM,
     also=(),
+    page_errors=PAGE_400,
     **HTML,
 )
 @blueprint.route("/oauth2/login", methods=["POST"])
@@ -185,6 +189,7 @@ def login() -> ResponseReturnValue:
     request=obj(required=("ticket",), ticket=STRING),
     request_types=FORM,
     also=(),
+    page_errors=PAGE_400,
     **HTML,
 )
 @blueprint.route("/oauth2/login/certificate", methods=["POST"])
@@ -216,6 +221,7 @@ def _certificate_button() -> dict[str, Any]:
     request=obj(required=("ticket",), ticket=STRING, decision=enum("approve", "deny")),
     request_types=FORM,
     also=("303",),
+    page_errors=PAGE_400,
     **HTML,
 )
 @blueprint.route("/oauth2/consent", methods=["POST"])
@@ -234,6 +240,7 @@ def consent() -> ResponseReturnValue:
     request=obj(required=("ticket",), ticket=STRING, code=STRING),
     request_types=FORM,
     also=("303",),
+    page_errors=PAGE_400,
     **HTML,
 )
 @blueprint.route("/oauth2/factor", methods=["POST"])
@@ -256,6 +263,7 @@ def factor() -> ResponseReturnValue:
     ),
     request_types=FORM,
     also=("303",),
+    page_errors=PAGE_400,
     **HTML,
 )
 @blueprint.route("/oauth2/approval", methods=["POST"])
@@ -394,6 +402,10 @@ def device_page() -> ResponseReturnValue:
     request=obj(user_code=with_description(STRING, "the code the device shows, XXXX-XXXX")),
     request_types=FORM,
     also=(),
+    page_errors={
+        **PAGE_400,
+        "429": "too many wrong codes from this address: the error page, saying when to retry",
+    },
     **HTML,
 )
 @blueprint.route("/oauth2/device", methods=["POST"])

@@ -59,7 +59,8 @@ _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 @dataclass(frozen=True)
 class Operation:
     """What the document says of one route and method. ``errors`` maps an HTTP status to
-    when it is answered (CSC error JSON); ``answer`` is the success answer's JSON Schema."""
+    when it is answered (CSC error JSON), ``page_errors`` to when an HTML page answers it;
+    ``answer`` is the success answer's JSON Schema."""
 
     summary: str
     request: Schema | None = None
@@ -67,6 +68,8 @@ class Operation:
     success: str | None = "200"  # None: the operation never succeeds (not offered)
     also: tuple[str, ...] = ()  # other statuses whose body has the answer's schema
     errors: Mapping[str, str] = field(default_factory=dict)
+    # statuses answered with an HTML page saying why (the OAuth 2.0 pages' forms)
+    page_errors: Mapping[str, str] = field(default_factory=dict)
     auth: tuple[str, ...] = ("bearer",)  # security schemes, any one of them; () for none
     auth_optional: bool = False
     request_types: tuple[str, ...] = ("application/json",)
@@ -131,6 +134,8 @@ def _operation_object(
         responses[status] = {**success, "description": "see the body"}
     for status, when in sorted(declared.errors.items()):
         responses[status] = {"description": when, "content": error}
+    for status, when in sorted(declared.page_errors.items()):
+        responses[status] = {"description": when, "content": {"text/html": {}}}
     built: dict[str, Any] = {
         "operationId": endpoint.replace(".", "_"),
         "summary": declared.summary,
