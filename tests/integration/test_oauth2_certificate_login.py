@@ -2,7 +2,8 @@
 terminating TLS and asking for client certificates under the test PKI's root; a browser
 (requests, its certificate set) goes from a client's authorization request through the
 button and the consent to a token with which a PIN credential under the qualified policy
-signs (a certificate and a PIN are two kinds of factor). Without a certificate, or with one
+signs (a certificate and a PIN are two kinds of factor), and a device's code (RFC 8628)
+approved the same way. Without a certificate, or with one
 that maps to nobody or is revoked, the login page says why, and the refusal is audited."""
 
 from __future__ import annotations
@@ -74,13 +75,55 @@ class Person:
         )
 
 
+def device_flow_with_the_certificate(url: str, world: dict, pki, cert: tuple) -> None:
+    """RFC 8628: the device's code entered in a browser holding the certificate, its login
+    page's certificate button, the consent; the device's poll gets a token that lists."""
+    tls = {"verify": str(pki.anchor_file), "timeout": 30}
+    started = requests.post(
+        f"{url}/oauth2/device_authorization", data={"client_id": world["public"]}, **tls
+    )
+    assert started.status_code == 200, started.text
+    person = Person(url, world, cert)
+    person.browser.open(started.json()["verification_uri_complete"])
+    login = person.browser.submit()
+    assert login.status_code == 200 and 'id="certificate-login"' in login.text, login.text
+    parser = _Forms()
+    parser.feed(login.text)
+    (form,) = [f for f in parser.forms if f["action"] == "/oauth2/login/certificate"]
+    consent = person.browser.session.post(
+        urljoin(url, form["action"]), data=form["fields"], allow_redirects=False
+    )
+    assert consent.status_code == 200 and "Signet Card" in consent.text, consent.text
+    person.browser.page = consent
+    assert person.browser.submit(decision="approve").status_code == 200
+    polled = requests.post(
+        f"{url}/oauth2/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code": started.json()["device_code"],
+            "client_id": world["public"],
+        },
+        **tls,
+    )
+    assert polled.status_code == 200, polled.text
+    listed = requests.post(
+        f"{url}/csc/v2/credentials/list",
+        json={},
+        headers={"Authorization": f"Bearer {polled.json()['access_token']}"},
+        **tls,
+    )
+    assert listed.status_code == 200 and len(listed.json()["credentialIDs"]) == 1
+
+
 def test_login_page_certificate_button_to_a_token_that_signs(pki, services):
     add_alice(services)
     credential = enrol(
         services, "alice", key="ec-p256", activation="pin", pin=PIN, policy="qualified"
     ).credential_id
     client, secret = add_client(services, "Acme Sign", [REDIRECT_URI], public=False, actor="t")
+    public, _ = add_client(services, "Signet Card", [REDIRECT_URI], public=True, actor="t")
     world = {"client": client.client_id, "secret": secret, "anchor": pki.anchor_file}
+    world["public"] = public.client_id
     alice = pki.issue("alice", "alice")
     mallory = pki.issue("mallory", "mallory")
     revoked = pki.issue("revoked", "alice")
@@ -96,6 +139,7 @@ def test_login_page_certificate_button_to_a_token_that_signs(pki, services):
         assert login["subject"] == "alice" and login["method"] == "x509"
         assert login["auth_methods"] == ["x509"]
 
+        device_flow_with_the_certificate(url, world, pki, alice[:2])
         for cert, words in (
             (None, "sent no client certificate"),
             (mallory[:2], "maps to no user"),
