@@ -1,17 +1,46 @@
 """A person at Signet's login pages, played over HTTP for the OAuth 2.0 tests: requests
 keeps the cookies, each page's one form is read from its HTML and sent as a browser would
-(no JavaScript: the pages have none)."""
+(no JavaScript), and the application's redirect URI served for real browsers to land on."""
 
 from __future__ import annotations
 
 import mailbox
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 
 REDIRECT_URI = "http://127.0.0.1:56849/callback"
+
+
+@contextmanager
+def application_callback(redirect_uri: str = REDIRECT_URI) -> Iterator[None]:
+    """The signature application's redirect URI: a page that says the browser is back."""
+
+    class Back(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"back at the application")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", urlsplit(redirect_uri).port), Back)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 class _Forms(HTMLParser):

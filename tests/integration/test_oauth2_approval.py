@@ -15,9 +15,7 @@ import json
 import os
 import re
 import secrets
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -36,7 +34,7 @@ from signet.signing import admin
 from signet.signing.oauth2_clients import add_client
 from signet.store import MobileRequest
 from tests.helpers import port_in, signet_server
-from tests.integration.oauth2_browser import Browser
+from tests.integration.oauth2_browser import Browser, application_callback
 from tests.integration.test_mobile_id import register_with_cli
 from tests.integration.test_passkeys_browser import (  # noqa: F401 (chromium: a fixture)
     assertion,
@@ -102,25 +100,8 @@ def passkey_world(services, settings_env):
 
 @pytest.fixture
 def callback():
-    """The application's redirect URI, so that the browser lands somewhere."""
-
-    class Back(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            self.wfile.write(b"back at the application")
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", urlsplit(REDIRECT_URI).port), Back)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with application_callback(REDIRECT_URI):
+        yield
 
 
 class App:

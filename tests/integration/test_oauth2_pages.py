@@ -9,8 +9,6 @@ import contextlib
 import hashlib
 import secrets
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,7 +20,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.integration.csc_http import PASSWORD, SHA
-from tests.integration.oauth2_browser import REDIRECT_URI, mail_keys, newest_code
+from tests.integration.oauth2_browser import (
+    REDIRECT_URI,
+    application_callback,
+    mail_keys,
+    newest_code,
+)
 from tests.integration.test_oauth2 import b64url, world  # noqa: F401
 
 ARGUMENTS = (
@@ -39,26 +42,8 @@ ARGUMENTS = (
 
 @pytest.fixture
 def callback():
-    """The signature application's redirect URI: a page that says the browser is back."""
-
-    class Back(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            self.wfile.write(b"back at the application")
-
-        def log_message(self, *args):
-            pass
-
-    port = urlsplit(REDIRECT_URI).port
-    server = HTTPServer(("127.0.0.1", port), Back)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with application_callback():
+        yield
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from signet.auth.tokens import Principal
 from signet.errors import SignetError
 from signet.events import append_event
 from signet.signing.context import Services
-from signet.signing.sessions import Login, issue_tokens, reserve_try
+from signet.signing.sessions import Login, issue_tokens, page_login, reserve_try
 from signet.store import User
 
 T = TypeVar("T")
@@ -60,17 +60,7 @@ def certificate_principal(services: Services, presented: Presented, source: str)
     endpoint mints it once the client has the code)."""
 
     def principal(session: Session, user: User, level: assurance.Level) -> Principal:
-        append_event(
-            session,
-            "oauth2.login",
-            actor=user.username,
-            subject=user.username,
-            method="x509",
-            source=source,
-            auth_methods=list(level.methods),
-            loa=level.eidas,
-        )
-        return Principal(user.id, user.username, " ".join(level.methods), level.eidas)
+        return page_login(session, user, level, "x509", source)
 
     return _logged_in(services, presented, source, principal)
 

@@ -156,23 +156,30 @@ def check_login(services: Services, username: str, password: str, source: str) -
     with services.database.transaction() as session:
         user = check_password(session, username, password, source=source)
         if user is not None:
-            found = Principal(
-                user.id, user.username, " ".join(PASSWORD_LOGIN.methods), PASSWORD_LOGIN.eidas
-            )
-            append_event(
-                session,
-                "oauth2.login",
-                actor=user.username,
-                subject=user.username,
-                method="password",
-                source=source,
-                auth_methods=list(PASSWORD_LOGIN.methods),
-                loa=PASSWORD_LOGIN.eidas,
-            )
+            found = page_login(session, user, PASSWORD_LOGIN, "password", source)
         settle_login(session, keys, limits, ok=found is not None, username=username, source=source)
     if found is None:
         raise SignetError("Invalid username or password", error="authentication_error", status=401)
     return found
+
+
+def page_login(
+    session: Session, user: User, level: assurance.Level, method: str, source: str
+) -> Principal:
+    """A login on Signet's own pages that reached `level` by `method`: audited as
+    `oauth2.login`; the principal the pages carry on (no token: the token endpoint mints it
+    once the client has the code)."""
+    append_event(
+        session,
+        "oauth2.login",
+        actor=user.username,
+        subject=user.username,
+        method=method,
+        source=source,
+        auth_methods=list(level.methods),
+        loa=level.eidas,
+    )
+    return Principal(user.id, user.username, " ".join(level.methods), level.eidas)
 
 
 def refresh(services: Services, refresh_token: str, source: str) -> Login:
