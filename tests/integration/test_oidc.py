@@ -380,26 +380,45 @@ def test_an_op_error_brings_back_the_login_page(world):
     assert "Corporate login answered access_denied: user cancelled" in denied.text
 
 
-def test_insufficient_acr_is_refused_and_the_step_up_named(world):
+def test_insufficient_acr_is_asked_again_once_then_refused_naming_the_step_up(world):
     w = world
     # an acr the provider does not map (and no default level): no login at all
     address, _ = authorize_address(w, base.confidential_session(w))
     page = oidc_login(w, Browser(w["url"]), address, acr="urn:test:unknown")
     assert page.status_code == 400 and "not enough for Signet" in html.unescape(page.text)
-    # low (password at the OP) for a qualified credential: the login page again, naming the
-    # step-up, before any consent or second factor
+    # low (password at the OP) for a qualified credential: Signet asks the OP again, once,
+    # for the stronger contexts its levels map, with prompt=login
     digest = hashlib.sha256(b"x").digest()
     address, _ = authorize_address(
         w, base.confidential_session(w, "credential"), "credential", w["qualified"], [digest]
     )
-    page = oidc_login(w, Browser(w["url"]), address, acr="urn:test:pwd", amr="pwd")
+    browser = Browser(w["url"])
+    again = oidc_login(w, browser, address, acr="urn:test:pwd", amr="pwd")
+    assert again.status_code == 200 and 'name="acr"' in again.text, again.text[:2000]
+    (asked,) = [r.headers["Location"] for r in again.history if "/auth?" in r.headers.get(
+        "Location", "")]  # fmt: skip
+    query = parse_qs(urlsplit(asked).query)
+    assert query["acr_values"] == ["urn:test:hw urn:test:mfa"] and query["prompt"] == ["login"]
+    (step,) = base.events(w["services"], "federation.step_up")
+    assert step[1]["acr_values"] == ["urn:test:hw", "urn:test:mfa"] and step[1]["loa"] == "low"
+    # low again: the login page, naming the step-up, before any consent or second factor
+    page = at_op(browser, again, acr="urn:test:pwd", amr="pwd")
     text = html.unescape(page.text)
     assert page.status_code == 400 and "Step up" in text, text
     assert "eIDAS substantial" in text and "qualified" in text
-    (refusal,) = base.events(w["services"], "credential.authorize_refused")
-    assert refusal[0] == "failure" and refusal[1]["policy"] == "qualified"
-    assert refusal[1]["auth_methods"] == ["idp_low", "email_otp"]
-    # the same login for the advanced credential (two kinds with its code) is enough
+    refusals = base.events(w["services"], "credential.authorize_refused")
+    assert [r[1]["policy"] for r in refusals] == ["qualified", "qualified"]
+    assert refusals[0][1]["auth_methods"] == ["idp_low", "email_otp"]
+    assert len(base.events(w["services"], "federation.step_up")) == 1  # asked once only
+    # asked again, she logs in with the stronger method: the consent page
+    address, _ = authorize_address(
+        w, base.confidential_session(w, "credential"), "credential", w["qualified"], [digest]
+    )
+    browser = Browser(w["url"])
+    again = oidc_login(w, browser, address, acr="urn:test:pwd", amr="pwd")
+    page = at_op(browser, again, acr="urn:test:mfa", amr="pwd,otp")
+    assert page.status_code == 200 and "Approve" in page.text, page.text[:2000]
+    # the same low login for the advanced credential (two kinds with its code) is enough
     address, _ = authorize_address(
         w, base.confidential_session(w, "credential"), "credential", w["credential"], [digest]
     )

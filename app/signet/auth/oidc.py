@@ -12,6 +12,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,15 +130,25 @@ def _client(settings: OidcProviderSettings, secret: str | None, **kwargs: Any) -
     return client
 
 
-def authorization_url(settings: OidcProviderSettings, redirect_uri: str) -> tuple[str, Pending]:
-    """Where to send the browser (the code flow with PKCE S256, state, nonce, acr_values,
-    max_age), and what its callback must find again."""
+def authorization_url(
+    settings: OidcProviderSettings,
+    redirect_uri: str,
+    *,
+    acr_values: Sequence[str] | None = None,
+    prompt: str | None = None,
+) -> tuple[str, Pending]:
+    """Where to send the browser (the code flow with PKCE S256, state, nonce, acr_values —
+    the settings' unless `acr_values` — max_age, prompt), and what its callback must find
+    again."""
     pending = Pending(
         secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48)
     )
     extra: dict[str, str] = {}
-    if settings.acr_values:
-        extra["acr_values"] = " ".join(settings.acr_values)
+    asked = settings.acr_values if acr_values is None else acr_values
+    if asked:
+        extra["acr_values"] = " ".join(asked)
+    if prompt is not None:
+        extra["prompt"] = prompt
     if settings.max_age_seconds is not None:
         extra["max_age"] = str(settings.max_age_seconds)
     client = _client(settings, None, redirect_uri=redirect_uri)

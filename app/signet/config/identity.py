@@ -71,6 +71,10 @@ class OidcProviderSettings(_Provider):
     scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
     # acr values asked for (OIDC Core 3.1.2.1 acr_values); empty: none asked.
     acr_values: list[str] = Field(default_factory=list)
+    # A login whose acr falls short of the credential the application asks for: ask the OP
+    # again, once, with prompt=login and acr_values naming the stronger contexts `levels` maps
+    # (strongest first). False: the login page says so and the user steps up herself.
+    step_up: bool = True
     # CA bundle for the OP's TLS; None: the system store.
     ca_file: str | None = None
     # The ID token signature algorithms accepted (asymmetric only: a client secret never

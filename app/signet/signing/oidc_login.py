@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from signet.auth import assurance, oidc
@@ -50,6 +51,18 @@ def _secret(settings: OidcProviderSettings) -> str | None:
         ) from None
 
 
+@dataclass(frozen=True)
+class StepUp:
+    """The provider asked again for a stronger context: where to send the browser, and the
+    sealed round trip it keeps until the callback."""
+
+    location: str
+    round_trip: str
+
+
+_RANK = {"low": 0, "substantial": 1, "high": 2}
+
+
 def start(
     services: Services, name: str, ticket: str, cookie: str | None, redirect_uri: str
 ) -> tuple[str, str]:
@@ -57,19 +70,44 @@ def start(
     sealed round trip the browser keeps until the callback."""
     settings = settings_of(services, name)
     open_ticket(services, ticket, cookie, "login")  # this browser's login page, still valid
+    return _round_trip(services, settings, name, ticket, redirect_uri)
+
+
+def _round_trip(
+    services: Services,
+    settings: OidcProviderSettings,
+    name: str,
+    ticket: str,
+    redirect_uri: str,
+    stronger: list[str] | None = None,
+) -> tuple[str, str]:
+    """The authorization URL and its sealed round trip; with `stronger`, the step-up's (those
+    acr values, prompt=login, and marked so that it is asked once)."""
     try:
-        url, pending = oidc.authorization_url(settings, redirect_uri)
+        url, pending = oidc.authorization_url(
+            settings, redirect_uri, acr_values=stronger, prompt="login" if stronger else None
+        )
     except oidc.OidcError as exc:
         _failed(services, name, str(exc), "")
         raise ServiceUnavailable(f"{settings.label} cannot be reached now: {exc}") from None
     lifetime = max(services.settings.oauth2.page_lifetime_seconds, _MIN_ROUND_TRIP)
-    sealed = mint_grant(
-        services.hsm,
-        "oidc",
-        {"p": name, "t": ticket, "s": pending.state, "n": pending.nonce, "v": pending.verifier},
-        lifetime,
-    )
-    return url, sealed
+    claims: dict[str, object] = {
+        "p": name,
+        "t": ticket,
+        "s": pending.state,
+        "n": pending.nonce,
+        "v": pending.verifier,
+    }
+    if stronger:
+        claims["u"] = 1
+    return url, mint_grant(services.hsm, "oidc", claims, lifetime)
+
+
+def _stronger(settings: OidcProviderSettings, principal: Principal) -> list[str]:
+    """The acr values `levels` maps above this login's level, strongest first."""
+    have = _RANK.get(principal.loa, -1)
+    found = [(_RANK[level], acr) for acr, level in settings.levels.items() if _RANK[level] > have]
+    return [acr for _, acr in sorted(found, key=lambda pair: -pair[0])]
 
 
 def _failed(services: Services, name: str, reason: str, source: str) -> None:
@@ -132,10 +170,12 @@ def callback(
     cookie: str | None,
     redirect_uri: str,
     source: str,
-) -> Page:
+) -> Page | StepUp:
     """The provider sent the browser back: the consent page for the user its verified ID
     token names, the login page again saying why not, or an error page when not even the
-    login page can be shown (no round trip of this browser's, another state)."""
+    login page can be shown (no round trip of this browser's, another state). A login that
+    falls short of the credential's policy is asked again of the provider, once, for the
+    stronger contexts its levels map (`step_up`)."""
     claims = open_grant(services.hsm, "oidc", round_trip or "")
 
     def refused(reason: str) -> PageError:
@@ -182,4 +222,21 @@ def callback(
         return again(exc.description)
     page = oauth2_consent.logged_in_elsewhere(services, ticket, cookie, principal)
     short = _short_of_policy(services, page, principal)
-    return again(short) if short else page
+    if not short:
+        return page
+    stronger = _stronger(settings, principal) if settings.step_up and not claims.get("u") else []
+    if not stronger:
+        return again(short)
+    with services.database.transaction() as session:
+        append_event(
+            session,
+            "federation.step_up",
+            actor=principal.username,
+            subject=f"idp:{name}",
+            provider=name,
+            protocol="oidc",
+            loa=principal.loa,
+            acr_values=stronger,
+            source=source,
+        )
+    return StepUp(*_round_trip(services, settings, name, ticket, redirect_uri, stronger))

@@ -81,6 +81,11 @@ def oidc_start(provider: str) -> ResponseReturnValue:
     url, sealed = oidc_login.start(
         services(), provider, ticket, pages.csrf_cookie(), _redirect_uri(provider)
     )
+    return _to_provider(url, sealed)
+
+
+def _to_provider(url: str, sealed: str) -> ResponseReturnValue:
+    """Off to the provider (303), the round trip kept by this browser."""
     response = redirect(url, code=303)
     response.set_cookie(
         ROUND_TRIP_COOKIE,
@@ -95,7 +100,9 @@ def oidc_start(provider: str) -> ResponseReturnValue:
 
 @operation(
     "The OpenID Connect provider's answer (code and state, or an error): the consent page, "
-    "or (400) the login page again or an error page saying why",
+    "back to the provider once for a stronger login (303, step-up), or (400) the login page "
+    "again or an error page saying why",
+    also=("303",),
     **HTML,
 )
 @blueprint.route("/oauth2/login/oidc/<provider>/callback", methods=["GET"])
@@ -111,6 +118,8 @@ def oidc_callback(provider: str) -> ResponseReturnValue:
         _redirect_uri(provider),
         request.remote_addr or "",
     )
+    if isinstance(page, oidc_login.StepUp):  # the provider asked again, for more
+        return _to_provider(page.location, page.round_trip)
     response = pages.render(page, 400 if page.error else 200)
     response.delete_cookie(ROUND_TRIP_COOKIE, path=_ROUND_TRIP_PATH)  # one round trip, once
     return response
