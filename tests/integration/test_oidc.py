@@ -400,7 +400,7 @@ def test_insufficient_acr_is_asked_again_once_then_refused_naming_the_step_up(wo
     query = parse_qs(urlsplit(asked).query)
     assert query["acr_values"] == ["urn:test:hw urn:test:mfa"] and query["prompt"] == ["login"]
     (step,) = base.events(w["services"], "federation.step_up")
-    assert step[1]["acr_values"] == ["urn:test:hw", "urn:test:mfa"] and step[1]["loa"] == "low"
+    assert step[1]["contexts"] == ["urn:test:hw", "urn:test:mfa"] and step[1]["loa"] == "low"
     # low again: the login page, naming the step-up, before any consent or second factor
     page = at_op(browser, again, acr="urn:test:pwd", amr="pwd")
     text = html.unescape(page.text)

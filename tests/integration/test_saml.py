@@ -138,7 +138,7 @@ class Flow:
     """One person's round trip: the client's authorization URL, the login page's SAML
     button, the IdP's page and its form (which a test may spoil before it is posted)."""
 
-    def __init__(self, w, provider_name="pysaml", scope="service"):
+    def __init__(self, w, provider_name="pysaml", scope="service", **extra):
         self.w = w
         self.client = OAuth2Session(
             w["client"],
@@ -151,11 +151,12 @@ class Flow:
         self.verifier = secrets.token_urlsafe(48)
         self.browser = Browser(w["url"])
         self.provider = provider_name
+        self.extra = extra  # more of the authorization request (a credential's, say)
 
     def to_idp(self) -> requests.Response:
         """The login page, its SAML button pressed: the redirect to the IdP."""
         address, _ = self.client.create_authorization_url(
-            f"{self.w['url']}/oauth2/authorize", code_verifier=self.verifier
+            f"{self.w['url']}/oauth2/authorize", code_verifier=self.verifier, **self.extra
         )
         page = self.browser.open(address)
         assert page.status_code == 200, page.text

@@ -180,16 +180,27 @@ def metadata(settings: SamlProviderSettings, name: str, public_url: str, sign: b
     return xml.decode() if isinstance(xml, bytes) else str(xml)
 
 
-def start(settings: SamlProviderSettings, name: str, public_url: str, relay_state: str) -> Started:
+def start(
+    settings: SamlProviderSettings,
+    name: str,
+    public_url: str,
+    relay_state: str,
+    *,
+    contexts: list[str] | None = None,
+) -> Started:
     """A signed AuthnRequest over HTTP-Redirect (SigAlg rsa-sha256), asking for the
-    configured contexts; the browser goes to `location`."""
+    configured contexts — or, for a step-up, for `contexts` with ForceAuthn (she logs in
+    again, not with the session the IdP holds); the browser goes to `location`."""
     sp, idp = client(settings, name, public_url)
     extra: dict[str, Any] = {}
-    if settings.requested_contexts:
+    asked = settings.requested_contexts if contexts is None else contexts
+    if asked:
         extra["requested_authn_context"] = samlp.RequestedAuthnContext(
-            authn_context_class_ref=[AuthnContextClassRef(c) for c in settings.requested_contexts],
+            authn_context_class_ref=[AuthnContextClassRef(c) for c in asked],
             comparison="exact",
         )
+    if contexts is not None:
+        extra["force_authn"] = "true"
     try:
         request_id, info = sp.prepare_for_authenticate(
             entityid=idp,

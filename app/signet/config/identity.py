@@ -56,6 +56,11 @@ class _Provider(BaseModel):
     provision: bool = False
     # Clock skew tolerated on the assertion's times.
     max_skew_seconds: int = Field(default=60, ge=0, le=600)
+    # A login whose context falls short of the credential the application asks for: ask the
+    # provider again, once, for the stronger contexts `levels` maps (strongest first; OIDC
+    # acr_values with prompt=login, SAML RequestedAuthnContext with ForceAuthn). False: the
+    # login page says so and the user steps up herself.
+    step_up: bool = True
 
 
 class OidcProviderSettings(_Provider):
@@ -71,10 +76,6 @@ class OidcProviderSettings(_Provider):
     scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
     # acr values asked for (OIDC Core 3.1.2.1 acr_values); empty: none asked.
     acr_values: list[str] = Field(default_factory=list)
-    # A login whose acr falls short of the credential the application asks for: ask the OP
-    # again, once, with prompt=login and acr_values naming the stronger contexts `levels` maps
-    # (strongest first). False: the login page says so and the user steps up herself.
-    step_up: bool = True
     # CA bundle for the OP's TLS; None: the system store.
     ca_file: str | None = None
     # The ID token signature algorithms accepted (asymmetric only: a client secret never

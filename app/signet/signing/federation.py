@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+if TYPE_CHECKING:
+    from signet.signing.oauth2 import Page
+
+from signet.auth import assurance
 from signet.auth.federation import IDP_METHOD, Asserted, claim_values, level_of
 from signet.auth.tokens import Principal
 from signet.config.identity import OidcProviderSettings, SamlProviderSettings
 from signet.errors import SignetError
 from signet.events import append_event
+from signet.signing import policy
 from signet.signing.context import Services
 from signet.signing.users import USERNAME
 from signet.store import SpentAssertion, User
@@ -155,3 +161,75 @@ def login(services: Services, asserted: Asserted, source: str) -> Principal:
     if refused is not None or principal is None:
         raise refused or FederationRefused("refused")
     return principal
+
+
+_RANK = {"low": 0, "substantial": 1, "high": 2}
+
+
+def stronger(
+    settings: OidcProviderSettings | SamlProviderSettings, principal: Principal
+) -> list[str]:
+    """The contexts (OIDC acr, SAML AuthnContextClassRef) the provider's `levels` map above
+    this login's level, strongest first: what a step-up asks for."""
+    have = _RANK.get(principal.loa, -1)
+    found = [(_RANK[level], ref) for ref, level in settings.levels.items() if _RANK[level] > have]
+    return [ref for _, ref in sorted(found, key=lambda pair: -pair[0])]
+
+
+def short_of_policy(services: Services, page: Page, principal: Principal) -> str | None:
+    """Why this login cannot authorize the credential the application asks for (its policy),
+    naming what would do, audited as credentials/authorize records it; None when it can."""
+    request = page.request
+    if request is None or request.scope != "credential" or page.credential is None:
+        return None
+    credential = page.credential
+    terms = credential.policy_terms
+    if terms is None:
+        return None
+    level = policy.level_of(principal, credential)
+    missing = assurance.shortfall(terms, level)
+    if not missing:
+        return None
+    with services.database.transaction() as session:
+        append_event(
+            session,
+            "credential.authorize_refused",
+            actor=principal.username,
+            subject=credential.credential_id,
+            outcome="failure",
+            reason="assurance",
+            stage="oauth2 login",
+            policy=credential.policy,
+            auth_methods=list(level.methods),
+            eidas=level.eidas,
+            aal=level.aal,
+        )
+    return (
+        f"This login ({principal.loa} at the identity provider) is not enough for credential "
+        f"{credential.credential_id}: its policy {credential.policy!r} needs "
+        f"{', '.join(missing)} with its {credential.activation}. Step up: log in at the "
+        "identity provider with a stronger method (one it states as a higher acr)"
+    )
+
+
+def step_up_asked(
+    services: Services,
+    principal: Principal,
+    name: str,
+    protocol: str,
+    asked: list[str],
+    source: str,
+) -> None:
+    """The provider asked again for `asked`, audited."""
+    with services.database.transaction() as session:
+        append_event(
+            session,
+            "federation.step_up",
+            actor=principal.username,
+            subject=f"idp:{name}",
+            provider=name,
+            protocol=protocol,
+            loa=principal.loa,
+            contexts=asked,
+            source=source,
+        )

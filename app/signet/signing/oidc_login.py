@@ -16,13 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from signet.auth import assurance, oidc
-from signet.auth.tokens import Principal
+from signet.auth import oidc
 from signet.config.identity import OidcProviderSettings
 from signet.errors import ServiceUnavailable, SignetError
 from signet.events import append_event
 from signet.sam import mint_grant, open_grant
-from signet.signing import federation, oauth2_consent, policy
+from signet.signing import federation, oauth2_consent
 from signet.signing.context import Services
 from signet.signing.oauth2 import Page, PageError, open_ticket
 
@@ -58,9 +57,6 @@ class StepUp:
 
     location: str
     round_trip: str
-
-
-_RANK = {"low": 0, "substantial": 1, "high": 2}
 
 
 def start(
@@ -103,13 +99,6 @@ def _round_trip(
     return url, mint_grant(services.hsm, "oidc", claims, lifetime)
 
 
-def _stronger(settings: OidcProviderSettings, principal: Principal) -> list[str]:
-    """The acr values `levels` maps above this login's level, strongest first."""
-    have = _RANK.get(principal.loa, -1)
-    found = [(_RANK[level], acr) for acr, level in settings.levels.items() if _RANK[level] > have]
-    return [acr for _, acr in sorted(found, key=lambda pair: -pair[0])]
-
-
 def _failed(services: Services, name: str, reason: str, source: str) -> None:
     """A round trip that did not come back with a verified ID token, audited."""
     with services.database.transaction() as session:
@@ -124,42 +113,6 @@ def _failed(services: Services, name: str, reason: str, source: str) -> None:
             reason=reason[:500],
             source=source,
         )
-
-
-def _short_of_policy(services: Services, page: Page, principal: Principal) -> str | None:
-    """Why this login cannot authorize the credential the application asks for (its policy),
-    naming what would do; None when it can."""
-    request = page.request
-    if request is None or request.scope != "credential" or page.credential is None:
-        return None
-    credential = page.credential
-    terms = credential.policy_terms
-    if terms is None:
-        return None
-    level = policy.level_of(principal, credential)
-    missing = assurance.shortfall(terms, level)
-    if not missing:
-        return None
-    with services.database.transaction() as session:  # as credentials/authorize records it
-        append_event(
-            session,
-            "credential.authorize_refused",
-            actor=principal.username,
-            subject=credential.credential_id,
-            outcome="failure",
-            reason="assurance",
-            stage="oauth2 login",
-            policy=credential.policy,
-            auth_methods=list(level.methods),
-            eidas=level.eidas,
-            aal=level.aal,
-        )
-    return (
-        f"This login ({principal.loa} at the identity provider) is not enough for credential "
-        f"{credential.credential_id}: its policy {credential.policy!r} needs "
-        f"{', '.join(missing)} with its {credential.activation}. Step up: log in at the "
-        "identity provider with a stronger method (one it states as a higher acr)"
-    )
 
 
 def callback(
@@ -221,22 +174,13 @@ def callback(
     except federation.FederationRefused as exc:  # audited there
         return again(exc.description)
     page = oauth2_consent.logged_in_elsewhere(services, ticket, cookie, principal)
-    short = _short_of_policy(services, page, principal)
+    short = federation.short_of_policy(services, page, principal)
     if not short:
         return page
-    stronger = _stronger(settings, principal) if settings.step_up and not claims.get("u") else []
+    stronger = (
+        federation.stronger(settings, principal) if settings.step_up and not claims.get("u") else []
+    )
     if not stronger:
         return again(short)
-    with services.database.transaction() as session:
-        append_event(
-            session,
-            "federation.step_up",
-            actor=principal.username,
-            subject=f"idp:{name}",
-            provider=name,
-            protocol="oidc",
-            loa=principal.loa,
-            acr_values=stronger,
-            source=source,
-        )
+    federation.step_up_asked(services, principal, name, "oidc", stronger, source)
     return StepUp(*_round_trip(services, settings, name, ticket, redirect_uri, stronger))

@@ -56,14 +56,28 @@ def begin(
     settings = settings_of(services, name)
     open_ticket(services, ticket_value, cookie, "login")
     assert cookie is not None  # open_ticket refuses a browser without it
+    return _begun(services, settings, name, public_url, ticket_value, cookie)
+
+
+def _begun(
+    services: Services,
+    settings: SamlProviderSettings,
+    name: str,
+    public_url: str,
+    ticket_value: str,
+    cookie: str,
+    stronger: list[str] | None = None,
+) -> Begun:
+    """The AuthnRequest and its sealed state; with `stronger`, the step-up's (those contexts,
+    ForceAuthn, and the state marked so that it is asked once)."""
     relay = secrets.token_urlsafe(24)
-    started = saml.start(settings, name, public_url, relay)
-    state = mint_grant(
-        services.hsm,
-        "saml",
-        {"p": name, "t": ticket_value, "c": cookie, "i": started.request_id, "r": relay},
-        services.settings.oauth2.page_lifetime_seconds,
-    )
+    started = saml.start(settings, name, public_url, relay, contexts=stronger)
+    claims: dict[str, object] = {
+        "p": name, "t": ticket_value, "c": cookie, "i": started.request_id, "r": relay
+    }  # fmt: skip
+    if stronger:
+        claims["u"] = 1
+    state = mint_grant(services.hsm, "saml", claims, services.settings.oauth2.page_lifetime_seconds)
     return Begun(started.location, state)
 
 
@@ -107,9 +121,11 @@ def finish(
     relay_state: str,
     posted: str,
     source: str,
-) -> Page:
+) -> Page | Begun:
     """The IdP's Response posted to the ACS with this browser's state: verified, spent, the
-    user logged in (signing.federation), and the consent page of the OAuth 2.0 request."""
+    user logged in (signing.federation), and the consent page of the OAuth 2.0 request; or,
+    when her login falls short of the credential's policy, the IdP asked again once for a
+    stronger context (`step_up`), then the login page naming the step-up."""
     settings = settings_of(services, name)
     claims = open_grant(services.hsm, "saml", state or "")
     if claims is None or claims.get("p") != name:
@@ -130,4 +146,14 @@ def finish(
         _audit_refusal(services, name, exc.description, source)
         raise
     principal: Principal = federation.login(services, asserted, source)
-    return logged_in_elsewhere(services, str(claims["t"]), str(claims["c"]), principal)
+    ticket_value, cookie = str(claims["t"]), str(claims["c"])
+    page = logged_in_elsewhere(services, ticket_value, cookie, principal)
+    short = federation.short_of_policy(services, page, principal)
+    if not short:
+        return page
+    once = settings.step_up and not claims.get("u")
+    stronger = federation.stronger(settings, principal) if once else []
+    if not stronger:
+        return Page("login", page.request, ticket_value, error=short)
+    federation.step_up_asked(services, principal, name, "saml", stronger, source)
+    return _begun(services, settings, name, public_url, ticket_value, cookie, stronger)

@@ -67,6 +67,11 @@ def _leave_for_idp(name: str, ticket: str) -> ResponseReturnValue:
         ticket if len(ticket) <= 65536 else "",
         request.cookies.get(CSRF_COOKIE),
     )
+    return _to_idp(begun)
+
+
+def _to_idp(begun: saml.Begun) -> ResponseReturnValue:
+    """Off to the IdP (303), the sealed state kept by this browser."""
     response = redirect(begun.location, code=303)
     secure = request.is_secure
     response.set_cookie(
@@ -108,10 +113,11 @@ def login_link(name: str) -> ResponseReturnValue:
 
 @operation(
     "Assertion consumer service (HTTP-POST binding): the IdP's Response verified, the user "
-    "logged in, the consent page; any failed check is an error page naming it",
+    "logged in, the consent page; back to the IdP once for a stronger login (303, step-up); "
+    "any failed check is an error page naming it",
     request=obj(required=("SAMLResponse",), SAMLResponse=STRING, RelayState=STRING),
     request_types=("application/x-www-form-urlencoded",),
-    also=(),
+    also=("303",),
     answer_type="text/html",
     auth=(),
 )
@@ -126,7 +132,9 @@ def acs(name: str) -> ResponseReturnValue:
         request.form.get("SAMLResponse", ""),
         request.remote_addr or "",
     )
-    response = render(page)
+    if isinstance(page, saml.Begun):  # the IdP asked again, for a stronger login
+        return _to_idp(page)
+    response = render(page, 400 if page.error else 200)
     response.delete_cookie(STATE_COOKIE, path=_PATH)
     return response
 
