@@ -136,6 +136,9 @@ def test_metadata_refusals_name_the_problem(tmp_path, federation):
     got = verified(settings(good, cert))
     assert "https://idp.example/sso" in got and "Signature" not in got
     assert verified(settings(write(tmp_path, "plain.xml", plain), None)) == plain.decode()
+    latin = plain.replace(b"idp.example/sso", "idp.example/s\xf8".encode("latin-1"))
+    declared = b'<?xml version="1.0" encoding="ISO-8859-1"?>' + latin
+    assert "idp.example/s\xf8" in verified(settings(write(tmp_path, "l1.xml", declared), None))
     assert "does not verify" in refusal(write(tmp_path, "unsigned.xml", plain), cert)
     other_key, other_cert = key_and_cert(tmp_path, "other")
     by_other = write(tmp_path, "other.xml", sign(plain, other_key, other_cert))

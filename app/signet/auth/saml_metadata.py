@@ -87,7 +87,7 @@ def verified(settings: SamlProviderSettings) -> str:
         raise MetadataRefused(f"{source} is not SAML metadata (its root is {root.tag})")
     if settings.idp_metadata_signer_cert is None:
         _still_valid(root, source)
-        return body.decode("utf-8")
+        return etree.tostring(root, encoding="unicode")  # whatever encoding the file declared
     try:
         signer = Path(settings.idp_metadata_signer_cert).read_text()
     except OSError as exc:
@@ -110,4 +110,4 @@ def verified(settings: SamlProviderSettings) -> str:
     if signed is None or signed.tag not in _ROOTS or signed.get("ID") != root.get("ID"):
         raise MetadataRefused(f"{source}: the signature does not cover the whole metadata")
     _still_valid(signed, source)
-    return etree.tostring(signed).decode("utf-8")
+    return etree.tostring(signed, encoding="unicode")
