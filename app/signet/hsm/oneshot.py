@@ -57,6 +57,7 @@ CKR_BUFFER_TOO_SMALL = 0x150
 # The first C_Sign's buffer: the largest signature of a key Signet makes (RSA-4096). Read at
 # every call, so a test can make it small and see CKR_BUFFER_TOO_SMALL handled.
 OUTPUT_BYTES = 512
+_LARGEST_OUTPUT = 1 << 16  # a length beyond any signature or MAC: the module is confused
 
 # Return values as python-pkcs11 0.10 maps them (`map_rv_to_error`), so the caller sees the
 # same exception for the same refusal whichever binding made the call.
@@ -195,11 +196,11 @@ class Module:
                 return bytes(_ffi.buffer(output, min(length[0], size)))
             if rv != CKR_BUFFER_TOO_SMALL:  # the operation is over (PKCS#11 v2.40, 5.2)
                 raise error(rv)
-            if length[0] <= size:
+            if not size < length[0] <= _LARGEST_OUTPUT:
                 break
             size = length[0]
-        # The module asked for more room than it then used, or refused the room it asked for:
-        # its signing operation is still active, and only a new session ends it.
+        # Too small again, or no usable length named: the module's signing operation is still
+        # active and only a new session ends it (a DeviceError: the Hsm opens one).
         raise exceptions.DeviceError(
             f"C_Sign refused a buffer of {size} bytes as too small (asked for {length[0]})"
         )
