@@ -3,9 +3,13 @@ every call that reaches the HSM without using CPU, and, because it gives SoftHSM
 threads signing in sessions of their own overlap their round trips — every signature still
 verifying under the key's public half. Signet's Hsm with a session pool (hsm.sessions) overlaps
 them too, and with one session serialises them; a key destroyed and made again under its label
-is never signed with through a stale handle."""
+is never signed with through a stale handle. Counted by the shim's trace, a signature or MAC
+through the Hsm is one C_SignInit and one C_Sign (python-pkcs11's own `sign` makes two C_Sign),
+and it verifies, or equals python-pkcs11's MAC; a first buffer too small is retried with the
+length the module names, and refusals give the errors python-pkcs11's own calls give."""
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -15,7 +19,9 @@ from pathlib import Path
 import pytest
 from asn1crypto.core import OctetString
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+from signet.hsm import oneshot
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIM = ROOT / "build/bench/libsignet-latency.so"
@@ -122,3 +128,97 @@ def test_a_session_pool_overlaps_round_trips_and_one_session_does_not(token):
     serial_floor = 8 * 4 * 2 * ROUND_TRIP  # 32 signatures one after the other: >= 1.6 s
     assert hsm_probe(token, 8, 8, 4) < serial_floor / 2
     assert hsm_probe(token, 1, 8, 4) >= serial_floor
+
+
+@pytest.fixture(scope="module", params=[1, 4], ids=["one-session", "pool"])
+def calls(request, token, tmp_path_factory):
+    """probe_calls.py's report, through the serialised session and through a pool."""
+    trace = tmp_path_factory.mktemp("trace") / "calls"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "tests/bench/latency/probe_calls.py",
+            "lat",
+            token["SIGNET_PIN_FILE"],
+            str(request.param),
+            str(trace),
+        ],
+        cwd=ROOT,
+        env={**token, "PYTHONPATH": f"{ROOT}/app"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def value(outcome):
+    assert "value" in outcome, outcome
+    return base64.b64decode(outcome["value"])
+
+
+def verify(report, kind, signature):
+    """Raises InvalidSignature unless `signature` is the probe's `kind` signature."""
+    label = report["labels"]["ec" if kind == "ecdsa" else "rsa"]
+    public = serialization.load_pem_public_key(report["public"][label].encode())
+    digest = hashlib.sha256(b"one round trip less").digest()
+    prehashed = utils.Prehashed(hashes.SHA256())
+    if kind == "ecdsa":
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        public.verify(signature, digest, ec.ECDSA(prehashed))
+    else:
+        assert isinstance(public, rsa.RSAPublicKey)
+        scheme = (
+            padding.PKCS1v15()
+            if kind == "pkcs1v15"
+            else padding.PSS(padding.MGF1(hashes.SHA256()), 32)
+        )
+        public.verify(signature, digest, scheme, prehashed)
+
+
+ONE_SIGN = ["C_SignInit 0x0", "C_Sign 0x0"]
+
+
+def test_a_signature_or_mac_is_one_sign_init_and_one_sign(calls):
+    for kind in ("pkcs1v15", "pss", "ecdsa"):
+        assert calls[kind]["calls"] == ONE_SIGN, kind
+        verify(calls, kind, value(calls[kind]))
+    assert calls["hmac"]["calls"] == ONE_SIGN
+    # the same MAC as python-pkcs11's own, which asks C_Sign for the length first
+    assert calls["pkcs11_hmac"]["calls"] == ["C_SignInit 0x0", "C_Sign 0x0", "C_Sign 0x0"]
+    assert value(calls["hmac"]) == value(calls["pkcs11_hmac"])
+    assert len(value(calls["hmac"])) == 32
+
+
+def test_a_buffer_too_small_is_signed_into_the_length_the_module_names(calls):
+    # CKR_BUFFER_TOO_SMALL (0x150) keeps the operation active: C_Sign again, no new C_SignInit
+    assert calls["small_buffer"]["calls"] == ["C_SignInit 0x0", "C_Sign 0x150", "C_Sign 0x0"]
+    verify(calls, "pkcs1v15", value(calls["small_buffer"]))
+
+
+def test_a_key_of_the_wrong_type_fails_as_through_python_pkcs11(calls):
+    # SoftHSM answers ECDSA with an RSA key with CKR_GENERAL_ERROR at C_Sign, which the Hsm
+    # takes for a broken token: one recovery and retry, then the same HsmError as before
+    theirs, ours = calls["pkcs11_wrong_key"], calls["wrong_key"]
+    assert theirs["calls"] == ["C_SignInit 0x0", "C_Sign 0x0", "C_Sign 0x5"]  # length, then no
+    assert theirs["error"] == "GeneralError"
+    signing = [call for call in ours["calls"] if call.startswith("C_Sign")]
+    # never signed: the attempt and its one retry (a pooled attempt first, with a pool)
+    assert signing == ["C_SignInit 0x0", "C_Sign 0x5"] * (2 if calls["sessions"] == 1 else 3)
+    assert ours["error"] == "HsmError"
+    assert ours["message"].startswith(f"HSM token 'lat' is not usable ({theirs['error']})")
+
+
+def test_a_key_destroyed_behind_its_back_is_looked_up_again_and_reported_missing(calls):
+    theirs, ours = calls["pkcs11_gone"], calls["gone"]
+    assert len(theirs["calls"]) == 1, theirs
+    refused = theirs["calls"][0]
+    assert refused in ("C_SignInit 0x60", "C_SignInit 0x82"), theirs  # a stale handle
+    assert ours["calls"][0] == refused
+    assert oneshot.error(int(refused.split()[1], 16)).__class__.__name__ == theirs["error"]
+    # then the recovery: a fresh lookup finds no key, and the token is asked whether it answers
+    assert "C_FindObjectsInit 0x0" in ours["calls"] and "C_GetTokenInfo 0x0" in ours["calls"]
+    assert "C_Sign 0x0" not in ours["calls"]
+    assert ours["error"] == "KeyNotFound"
+    assert ours["message"] == f"no private key labelled {calls['labels']['ec']!r} in the token"

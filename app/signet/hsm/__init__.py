@@ -5,6 +5,8 @@ lock: SoftHSM (and python-pkcs11's C_Initialize(NULL)) is not safe for concurren
 module the operator declares thread-safe (`hsm.thread_safe`, a network HSM's client library)
 `hsm.sessions` > 1 lends each call a session of its own from a pool (`hsm.pool`), with no lock
 held while the HSM works: python-pkcs11 releases the GIL in its calls, so round trips overlap.
+Signatures and MACs are one C_SignInit and one C_Sign (`hsm.oneshot`, on the same module and
+handles), where python-pkcs11 would ask C_Sign for the length first: a round trip less.
 
 A token that vanishes and comes back heals without a restart. SoftHSM 2.6.1 (file store), when
 its token directory disappears, refuses every cached object handle (CKR_OBJECT_HANDLE_INVALID),
@@ -34,17 +36,21 @@ from pkcs11.util.ec import encode_named_curve_parameters
 from signet.algorithms import CURVES, HASH_NAMES, HASHES, SCHEME_MECHANISMS, KeySpec
 from signet.config import ConfigError, HsmSettings
 from signet.errors import BackendError
+from signet.hsm.oneshot import Module
 from signet.hsm.pool import Lease, SessionPool
 
 T = TypeVar("T")
 
-# python-pkcs11's mechanisms for the registry's hashes: (hash mechanism, MGF1) for PSS.
+# The mechanisms' numbers for the registry's hashes: (hash mechanism, MGF1) for PSS.
 _PSS_MECHANISMS = {
-    h.name: (getattr(Mechanism, h.mechanism), getattr(pkcs11.MGF, h.mgf)) for h in HASHES.values()
+    h.name: (int(getattr(Mechanism, h.mechanism)), int(getattr(pkcs11.MGF, h.mgf)))
+    for h in HASHES.values()
 }
 _SCHEME_MECHANISMS = {
-    scheme: getattr(Mechanism, name) for scheme, name in SCHEME_MECHANISMS.items()
+    scheme: int(getattr(Mechanism, name)) for scheme, name in SCHEME_MECHANISMS.items()
 }
+
+_HMAC = int(Mechanism.SHA256_HMAC)
 
 # A key handle the token no longer knows: the key was destroyed or replaced, or the token's
 # store was reloaded. Looking the key up again is the cure, if the token still answers.
@@ -137,14 +143,27 @@ class _Library:
     _all: dict[str, _Library] = {}
     _all_lock = threading.Lock()
 
-    def __init__(self) -> None:
+    def __init__(self, module: str) -> None:
+        self.module = module
         self.lock = threading.RLock()
         self.generation = 0
+        self._signing: tuple[int, int, Module] | None = None
 
     @classmethod
     def of(cls, module: str) -> _Library:
         with cls._all_lock:
-            return cls._all.setdefault(module, cls())
+            if module not in cls._all:
+                cls._all[module] = cls(module)
+            return cls._all[module]
+
+    def signing(self) -> Module:
+        """Its function list for one-call signatures (`hsm.oneshot`), read again in a new
+        process or after a re-initialisation. Called with a live session, so loaded."""
+        known = self._signing
+        if known is None or known[:2] != (os.getpid(), self.generation):
+            known = (os.getpid(), self.generation, Module(self.module))
+            self._signing = known
+        return known[2]
 
 
 class Hsm:
@@ -485,7 +504,7 @@ class Hsm:
                         f"several secret keys labelled {label!r}; fix the token"
                     ) from None
                 keys["secret:" + label] = key
-            return bytes(key.sign(data, mechanism=Mechanism.SHA256_HMAC))
+            return self._library.signing().sign(session.handle, key.handle, _HMAC, data)
 
         return self._call(mac)
 
@@ -574,16 +593,18 @@ class Hsm:
         if scheme not in _SCHEME_MECHANISMS:
             raise HsmError(f"unknown signature scheme {scheme!r}")
         mechanism, data = _SCHEME_MECHANISMS[scheme], digest
-        param: tuple[Any, ...] | None = None
+        pss: tuple[int, int, int] | None = None
         if scheme == "pkcs1v15":
             data = digest_info(digest, hash_name)
         elif scheme == "pss":
             salt = length if salt_length is None else salt_length
-            param = (*_PSS_MECHANISMS[hash_name], salt)
+            if salt < 0:
+                raise HsmError(f"a PSS salt length is 0 or more, got {salt}")
+            pss = (*_PSS_MECHANISMS[hash_name], salt)
 
         def sign(session: Any) -> bytes:
             key = self._private_key(session, label)
-            return bytes(key.sign(data, mechanism=mechanism, mechanism_param=param))
+            return self._library.signing().sign(session.handle, key.handle, mechanism, data, pss)
 
         signature = self._call(sign)
         return ecdsa_raw_to_der(signature) if scheme == "ecdsa" else signature

@@ -11,15 +11,20 @@
  * Environment, read at C_Initialize:
  *   SIGNET_LATENCY_MODULE  the module to forward to (default /usr/lib/softhsm/libsofthsm2.so)
  *   SIGNET_LATENCY_US      microseconds added to each round trip (default 0)
+ *   SIGNET_LATENCY_TRACE   a file to append one line to for each call that pays the round trip,
+ *                          after it returns: its name and return value ("C_Sign 0x0")
  *
  * What it models and what it does not: tests/bench/README.md, "The latency shim".
  * Used only by the benchmark and its tests; never installed.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CRYPTOKI_GNU 1 /* p11-kit names the types in lower case */
 #include <p11-kit/pkcs11.h>
@@ -30,6 +35,7 @@ static void *library;
 static struct ck_function_list *real;
 static struct ck_function_list shim;
 static struct timespec round_trip;
+static int trace_fd = -1;
 
 static void travel(void)
 {
@@ -38,6 +44,20 @@ static void travel(void)
         return;
     while (nanosleep(&left, &left) == -1 && errno == EINTR)
         ;
+}
+
+/* One write(2) a line on an O_APPEND file: lines from concurrent threads and processes do not
+ * mix. A failed write loses the line, which the trace's reader sees as a missing call. */
+static void trace(const char *name, ck_rv_t rv)
+{
+    if (trace_fd < 0)
+        return;
+    char line[96];
+    int length = snprintf(line, sizeof line, "%s 0x%lx\n", name, (unsigned long)rv);
+    if (length <= 0 || (size_t)length >= sizeof line)
+        return;
+    ssize_t written = write(trace_fd, line, (size_t)length);
+    (void)written;
 }
 
 static ck_rv_t load(void)
@@ -70,18 +90,24 @@ static ck_rv_t w_Initialize(void *args)
         micro = 0;
     round_trip.tv_sec = micro / 1000000;
     round_trip.tv_nsec = (micro % 1000000) * 1000;
+    if (trace_fd >= 0) /* initialised again: the environment may name another file */
+        close(trace_fd);
+    const char *path = getenv("SIGNET_LATENCY_TRACE");
+    trace_fd = path && *path ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600) : -1;
     struct ck_c_initialize_args init;
     memset(&init, 0, sizeof init);
     init.flags = CKF_OS_LOCKING_OK;
     return real->C_Initialize(&init);
 }
 
-/* One wrapper per call that goes to the HSM: sleep the round trip, then forward. */
+/* One wrapper per call that goes to the HSM: sleep the round trip, forward, trace. */
 #define WRAP(name, params, args)                                                               \
     static ck_rv_t w_##name params                                                            \
     {                                                                                          \
         travel();                                                                              \
-        return real->C_##name args;                                                            \
+        ck_rv_t rv = real->C_##name args;                                                      \
+        trace("C_" #name, rv);                                                                 \
+        return rv;                                                                             \
     }
 
 WRAP(GetSlotList, (unsigned char present, ck_slot_id_t *list, unsigned long *count),
