@@ -36,14 +36,27 @@ static struct ck_function_list *real;
 static struct ck_function_list shim;
 static struct timespec round_trip;
 static int trace_fd = -1;
+static int in_flight, most_in_flight; /* round trips under way at once, and the most seen */
 
+static void trace(const char *name, ck_rv_t rv);
+
+/* Sleep the round trip. Each new most of round trips under way at once is traced as
+ * "in_flight 0x<n>": whether calls overlapped, told without timing anything. */
 static void travel(void)
 {
     struct timespec left = round_trip;
     if (left.tv_sec == 0 && left.tv_nsec == 0)
         return;
+    int now = __atomic_add_fetch(&in_flight, 1, __ATOMIC_SEQ_CST);
+    int most = __atomic_load_n(&most_in_flight, __ATOMIC_SEQ_CST);
+    while (now > most && !__atomic_compare_exchange_n(&most_in_flight, &most, now, 0,
+                                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+    if (now > most)
+        trace("in_flight", (ck_rv_t)now);
     while (nanosleep(&left, &left) == -1 && errno == EINTR)
         ;
+    __atomic_sub_fetch(&in_flight, 1, __ATOMIC_SEQ_CST);
 }
 
 /* One write(2) a line on an O_APPEND file: lines from concurrent threads and processes do not
