@@ -211,11 +211,13 @@ def test_a_rewritten_checkpoint_record_and_its_anchor_are_found(services, databa
 
 def test_a_forged_checkpoint_line_is_found(services, database_url):
     add_user(services, "alice")
+    add_user(services, "bob")  # records enough that the checkpoint anchors one after record 2
     checkpoint = admin.checkpoint_audit(services, actor="test")
     path = Path(services.settings.audit.checkpoint_file)
     # The insider, to hide a cut at record 2, writes a checkpoint that anchors it: he can
-    # copy a MAC but not make one.
+    # copy a MAC but not make one. (Record 2 is not the one the real checkpoint anchors.)
     two = records(database_url)[1]
+    assert two["seq"] == 2 and checkpoint.seq != 2
     forged = {
         "event": "audit.checkpoint",
         "seq": 2,
