@@ -8,6 +8,7 @@ from signet.events.audit import (
     append_durably,
     append_event,
     append_events,
+    append_records,
     verify_chain,
 )
 from signet.events.checkpoints import (
@@ -26,6 +27,7 @@ __all__ = [
     "append_durably",
     "append_event",
     "append_events",
+    "append_records",
     "export_checkpoint",
     "verify_chain",
     "verify_checkpoints",

@@ -17,10 +17,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, TextClause, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from signet.store import AuditHead, AuditRecord, Database
+from signet.store import AuditHead, AuditRecord, Database, Direct
 
 GENESIS = "0" * 64
 # The domains of the audit key's MACs (signet.sam.keys encodes them with the parts).
@@ -83,14 +92,12 @@ _RECORDS = cast(Table, AuditRecord.__table__)
 # UPDATE … RETURNING: one statement locks the head, takes the next numbers and reads the
 # previous hash (not updated yet); then come the records and the head's new hash (on
 # PostgreSQL in one statement, the head's update a CTE of the insert).
-_INSERT_RECORD = insert(_RECORDS)
 _BUMP_HEAD = (
     update(_HEAD)
     .where(_HEAD.c.id == 1)
     .values(last_seq=_HEAD.c.last_seq + bindparam("records"))
     .returning(_HEAD.c.last_seq, _HEAD.c.last_hash)
 )
-_SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("new_hash"))
 _COLUMNS = (
     "seq",
     "at",
@@ -105,15 +112,26 @@ _COLUMNS = (
 )
 
 
+# Run on the driver (signet.store.Direct): SQLAlchemy's execution machinery cost more than
+# these statements.
+_BUMP_HEAD_DIRECT = Direct(_BUMP_HEAD)
+_INSERT_RECORDS = Direct(insert(_RECORDS).values({c: bindparam(c) for c in _COLUMNS}))
+_SET_HEAD_HASH = Direct(
+    update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("new_hash"))
+)
+
+
 @functools.cache
-def _insert_moving_head(count: int) -> TextClause:
+def _insert_moving_head(count: int) -> Direct:
     """PostgreSQL: `count` records and the head's new hash in one statement, built once per
     count. As text: SQLAlchemy cannot cache the compiled form of a multi-row VALUES insert,
     so the Core equivalent was compiled again on every append."""
     rows = ", ".join("(" + ", ".join(f":{c}_{i}" for c in _COLUMNS) + ")" for i in range(count))
-    return text(
-        f"WITH moved_head AS (UPDATE {_HEAD.name} SET last_hash = :new_hash WHERE id = 1 "
-        f"RETURNING id) INSERT INTO {_RECORDS.name} ({', '.join(_COLUMNS)}) VALUES {rows}"
+    return Direct(
+        text(
+            f"WITH moved_head AS (UPDATE {_HEAD.name} SET last_hash = :new_hash WHERE id = 1 "
+            f"RETURNING id) INSERT INTO {_RECORDS.name} ({', '.join(_COLUMNS)}) VALUES {rows}"
+        )
     )
 
 
@@ -142,19 +160,23 @@ def append_event(
 
 
 def append_events(session: Session, events: Sequence[Event]) -> int:
-    """Append records in order in `session`'s transaction; return the last one's sequence
+    """Append records in order in `session`'s transaction, under the session's audit_mac
+    (`append_records`); return the last one's sequence number."""
+    return append_records(session.connection(), events, audit_mac_of(session))
+
+
+def append_records(conn: Connection, events: Sequence[Event], mac_of: AuditMac | None) -> int:
+    """Append records in order in `conn`'s transaction; return the last one's sequence
     number. The head row is locked until commit, so concurrent appenders on any number of
-    nodes queue rather than fork the chain. Core statements on the session's connection, no
-    ORM: this runs on every signature. Two round trips on PostgreSQL however many records,
-    three elsewhere, and one MAC in the HSM (the session's audit_mac; none without it): on
-    the last record, as every record's hash covers the one before."""
-    conn = session.connection()
-    mac_of = audit_mac_of(session)
+    nodes queue rather than fork the chain. Core statements built once, no ORM: this runs on
+    every signature. Two round trips on PostgreSQL however many records, three elsewhere,
+    and one MAC in the HSM (`mac_of`; none without it, in the unit tests): on the last
+    record, as every record's hash covers the one before."""
     count = len(events)
-    head = conn.execute(_BUMP_HEAD, {"records": count}).first()
+    head = _BUMP_HEAD_DIRECT.first(conn, {"records": count})
     if head is None:  # a database made without the migrations (the unit tests)
         conn.execute(insert(_HEAD).values(id=1, last_seq=0, last_hash=GENESIS))
-        head = conn.execute(_BUMP_HEAD, {"records": count}).first()
+        head = _BUMP_HEAD_DIRECT.first(conn, {"records": count})
         assert head is not None
     seq, last_hash = head.last_seq - count, head.last_hash
     at = datetime.now(UTC).isoformat(timespec="microseconds")
@@ -184,10 +206,10 @@ def append_events(session: Session, events: Sequence[Event]) -> int:
         records[-1]["mac"] = mac_of(RECORD_MAC, seq, last_hash).hex()
     if conn.dialect.name == "postgresql":
         params = {f"{c}_{i}": record[c] for i, record in enumerate(records) for c in _COLUMNS}
-        conn.execute(_insert_moving_head(count), {**params, "new_hash": last_hash})
+        _insert_moving_head(count).rows(conn, {**params, "new_hash": last_hash})
     else:
-        conn.execute(_INSERT_RECORD, records)
-        conn.execute(_SET_HEAD_HASH, {"new_hash": last_hash})
+        _INSERT_RECORDS.many(conn, records)
+        _SET_HEAD_HASH.rows(conn, {"new_hash": last_hash})
     return seq
 
 
@@ -196,11 +218,13 @@ def append_durably(database: Database, events: Sequence[Event]) -> int:
     their last sequence number. Threads of the process appending meanwhile share that
     transaction (`Database.group_commit`): their records go in one append, in the order the
     threads came, under one MAC and one durable commit."""
-    return cast(int, database.group_commit("audit", list(events), _append_all))
+    return cast(int, database.group_commit("audit", (database.audit_mac, events), _append_all))
 
 
-def _append_all(session: Session, groups: list[Any]) -> list[tuple[Any, BaseException | None]]:
-    last = append_events(session, [event for group in groups for event in group])
+def _append_all(conn: Connection, payloads: list[Any]) -> list[tuple[Any, BaseException | None]]:
+    groups = [events for _, events in payloads]
+    mac_of = payloads[0][0]  # the same for every payload: the database's
+    last = append_records(conn, [event for group in groups for event in group], mac_of)
     outcomes: list[tuple[Any, BaseException | None]] = []
     for group in reversed(groups):
         outcomes.append((last, None))

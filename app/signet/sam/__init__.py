@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from signet.errors import AccessDenied, InvalidRequest
@@ -44,7 +44,7 @@ from signet.sam.seals import (
     open_sad,
     open_token,
 )
-from signet.store import SignatureActivation
+from signet.store import Direct, SignatureActivation
 
 __all__ = [
     "IntegrityViolation",
@@ -129,6 +129,7 @@ _SPEND = (
     )
     .returning(_SADS.c.id, _SADS.c.spent)
 )
+_SPEND_DIRECT = Direct(_SPEND)
 
 
 def issue_sad(
@@ -277,7 +278,7 @@ class Permit:
 
 
 def open_permit(
-    session: Session,
+    conn: Connection,
     hsm: Hsm,
     *,
     sad: str,
@@ -288,7 +289,7 @@ def open_permit(
     exact: bool,
 ) -> Permit:
     """Verify the SAD for these digests (in `hash_oid`) and spend one signature for each in
-    `session`'s transaction; until it commits, the SAD's row stays locked. `exact`: the
+    `conn`'s transaction; until it commits, the SAD's row stays locked. `exact`: the
     permit signs exactly these digests (signHash); else one signature per digest (signDoc)."""
     binding = sad_binding(hsm, sad, user_id=user_id, credential=credential)
     if binding.hash_oid and binding.hash_oid != hash_oid:
@@ -300,20 +301,12 @@ def open_permit(
         if unbound:
             raise InvalidRequest(f"Hash not authorized by the SAD: {unbound[0][:60]}")
     count = len(request)
-    row = (
-        session.connection()
-        .execute(
-            _SPEND,
-            {
-                "sad_digest": _sad_digest(sad),
-                "count": count,
-                "added": "".join(h + "\n" for h in request),
-            },
-        )
-        .first()
+    digest = _sad_digest(sad)
+    row = _SPEND_DIRECT.first(
+        conn, {"sad_digest": digest, "count": count, "added": "".join(h + "\n" for h in request)}
     )
     if row is None:
-        if session.connection().execute(_SAD_ROW, {"sad_digest": _sad_digest(sad)}).first():
+        if conn.execute(_SAD_ROW, {"sad_digest": digest}).first():
             raise InvalidRequest(
                 f"numSignatures exceeded: the SAD does not cover {count} more signature(s)"
             )
@@ -333,13 +326,12 @@ def open_permit(
     )
 
 
-def refund(session: Session, permit: Permit) -> int:
+def refund(conn: Connection, permit: Permit) -> int:
     """Give back what a permit did not sign (an HSM failure, a document that failed):
     the count and one spent marker per unsigned hash. Returns how many."""
     unused = permit.unused
     if not unused:
         return 0
-    conn = session.connection()
     row = conn.execute(
         select(_SADS.c.spent).where(_SADS.c.id == permit.sad_id).with_for_update()
     ).first()

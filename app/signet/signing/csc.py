@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from asn1crypto import algos
 from asn1crypto import x509 as asn1_x509
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, select
 
 from signet import algorithms
 from signet.algorithms import HASH_BY_OID, HASHES, SIGNATURE_ALGORITHMS
@@ -40,7 +40,7 @@ from signet.signing.otp import (
     code_verifier,
     signing_request,
 )
-from signet.store import Credential
+from signet.store import Credential, Direct
 
 
 def key_algorithms(credential: Credential) -> list[str]:
@@ -177,26 +177,24 @@ def credential_info(services: Services, principal: Principal, credential_id: Any
 _CREDENTIALS = cast(Table, Credential.__table__)
 _CREDENTIAL_BY_ID = select(_CREDENTIALS).where(_CREDENTIALS.c.id == bindparam("credential_id"))
 # The signing hot path: the token's state and the credential in one round trip.
-_CREDENTIAL_AND_TOKEN = with_token_state(
-    _CREDENTIALS, _CREDENTIALS.c.id == bindparam("credential_id")
+_CREDENTIAL_AND_TOKEN = Direct(
+    with_token_state(_CREDENTIALS, _CREDENTIALS.c.id == bindparam("credential_id"))
 )
 
 
 def signing_credential(
-    session: Any, hsm: Any, caller: Principal | Claimed, credential_id: Any
+    conn: Connection, hsm: Any, caller: Principal | Claimed, credential_id: Any
 ) -> Any:
     """The caller's usable credential, its record sealed by the SAM, read with one Core query
-    (the signing hot path): a row with the Credential columns. A `Claimed` caller's token is
-    checked against the database in the same query."""
+    on `conn` (the signing hot path): a row with the Credential columns. A `Claimed` caller's
+    token is checked against the database in the same query."""
     if not isinstance(credential_id, str) or not credential_id:
         raise InvalidRequest("Missing (or invalid type) string parameter credentialID")
-    conn = session.connection()
     if isinstance(caller, Claimed):
         principal = caller.principal
-        credential = conn.execute(
-            _CREDENTIAL_AND_TOKEN,
-            {"credential_id": credential_id, "digest": token_digest(caller.token)},
-        ).first()
+        credential = _CREDENTIAL_AND_TOKEN.first(
+            conn, {"credential_id": credential_id, "digest": token_digest(caller.token)}
+        )
         check_token_state(token_state_of(credential), principal.user_id)
         if credential is not None and credential.id is None:
             credential = None
@@ -262,7 +260,9 @@ def authorize(
         refusals_recorded(services, principal.username, credential_id),
         services.database.transaction() as session,
     ):
-        credential = signing_credential(session, services.hsm, principal, credential_id)
+        credential = signing_credential(
+            session.connection(), services.hsm, principal, credential_id
+        )
         check_count(num_signatures, credential, services)
         if credential.scal == "2":
             if not hashes:
@@ -361,7 +361,9 @@ def extend_transaction(
     if hash_oid is not None and hash_oid not in HASH_BY_OID:
         raise InvalidRequest("Invalid parameter hashAlgorithmOID")
     with services.database.transaction() as session:
-        credential = signing_credential(session, services.hsm, principal, credential_id)
+        credential = signing_credential(
+            session.connection(), services.hsm, principal, credential_id
+        )
         refused = policy.refusal(services, session, principal, credential)
         if refused is None:
             return extend_sad(

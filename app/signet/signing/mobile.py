@@ -244,7 +244,9 @@ def authorize_check(
         refusals_recorded(services, principal.username, credential_id, request=authorization_id),
         services.database.transaction() as session,
     ):
-        credential = signing_credential(session, services.hsm, principal, credential_id)
+        credential = signing_credential(
+            session.connection(), services.hsm, principal, credential_id
+        )
         request = session.get(MobileRequest, authorization_id)
         if (
             request is None

@@ -248,7 +248,9 @@ def sign_documents(
         refusals_recorded(services, principal, credential_id),
         services.database.transaction(read_only=True) as session,
     ):
-        credential = signing_credential(session, services.hsm, principal, credential_id)
+        credential = signing_credential(
+            session.connection(), services.hsm, principal, credential_id
+        )
         algorithms = [
             resolve_algorithm(credential, job.sign_algo, job.hash_oid, job.sign_algo_params)
             for job in jobs
@@ -305,9 +307,11 @@ def sign_documents(
         refusals_recorded(services, principal, credential_id),
         services.database.transaction() as session,
     ):
-        credential = signing_credential(session, services.hsm, principal, credential_id)
+        credential = signing_credential(
+            session.connection(), services.hsm, principal, credential_id
+        )
         permit = open_permit(
-            session,
+            session.connection(),
             services.hsm,
             sad=sad,
             user_id=principal.user_id,
@@ -418,7 +422,7 @@ def sign_documents(
         # The trail is written once: the spend, each signature made, and a failure if any,
         # with whatever the permit did not sign given back to the SAD.
         with services.database.transaction() as session:
-            refunded = refund(session, permit)
+            refunded = refund(session.connection(), permit)
             trail = [spent_event(principal, credential_id, permit.used), *records]
             if refunded:
                 trail.append(

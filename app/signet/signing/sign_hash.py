@@ -7,8 +7,9 @@ lock held, and a second one records the signatures; an HSM failure gives the cou
 (`sam.refund`). A crash in between loses count, never adds it. Both are group commits
 (`Database.grouped`, `append_durably`): the requests of a process that come while another holds
 the lock (SQLite's write lock, the audit head's row) go in together at the next turn, with one
-durable commit (the spends each in a savepoint of its own; the records in one append, under one
-audit MAC), and none answers before that commit (docs/scale.md, "What serialises a request")."""
+commit (the spends one after the other; the records in one append, under one audit MAC), and
+none answers before the records' durable commit (docs/scale.md, "What serialises a request",
+"CPU a request")."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Connection
 
 from signet.algorithms import HASHES
 from signet.auth.tokens import Claimed, Principal
@@ -101,7 +104,7 @@ class _Prepared:
 
 def _prepare(
     services: Services,
-    session: Any,
+    conn: Connection,
     caller: Claimed,
     *,
     credential_id: Any,
@@ -114,12 +117,12 @@ def _prepare(
     """Check the token and the credential (one query), the algorithm, then let `sam` verify
     and spend the SAD."""
     principal = caller.principal
-    credential = signing_credential(session, services.hsm, caller, credential_id)
+    credential = signing_credential(conn, services.hsm, caller, credential_id)
     hash_name, scheme, salt = resolve_algorithm(credential, sign_algo, hash_oid, sign_algo_params)
     digests = _digests(hashes, hash_name)
     oid = HASHES[hash_name].oid
     permit = open_permit(
-        session,
+        conn,
         services.hsm,
         sad=sad,
         user_id=principal.user_id,
@@ -177,10 +180,10 @@ def sign_hash(
     check_algorithm_names(sign_algo, hash_oid)
     database = services.database
 
-    def prepare(session: Any) -> _Prepared:
+    def prepare(conn: Connection) -> _Prepared:
         return _prepare(
             services,
-            session,
+            conn,
             caller,
             credential_id=credential_id,
             sad=sad,
@@ -191,12 +194,15 @@ def sign_hash(
         )
 
     with refusals_recorded(services, principal, credential_id):
-        prepared = database.grouped(prepare)
+        # Not durable on its own: no signature leaves before the records' durable commit,
+        # which makes the spend durable with it (the log is written in order); a power loss
+        # before that undoes the spend of a signature nobody received.
+        prepared = database.grouped(prepare, durable=False)
     try:
         signatures = _sign(prepared)
     except HsmError as exc:
         with database.transaction() as session:
-            refund(session, prepared.permit)
+            refund(session.connection(), prepared.permit)
             append_events(session, [failed_event(principal, prepared.credential_id, str(exc))])
         raise
     append_durably(database, [prepared.spent, prepared.created])

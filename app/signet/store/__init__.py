@@ -1,6 +1,7 @@
 """Persistent state: models, sessions, migrations; the only code that writes SQL."""
 
 from signet.store.db import Database, StoreError, bulk_update, upgrade
+from signet.store.direct import Direct
 from signet.store.models import (
     AccessToken,
     AuditHead,
@@ -35,6 +36,7 @@ __all__ = [
     "ClientCertificate",
     "Credential",
     "Database",
+    "Direct",
     "EventCursor",
     "LoginThrottle",
     "MobileDevice",

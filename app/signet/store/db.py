@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from signet.config import DatabaseSettings
@@ -72,7 +73,13 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
+        # On the driver's connection: through SQLAlchemy's execution it cost as much as a
+        # query, on every transaction.
+        statement = "BEGIN" if _read_only.get() else "BEGIN IMMEDIATE"
+        try:
+            conn.connection.driver_connection.execute(statement)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 class _WriterQueue:
@@ -101,30 +108,36 @@ class _WriterQueue:
 
 
 class _Work:
-    """One thread's part of a grouped transaction: what it brings, then its outcome."""
+    """One thread's part of a grouped transaction: what it brings, then its outcome. `wake`
+    is held until the thread is to go on: its group has committed, or it leads the next."""
 
-    __slots__ = ("done", "error", "payload", "result")
+    __slots__ = ("done", "error", "payload", "result", "wake")
 
     def __init__(self, payload: Any) -> None:
         self.payload = payload
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
 
 class _Group:
     """The threads of a process waiting to write the same kind of thing: one of them at a
-    time runs everything queued so far in one transaction (group commit)."""
+    time runs everything queued so far in one transaction (group commit), on the group's own
+    connection (one leader at a time uses it: no checkout from the pool, no reset on return)."""
 
-    def __init__(self) -> None:
-        self.ready = threading.Condition()
+    def __init__(self, durable: bool) -> None:
+        self.lock = threading.Lock()
         self.queue: list[_Work] = []
         self.leading = False
+        self.durable = durable
+        self.connection: Connection | None = None
 
 
 # What a group's runner gives back for each payload, in order: (result, None) or (None, error).
 Outcome = tuple[Any, BaseException | None]
-GroupRunner = Callable[[Session, list[Any]], list[Outcome]]
+GroupRunner = Callable[[Connection, list[Any]], list[Outcome]]
 
 
 class Database:
@@ -143,11 +156,15 @@ class Database:
         self._writers = _WriterQueue(path) if path and path != ":memory:" else None
         self._groups: dict[str, _Group] = {}
         self._groups_lock = threading.Lock()
+        self._forsaken: list[dict[str, _Group]] = []
 
     def _after_fork(self) -> None:
         # Connections must not cross a fork (gunicorn preloads, then forks workers).
         if os.getpid() != self._pid:
             self.engine.dispose(close=False)
+            # The parent's group connections stay referenced, never closed here: closing
+            # one would end the parent's session on the server.
+            self._forsaken.append(self._groups)
             self._groups, self._groups_lock = {}, threading.Lock()
             self._pid = os.getpid()
 
@@ -165,63 +182,125 @@ class Database:
             with queue, session.begin():
                 yield session
         except (OperationalError, InterfaceError) as exc:
-            raise StoreError(
-                f"database unavailable: {exc.__class__.__name__}: "
-                f"{str(exc.orig or exc).splitlines()[0]}"
-            ) from exc
+            raise _unavailable(exc) from exc
         finally:
             _read_only.reset(marker)
             session.close()
 
-    def group_commit(self, kind: str, payload: Any, run: GroupRunner) -> Any:
+    @contextmanager
+    def _group_transaction(self, group: _Group) -> Iterator[Connection]:
+        """A write transaction on `group`'s own Core connection, no ORM session (the signing
+        hot path: a session's set-up and teardown, and a pool checkout with its reset, cost
+        more than the statements): commits on success, rolls back on any exception. A
+        connection that failed is closed (the next group opens another); a lost or unusable
+        one becomes StoreError."""
+        queue = self._writers.held() if self._writers else nullcontext()
+        try:
+            with queue:
+                conn = group.connection
+                if conn is None:
+                    conn = group.connection = self._group_connection(group.durable)
+                try:
+                    with conn.begin():
+                        yield conn
+                except BaseException as exc:
+                    if isinstance(exc, SQLAlchemyError) or not isinstance(exc, Exception):
+                        group.connection = None
+                        with suppress(SQLAlchemyError):
+                            conn.invalidate()  # closed, not pooled: it may not be durable
+                            conn.close()
+                    raise
+        except (OperationalError, InterfaceError) as exc:
+            raise _unavailable(exc) from exc
+
+    def _group_connection(self, durable: bool) -> Connection:
+        """A connection of a group's own; not `durable`: its commits do not wait for the disk
+        (SQLite's synchronous=NORMAL, PostgreSQL's synchronous_commit off; durable on other
+        engines). They are atomic and seen by everyone at once, and the next durable commit
+        of any connection makes them durable too, as the log is written in order; a power
+        loss or a crash of the database server before that may undo them."""
+        conn = self.engine.connect()
+        if not durable:
+            dialect = self.engine.dialect.name
+            if dialect == "sqlite":  # outside a transaction, where SQLite takes it
+                cast(Any, conn.connection.driver_connection).execute("PRAGMA synchronous=NORMAL")
+            elif dialect == "postgresql":
+                conn.exec_driver_sql("SET synchronous_commit = off")
+                conn.commit()
+        return conn
+
+    def group_commit(
+        self, kind: str, payload: Any, run: GroupRunner, *, durable: bool = True
+    ) -> Any:
         """Write `payload` in a transaction shared with the other threads of this process that
-        bring a payload of the same `kind` meanwhile: one of them runs `run(session, payloads)`
-        for all, in the order they came, and commits once — one turn at the write lock and one
-        durable commit for the group instead of one each. Returns this payload's result once
-        that commit is done; raises its own error, or the transaction's failure (then nothing
-        of the group is kept)."""
+        bring a payload of the same `kind` meanwhile: one of them runs `run(connection,
+        payloads)` for all, in the order they came, and commits once — one turn at the write
+        lock and one commit for the group instead of one each, durable unless `durable` is
+        False (`_group_connection`; the same for every call of a kind). Returns this
+        payload's result once that commit is done; raises its own error, or the
+        transaction's failure (then nothing of the group is kept).
+
+        A thread that finds a group running queues and sleeps on a lock of its own. When a
+        group ends, its leader wakes the threads of that group (their outcome is set) and the
+        first thread queued since, which leads the next group with everything queued by then;
+        the other queued threads sleep on (no thread wakes only to find it must wait again)."""
         self._after_fork()
         with self._groups_lock:
             group = self._groups.get(kind)
             if group is None:
-                group = self._groups[kind] = _Group()
+                group = self._groups[kind] = _Group(durable)
         mine = _Work(payload)
-        with group.ready:
+        with group.lock:
             group.queue.append(mine)
-            while group.leading and not mine.done:
-                group.ready.wait()
-            batch: list[_Work] = []
-            if not mine.done:
-                group.leading = True
+            waiting, group.leading = group.leading, True
+        if waiting:
+            mine.wake.acquire()
+        if not mine.done:  # this thread leads: everything queued so far, itself first
+            with group.lock:
                 batch, group.queue = group.queue, []
-        if batch:
             try:
-                self._run_group(batch, run)
+                self._run_group(group, batch, run)
             finally:
-                with group.ready:
-                    group.leading = False
-                    group.ready.notify_all()
+                with group.lock:
+                    following = group.queue[0] if group.queue else None
+                    group.leading = following is not None
+                if following is not None:
+                    following.wake.release()
+                for item in batch:
+                    if item is not mine:
+                        item.wake.release()
         if mine.error is not None:
             raise mine.error
         return mine.result
 
-    def _run_group(self, batch: list[_Work], run: GroupRunner) -> None:
+    def _run_group(self, group: _Group, batch: list[_Work], run: GroupRunner) -> None:
+        pending = batch
         try:
-            with self.transaction() as session:
-                outcomes = run(session, [item.payload for item in batch])
-            for item, (result, error) in zip(batch, outcomes, strict=True):
-                item.result, item.error = result, error
+            while pending:
+                try:
+                    with self._group_transaction(group) as conn:
+                        outcomes = run(conn, [item.payload for item in pending])
+                except FailsAlone as failed:  # rolled back: the others again, without it
+                    pending[failed.index].error = failed.error
+                    pending = pending[: failed.index] + pending[failed.index + 1 :]
+                    continue
+                for item, (result, error) in zip(pending, outcomes, strict=True):
+                    item.result, item.error = result, error
+                break
         except BaseException as exc:
-            for item in batch:
+            for item in pending:
                 item.result, item.error = None, exc
         finally:
             for item in batch:
                 item.done = True
 
-    def grouped(self, work: Callable[[Session], T]) -> T:
-        """`work(session)` by `group_commit`, each work of a group in a savepoint of its own (a
-        work alone in none): a work that raises is rolled back alone and gets its error."""
-        return cast(T, self.group_commit("savepoints", work, _in_savepoints))
+    def grouped(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """`work(connection)` by `group_commit`, the works of a group one after the other in
+        one transaction. A work that raises gets its error, and the transaction is rolled
+        back and run again without it: no savepoints, which cost two statements a work (two
+        round trips on PostgreSQL) where a refusal is the rare case."""
+        kind = "works" if durable else "works, not durable"
+        return cast(T, self.group_commit(kind, work, _all_or_again, durable=durable))
 
     @contextmanager
     def single_read(self) -> Iterator[Connection]:
@@ -237,10 +316,7 @@ class Database:
             with self.engine.connect() as conn:
                 yield conn.execution_options(isolation_level="AUTOCOMMIT")
         except (OperationalError, InterfaceError) as exc:
-            raise StoreError(
-                f"database unavailable: {exc.__class__.__name__}: "
-                f"{str(exc.orig or exc).splitlines()[0]}"
-            ) from exc
+            raise _unavailable(exc) from exc
 
     def ping(self) -> None:
         self._after_fork()
@@ -257,21 +333,40 @@ class Database:
             ) from exc
 
     def dispose(self) -> None:
+        if os.getpid() == self._pid:
+            for group in self._groups.values():
+                if group.connection is not None:
+                    group.connection.close()
+                    group.connection = None
         self.engine.dispose()
 
 
-def _in_savepoints(session: Session, works: list[Callable[[Session], Any]]) -> list[Outcome]:
-    if len(works) == 1:
-        return [(works[0](session), None)]  # its error fails the transaction, and so it
+def _unavailable(exc: OperationalError | InterfaceError) -> StoreError:
+    return StoreError(
+        f"database unavailable: {exc.__class__.__name__}: {str(exc.orig or exc).splitlines()[0]}"
+    )
+
+
+class FailsAlone(Exception):
+    """Raised by a group's runner: payload `index` failed with `error`, the others may still
+    commit. The group's transaction is rolled back and run again without it."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index, self.error = index, error
+
+
+def _all_or_again(conn: Connection, works: list[Callable[[Connection], Any]]) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    for work in works:
+    for index, work in enumerate(works):
         try:
-            with session.begin_nested():
-                outcomes.append((work(session), None))
+            outcomes.append((work(conn), None))
         except (OperationalError, InterfaceError):
             raise  # the transaction itself failed: the whole group fails
         except Exception as exc:
-            outcomes.append((None, exc))
+            if len(works) == 1:
+                raise  # its error fails the transaction, and so it
+            raise FailsAlone(index, exc) from exc
     return outcomes
 
 
