@@ -149,7 +149,7 @@ def run_gunicorn(
         "threads": settings.web.threads,
         "timeout": 120,
         "graceful_timeout": 20,
-        "accesslog": "-",
+        "accesslog": "-" if settings.web.access_log else None,
         "errorlog": "-",
         "preload_app": False,
         "proc_name": "signet",
