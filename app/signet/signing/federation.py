@@ -191,18 +191,8 @@ def short_of_policy(services: Services, page: Page, principal: Principal) -> str
     if not missing:
         return None
     with services.database.transaction() as session:
-        append_event(
-            session,
-            "credential.authorize_refused",
-            actor=principal.username,
-            subject=credential.credential_id,
-            outcome="failure",
-            reason="assurance",
-            stage="oauth2 login",
-            policy=credential.policy,
-            auth_methods=list(level.methods),
-            eidas=level.eidas,
-            aal=level.aal,
+        policy.record_shortfall(
+            session, principal, credential.credential_id, credential.policy, level, "oauth2 login"
         )
     return (
         f"This login ({principal.loa} at the identity provider) is not enough for credential "

@@ -55,19 +55,33 @@ def refusal(
                 else "no factor Signet offers after this login would do"
             )
         )
+    record_shortfall(session, principal, credential.id, credential.policy, level)
+    return why
+
+
+def record_shortfall(
+    session: Session,
+    principal: Principal,
+    credential_id: str,
+    policy: str,
+    level: assurance.Level,
+    stage: str | None = None,
+) -> None:
+    """An authorization refused because `level` falls short of the credential's policy,
+    audited (`stage`: where, when not at credentials/authorize itself)."""
     append_event(
         session,
         "credential.authorize_refused",
         actor=principal.username,
-        subject=credential.id,
+        subject=credential_id,
         outcome="failure",
         reason="assurance",
-        policy=credential.policy,
+        **({"stage": stage} if stage else {}),
+        policy=policy,
         auth_methods=list(level.methods),
         eidas=level.eidas,
         aal=level.aal,
     )
-    return why
 
 
 def recorded(level: assurance.Level) -> dict[str, Any]:
