@@ -384,6 +384,22 @@ def credential_of(services: Services, request: AuthRequest, user: Principal) -> 
         ) from None
 
 
+def authorize(services: Services, request: AuthRequest, user: Principal, **factor: Any) -> Any:
+    """credentials/authorize's own use case for the request's credential, hashes, count,
+    labels and description, with `factor` (pin, otp, origin, asynchronous) as the page has it."""
+    return csc.authorize(
+        services,
+        user,
+        credential_id=request.credential_id,
+        num_signatures=request.num_signatures,
+        hashes=request.hashes,
+        hash_oid=request.hash_oid,
+        description=request.description,
+        labels=request.labels,
+        **factor,
+    )
+
+
 def issue_code(
     services: Services, request: AuthRequest, user: Principal, sad: str | None, source: str
 ) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from signet.auth.tokens import Principal
 from signet.errors import AccessDenied, SignetError
 from signet.events import append_event
-from signet.signing import csc, oauth2_device, oauth2_factor, send_otp, sessions
+from signet.signing import oauth2_device, oauth2_factor, send_otp, sessions
 from signet.signing.certificate_login import Presented, certificate_principal
 from signet.signing.context import Services
 from signet.signing.mobile_requests import DEVICE_KINDS
-from signet.signing.oauth2 import Page, RedirectError, issue_code, open_ticket, ticket
+from signet.signing.oauth2 import Page, RedirectError, authorize, issue_code, open_ticket, ticket
 from signet.signing.oauth2 import credential_of as _credential
 
 __all__ = ["certificate", "consent", "factor", "issue_code", "logged_in_elsewhere", "login"]
@@ -162,17 +162,12 @@ def factor(
     if not code or len(code) > 64:
         return Page(**{**page.__dict__, "error": "Enter the code" if by_otp else "Enter the PIN"})
     try:
-        granted = csc.authorize(
+        granted = authorize(
             services,
+            request,
             user,
-            credential_id=request.credential_id,
-            num_signatures=request.num_signatures,
-            hashes=request.hashes,
-            hash_oid=request.hash_oid,
             pin=None if by_otp else code,
             otp=code if by_otp else None,
-            description=request.description,
-            labels=request.labels,
             asynchronous=False,  # a device's approval is oauth2_factor's page, not this form
         )
     except AccessDenied as refused:  # locked, or a policy this login cannot meet

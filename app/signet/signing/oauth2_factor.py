@@ -26,6 +26,7 @@ from signet.signing.oauth2 import (
     PageError,
     RedirectError,
     Waiting,
+    authorize,
     credential_of,
     issue_code,
     open_ticket_claims,
@@ -49,19 +50,7 @@ def start(
     labels and description as credentials/authorize makes it (its policy first, its audit
     events, the push), and the page that waits for it (`origin`: this service's)."""
     try:
-        pending = csc.authorize(
-            services,
-            user,
-            credential_id=request.credential_id,
-            num_signatures=request.num_signatures,
-            hashes=request.hashes,
-            hash_oid=request.hash_oid,
-            pin=None,
-            otp=None,
-            description=request.description,
-            labels=request.labels,
-            origin=origin,
-        )
+        pending = authorize(services, request, user, pin=None, otp=None, origin=origin)
     except AccessDenied as refused:  # locked, a policy she cannot meet, no sound device
         raise RedirectError(request, "access_denied", refused.description) from None
     except SignetError as refused:  # what the client asked cannot be authorized
