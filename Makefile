@@ -81,7 +81,7 @@ lint: venv
 	ruff format --check app tests
 	mypy
 	lint-imports
-	$(MAKE) --no-print-directory check-ddl
+	$(MAKE) --no-print-directory -o venv check-ddl  # lint made the venv
 
 DDL_ENGINES := postgresql oracle mssql sqlite
 ddl: venv
