@@ -79,6 +79,16 @@ METHODS: dict[str, Method] = {
         # authenticator at AAL2 at most; the UV flag is the authenticator's own word unless
         # attestation (not verified here) proves its make, so it counts as no second kind.
         Method("passkey", "passkey (WebAuthn)", (POSSESSION,), "substantial", 2, activates=True),
+        # The same passkey as a login (Signet's pages): the same reasoning, the same row. It
+        # is no second kind with a passkey approval (two possessions), one with a PIN.
+        Method(
+            "passkey_login",
+            "passkey login (WebAuthn)",
+            (POSSESSION,),
+            "substantial",
+            2,
+            activates=False,
+        ),
     )
 }
 # A credential's activation setting -> the method it uses at credentials/authorize.

@@ -1,10 +1,12 @@
 """Passkey trust: the WebAuthn challenge derived from a Mobile ID request's canonical bytes,
 the sealed registration challenge (no row), and the check of an assertion against a sealed
-passkey record and a MACed request, with py_webauthn (user verification required).
+passkey record — over a MACed request, or over the login challenge of a page ticket the SAM
+sealed — with py_webauthn (user verification required).
 
 An approval holds only if the assertion's signature verifies with the sealed public key over
 a challenge that is the SHA-256 of exactly the request the SAM MACed, with this decision: no
-row, and no counter in a row, can make it cover anything else (docs/passkeys.md)."""
+row, and no counter in a row, can make it cover anything else. A login holds only if it
+verifies over the SHA-256 of the sealed ticket of that login page (docs/passkeys.md)."""
 
 from __future__ import annotations
 
@@ -149,21 +151,53 @@ def assertion_verifies(
     hold), the request is this passkey's, and the assertion is this passkey's, made with user
     verification at the request's origin, over the challenge of exactly this request with this
     decision. None otherwise. The signature counter is the caller's business (clone check)."""
-    if getattr(device, "kind", None) != KIND or device.webauthn_id is None:
-        return None
-    if not mobile.device_intact(hsm, device) or not mobile.request_intact(hsm, request):
+    if not _sealed_passkey(hsm, device) or not mobile.request_intact(hsm, request):
         return None
     if request.device_id != device.id or request.credential_id != device.credential_id:
         return None
+    return _verified(
+        device, assertion, approval_challenge(request, decision), rp_id, request.origin
+    )
+
+
+# -- login -----------------------------------------------------------------------------------
+def login_challenge(ticket: str) -> bytes:
+    """The WebAuthn challenge of a login on Signet's pages: SHA-256 of the page's ticket (the
+    SAM's seal over the request, the browser's CSRF binding, the stage and a random nonce)."""
+    return hashlib.sha256(b"signet-passkey-login\0" + ticket.encode()).digest()
+
+
+def login_verifies(
+    hsm: Hsm, device: Any, assertion: Any, ticket: str, rp_id: str, origin: str
+) -> Asserted | None:
+    """A login's trust decision: the passkey record is the SAM's (seal), and the assertion is
+    this passkey's, made with user verification at this service's `origin`, over the login
+    challenge of exactly this `ticket`. None otherwise (the counter: the caller's, as above)."""
+    if not _sealed_passkey(hsm, device):
+        return None
+    return _verified(device, assertion, login_challenge(ticket), rp_id, origin)
+
+
+def _sealed_passkey(hsm: Hsm, device: Any) -> bool:
+    if getattr(device, "kind", None) != KIND or device.webauthn_id is None:
+        return False
+    return mobile.device_intact(hsm, device)
+
+
+def _verified(
+    device: Any, assertion: Any, challenge: bytes, rp_id: str, origin: str
+) -> Asserted | None:
+    """py_webauthn's verdict on `assertion` as this passkey's over `challenge` (type, origin,
+    RP ID hash, user presence and verification, the signature with the sealed key)."""
     try:
         parsed = parse_assertion(assertion)
         if parsed.get("rawId") != device.webauthn_id:
             return None
         verified = verify_authentication_response(
             credential=parsed,
-            expected_challenge=approval_challenge(request, decision),
+            expected_challenge=challenge,
             expected_rp_id=rp_id,
-            expected_origin=request.origin,
+            expected_origin=origin,
             credential_public_key=mobile.unb64url(device.public_key),
             credential_current_sign_count=0,
             require_user_verification=True,

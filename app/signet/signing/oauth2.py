@@ -295,7 +295,7 @@ def _pushed(services: Services, params: dict[str, Any]) -> AuthRequest:
     # parallel uses, the unique digest lets one through.
     try:
         with services.database.transaction() as session:
-            fresh = _spend_once(session, "par:" + claims["j"], request.client_id, None, claims["x"])
+            fresh = spend_once(session, "par:" + claims["j"], request.client_id, None, claims["x"])
     except IntegrityError:
         fresh = False
     if not fresh:
@@ -303,7 +303,9 @@ def _pushed(services: Services, params: dict[str, Any]) -> AuthRequest:
     return request
 
 
-def _spend_once(session: Any, key: str, client_id: str, user_id: int | None, until: int) -> bool:
+def spend_once(session: Any, key: str, client_id: str, user_id: int | None, until: int) -> bool:
+    """Spend a one-time value (a PAR nonce, a passkey login's challenge) as a used code row
+    kept until `until`: False if it was spent before (two at once: the unique digest)."""
     digest = token_digest(key)
     if session.execute(select(OAuth2Code.id).where(OAuth2Code.code_hash == digest)).first():
         return False

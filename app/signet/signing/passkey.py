@@ -146,13 +146,7 @@ def decide(services: Services, *, request_id: Any, decision: Any, assertion: Any
                 event="passkey.replay",
                 status=409,
             )
-        if (asserted.sign_count or device.sign_count) and asserted.sign_count <= device.sign_count:
-            raise MobileRefused(
-                f"The passkey's signature counter did not move forward ({asserted.sign_count} "
-                f"after {device.sign_count}): a cloned authenticator; the request is refused",
-                event="passkey.cloned",
-                status=403,
-            )
+        counter_checked(asserted, device, "the request")
         if mobile_trust.epoch_seconds(request.expires_at) <= time.time():
             expired = True
         else:
@@ -168,15 +162,7 @@ def decide(services: Services, *, request_id: Any, decision: Any, assertion: Any
                     event="passkey.replay",
                     status=409,
                 )
-            if asserted.sign_count:  # forward only, even when two decisions race
-                session.execute(
-                    update(MobileDevice)
-                    .where(
-                        MobileDevice.id == device.id,
-                        MobileDevice.sign_count < asserted.sign_count,
-                    )
-                    .values(sign_count=asserted.sign_count)
-                )
+            counter_moved(session, device, asserted)
             append_event(
                 session,
                 event,
@@ -194,6 +180,28 @@ def decide(services: Services, *, request_id: Any, decision: Any, assertion: Any
         error="invalid_request",
         status=410,
     )
+
+
+def counter_checked(asserted: trust.Asserted, device: MobileDevice, what: str) -> None:
+    """Refuse (403, `passkey.cloned`) an assertion whose signature counter did not move
+    forward: either value non-zero and the new one not greater (docs/passkeys.md)."""
+    if (asserted.sign_count or device.sign_count) and asserted.sign_count <= device.sign_count:
+        raise MobileRefused(
+            f"The passkey's signature counter did not move forward ({asserted.sign_count} "
+            f"after {device.sign_count}): a cloned authenticator; {what} is refused",
+            event="passkey.cloned",
+            status=403,
+        )
+
+
+def counter_moved(session: Any, device: MobileDevice, asserted: trust.Asserted) -> None:
+    """The passkey's counter set to the assertion's: forward only, even when two race."""
+    if asserted.sign_count:
+        session.execute(
+            update(MobileDevice)
+            .where(MobileDevice.id == device.id, MobileDevice.sign_count < asserted.sign_count)
+            .values(sign_count=asserted.sign_count)
+        )
 
 
 def _stored(assertion: dict[str, Any]) -> str:

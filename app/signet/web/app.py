@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         oauth2,
         openapi,
         passkey,
+        passkey_login,
         pki,
         saml,
     )
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     passkey.init_app(app)
     oauth2.init_app(app)
     federation.init_app(app)
+    passkey_login.init_app(app)
     saml.init_app(app)
     proxies = services.settings.web.trusted_proxies
     if proxies:

@@ -1,6 +1,7 @@
 """The OAuth 2.0 authorization server's HTTP face: Signet's own login pages (plain HTML, one
-style sheet, no script but the device approval page's), the token, revocation and
-pushed-request endpoints (RFC 6749 errors as JSON), and the server's metadata."""
+style sheet, no script but the device approval page's and the login page's passkey button's),
+the token, revocation and pushed-request endpoints (RFC 6749 errors as JSON), and the server's
+metadata."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from signet.errors import SignetError, TooManyRequests
 from signet.signing import oauth2, oauth2_consent, oauth2_device, oauth2_factor, oauth2_tokens
 from signet.signing.oauth2_clients import OAuth2Error
+from signet.signing.passkey_login import offer as passkey_offer
 from signet.web.client_certificate import presented_certificate
 from signet.web.csc import origin
 from signet.web.csc_auth import basic_credentials
@@ -58,7 +60,8 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-# The device approval page: its two scripts (of this origin), which call this origin only.
+# The device approval page (its two scripts), and the login page with its passkey button:
+# scripts of this origin, which call this origin only.
 SCRIPT_CSP = (
     "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
     "img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -86,9 +89,14 @@ def _params(source: Any) -> dict[str, Any]:
 
 
 def render(page: oauth2.Page, status: int = 200) -> Response:
-    """A page of the login flow (oauth2/<name>.html) with this status."""
-    response = Response(render_template(f"oauth2/{page.name}.html", page=page), status=status)
-    if page.name == oauth2_factor.STAGE:
+    """A page of the login flow (oauth2/<name>.html) with this status; the login page with
+    its passkey button where WebAuthn can work here (and the script that shows it)."""
+    offer = None
+    if page.name == "login" and page.ticket:
+        offer = passkey_offer(services(), page.ticket, origin())
+    body = render_template(f"oauth2/{page.name}.html", page=page, passkey=offer)
+    response = Response(body, status=status)
+    if page.name == oauth2_factor.STAGE or offer is not None:
         response.headers["Content-Security-Policy"] = SCRIPT_CSP
     return response
 
