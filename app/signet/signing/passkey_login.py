@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from signet.auth import assurance
-from signet.auth.throttle import ThrottleKeys, settle_login
+from signet.auth.throttle import ThrottleKeys, prune_due, prune_stale, settle_login
 from signet.auth.tokens import Principal
 from signet.errors import InvalidRequest, SignetError
 from signet.events import append_event
@@ -112,10 +112,8 @@ def principal(
             username = user.username if user is not None else label
             asserted = _checked(services, session, device, user, parsed, value, origin)
             with session.begin_nested():  # of two logins over one challenge, one goes through
-                fresh = spend_once(
-                    session, "passkey-login:" + claims["j"], claims["r"]["client_id"],
-                    device.user_id, claims["x"],
-                )  # fmt: skip
+                key, client_id = "passkey-login:" + claims["j"], claims["r"]["client_id"]
+                fresh = spend_once(session, key, client_id, device.user_id, claims["x"])
             if not fresh:
                 raise _Refused(
                     "This login page's passkey challenge was used before (a replayed "
@@ -129,6 +127,9 @@ def principal(
             _record(session, exc, username, label, source)
             refusal = exc
         settle_login(session, keys, limits, ok=found is not None, username=username, source=source)
+    if prune_due():  # made-up passkey ids leave no lasting throttle rows
+        with services.database.transaction() as session:
+            prune_stale(session, limits)
     if found is None:
         if isinstance(refusal, SignetError):
             raise _Refused(f"Passkey login refused: {refusal.description}")
