@@ -42,6 +42,9 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "assurance.md"
         (("pwd", "pin", "sms_otp"), 2, "substantial", 2, 3),
         (("pwd", "mobile_id"), 2, "substantial", 2, 3),  # a device key: possession
         (("mobile_id", "sms_otp"), 1, "low", 1, 2),  # two possessions: one kind
+        (("passkey_login",), 1, "low", 1, 2),  # UV unattested: possession only
+        (("passkey_login", "pin"), 2, "substantial", 2, 3),
+        (("passkey_login", "passkey"), 1, "low", 1, 2),  # the same kind twice
     ],
 )
 def test_levels_reached(methods, factors, eidas, aal, iso):
