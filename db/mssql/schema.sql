@@ -550,6 +550,19 @@ UPDATE alembic_version SET version_num='0014' WHERE alembic_version.version_num 
 
 GO
 
+
+ALTER TABLE refresh_tokens ADD client_id VARCHAR(64) NULL;
+
+GO
+
+CREATE INDEX ix_refresh_tokens_access_token_hash ON refresh_tokens (access_token_hash);
+
+GO
+
+UPDATE alembic_version SET version_num='0015' WHERE alembic_version.version_num = '0014';
+
+GO
+
 COMMIT;
 
 GO

@@ -540,3 +540,16 @@ UPDATE alembic_version SET version_num='0014' WHERE alembic_version.version_num 
 
 /
 
+
+ALTER TABLE refresh_tokens ADD client_id VARCHAR2(64 CHAR)
+
+/
+
+CREATE INDEX ix_refresh_tokens_access_token_hash ON refresh_tokens (access_token_hash)
+
+/
+
+UPDATE alembic_version SET version_num='0015' WHERE alembic_version.version_num = '0014'
+
+/
+

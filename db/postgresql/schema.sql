@@ -398,5 +398,12 @@ CREATE INDEX ix_mobile_requests_expires_at ON mobile_requests (expires_at);
 
 UPDATE alembic_version SET version_num='0014' WHERE alembic_version.version_num = '0013';
 
+
+ALTER TABLE refresh_tokens ADD COLUMN client_id VARCHAR(64);
+
+CREATE INDEX ix_refresh_tokens_access_token_hash ON refresh_tokens (access_token_hash);
+
+UPDATE alembic_version SET version_num='0015' WHERE alembic_version.version_num = '0014';
+
 COMMIT;
 

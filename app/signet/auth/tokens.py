@@ -142,9 +142,11 @@ def record_refresh_token(
     family: str,
     access_token: str,
     expires_at: datetime,
+    client_id: str | None = None,
 ) -> None:
     """Keep what single use and revocation need of a refresh token the SAM minted: its
-    SHA-256, its family, and the SHA-256 of the access token issued with it."""
+    SHA-256, its family, the SHA-256 of the access token issued with it, and the OAuth 2.0
+    client it was issued to (None: auth/login's)."""
     session.add(
         RefreshToken(
             token_hash=token_digest(token),
@@ -155,6 +157,7 @@ def record_refresh_token(
             expires_at=expires_at,
             used=False,
             revoked=False,
+            client_id=client_id,
         )
     )
 
@@ -178,10 +181,10 @@ def spend_refresh_token(session: Session, token: str, *, user_id: int) -> str | 
         return None if user is not None and user.status == "active" else "user disabled"
     row = session.execute(
         select(RefreshToken.used, RefreshToken.revoked).where(
-            RefreshToken.token_hash == token_digest(token)
+            RefreshToken.token_hash == token_digest(token), RefreshToken.user_id == user_id
         )
     ).first()
-    if row is None:
+    if row is None:  # no row, or one moved to another user by SQL
         return "unknown"
     return "revoked" if row.revoked else "replayed"
 
@@ -194,8 +197,13 @@ def revoke_refresh_family(session: Session, token: str, *, user_id: int) -> str 
             RefreshToken.token_hash == token_digest(token), RefreshToken.user_id == user_id
         )
     ).scalar_one_or_none()
-    if family is None:
-        return None
+    if family is not None:
+        revoke_family(session, family, user_id=user_id)
+    return family
+
+
+def revoke_family(session: Session, family: str, *, user_id: int) -> None:
+    """Revoke every refresh token of a family and every access token issued with one."""
     session.execute(
         bulk_update(RefreshToken).where(RefreshToken.family == family).values(revoked=True)
     )
@@ -205,7 +213,17 @@ def revoke_refresh_family(session: Session, token: str, *, user_id: int) -> str 
         .where(AccessToken.user_id == user_id, AccessToken.token_hash.in_(issued))
         .values(revoked=True)
     )
-    return family
+
+
+def family_issued_with(session: Session, access_digest: str) -> tuple[str, int, str | None] | None:
+    """The refresh family whose token came with the access token of this SHA-256: (family,
+    user id, client ID), or None."""
+    row = session.execute(
+        select(RefreshToken.family, RefreshToken.user_id, RefreshToken.client_id).where(
+            RefreshToken.access_token_hash == access_digest
+        )
+    ).first()
+    return None if row is None else (row.family, row.user_id, row.client_id)
 
 
 _TOKENS = cast(Table, AccessToken.__table__)

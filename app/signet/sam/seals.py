@@ -186,6 +186,9 @@ class RefreshClaims:
     family: str  # the nonce of the family's first token
     expires_at: int  # Unix seconds: the family's end
     nonce: str
+    # The OAuth 2.0 client a token endpoint's family was issued to (None: auth/login's): only
+    # that client may renew it, and auth/login refuses it.
+    client: str | None = None
 
 
 def mint_refresh_token(
@@ -197,24 +200,26 @@ def mint_refresh_token(
     loa: str,
     family: str | None,
     expires_at: int,
+    client: str | None = None,
 ) -> tuple[str, RefreshClaims]:
-    """A refresh token of a new family (`family` None) or the next of one."""
+    """A refresh token of a new family (`family` None) or the next of one; `client` binds it
+    to the OAuth 2.0 client it is issued to."""
     nonce = secrets.token_hex(16)
-    claims = RefreshClaims(user_id, username, methods, loa, family or nonce, expires_at, nonce)
-    token = _seal(
-        hsm,
-        "r",
-        {
-            "u": user_id,
-            "n": username,
-            "m": methods,
-            "l": loa,
-            "f": claims.family,
-            "x": expires_at,
-            "j": nonce,
-        },
+    claims = RefreshClaims(
+        user_id, username, methods, loa, family or nonce, expires_at, nonce, client
     )
-    return token, claims
+    sealed: dict[str, Any] = {
+        "u": user_id,
+        "n": username,
+        "m": methods,
+        "l": loa,
+        "f": claims.family,
+        "x": expires_at,
+        "j": nonce,
+    }
+    if client is not None:
+        sealed["c"] = client
+    return _seal(hsm, "r", sealed), claims
 
 
 def open_refresh_token(hsm: Hsm, token: str) -> RefreshClaims:
@@ -232,6 +237,7 @@ def open_refresh_token(hsm: Hsm, token: str) -> RefreshClaims:
             str(raw["f"]),
             int(raw["x"]),
             str(raw["j"]),
+            None if raw.get("c") is None else str(raw["c"]),
         )
     except (KeyError, TypeError, ValueError):
         raise InvalidRequest(

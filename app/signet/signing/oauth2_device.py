@@ -1,7 +1,8 @@
 """The OAuth 2.0 device authorization grant (RFC 8628): a device without a browser (the desktop
 virtual card's agent) asks for a device code and a short user code, the user enters the code on
 Signet's verification page and logs in and approves there with the login pages' own machinery,
-and the device polls the token endpoint for a service token, issued once.
+and the device polls the token endpoint for a service token (with a refresh token when they
+are enabled), issued once.
 
 Both codes are stored as SHA-256 only; the approval is a grant sealed by the SAM with the
 device code's digest, the client and the user inside, so a row edited by SQL grants nothing.
@@ -25,6 +26,7 @@ from signet.signing.context import Services
 from signet.signing.oauth2 import AuthRequest, Page, ticket
 from signet.signing.oauth2_clients import Client, OAuth2Error, registered_client
 from signet.signing.oauth2_tokens import client_of
+from signet.signing.sessions import begin_family, keep_refresh_token
 from signet.store import OAuth2DeviceCode, User, bulk_update
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
@@ -356,6 +358,14 @@ def _issue(
         loa=user.loa,
         lifetime=lifetime,
     )
+    refresh = begin_family(
+        services,
+        user_id=user.user_id,
+        username=user.username,
+        methods=minted.methods,
+        loa=minted.loa,
+        client=client.client_id,
+    )
     disabled = False
     with services.database.transaction() as session:
         spent = session.execute(
@@ -385,15 +395,20 @@ def _issue(
                     event="oauth2.device.token_issued",
                     client_id=client.client_id,
                 )
+                if refresh is not None:
+                    keep_refresh_token(session, *refresh, access_token=token)
     if not spent.rowcount:  # type: ignore[attr-defined]
         _refuse(services, client, "The device code was used before", source)
         raise OAuth2Error("The device code was used before", "invalid_grant")
     if disabled:
         _refuse(services, client, "The user is disabled", source)
         raise OAuth2Error("The user is disabled", "invalid_grant")
-    return {
+    answer = {
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": lifetime,
         "scope": "service",
     }
+    if refresh is not None:
+        answer["refresh_token"] = refresh[0]
+    return answer

@@ -1,7 +1,9 @@
 """The OAuth 2.0 token and revocation endpoints: a code (used once, its PKCE verifier, its
 client, its redirect URI) exchanged for an access token the SAM mints — carrying the SAD of a
-credential grant —, a second use of a code revoking what it gave (RFC 6749 10.5), revocation
-by the client (RFC 7009: a device grant's token too), and the server's metadata (RFC 8414)."""
+credential grant; a service grant's with a refresh token —, a second use of a code revoking
+what it gave (RFC 6749 10.5), revocation by the client (RFC 7009: a device grant's or a
+refresh grant's token too, a refresh token with its family), and the server's metadata (RFC
+8414)."""
 
 from __future__ import annotations
 
@@ -14,14 +16,22 @@ from typing import Any
 
 from sqlalchemy import select
 
-from signet.auth.tokens import Principal, record_login, token_digest
-from signet.errors import InvalidToken
+from signet.auth.tokens import (
+    Principal,
+    family_issued_with,
+    record_login,
+    revoke_family,
+    revoke_refresh_family,
+    token_digest,
+)
+from signet.errors import InvalidRequest, InvalidToken
 from signet.events import append_event
-from signet.sam import mint_token, open_grant, open_token, void_sad
+from signet.sam import mint_token, open_grant, open_refresh_token, open_token, void_sad
 from signet.signing.context import Services
 from signet.signing.oauth2 import AuthRequest
 from signet.signing.oauth2_clients import Client, OAuth2Error, authenticate_client
 from signet.signing.prune import prune_if_due
+from signet.signing.sessions import begin_family, keep_refresh_token
 from signet.store import AccessToken, OAuth2Code, OAuth2DeviceCode, User, bulk_update
 
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -45,7 +55,8 @@ def client_of(services: Services, params: dict[str, Any], basic: tuple[str, str]
     return authenticate_client(services, client_id, secret)
 
 
-def _refuse(services: Services, client: Client, reason: str, source: str) -> OAuth2Error:
+def refuse_grant(services: Services, client: Client, reason: str, source: str) -> OAuth2Error:
+    """An invalid_grant refusal, audited `oauth2.token_refused` with the reason."""
     with services.database.transaction() as session:
         append_event(
             session,
@@ -77,7 +88,8 @@ def exchange(
         raise OAuth2Error("Missing parameter grant_type")
     if grant_type != "authorization_code":
         raise OAuth2Error(
-            "grant_type must be authorization_code or urn:ietf:params:oauth:grant-type:device_code",
+            "grant_type must be authorization_code, refresh_token or "
+            "urn:ietf:params:oauth:grant-type:device_code",
             "unsupported_grant_type",
         )
     client = client_of(services, params, basic)
@@ -91,15 +103,19 @@ def exchange(
         row_id, grant = (row.id, row.grant) if row else (None, None)
     claims = open_grant(services.hsm, "code", grant or "")
     if row_id is None or claims is None or claims.get("h") != token_digest(code):
-        raise _refuse(services, client, "The code is unknown, expired or not this server's", source)
+        raise refuse_grant(
+            services, client, "The code is unknown, expired or not this server's", source
+        )
     request = AuthRequest(**claims["r"])
     if request.client_id != client.client_id:
-        raise _refuse(services, client, "The code was issued to another client", source)
+        raise refuse_grant(services, client, "The code was issued to another client", source)
     redirect_uri = params.get("redirect_uri")
     if redirect_uri is not None and redirect_uri != request.redirect_uri:
-        raise _refuse(services, client, "redirect_uri differs from the authorization's", source)
+        raise refuse_grant(
+            services, client, "redirect_uri differs from the authorization's", source
+        )
     if not _pkce_ok(request.code_challenge, params.get("code_verifier")):
-        raise _refuse(services, client, "The PKCE code_verifier does not match", source)
+        raise refuse_grant(services, client, "The PKCE code_verifier does not match", source)
     user = Principal(*claims["u"])
     sad = claims.get("d")
     if sad is None:
@@ -116,6 +132,18 @@ def exchange(
         lifetime=lifetime,
         sad=sad,
     )
+    # A service grant's token comes with a refresh token (CSC API v2 oauth2/token: never a
+    # credential grant's, whose SAD is for the hashes approved once), bound to this client.
+    refresh = None
+    if sad is None:
+        refresh = begin_family(
+            services,
+            user_id=user.user_id,
+            username=user.username,
+            methods=minted.methods,
+            loa=minted.loa,
+            client=client.client_id,
+        )
     reused = False
     with services.database.transaction() as session:
         spent = session.execute(
@@ -146,18 +174,22 @@ def exchange(
                     client_id=client.client_id,
                     credential=request.credential_id,
                 )
+                if refresh is not None:
+                    keep_refresh_token(session, *refresh, access_token=token)
     if reused:
         raise OAuth2Error(
             "The code was used before; the tokens it gave are revoked", "invalid_grant"
         )
     if reused is None:
-        raise _refuse(services, client, "The user is disabled", source)
+        raise refuse_grant(services, client, "The user is disabled", source)
     answer: dict[str, Any] = {
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": lifetime,
         "scope": request.scope,
     }
+    if refresh is not None:
+        answer["refresh_token"] = refresh[0]
     if request.rar:
         answer["authorization_details"] = request.authorization_details()
     elif request.credential_id is not None:
@@ -170,14 +202,20 @@ def _revoke_reused(
     session: Any, row_id: int, sad: str | None, client: Client, user: Principal, source: str
 ) -> None:
     """RFC 6749 10.5: a code used twice was stolen (or its holder's copy was): what it gave
-    is revoked, the SAD it carried left with nothing to sign."""
+    is revoked — the access token, the refresh family begun with it —, the SAD it carried
+    left with nothing to sign."""
     issued = session.execute(
         select(OAuth2Code.access_token_hash).where(OAuth2Code.id == row_id)
     ).scalar_one()
+    family = None
     if issued is not None:
         session.execute(
             bulk_update(AccessToken).where(AccessToken.token_hash == issued).values(revoked=True)
         )
+        begun = family_issued_with(session, issued)
+        if begun is not None:
+            family = begun[0]
+            revoke_family(session, family, user_id=begun[1])
     voided = void_sad(session, sad) if sad else False
     append_event(
         session,
@@ -188,14 +226,16 @@ def _revoke_reused(
         revoked_token=issued is not None,
         voided_sad=voided,
         source=source,
+        **({"revoked_family": family} if family else {}),
     )
 
 
 def revoke(
     services: Services, params: dict[str, Any], basic: tuple[str, str] | None, source: str
 ) -> None:
-    """RFC 7009: revoke an access token this client was given (its SAD voided with it); an
-    unknown or foreign token is answered the same, as the RFC asks."""
+    """RFC 7009: revoke an access token this client was given (its SAD voided with it), or a
+    refresh token with its family; an unknown or foreign token is answered the same, as the
+    RFC asks. Each kind of token says what it is, so the hint only has to be a known one."""
     client = client_of(services, params, basic)
     token = params.get("token")
     if not isinstance(token, str) or not token:
@@ -206,23 +246,11 @@ def revoke(
     try:
         claims = open_token(services.hsm, token)
     except InvalidToken:
+        _revoke_refresh(services, client, token, source)
         return
     digest = token_digest(token)
     with services.database.transaction() as session:
-        mine = (
-            session.execute(
-                select(OAuth2Code.id).where(
-                    OAuth2Code.access_token_hash == digest, OAuth2Code.client_id == client.client_id
-                )
-            ).first()
-            or session.execute(
-                select(OAuth2DeviceCode.id).where(
-                    OAuth2DeviceCode.access_token_hash == digest,
-                    OAuth2DeviceCode.client_id == client.client_id,
-                )
-            ).first()
-        )
-        if mine is None:
+        if not _issued_to(session, digest, client):
             return
         session.execute(
             bulk_update(AccessToken).where(AccessToken.token_hash == digest).values(revoked=True)
@@ -239,8 +267,52 @@ def revoke(
         )
 
 
-def metadata(issuer: str) -> dict[str, Any]:
-    """Authorization server metadata (RFC 8414)."""
+def _issued_to(session: Any, digest: str, client: Client) -> bool:
+    """Whether the access token of this SHA-256 was issued to `client`: for a code, a device
+    code, or with a refresh token."""
+    if session.execute(
+        select(OAuth2Code.id).where(
+            OAuth2Code.access_token_hash == digest, OAuth2Code.client_id == client.client_id
+        )
+    ).first():
+        return True
+    if session.execute(
+        select(OAuth2DeviceCode.id).where(
+            OAuth2DeviceCode.access_token_hash == digest,
+            OAuth2DeviceCode.client_id == client.client_id,
+        )
+    ).first():
+        return True
+    family = family_issued_with(session, digest)
+    return family is not None and family[2] == client.client_id
+
+
+def _revoke_refresh(services: Services, client: Client, token: str, source: str) -> None:
+    """A refresh token this client was given (its binding sealed in it): its whole family
+    revoked, as auth/revoke does; anything else is ignored."""
+    try:
+        claims = open_refresh_token(services.hsm, token)
+    except InvalidRequest:
+        return
+    if claims.client != client.client_id:
+        return
+    with services.database.transaction() as session:
+        family = revoke_refresh_family(session, token, user_id=claims.user_id)
+        if family is not None:
+            append_event(
+                session,
+                "oauth2.token_revoked",
+                actor=client.client_id,
+                subject=claims.username,
+                kind="refresh_token",
+                family=family,
+                source=source,
+            )
+
+
+def metadata(issuer: str, *, refresh_tokens: bool) -> dict[str, Any]:
+    """Authorization server metadata (RFC 8414); the refresh token grant while refresh tokens
+    are issued (web.refresh_token_lifetime_seconds > 0)."""
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/oauth2/authorize",
@@ -252,6 +324,7 @@ def metadata(issuer: str) -> dict[str, Any]:
         "grant_types_supported": [
             "authorization_code",
             "urn:ietf:params:oauth:grant-type:device_code",
+            *(["refresh_token"] if refresh_tokens else []),
         ],
         "scopes_supported": ["service", "credential"],
         "code_challenge_methods_supported": ["S256"],

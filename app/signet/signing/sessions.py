@@ -125,24 +125,17 @@ def issue_tokens(
         method=method,
     )
     refresh = None
-    if remember_me and web.refresh_token_lifetime_seconds:
-        refresh, family = mint_refresh_token(
-            services.hsm,
+    if remember_me:
+        begun = begin_family(
+            services,
             user_id=user.id,
             username=user.username,
             methods=claims.methods,
             loa=claims.loa,
-            family=None,
-            expires_at=int(time.time()) + web.refresh_token_lifetime_seconds,
         )
-        record_refresh_token(
-            session,
-            refresh,
-            user_id=user.id,
-            family=family.family,
-            access_token=token,
-            expires_at=_moment(family.expires_at),
-        )
+        if begun is not None:
+            refresh = begun[0]
+            keep_refresh_token(session, *begun, access_token=token)
     return Login(token, lifetime, refresh)
 
 
@@ -182,50 +175,123 @@ def page_login(
     return Principal(user.id, user.username, " ".join(level.methods), level.eidas)
 
 
+def begin_family(
+    services: Services,
+    *,
+    user_id: int,
+    username: str,
+    methods: str,
+    loa: str,
+    client: str | None = None,
+) -> tuple[str, RefreshClaims] | None:
+    """The first refresh token of a family, minted by the SAM for a login that reached
+    `methods` and `loa` (and, from the OAuth 2.0 token endpoint, bound to its `client`): the
+    family ends web.refresh_token_lifetime_seconds from now. None when that is 0."""
+    lifetime = services.settings.web.refresh_token_lifetime_seconds
+    if not lifetime:
+        return None
+    return mint_refresh_token(
+        services.hsm,
+        user_id=user_id,
+        username=username,
+        methods=methods,
+        loa=loa,
+        family=None,
+        expires_at=int(time.time()) + lifetime,
+        client=client,
+    )
+
+
+def keep_refresh_token(
+    session: Session, refresh_token: str, claims: RefreshClaims, *, access_token: str
+) -> None:
+    """Record a refresh token the SAM minted, with the access token issued beside it."""
+    record_refresh_token(
+        session,
+        refresh_token,
+        user_id=claims.user_id,
+        family=claims.family,
+        access_token=access_token,
+        expires_at=_moment(claims.expires_at),
+        client_id=claims.client,
+    )
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """Where a refresh token is renewed, and how that is audited: auth/login (no client,
+    `login` and `login.failed`) or an OAuth 2.0 client at the token endpoint (its client ID,
+    `oauth2.token_issued` and `oauth2.token_refused`)."""
+
+    lifetime: int  # the new access token's, never past the family's end
+    client: str | None = None
+    issued: str = "login"
+    refused: str = "login.failed"
+
+
 def refresh(services: Services, refresh_token: str, source: str) -> Login:
     """auth/login with a refresh token: the token (sealed by the SAM) is spent and replaced
     by the next of its family, with a new access token; the family's end stays where the
     password login put it. A token spent before is a replay: its whole family is revoked."""
     claims = open_refresh_token(services.hsm, refresh_token)
-    left = claims.expires_at - int(time.time())
-    if left <= 0:
+    if claims.client is not None:
+        # An OAuth 2.0 client's renews only at the token endpoint, with that client's
+        # authentication: here it would need none.
+        raise InvalidRequest(
+            "Invalid parameter refresh_token: issued to an OAuth 2.0 client, which renews it "
+            "at /oauth2/token"
+        )
+    if claims.expires_at <= int(time.time()):
         raise InvalidRequest("Invalid parameter refresh_token: expired; log in with the password")
-    result = reason = None
+    outcome = rotate(
+        services,
+        refresh_token,
+        claims,
+        source,
+        Renewal(services.settings.web.access_token_lifetime_seconds),
+    )
+    if isinstance(outcome, str):
+        raise InvalidRequest(
+            f"Invalid parameter refresh_token: {outcome}; log in with the password"
+        )
+    return outcome
+
+
+def rotate(
+    services: Services, refresh_token: str, claims: RefreshClaims, source: str, renewal: Renewal
+) -> Login | str:
+    """Spend a refresh token whose claims the SAM opened (not expired) and replace it by the
+    next of its family, with a new access token; else why not: "unknown", "revoked",
+    "replayed" (a token spent before: its whole family is revoked) or "user disabled". The
+    refusal (and a replay's revocation) is audited and committed before the caller answers."""
     with services.database.transaction() as session:
         reason = spend_refresh_token(session, refresh_token, user_id=claims.user_id)
         if reason is None:
-            result = _renew(
-                services,
-                session,
-                claims,
-                min(left, services.settings.web.access_token_lifetime_seconds),
-                source,
-            )
-        else:
-            family = (
-                revoke_refresh_family(session, refresh_token, user_id=claims.user_id)
-                if reason == "replayed"
-                else None
-            )
-            append_event(
-                session,
-                "login.failed",
-                actor=claims.username,
-                subject=claims.username,
-                outcome="failure",
-                method="refresh_token",
-                reason=f"refresh token {reason}",
-                source=source,
-                **({"revoked_family": family} if family else {}),
-            )
-    if result is None:  # the refusal (and a replay's revocation) is committed first
-        raise InvalidRequest(f"Invalid parameter refresh_token: {reason}; log in with the password")
-    return result
+            return _renew(services, session, claims, renewal, source)
+        family = (
+            revoke_refresh_family(session, refresh_token, user_id=claims.user_id)
+            if reason == "replayed"
+            else None
+        )
+        append_event(
+            session,
+            renewal.refused,
+            actor=renewal.client or claims.username,
+            subject=claims.username,
+            outcome="failure",
+            method="refresh_token",
+            reason=f"refresh token {reason}",
+            source=source,
+            **({"client_id": renewal.client} if renewal.client else {}),
+            **({"revoked_family": family} if family else {}),
+        )
+    return reason
 
 
 def _renew(
-    services: Services, session: Session, claims: RefreshClaims, lifetime: int, source: str
+    services: Services, session: Session, claims: RefreshClaims, renewal: Renewal, source: str
 ) -> Login:
+    lifetime = max(1, min(claims.expires_at - int(time.time()), renewal.lifetime))
     token, access = mint_token(
         services.hsm,
         user_id=claims.user_id,
@@ -244,8 +310,10 @@ def _renew(
         expires_at=_moment(access.expires_at),
         source=source,
         method="refresh_token",
+        event=renewal.issued,
+        **({"client_id": renewal.client, "family": claims.family} if renewal.client else {}),
     )
-    following, _ = mint_refresh_token(
+    following, next_claims = mint_refresh_token(
         services.hsm,
         user_id=claims.user_id,
         username=claims.username,
@@ -253,15 +321,9 @@ def _renew(
         loa=claims.loa,
         family=claims.family,
         expires_at=claims.expires_at,
+        client=claims.client,
     )
-    record_refresh_token(
-        session,
-        following,
-        user_id=claims.user_id,
-        family=claims.family,
-        access_token=token,
-        expires_at=_moment(claims.expires_at),
-    )
+    keep_refresh_token(session, following, next_claims, access_token=token)
     return Login(token, lifetime, following)
 
 

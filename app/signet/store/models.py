@@ -157,7 +157,9 @@ class AccessToken(Base):
 class RefreshToken(Base):
     """A refresh token the SAM minted (only its SHA-256 is stored): each is used once, and
     the one that replaces it joins its family; `access_token_hash` is the access token issued
-    with it, revoked with the family."""
+    with it, revoked with the family; `client_id` the OAuth 2.0 client it was issued to (None:
+    auth/login's), so that the client may revoke that access token (its binding is sealed in
+    the token itself)."""
 
     __tablename__ = "refresh_tokens"
 
@@ -165,11 +167,12 @@ class RefreshToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     family: Mapped[str] = mapped_column(String(32), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    access_token_hash: Mapped[str] = mapped_column(String(64))
+    access_token_hash: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     used: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    client_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class OAuth2Client(Base):

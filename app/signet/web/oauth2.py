@@ -12,7 +12,14 @@ from flask import Blueprint, Flask, Response, jsonify, redirect, render_template
 from flask.typing import ResponseReturnValue
 
 from signet.errors import SignetError, TooManyRequests
-from signet.signing import oauth2, oauth2_consent, oauth2_device, oauth2_factor, oauth2_tokens
+from signet.signing import (
+    oauth2,
+    oauth2_consent,
+    oauth2_device,
+    oauth2_factor,
+    oauth2_refresh,
+    oauth2_tokens,
+)
 from signet.signing.oauth2_clients import OAuth2Error
 from signet.signing.passkey_login import offer as passkey_offer
 from signet.web.client_certificate import presented_certificate
@@ -30,7 +37,7 @@ CLIENT = {
     "client_secret": with_description(STRING, "client_secret_post (or HTTP Basic, not both)"),
 }
 OAUTH2_ERRORS = {
-    "400": "RFC 6749 5.2: invalid_request, invalid_grant, unsupported_grant_type",
+    "400": "RFC 6749 5.2: invalid_request, invalid_grant, invalid_scope, unsupported_grant_type",
     "401": "invalid_client: unknown client, wrong secret, a public client sending one",
 }
 TICKET_FORM = obj(required=("ticket",), ticket=with_description(STRING, "the page's sealed ticket"))
@@ -315,13 +322,16 @@ def _endpoint_params() -> dict[str, Any]:
 
 
 @operation(
-    "Token request (RFC 6749 4.1.3, RFC 8628 3.4): an authorization code, its PKCE verifier "
-    "and the client's authentication, or a device code, for an access token",
+    "Token request (RFC 6749 4.1.3, 6, RFC 8628 3.4): an authorization code, its PKCE verifier "
+    "and the client's authentication, a device code, or a refresh token, for an access token "
+    "(a service token with a refresh token, when they are enabled)",
     request=obj(
         required=("grant_type",),
-        grant_type=enum("authorization_code", oauth2_device.GRANT_TYPE),
+        grant_type=enum("authorization_code", oauth2_device.GRANT_TYPE, oauth2_refresh.GRANT_TYPE),
         code=STRING,
         device_code=with_description(STRING, "RFC 8628: the device authorization's"),
+        refresh_token=with_description(STRING, "grant_type refresh_token: used once"),
+        scope=with_description(STRING, "grant_type refresh_token: service, or left out"),
         redirect_uri=STRING,
         code_verifier=STRING,
         **CLIENT,
@@ -333,6 +343,7 @@ def _endpoint_params() -> dict[str, Any]:
         token_type=enum("Bearer"),
         expires_in={"type": "integer", "minimum": 1},
         scope=enum("service", "credential"),
+        refresh_token=with_description(STRING, "a service token's, when they are enabled"),
         credentialID=STRING,
         authorization_details={"type": "array", "items": {"type": "object"}},
     ),
@@ -349,6 +360,8 @@ def token() -> ResponseReturnValue:
     params = _endpoint_params()
     if params.get("grant_type") == oauth2_device.GRANT_TYPE:
         return jsonify(oauth2_device.poll(services(), params, basic_credentials(), _source()))
+    if params.get("grant_type") == oauth2_refresh.GRANT_TYPE:
+        return jsonify(oauth2_refresh.refresh(services(), params, basic_credentials(), _source()))
     return jsonify(oauth2_tokens.exchange(services(), params, basic_credentials(), _source()))
 
 
@@ -424,7 +437,8 @@ def device() -> ResponseReturnValue:
 
 
 @operation(
-    "Revoke an access token given to this client (RFC 7009): 200 whatever the token",
+    "Revoke an access token given to this client, or a refresh token with its family (RFC "
+    "7009): 200 whatever the token",
     request=obj(
         required=("token",),
         token=STRING,
@@ -490,7 +504,8 @@ def pushed_authorize() -> ResponseReturnValue:
 )
 @blueprint.route("/.well-known/oauth-authorization-server", methods=["GET"])
 def server_metadata() -> ResponseReturnValue:
-    return jsonify(oauth2_tokens.metadata(issuer()))
+    refresh_tokens = services().settings.web.refresh_token_lifetime_seconds > 0
+    return jsonify(oauth2_tokens.metadata(issuer(), refresh_tokens=refresh_tokens))
 
 
 def init_app(app: Flask) -> None:
