@@ -247,6 +247,11 @@ class WebSettings(_Section):
     # systemd). About 0.05 ms of CPU a request (docs/scale.md); an operator whose nginx in
     # front logs every request may turn it off.
     access_log: bool = True
+    # How long a thread that answered a kept-alive request waits on that connection for the
+    # next one before handing it back to the worker's main loop (docs/scale.md): a request
+    # served so skips two hand-offs between threads. Given up at once when other requests
+    # wait for a thread. 0: every request goes through the main loop.
+    linger_ms: float = Field(default=5, ge=0, le=100)
     access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
     # How long a password login may be renewed with refresh tokens (auth/login with
     # rememberMe, then refresh_token): each is used once and replaced, and no replacement

@@ -10,6 +10,14 @@ that far reaches a thread. Time limits bound both phases: ``HEAD_TIMEOUT`` for t
 and headers, and ``BODY_TIMEOUT`` plus one second for every ``MIN_RATE`` bytes for the body (in
 the main loop and, beyond ``BUFFERED``, in the thread). A client that misses them gets 408.
 
+Handing each request from the main loop to a thread and the connection back costs two thread
+wake-ups and the poller's bookkeeping, about 0.1 ms of CPU a request (docs/scale.md). So a
+thread that answered a kept-alive HTTP/1 request without TLS waits up to ``web.linger_ms``
+(``LINGER``) on that connection and reads the next request itself, by the same rule as the main
+loop. What has not wholly come by then goes back to the main loop with the bytes read, where
+the time limits above apply; and a thread waits on no connection while other requests wait for
+a thread (the main loop wakes it through a pipe when one is queued).
+
 gunicorn answers protocol errors it finds itself (a Content-Length that is not a number, a
 header line over its limit, a bad chunk size) with an HTML page written by
 ``gunicorn.util.write_error``; it offers no hook for that page, so this worker replaces that
@@ -26,8 +34,13 @@ client's next request on that connection was lost.)
 from __future__ import annotations
 
 import json
+import os
+import select
 import selectors
+import socket
+import threading
 import time
+from collections import deque
 from contextlib import suppress
 from functools import partial
 from typing import Any
@@ -44,6 +57,7 @@ BODY_TIMEOUT = 20.0  # seconds for a body, plus one for every MIN_RATE bytes of 
 MIN_RATE = 16 * 1024  # bytes a second: a slow mobile uplink still makes it
 BUFFERED = 256 * 1024  # body bytes the main loop reads before a thread takes over
 HEAD_LIMIT = 128 * 1024  # beyond this without a blank line, gunicorn's parser refuses it
+LINGER = 0.005  # seconds a thread waits on its connection for the next request (web.linger_ms)
 _READ = 64 * 1024
 
 
@@ -158,11 +172,19 @@ def answer_then_drain(app: Any, environ: dict[str, Any], start_response: Any) ->
 
 
 class SignetWorker(ThreadWorker):  # type: ignore[misc]
-    """gthread, with requests read in the main loop up to BUFFERED body bytes."""
+    """gthread, with requests read in the main loop up to BUFFERED body bytes, and a thread
+    that answered a kept-alive request waiting LINGER for the next one on its connection."""
 
     def init_process(self) -> None:
         util.write_error = write_csc_error  # gunicorn's only writer of its own error pages
         self.reading: dict[Any, _Reading] = {}
+        settings = getattr(self.app, "settings", None)
+        self.linger = settings.web.linger_ms / 1000 if settings is not None else LINGER
+        self.queued: deque[None] = deque()  # one item a request submitted, not yet started
+        self.lingering: set[int] = set()  # the threads waiting on their connection
+        self.nudge_r, self.nudge_w = os.pipe()  # wakes them when requests queue
+        os.set_blocking(self.nudge_r, False)
+        os.set_blocking(self.nudge_w, False)
         super().init_process()
 
     def load_wsgi(self) -> None:
@@ -179,7 +201,7 @@ class SignetWorker(ThreadWorker):  # type: ignore[misc]
 
     def enqueue_req(self, conn: Any) -> None:
         if not self._reads_itself(conn):
-            super().enqueue_req(conn)
+            self._submit(conn)
             return
         pipelined = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
         reading = _Reading(pipelined)
@@ -231,13 +253,24 @@ class SignetWorker(ThreadWorker):  # type: ignore[misc]
         return body >= reading.wanted
 
     def _hand_over(self, conn: Any, reading: _Reading) -> None:
+        self._take(conn, reading)
+        self._submit(conn)
+
+    def _take(self, conn: Any, reading: _Reading) -> None:
+        """Give a request read this far to gunicorn's parser, with the body's deadline."""
         conn.init()
         if not isinstance(conn.parser.unreader, _TimedUnreader):
             conn.parser.unreader = _TimedUnreader(conn.sock)
         conn.parser.unreader.deadline = max(reading.deadline, time.monotonic() + 1)
         conn.parser.unreader.unread(bytes(reading.data))
         conn.data_ready = True
+
+    def _submit(self, conn: Any) -> None:
+        self.queued.append(None)
         super().enqueue_req(conn)
+        if self.lingering:
+            with suppress(OSError):  # a full pipe has woken them already
+                os.write(self.nudge_w, b"\0")
 
     def _stop_reading(self, conn: Any) -> None:
         del self.reading[conn]
@@ -248,6 +281,68 @@ class SignetWorker(ThreadWorker):  # type: ignore[misc]
             self._stop_reading(conn)
         self.nr_conns -= 1
         conn.close()
+
+    def handle(self, conn: Any) -> Any:
+        """gunicorn's, then, while the connection stays alive, the next request on it if one
+        comes within the linger and no other request waits for a thread."""
+        with suppress(IndexError):
+            self.queued.popleft()
+        kept = super().handle(conn)
+        while kept is True and self.linger > 0 and self._reads_itself(conn):
+            if self.queued or not self.alive:
+                return True  # the main loop takes it back, with any pipelined bytes
+            try:
+                reading = self._linger(conn)
+            except OSError:
+                return False
+            if reading is None:
+                return False  # the client closed the connection, or it failed
+            if reading.body_start is None or not self._ready(reading):
+                # Nothing, or not all of it, came in time: the main loop waits for the rest.
+                conn.parser.unreader.unread(bytes(reading.data))
+                return True
+            self._take(conn, reading)
+            kept = super().handle(conn)
+        return kept
+
+    def _linger(self, conn: Any) -> _Reading | None:
+        """Read the connection's next request in this thread for up to the linger: what came
+        (the whole request when _ready says so), or None where the connection ended."""
+        reading = _Reading(conn.parser.unreader.take_buffered())
+        if reading.data and self._ready(reading):
+            return reading
+        until = time.monotonic() + self.linger
+        poll = select.poll()
+        poll.register(conn.sock, select.POLLIN)
+        poll.register(self.nudge_r, select.POLLIN)
+        me = threading.get_ident()
+        self.lingering.add(me)
+        try:
+            while self.alive and not self.queued:
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                events = dict(poll.poll(left * 1000))
+                if self.nudge_r in events:
+                    # One waiting request frees one thread; with none, the nudges are stale.
+                    with suppress(OSError):
+                        os.read(self.nudge_r, 1 if self.queued else 4096)
+                if not events.get(conn.sock.fileno(), 0):
+                    continue
+                try:
+                    data = conn.sock.recv(_READ, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    return None
+                if not data:
+                    return reading if reading.data else None
+                reading.data += data
+                if self._ready(reading):
+                    break
+        finally:
+            self.lingering.discard(me)
+        return reading
 
     def murder_pending(self) -> None:
         super().murder_pending()
