@@ -44,6 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peer_csc  # beside this file, which runs as a script
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 SIGNET = str(VENV_BIN / "signet") if (VENV_BIN / "signet").exists() else "signet"
@@ -641,6 +644,46 @@ class Bench:
             "db_ms": sum(delta.get(p, 0.0) for p in backends) / done * 1000 if backends else None,
         }
 
+    def run_peer(self) -> dict[str, Any]:
+        """certomancer-csc-dummy (`peer_csc`), driven as the "SAD reused, one hash" rows: the
+        same client processes and connections, one authorize a connection beforehand."""
+        assert self.pool is not None
+        peer = peer_csc.Peer(self.dir, free_port())
+        try:
+            sads = [peer.sad() for _ in range(CLIENT_PROCS * CLIENT_THREADS)]
+            cpu_before = cpu_seconds([peer.process.pid])
+            start_at = time.time() + 0.3
+            futures = [
+                self.pool.submit(
+                    peer_csc.peer_client, peer.port,
+                    sads[p * CLIENT_THREADS : (p + 1) * CLIENT_THREADS], start_at, WARMUP, SECONDS,
+                )
+                for p in range(CLIENT_PROCS)
+            ]  # fmt: skip
+            parts = [f.result(timeout=SECONDS + 180) for f in futures]
+            cpu_after = cpu_seconds([peer.process.pid])
+        finally:
+            peer.stop()
+        done = max(1, sum(p["done"] for p in parts))
+        samples = [s for p in parts for s in p["samples"]]
+        verified = self.verify(peer_csc.certificate(self.dir), "ec", samples)
+        if not verified:
+            raise SystemExit(f"peer: no signature came back: {parts[0]['errors']}")
+        requests = sum(p["requests"] for p in parts)
+        return {
+            "key": "peer",
+            "path": "csc-dummy, SAD reused",
+            "n": "peer",
+            "req_per_s": requests / SECONDS,
+            "signs_per_s": requests / SECONDS,
+            "srv_ms": (sum(cpu_after.values()) - sum(cpu_before.values())) / done * 1000,
+            "client_ms": sum(p["cpu"] for p in parts) / done * 1000,
+            "errors": sum(p["error_count"] for p in parts),
+            "error_samples": [e for p in parts for e in p["errors"]][:3],
+            "verified": verified,
+            "done": done,
+        }
+
     def verify(self, cert: Any, kind: str, samples: list[tuple[str, str]]) -> int:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
@@ -673,6 +716,14 @@ class Bench:
         log(
             f"HTTP floor (info: no database, no HSM): {floor['req_per_s']:.0f} req/s, "
             f"worker {floor['srv_ms']:.2f} + client {floor['client_ms']:.2f} ms CPU a request"
+        )
+        peer = self.run_peer()
+        rows.append(peer)
+        log(
+            f"peer certomancer-csc-dummy, SAD reused, 1 hash: {peer['req_per_s']:.0f} req/s, "
+            f"server {peer['srv_ms']:.2f} + client {peer['client_ms']:.2f} ms CPU a request, "
+            f"{peer['verified']} signatures verified, {peer['errors']} errors"
+            + (f" e.g. {peer['error_samples'][0]}" if peer["errors"] else "")
         )
         for key in KEYS:
             kind = key.split("-")[0]
@@ -777,6 +828,14 @@ def table(rows: list[dict[str, Any]], bench: Bench, elapsed: float) -> str:
                 f"{r['cpu_ms_per_sign']:>8.2f} {'-':>7} {'-':>7} {'-':>7} {'-':>4}"
             )
             continue
+        if r["n"] == "peer":
+            lines.append(
+                f"{r['key']:<9} {r['path']:<22} {1:>8} {r['signs_per_s']:>8.0f} "
+                f"{r['req_per_s']:>6.0f} {'-':>7}  {'':<10} {'':>9} {'':>7} {'-':>7} {'-':>7} "
+                f"{'-':>8} {r['srv_ms']:>8.2f} {'-':>7} {r['client_ms']:>7.2f} {'-':>7} "
+                f"{r['errors']:>4}"
+            )
+            continue
         if r["n"] == 0:
             lines.append(
                 f"{r['key']:<9} {r['path']:<22} {'-':>8} {'-':>8} {r['req_per_s']:>6.0f} "
@@ -817,6 +876,11 @@ def table(rows: list[dict[str, Any]], bench: Bench, elapsed: float) -> str:
             "costs in gunicorn, Flask and the client. ceiling: the api/raw ratio an API doing "
             "nothing but the HSM's work would reach on this host (hashes x raw CPU per sign / "
             "(that + the floor's worker and client CPU, twice in the 'in loop' rows)).",
+            "peer: certomancer-csc-dummy (PyPI; one aiohttp process, no authentication, no "
+            "database, no HSM: a software P-256 key of the test PKI), driven as the 'SAD "
+            "reused' rows with one hash a request: the CPU a request costs a Python CSC "
+            "server that does none of Signet's work (issue 18 section 4); srv CPU is its "
+            "process's.",
             "split: each gunicorn worker's share of the workers' CPU, smallest first. The "
             "workers share one listening socket and the clients keep their connections, so "
             "these do not always spread evenly; each worker signs one signature at a time "
