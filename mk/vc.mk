@@ -1,13 +1,14 @@
 # The Desktop Virtual Card (issue 17, docs/desktop-vc.md): `make vc` builds
 # build/vc/libsignet-vc.so, a PKCS#11 module of C glue and embedded Python (cffi), tied to the
 # venv's libpython; `make vc-test` runs its tests with real consumers (pkcs11-tool, OpenSSL's
-# pkcs11 engine, p11tool, NSS, OpenSSH, a headless firefox-esr); `make vc-deb` builds the
-# Debian package signet-vc from app/packaging/signet-vc (against Debian's python3.11, not the
-# venv) into build/vc-deb and runs lintian on it. Included by the main Makefile (apt_install,
-# VENV, PY).
+# pkcs11 engine, p11tool, NSS, OpenSSH, a headless firefox-esr and LibreOffice); `make vc-deb`
+# builds the Debian package signet-vc from app/packaging/signet-vc (against Debian's
+# python3.11, not the venv) into build/vc-deb and runs lintian on it. Included by the main
+# Makefile (apt_install, VENV, PY).
 VC_BUILD_DEBS := gcc libc6-dev python3-dev libp11-kit-dev
 VC_TEST_DEBS := $(RUN_DEBS) opensc openssl libengine-pkcs11-openssl gnutls-bin libnss3-tools \
-	openssh-client openssh-server firefox-esr
+	openssh-client openssh-server firefox-esr libreoffice-writer python3-uno \
+	libreoffice-script-provider-python poppler-utils
 # debhelper and lintian build and check the package; python3-cffi and libpython3.11-dev build
 # its module for Debian's python3.11; podman (runc, iptables) runs tests/vc/test_deb.py's clean
 # Debian container, debootstrap makes its base image (tests/molecule/build-base-image.sh).

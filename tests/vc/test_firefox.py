@@ -27,7 +27,7 @@ from tests.helpers import port_in
 from tests.vc.conftest import MODULE, Card
 
 FIREFOX = shutil.which("firefox-esr")  # installed by `make vc-test-deps`
-PORTS = range(57400, 57450)
+PORTS = range(57400, 57420)
 
 # A fresh profile that starts quietly and offline from Mozilla's services, and answers a
 # server's certificate request with the first of the certificates that fit, without asking.
