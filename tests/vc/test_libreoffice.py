@@ -19,11 +19,13 @@ things a person at the desktop does not need are done there, measured on 7.4.7:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sysconfig
+import time
 from pathlib import Path
 
 from tests.helpers import port_in
@@ -32,6 +34,21 @@ from tests.vc.conftest import MODULE, ROOT, Card
 HERE = Path(__file__).resolve().parent / "libreoffice"
 SOFFICE = shutil.which("soffice")  # libreoffice-writer, installed by `make vc-test-deps`
 PORTS = range(57420, 57430)
+
+
+def _stop(office: subprocess.Popen[str]) -> None:
+    """SIGTERM to soffice's own session (oosplash and soffice.bin), waiting until it is gone,
+    so that the next start finds neither its port nor its profile taken."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(office.pid, sig)
+        for _ in range(100):
+            office.poll()
+            try:
+                os.killpg(office.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
 
 
 def test_libreoffice_signs_pdf(card: Card) -> None:
@@ -67,18 +84,20 @@ def test_libreoffice_signs_pdf(card: Card) -> None:
     )  # fmt: skip
     card.askpass_log.unlink(missing_ok=True)
     out = tmp / "signed.pdf"
+    driver = subprocess.Popen(
+        ["/usr/bin/python3", str(HERE / "uno_sign.py"), str(port), str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**env, "PYTHONPATH": ""},
+    )  # fmt: skip
     try:
-        driven = subprocess.run(
-            ["/usr/bin/python3", str(HERE / "uno_sign.py"), str(port), str(out)],
-            capture_output=True, text=True, env={**env, "PYTHONPATH": ""}, timeout=120,
-        )  # fmt: skip
-        office.wait(timeout=30)  # the driver ends soffice
+        said, _ = driver.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        driver.kill()
+        said = f"{driver.communicate()[0]}\n(no answer in 90 s)"
     finally:
-        if office.poll() is None:
-            os.killpg(office.pid, signal.SIGTERM)
-            office.wait(timeout=30)
-    assert driven.returncode == 0, driven.stdout + driven.stderr + log.read_text()[-3000:]
-    assert "macro login: logged in" in driven.stdout, driven.stdout
+        _stop(office)
+    assert driver.returncode == 0, f"{said}\n{log.read_text()[-3000:]}"
+    assert "macro login: logged in" in said, said
 
     # an independent check: poppler's pdfsig, trusting Signet's CA, without the module
     card.run("certutil", "-N", "-d", f"sql:{trust}", "--empty-password")

@@ -5,7 +5,6 @@ named by MOZILLA_CERTIFICATE_FOLDER, the virtual card's included).
 
     python3 uno_sign.py PORT OUT.pdf"""
 
-import contextlib
 import sys
 import time
 
@@ -52,38 +51,36 @@ def main(port, out):
         return scripts.getScript(MACRO.format(name)).invoke((), (), ())[0]
 
     desktop = smgr.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
-    try:
-        print("macro start:", macro("start"), flush=True)
-        security = smgr.createInstanceWithContext("com.sun.star.xml.crypto.SEInitializer", ctx)
-        environment = security.createSecurityContext("").getSecurityEnvironment()
-        print("macro login:", macro("login"), flush=True)
-        personal = environment.getPersonalCertificates()
-        print("personal:", [c.SubjectPublicKeyAlgorithm for c in personal], flush=True)
-        certificate = next(c for c in personal if "RSA" in c.SubjectPublicKeyAlgorithm)
-        doc = desktop.loadComponentFromURL(
-            "private:factory/swriter", "_blank", 0, properties(Hidden=True)
-        )
-        doc.Text.insertString(doc.Text.End, "Signed by LibreOffice with a Signet key.", False)
-        signing = properties(
-            SignPDF=True,
-            SignatureCertificate=certificate,
-            SignaturePassword="",
-            SignatureReason="Signet virtual card test",
-        )
-        filter_data = uno.Any("[]com.sun.star.beans.PropertyValue", signing)
-        uno.invoke(
-            doc,
-            "storeToURL",
-            (
-                uno.systemPathToFileUrl(out),
-                properties(FilterName="writer_pdf_Export", FilterData=filter_data),
-            ),
-        )
-        doc.close(True)
-        print("stored", out, flush=True)
-    finally:
-        with contextlib.suppress(Exception):  # soffice going away closes the bridge under us
-            desktop.terminate()
+    print("macro start:", macro("start"), flush=True)
+    security = smgr.createInstanceWithContext("com.sun.star.xml.crypto.SEInitializer", ctx)
+    environment = security.createSecurityContext("").getSecurityEnvironment()
+    print("macro login:", macro("login"), flush=True)
+    personal = environment.getPersonalCertificates()
+    print("personal:", [c.SubjectPublicKeyAlgorithm for c in personal], flush=True)
+    certificate = next(c for c in personal if "RSA" in c.SubjectPublicKeyAlgorithm)
+    doc = desktop.loadComponentFromURL(
+        "private:factory/swriter", "_blank", 0, properties(Hidden=True)
+    )
+    doc.Text.insertString(doc.Text.End, "Signed by LibreOffice with a Signet key.", False)
+    signing = properties(
+        SignPDF=True,
+        SignatureCertificate=certificate,
+        SignaturePassword="",
+        SignatureReason="Signet virtual card test",
+    )
+    filter_data = uno.Any("[]com.sun.star.beans.PropertyValue", signing)
+    uno.invoke(
+        doc,
+        "storeToURL",
+        (
+            uno.systemPathToFileUrl(out),
+            properties(FilterName="writer_pdf_Export", FilterData=filter_data),
+        ),
+    )
+    doc.close(True)
+    # soffice is stopped by the caller: ending it from here (Desktop.terminate) crashed this
+    # process now and then as the bridge went away under pyuno (SIGSEGV, measured)
+    print("stored", out, flush=True)
 
 
 if __name__ == "__main__":
