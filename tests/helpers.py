@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,6 +120,30 @@ def port_in(ports: range) -> int:
                 continue
             return port
     raise AssertionError(f"no free port in {ports}")
+
+
+def served_env(softhsm: dict[str, str], tmp: Path, port: int, **settings: str) -> dict[str, str]:
+    """The environment of a `signet serve` of its own for one test module: this process's
+    environment without its SIGNET_ settings, then SQLite in `tmp`, the test token, a CA key
+    label of its own, mail to a maildir and `settings` (SIGNET_ variables, e.g. web threads)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
+    env.update(
+        {
+            "SIGNET_WEB__BASE_URL": f"http://127.0.0.1:{port}",
+            "SIGNET_DATABASE__URL": f"sqlite:///{tmp / 'signet.db'}",
+            "SIGNET_HSM__MODULE": softhsm["module"],
+            "SIGNET_HSM__TOKEN_LABEL": softhsm["token_label"],
+            "SIGNET_HSM__PIN_FILE": softhsm["pin_file"],
+            "SIGNET_HSM__PIN_ENV": "",
+            "SIGNET_CA__OPTIONS": '{"key_label": "served-ca-' + uuid.uuid4().hex[:8] + '"}',
+            "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
+            "SIGNET_NOTIFY__MAILDIR": str(tmp / "mail"),
+            "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp / "audit-checkpoints.jsonl"),
+            "SOFTHSM2_CONF": softhsm["conf"],
+            **settings,
+        }
+    )
+    return env
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
@@ -110,3 +111,29 @@ def newest_code(maildir: str, seen: set[str]) -> str:
 
 def mail_keys(maildir: str) -> set[str]:
     return set(mailbox.Maildir(maildir, create=True).keys())
+
+
+@contextmanager
+def client_world(
+    app: Any, services: Any, ports: range, confidential_name: str, public_name: str
+) -> Iterator[dict[str, Any]]:
+    """The OAuth tests' world: alice with one P-256 credential, a confidential and a public
+    client registered for REDIRECT_URI, and the app served on one of `ports`."""
+    from signet.signing.oauth2_clients import add_client
+    from tests.helpers import app_in_thread
+    from tests.integration.csc_http import enrol_alice
+
+    (credential_id,) = enrol_alice(services, "ec-p256")
+    confidential, secret = add_client(
+        services, confidential_name, [REDIRECT_URI], public=False, actor="t"
+    )
+    public, _ = add_client(services, public_name, [REDIRECT_URI], public=True, actor="t")
+    with app_in_thread(app, ports) as url:
+        yield {
+            "url": url,
+            "services": services,
+            "credential": credential_id,
+            "confidential": confidential.client_id,
+            "secret": secret,
+            "public": public.client_id,
+        }

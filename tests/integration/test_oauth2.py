@@ -18,31 +18,23 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.hashes import SHA256
 from sqlalchemy import select
 
-from signet.signing.oauth2_clients import add_client
 from signet.store import AccessToken, AuditRecord, OAuth2Client
-from tests.helpers import app_in_thread
-from tests.integration.csc_http import PASSWORD, SHA, enrol_alice
-from tests.integration.oauth2_browser import REDIRECT_URI, Browser, mail_keys, newest_code
+from tests.integration.csc_http import PASSWORD, SHA
+from tests.integration.oauth2_browser import (
+    REDIRECT_URI,
+    Browser,
+    client_world,
+    mail_keys,
+    newest_code,
+)
 
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
 
 
 @pytest.fixture
 def world(app, services):
-    (credential_id,) = enrol_alice(services, "ec-p256")
-    confidential, secret = add_client(
-        services, "Acme Sign", [REDIRECT_URI], public=False, actor="t"
-    )
-    public, _ = add_client(services, "Pocket Sign", [REDIRECT_URI], public=True, actor="t")
-    with app_in_thread(app, range(56800, 56849)) as url:
-        yield {
-            "url": url,
-            "services": services,
-            "credential": credential_id,
-            "confidential": confidential.client_id,
-            "secret": secret,
-            "public": public.client_id,
-        }
+    with client_world(app, services, range(56800, 56849), "Acme Sign", "Pocket Sign") as world:
+        yield world
 
 
 def events(services, name):

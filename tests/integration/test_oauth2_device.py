@@ -17,11 +17,10 @@ from sqlalchemy import select
 from signet.auth.tokens import token_digest
 from signet.client.csc import CscClient, CscError
 from signet.signing import oauth2_device
-from signet.signing.oauth2_clients import OAuth2Error, add_client
+from signet.signing.oauth2_clients import OAuth2Error
 from signet.store import AccessToken, OAuth2DeviceCode, bulk_update
-from tests.helpers import app_in_thread
-from tests.integration.csc_http import PASSWORD, enrol_alice
-from tests.integration.oauth2_browser import REDIRECT_URI, Browser
+from tests.integration.csc_http import PASSWORD
+from tests.integration.oauth2_browser import Browser, client_world
 from tests.integration.test_oauth2 import bearer, events
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -37,20 +36,8 @@ def device_env(settings_env, monkeypatch):
 
 @pytest.fixture
 def world(device_env, app, services):
-    (credential_id,) = enrol_alice(services, "ec-p256")
-    confidential, secret = add_client(
-        services, "Acme Desktop", [REDIRECT_URI], public=False, actor="t"
-    )
-    public, _ = add_client(services, "Signet Card", [REDIRECT_URI], public=True, actor="t")
-    with app_in_thread(app, range(57050, 57099)) as url:
-        yield {
-            "url": url,
-            "services": services,
-            "credential": credential_id,
-            "confidential": confidential.client_id,
-            "secret": secret,
-            "public": public.client_id,
-        }
+    with client_world(app, services, range(57050, 57099), "Acme Desktop", "Signet Card") as world:
+        yield world
 
 
 def start(w, **form):

@@ -17,11 +17,10 @@ from sqlalchemy import select
 from signet.auth.tokens import record_refresh_token, token_digest
 from signet.sam import mint_refresh_token
 from signet.signing import admin, oauth2_refresh
-from signet.signing.oauth2_clients import OAuth2Error, add_client
+from signet.signing.oauth2_clients import OAuth2Error
 from signet.store import AccessToken, RefreshToken, User, bulk_update
-from tests.helpers import app_in_thread
-from tests.integration.csc_http import PASSWORD, enrol_alice
-from tests.integration.oauth2_browser import REDIRECT_URI, Browser
+from tests.integration.csc_http import PASSWORD
+from tests.integration.oauth2_browser import REDIRECT_URI, Browser, client_world
 from tests.integration.test_oauth2 import (
     b64url,
     bearer,
@@ -36,23 +35,11 @@ from tests.integration.test_oauth2_device import at_browser
 
 @pytest.fixture
 def world(app, services):
-    (credential_id,) = enrol_alice(services, "ec-p256")
     admin.add_user(
         services, "bob", password=PASSWORD, display_name="Bob", email="bob@example.test", actor="t"
     )
-    confidential, secret = add_client(
-        services, "Acme Sign", [REDIRECT_URI], public=False, actor="t"
-    )
-    public, _ = add_client(services, "Signet Card", [REDIRECT_URI], public=True, actor="t")
-    with app_in_thread(app, range(57200, 57249)) as url:
-        yield {
-            "url": url,
-            "services": services,
-            "credential": credential_id,
-            "confidential": confidential.client_id,
-            "secret": secret,
-            "public": public.client_id,
-        }
+    with client_world(app, services, range(57200, 57249), "Acme Sign", "Signet Card") as world:
+        yield world
 
 
 def service_token(w):

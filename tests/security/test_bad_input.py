@@ -11,18 +11,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import socket
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
-from tests.helpers import enrol, free_port, signet_cli, signet_server
+from tests.helpers import enrol, free_port, served_env, signet_cli, signet_server
 
 PIN = "975310"
 PASSWD = "root:x:0:0"  # what /etc/passwd starts with: must never be in an answer
@@ -310,23 +308,7 @@ def served(softhsm, tmp_path_factory):
     """`signet serve`, one worker with two threads, on SQLite."""
     tmp = tmp_path_factory.mktemp("served")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
-    env.update(
-        {
-            "SIGNET_WEB__BASE_URL": f"http://127.0.0.1:{port}",
-            "SIGNET_WEB__THREADS": "2",
-            "SIGNET_DATABASE__URL": f"sqlite:///{tmp / 'signet.db'}",
-            "SIGNET_HSM__MODULE": softhsm["module"],
-            "SIGNET_HSM__TOKEN_LABEL": softhsm["token_label"],
-            "SIGNET_HSM__PIN_FILE": softhsm["pin_file"],
-            "SIGNET_HSM__PIN_ENV": "",
-            "SIGNET_CA__OPTIONS": '{"key_label": "bad-input-ca-' + uuid.uuid4().hex[:8] + '"}',
-            "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
-            "SIGNET_NOTIFY__MAILDIR": str(tmp / "mail"),
-            "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp / "audit-checkpoints.jsonl"),
-            "SOFTHSM2_CONF": softhsm["conf"],
-        }
-    )
+    env = served_env(softhsm, tmp, port, SIGNET_WEB__THREADS="2")
     assert signet_cli("init", env=env).returncode == 0
     with signet_server(env=env, workers=1, port=port) as url:
         yield url, port

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.helpers import port_in, signet_cli, signet_server
+from tests.helpers import port_in, served_env, signet_cli, signet_server
 
 PORTS = range(57300, 57350)  # this test's own
 INFO = b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -25,24 +23,13 @@ INFO = b"POST /csc/v2/info HTTP/1.1\r\nHost: x\r\nContent-Type: application/json
 def served(softhsm, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("keepalive")
     port = port_in(PORTS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNET_")}
-    env.update(
-        {
-            "SIGNET_WEB__BASE_URL": f"http://127.0.0.1:{port}",
-            "SIGNET_WEB__THREADS": "2",
-            "SIGNET_WEB__LINGER_MS": "50",
-            "SIGNET_WEB__ACCESS_LOG": "false",
-            "SIGNET_DATABASE__URL": f"sqlite:///{tmp / 'signet.db'}",
-            "SIGNET_HSM__MODULE": softhsm["module"],
-            "SIGNET_HSM__TOKEN_LABEL": softhsm["token_label"],
-            "SIGNET_HSM__PIN_FILE": softhsm["pin_file"],
-            "SIGNET_HSM__PIN_ENV": "",
-            "SIGNET_CA__OPTIONS": '{"key_label": "keepalive-ca-' + uuid.uuid4().hex[:8] + '"}',
-            "SIGNET_NOTIFY__EMAIL_BACKEND": "maildir",
-            "SIGNET_NOTIFY__MAILDIR": str(tmp / "mail"),
-            "SIGNET_AUDIT__CHECKPOINT_FILE": str(tmp / "audit-checkpoints.jsonl"),
-            "SOFTHSM2_CONF": softhsm["conf"],
-        }
+    env = served_env(
+        softhsm,
+        tmp,
+        port,
+        SIGNET_WEB__THREADS="2",
+        SIGNET_WEB__LINGER_MS="50",
+        SIGNET_WEB__ACCESS_LOG="false",
     )
     assert signet_cli("init", env=env).returncode == 0
     with signet_server(env=env, workers=1, port=port) as url:
